@@ -1,0 +1,48 @@
+"""One exception hierarchy for every command.
+
+Each error knows the file (or record, or config key) it is about and says the problem in
+one line, so the absl entry points can print `path: problem` instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class GFRNetError(Exception):
+    """Base class: `GFRNetError(source, problem)` prints as `source: problem`."""
+
+    reason = "error"
+
+    def __init__(self, source, problem: str):
+        self.source = str(source)
+        self.problem = problem
+        super().__init__(f"{self.source}: {problem}")
+
+
+class BadImageError(GFRNetError):
+    """An image file that cannot be decoded, is too large, too small or of a bad mode."""
+
+    reason = "bad_image"
+
+
+class NoFaceError(GFRNetError):
+    """An image in which the face detector found no usable face."""
+
+    reason = "no_face"
+
+
+class BadRecordError(GFRNetError):
+    """A TFRecord shard or record that does not match the schema."""
+
+    reason = "bad_record"
+
+
+class BadModelFileError(GFRNetError):
+    """A checkpoint, `.keras`, SavedModel, TFLite or weights file that cannot be used."""
+
+    reason = "bad_model_file"
+
+
+class BadConfigError(GFRNetError):
+    """A configuration value or flag combination that cannot work."""
+
+    reason = "bad_config"
