@@ -1,0 +1,7 @@
+"""GFRNet's networks as Keras 3 models, each taking one concatenated NHWC tensor."""
+
+from gfrnet_tf.models.discriminator import PatchDiscriminator
+from gfrnet_tf.models.recnet import RecNet
+from gfrnet_tf.models.warpnet import WarpNet
+
+__all__ = ["WarpNet", "RecNet", "PatchDiscriminator"]

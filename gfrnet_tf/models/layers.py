@@ -1,0 +1,266 @@
+"""Building blocks shared by WarpNet, RecNet and the PatchGAN discriminator.
+
+Layer order is conv -> norm -> activation (post-activation, as in the paper's
+"conv-BN-ReLU"). Convolutions are initialised N(0, 0.02) and BatchNorm gammas N(1, 0.02),
+as in pix2pix. A convolution followed by BatchNorm has no bias (BN's beta replaces it);
+every other convolution has one. BatchNorm uses PyTorch's defaults (momentum 0.1, i.e.
+Keras momentum 0.9, epsilon 1e-5) so the PyTorch twin in `benchmarks/` matches it exactly.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from gfrnet_tf.errors import BadConfigError
+
+NORMS = ("batch", "instance", "none")
+BN_EPSILON = 1e-5
+BN_MOMENTUM = 0.9
+KERNEL_SIZE = 4
+# pix2pix generator widths; the paper's own are in a supplement we do not have (DESIGN.md).
+PIX2PIX_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 512)
+
+
+def conv_initializer():
+    """pix2pix weight init: N(0, 0.02)."""
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def check_norm(norm, source):
+    """Raise `BadConfigError` unless `norm` is one of `NORMS`."""
+    if norm not in NORMS:
+        raise BadConfigError(source, f"norm must be one of {NORMS}, got {norm!r}")
+
+
+def make_norm(norm, name):
+    """A normalisation layer for `norm` ("batch", "instance"), or None for "none"."""
+    if norm == "batch":
+        return keras.layers.BatchNormalization(
+            momentum=BN_MOMENTUM,
+            epsilon=BN_EPSILON,
+            gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),
+            name=name,
+        )
+    if norm == "instance":
+        # groups=-1: one group per channel, i.e. instance normalisation with affine terms.
+        return keras.layers.GroupNormalization(groups=-1, epsilon=BN_EPSILON, name=name)
+    return None
+
+
+def check_spatial_size(source, input_shape, divisor, what):
+    """Raise `BadConfigError` when a static H or W of `input_shape` is not a multiple of `divisor`."""
+    height, width = input_shape[1], input_shape[2]
+    bad = [size for size in (height, width) if size is not None and size % divisor]
+    if bad:
+        raise BadConfigError(
+            source,
+            f"input size {height}x{width} is not divisible by {divisor} ({what}); "
+            f"use a height and width that are multiples of {divisor}",
+        )
+
+
+class ConvBlock(keras.layers.Layer):
+    """4x4 convolution (or transposed convolution) -> optional norm -> optional dropout -> activation.
+
+    `transpose=True` doubles the resolution with stride 2 (decoder); otherwise `strides`
+    downsamples. `padding` is "same" for the encoder/decoder (for even sizes Keras pads
+    1 before and 1 after a 4x4 stride-2 conv, exactly PyTorch's `padding=1`); the
+    discriminator pads explicitly (`padding=1` then "valid") to reproduce pix2pix's
+    output sizes at stride 1 as well.
+    """
+
+    def __init__(
+        self,
+        filters,
+        strides=2,
+        transpose=False,
+        norm="none",
+        activation="leaky_relu",
+        dropout=0.0,
+        explicit_padding=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_norm(norm, self.name)
+        self.filters = filters
+        self.strides = strides
+        self.transpose = transpose
+        self.norm = norm
+        self.activation = activation
+        self.dropout = dropout
+        self.explicit_padding = explicit_padding
+        conv_class = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
+        self.pad = (
+            keras.layers.ZeroPadding2D(explicit_padding, name="pad") if explicit_padding else None
+        )
+        self.conv = conv_class(
+            filters,
+            KERNEL_SIZE,
+            strides=strides,
+            padding="valid" if explicit_padding else "same",
+            use_bias=norm != "batch",
+            kernel_initializer=conv_initializer(),
+            name="conv",
+        )
+        self.norm_layer = make_norm(norm, "norm")
+        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout") if dropout else None
+        self.activation_layer = _make_activation(activation)
+
+    def build(self, input_shape):
+        shape = input_shape
+        if self.pad is not None:
+            self.pad.build(shape)
+            shape = self.pad.compute_output_shape(shape)
+        self.conv.build(shape)
+        if self.norm_layer is not None:
+            self.norm_layer.build(self.conv.compute_output_shape(shape))
+
+    def call(self, inputs, training=None):
+        x = inputs if self.pad is None else self.pad(inputs)
+        x = self.conv(x)
+        if self.norm_layer is not None:
+            x = self.norm_layer(x, training=training)
+        if self.dropout_layer is not None:
+            x = self.dropout_layer(x, training=training)
+        return x if self.activation_layer is None else self.activation_layer(x)
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape if self.pad is None else self.pad.compute_output_shape(input_shape)
+        return self.conv.compute_output_shape(shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            strides=self.strides,
+            transpose=self.transpose,
+            norm=self.norm,
+            activation=self.activation,
+            dropout=self.dropout,
+            explicit_padding=self.explicit_padding,
+        )
+        return config
+
+
+def _make_activation(activation):
+    """LeakyReLU(0.2) for "leaky_relu" (pix2pix slope, not Keras' 0.3 default), else a Keras activation."""
+    if activation is None:
+        return None
+    if activation == "leaky_relu":
+        return keras.layers.LeakyReLU(negative_slope=0.2, name="act")
+    return keras.layers.Activation(activation, name="act")
+
+
+class EncoderDecoder(keras.layers.Layer):
+    """The generator body shared by WarpNet and RecNet (GFRNet §3.1, pix2pix widths).
+
+    Encoder: `len(widths)` 4x4 stride-2 convs with LeakyReLU(0.2); decoder: as many 4x4
+    stride-2 transposed convs with ReLU, mirroring the widths, the last one producing
+    `out_channels` through `out_activation`. The first encoder layer and the last decoder
+    layer have no norm (paper §3.1), and neither has the innermost encoder layer: with
+    batch 1 its output is 1x1 at 256x256 and depth 8, where BatchNorm would normalise a
+    single value to beta (pix2pix drops the norm there for the same reason).
+    With `skips`, encoder output i is concatenated to decoder output L-i (U-Net); the
+    first `dropout_layers` decoder layers get `dropout`.
+    """
+
+    def __init__(
+        self,
+        widths,
+        norm,
+        out_channels,
+        out_activation="tanh",
+        skips=False,
+        dropout=0.0,
+        dropout_layers=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_norm(norm, self.name)
+        if not widths:
+            raise BadConfigError(self.name, "widths must name at least one layer")
+        self.widths = tuple(widths)
+        self.norm = norm
+        self.out_channels = out_channels
+        self.out_activation = out_activation
+        self.skips = skips
+        self.dropout = dropout
+        self.dropout_layers = dropout_layers
+        depth = len(self.widths)
+        self.encoder = [
+            ConvBlock(
+                width,
+                norm=norm if 0 < i < depth - 1 else "none",
+                activation="leaky_relu",
+                name=f"down_{i}",
+            )
+            for i, width in enumerate(self.widths)
+        ]
+        # Decoder layer j outputs the width of encoder layer depth-2-j (mirror image).
+        self.decoder = [
+            ConvBlock(
+                width,
+                transpose=True,
+                norm=norm,
+                activation="relu",
+                dropout=dropout if j < dropout_layers else 0.0,
+                name=f"up_{j}",
+            )
+            for j, width in enumerate(reversed(self.widths[:-1]))
+        ]
+        self.decoder.append(
+            ConvBlock(
+                out_channels,
+                transpose=True,
+                activation=out_activation,
+                name=f"up_{depth - 1}",
+            )
+        )
+
+    @property
+    def depth(self):
+        return len(self.widths)
+
+    def build(self, input_shape):
+        check_spatial_size(
+            self.name, input_shape, 2**self.depth, f"2**depth, depth = len(widths) = {self.depth}"
+        )
+        shape = tuple(input_shape)
+        encoder_shapes = []
+        for block in self.encoder:
+            block.build(shape)
+            shape = tuple(block.compute_output_shape(shape))
+            encoder_shapes.append(shape)
+        for j, block in enumerate(self.decoder):
+            if self.skips and j > 0:
+                shape = shape[:-1] + (shape[-1] + encoder_shapes[-1 - j][-1],)
+            block.build(shape)
+            shape = tuple(block.compute_output_shape(shape))
+
+    def call(self, inputs, training=None):
+        features = []
+        x = inputs
+        for block in self.encoder:
+            x = block(x, training=training)
+            features.append(x)
+        for j, block in enumerate(self.decoder):
+            if self.skips and j > 0:
+                x = keras.ops.concatenate([features[-1 - j], x], axis=-1)
+            x = block(x, training=training)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.out_channels,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            widths=list(self.widths),
+            norm=self.norm,
+            out_channels=self.out_channels,
+            out_activation=self.out_activation,
+            skips=self.skips,
+            dropout=self.dropout,
+            dropout_layers=self.dropout_layers,
+        )
+        return config

@@ -1,0 +1,64 @@
+"""RecNet: the U-Net that restores the degraded face from itself and the warped guide."""
+
+from __future__ import annotations
+
+import keras
+
+from gfrnet_tf.models.layers import PIX2PIX_WIDTHS, EncoderDecoder
+
+
+@keras.saving.register_keras_serializable(package="gfrnet_tf")
+class RecNet(keras.Model):
+    """`concat(I_d, I_w)` `[B, H, W, C]` -> restored face `[B, H, W, out_channels]` in `[-1, 1]`.
+
+    The WarpNet encoder-decoder plus U-Net skips (encoder layer i -> decoder layer L-i)
+    and pix2pix dropout on the first `dropout_layers` decoder layers, active only with
+    `training=True` (GFRNet §3.2). H and W must be multiples of `2**len(widths)`. Any
+    number of input channels works, so the -WG ablation can feed `I_d` alone.
+    """
+
+    def __init__(
+        self,
+        widths=PIX2PIX_WIDTHS,
+        norm="batch",
+        dropout=0.5,
+        dropout_layers=3,
+        out_channels=3,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.widths = tuple(widths)
+        self.norm = norm
+        self.dropout = dropout
+        self.dropout_layers = dropout_layers
+        self.out_channels = out_channels
+        self.body = EncoderDecoder(
+            self.widths,
+            norm,
+            out_channels=out_channels,
+            out_activation="tanh",
+            skips=True,
+            dropout=dropout,
+            dropout_layers=dropout_layers,
+            name=f"{self.name}_body",
+        )
+
+    def build(self, input_shape):
+        self.body.build(input_shape)
+
+    def call(self, inputs, training=None):
+        return self.body(inputs, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return self.body.compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            widths=list(self.widths),
+            norm=self.norm,
+            dropout=self.dropout,
+            dropout_layers=self.dropout_layers,
+            out_channels=self.out_channels,
+        )
+        return config
