@@ -1,0 +1,192 @@
+"""SavedModel export in the versioned layout TF Serving loads (`NAME/<version>/`).
+
+Two signatures, both returning uint8 `restored` and `warped_guide` `[B, S, S, 3]`:
+- `serving_default`: uint8 `degraded` and `guide` `[B, S, S, 3]`;
+- `serve_encoded`: `degraded` and `guide` as encoded JPEG/PNG strings `[B]` (what the
+  REST API carries as `{"b64": ...}`).
+
+Bad requests fail inside the graph with a `tf.debugging` assertion whose message names
+the input and the problem; TF Serving answers such a request with INVALID_ARGUMENT (REST:
+HTTP 400, `{"error": "... <message> ..."}`) and keeps serving. We chose an error over an
+"error" string output because a half-valid batch has no meaningful uint8 result for the
+bad rows, and a failed request is what REST and gRPC clients already handle. The encoded
+signature checks the format (JPEG/PNG magic bytes) and the size from the header before
+decoding, so an oversized or decompression-bomb image is never allocated; a file that
+passes these checks but is corrupt further in fails in TF's decoder with its own message.
+Only core TF ops are used (the warp is the project's core-op resampler), so stock
+`tensorflow_model_server` runs the model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+
+from gfrnet_tf.data.images import to_model_range, to_uint8
+from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.export.transpose_conv import transpose_convs_as_phase_convs
+
+OUTPUTS = ("restored", "warped_guide")
+INPUTS = ("degraded", "guide")
+ENCODED_SIGNATURE = "serve_encoded"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+# A PNG header is 8 magic bytes + IHDR length/type (8) + width and height (4 + 4).
+_PNG_HEADER_BYTES = 24
+
+
+def infer_uint8(model, degraded, guide):
+    """uint8 `[B, S, S, 3]` pair -> uint8 `{"restored", "warped_guide"}` (rounded, clipped)."""
+    outputs = model(
+        {"degraded": to_model_range(degraded), "guide": to_model_range(guide)}, training=False
+    )
+    return {name: to_uint8(outputs[name]) for name in OUTPUTS}
+
+
+def _checked_images(images, name, image_size):
+    """Asserts `[B, S, S, 3]` with a message TF Serving passes on, and sets the static shape."""
+    check = tf.debugging.assert_equal(
+        tf.shape(images)[1:], [image_size, image_size, 3],
+        message=f"{name} must be uint8 [batch, {image_size}, {image_size}, 3]; got shape",
+    )
+    # Explicit: automatic control dependencies order only stateful ops, and the shape ops
+    # below would otherwise fail first with TF's less helpful message.
+    with tf.control_dependencies([check]):
+        return tf.ensure_shape(images, [None, image_size, image_size, 3])
+
+
+def _header_size(encoded, name, index):
+    """`[height, width]` from a JPEG or PNG header, asserting the format first."""
+    is_png = tf.logical_and(
+        tf.equal(tf.strings.substr(encoded, 0, len(_PNG_MAGIC)), _PNG_MAGIC),
+        tf.strings.length(encoded) >= _PNG_HEADER_BYTES,
+    )
+    is_jpeg = tf.equal(tf.strings.substr(encoded, 0, len(_JPEG_MAGIC)), _JPEG_MAGIC)
+    check = tf.debugging.Assert(
+        tf.logical_or(is_png, is_jpeg),
+        [f"{name}: element", index, "is not a JPEG or PNG image"],
+    )
+
+    def png_size():
+        width_height = tf.io.decode_raw(
+            tf.strings.substr(encoded, 16, 8), tf.int32, little_endian=False
+        )
+        return tf.reverse(width_height, [0])
+
+    with tf.control_dependencies([check]):
+        return tf.cond(is_png, png_size, lambda: tf.image.extract_jpeg_shape(encoded)[:2])
+
+
+def decode_checked(encoded, name, image_size):
+    """Encoded JPEG/PNG strings `[B]` -> uint8 `[B, S, S, 3]`, size checked before decoding."""
+
+    def decode_one(element):
+        data, index = element
+        size = _header_size(data, name, index)
+        check = tf.debugging.Assert(
+            tf.reduce_all(tf.equal(size, image_size)),
+            [f"{name}: element", index, f"must be {image_size}x{image_size}; got height, width",
+             size],
+        )
+        with tf.control_dependencies([check]):
+            image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+        return tf.ensure_shape(image, [image_size, image_size, 3])
+
+    indices = tf.range(tf.shape(encoded)[0])
+    return tf.map_fn(
+        decode_one,
+        (encoded, indices),
+        fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8),
+    )
+
+
+class ServingModule(tf.Module):
+    """The exported object: the model's variables plus the two serving functions."""
+
+    def __init__(self, model, image_size: int):
+        super().__init__()
+        self.model = model
+        self.image_size = image_size
+        images = tf.TensorSpec([None, None, None, 3], tf.uint8)
+        strings = tf.TensorSpec([None], tf.string)
+        # Dynamic H and W in the signatures so a wrong size reaches our assertion (and
+        # its message) instead of an opaque shape error inside the network.
+        self.serve_images = tf.function(self._serve_images, input_signature=[images, images])
+        self.serve_encoded = tf.function(self._serve_encoded, input_signature=[strings, strings])
+
+    def _serve_images(self, degraded, guide):
+        check = tf.debugging.assert_equal(
+            tf.shape(degraded)[0], tf.shape(guide)[0],
+            message="degraded and guide must have the same batch size",
+        )
+        with tf.control_dependencies([check]):
+            degraded = _checked_images(degraded, "degraded", self.image_size)
+            guide = _checked_images(guide, "guide", self.image_size)
+        return infer_uint8(self.model, degraded, guide)
+
+    def _serve_encoded(self, degraded, guide):
+        tf.debugging.assert_equal(
+            tf.shape(degraded)[0], tf.shape(guide)[0],
+            message="degraded and guide must have the same number of images",
+        )
+        return self._serve_images(
+            decode_checked(degraded, "degraded", self.image_size),
+            decode_checked(guide, "guide", self.image_size),
+        )
+
+    def signatures(self):
+        """Concrete functions keyed by signature name (tracing happens here)."""
+        return {
+            tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY:
+                self.serve_images.get_concrete_function(),
+            ENCODED_SIGNATURE: self.serve_encoded.get_concrete_function(),
+        }
+
+
+def next_version(model_dir) -> int:
+    """1 + the largest numeric version folder in `model_dir` (TF Serving serves the largest)."""
+    model_dir = Path(model_dir)
+    versions = [int(p.name) for p in model_dir.iterdir() if re.fullmatch(r"\d+", p.name)] \
+        if model_dir.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def export_savedmodel(model, model_dir, image_size: int, version: int | None = None,
+                      rewrite_transpose_conv: bool = False) -> Path:
+    """Writes `model_dir/<version>/` atomically and returns that path.
+
+    `model` follows the GFRNet inference contract (`call({"degraded", "guide"})` -> dict
+    with `restored` and `warped_guide` in `[-1, 1]`). An existing version is never
+    overwritten (TF Serving may be serving it); `version=None` takes the next free number.
+    `rewrite_transpose_conv` traces the decoders as phase convolutions (see
+    `transpose_conv`); TF's own transposed convolution is fast, so it is off by default.
+    """
+    model_dir = Path(model_dir)
+    version = next_version(model_dir) if version is None else int(version)
+    target = model_dir / str(version)
+    if version < 1:
+        raise BadConfigError(target, "the version must be a positive integer")
+    if target.exists():
+        raise BadConfigError(target, "this version already exists; pass another --version")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    module = ServingModule(model, image_size)
+    if rewrite_transpose_conv:
+        with transpose_convs_as_phase_convs(model):
+            signatures = module.signatures()
+    else:
+        signatures = module.signatures()
+    # A dot-prefixed sibling: TF Serving only watches numeric folders, and the rename to
+    # the version number is atomic on one file system, so a half-written model is never seen.
+    temp = tempfile.mkdtemp(dir=model_dir, prefix=f".{version}.", suffix=".tmp")
+    try:
+        tf.saved_model.save(module, temp, signatures=signatures)
+        os.rename(temp, target)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return target
