@@ -1,0 +1,120 @@
+"""VGG-Face: layout, preprocessing, frozen weights and the two weights-file formats."""
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gfrnet_tf.errors import BadConfigError, BadModelFileError
+from gfrnet_tf.models.vgg_face import LAYER_NAMES, VGGFace, load_vgg_face_weights
+
+_FILTERS = {"conv1": 64, "conv2": 128, "conv3": 256, "conv4": 512, "conv5": 512}
+
+
+def _random_weights(last_layer):
+    """Right-shaped random weights for conv1_1 .. last_layer, as the real file would hold."""
+    weights, channels = {}, 3
+    for name in LAYER_NAMES[: LAYER_NAMES.index(last_layer) + 1]:
+        filters = _FILTERS[name[:5]]
+        weights[f"{name}/kernel"] = np.random.normal(0, 0.05, (3, 3, channels, filters)).astype(np.float32)
+        weights[f"{name}/bias"] = np.random.normal(0, 0.05, (filters,)).astype(np.float32)
+        channels = filters
+    return weights
+
+
+def _write_keras_vggface_h5(path, weights):
+    """The Keras 2 `save_weights` layout keras-vggface's rcmalli_vggface_tf_vgg16.h5 uses."""
+    # A weightless pooling layer and a top layer: the feature extractor must skip both.
+    arrays = {**weights, "fc6/kernel": np.zeros((8, 4), np.float32), "fc6/bias": np.zeros(4, np.float32)}
+    layers = list(dict.fromkeys(key.split("/")[0] for key in arrays))
+    with h5py.File(path, "w") as file:
+        file.attrs["layer_names"] = [name.encode() for name in layers + ["pool5"]]
+        file.attrs["backend"] = b"tensorflow"
+        file.create_group("pool5").attrs["weight_names"] = []
+        for name in layers:
+            group = file.create_group(name)
+            group.attrs["weight_names"] = [f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()]
+            for short in ("kernel", "bias"):
+                group[f"{name}/{short}:0"] = arrays[f"{name}/{short}"]
+
+
+def _assert_loaded(model, weights):
+    for conv in model.conv_layers:
+        np.testing.assert_array_equal(conv.kernel.numpy(), weights[f"{conv.name}/kernel"])
+        np.testing.assert_array_equal(conv.bias.numpy(), weights[f"{conv.name}/bias"])
+
+
+def test_default_layout_is_vgg16_up_to_conv4_3_frozen():
+    model = VGGFace()
+    features = model(tf.zeros([2, 32, 32, 3]))
+    assert [c.name for c in model.conv_layers] == list(LAYER_NAMES[:10])
+    assert features.shape == (2, 4, 4, 512)  # three 2x2 pools before block 4
+    assert model.trainable_variables == [] and len(model.non_trainable_variables) == 20
+
+
+def test_npz_weights_load_exactly(tmp_path):
+    weights = _random_weights("conv4_3")
+    np.savez(tmp_path / "vgg_face.npz", **weights)
+    model = load_vgg_face_weights(VGGFace(), tmp_path / "vgg_face.npz")
+    _assert_loaded(model, weights)
+
+
+def test_keras_vggface_h5_weights_load_exactly_and_top_layers_are_ignored(tmp_path):
+    weights = _random_weights("conv3_3")
+    _write_keras_vggface_h5(tmp_path / "rcmalli_vggface_tf_vgg16.h5", weights)
+    model = load_vgg_face_weights(VGGFace("conv3_3"), tmp_path / "rcmalli_vggface_tf_vgg16.h5")
+    _assert_loaded(model, weights)
+
+
+def test_features_match_a_numpy_preprocessed_reference(tmp_path):
+    weights = _random_weights("conv1_2")
+    np.savez(tmp_path / "w.npz", **weights)
+    model = load_vgg_face_weights(VGGFace("conv1_2"), tmp_path / "w.npz")
+    images = np.random.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)
+    # keras-vggface preprocess_input(version=1): 0-255, RGB -> BGR, minus BGR means.
+    x = (images + 1.0) * 127.5
+    x = x[..., ::-1] - np.array([93.5940, 104.7624, 129.1863], np.float32)
+    for name in ("conv1_1", "conv1_2"):
+        x = tf.nn.relu(tf.nn.conv2d(x, weights[f"{name}/kernel"], 1, "SAME") + weights[f"{name}/bias"])
+    np.testing.assert_allclose(model(images), x, rtol=1e-4, atol=1e-3)
+
+
+def test_missing_layer_is_reported_with_file_and_layer(tmp_path):
+    weights = _random_weights("conv2_2")
+    np.savez(tmp_path / "short.npz", **weights)
+    with pytest.raises(BadModelFileError, match=r"short\.npz.*conv3_1/kernel"):
+        load_vgg_face_weights(VGGFace("conv3_1"), tmp_path / "short.npz")
+
+
+def test_mismatched_shape_is_reported(tmp_path):
+    weights = _random_weights("conv1_2")
+    weights["conv1_2/bias"] = np.zeros(32, np.float32)
+    _write_keras_vggface_h5(tmp_path / "bad.h5", weights)
+    with pytest.raises(BadModelFileError, match=r"bad\.h5.*conv1_2/bias.*\(32,\).*\(64,\)"):
+        load_vgg_face_weights(VGGFace("conv1_2"), tmp_path / "bad.h5")
+
+
+@pytest.mark.parametrize("name", ["garbage.npz", "garbage.h5", "weights.pt"])
+def test_unreadable_or_unknown_files_raise_bad_model_file(tmp_path, name):
+    (tmp_path / name).write_bytes(b"not a weights file")
+    with pytest.raises(BadModelFileError, match=name.replace(".", r"\.")):
+        load_vgg_face_weights(VGGFace("conv1_1"), tmp_path / name)
+
+
+def test_pickled_npz_is_refused(tmp_path):
+    np.savez(tmp_path / "pickled.npz", **{"conv1_1/kernel": np.array([object()], dtype=object)})
+    with pytest.raises(BadModelFileError, match="pickled.npz"):
+        load_vgg_face_weights(VGGFace("conv1_1"), tmp_path / "pickled.npz")
+
+
+def test_unknown_output_layer_is_a_config_error():
+    with pytest.raises(BadConfigError, match="conv6_1"):
+        VGGFace("conv6_1")
+
+
+def test_config_round_trip_keeps_the_layer():
+    model = VGGFace("conv2_1")
+    clone = VGGFace.from_config(model.get_config())
+    assert clone.output_layer == "conv2_1" and clone(tf.zeros([1, 8, 8, 3])).shape == (1, 4, 4, 128)
+    assert keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model)).output_layer == "conv2_1"
