@@ -12,8 +12,6 @@ only knows a process-wide `CV_IO_MAX_IMAGE_PIXELS`), and Pillow exposes the sour
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gfrnet_tf.errors import BadImageError
+from gfrnet_tf.io.atomic import atomic_writer
 
 # 50 MP accepts a 48 MP phone photo and refuses e.g. 9000x9000 (81 MP). Pillow's own
 # bomb guard (2 * Image.MAX_IMAGE_PIXELS, ~179 MP) stays a hard ceiling above this.
@@ -67,16 +66,9 @@ def save_image(path, rgb) -> None:
     image_format = Image.registered_extensions().get(path.suffix.lower())
     if image_format is None:
         raise BadImageError(path, f"unknown image format {path.suffix!r} (use .png or .jpg)")
-    # The temporary file lives in the target folder so the rename stays on one file system.
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            Image.fromarray(rgb).save(stream, format=image_format,
-                                      **({"quality": 95} if image_format == "JPEG" else {}))
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as stream:
+        Image.fromarray(rgb).save(stream, format=image_format,
+                                  **({"quality": 95} if image_format == "JPEG" else {}))
 
 
 def _decode(stream, source, max_pixels: int, min_size: int) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Offline data preparation: raw photos grouped by identity -> TFRecord training shards."""
