@@ -1,0 +1,23 @@
+"""tf.data input: TFRecord schema, flip with landmarks, in-graph degradation, synthetic-pose guides."""
+
+from gfrnet_tf.data.images import to_model_range, to_uint8
+from gfrnet_tf.data.pipeline import (
+    SkippedRecords,
+    array_dataset,
+    default_input_config,
+    make_dataset,
+)
+from gfrnet_tf.data.records import encode_pair, parse_pair, validate_shard, write_shard
+
+__all__ = [
+    "SkippedRecords",
+    "array_dataset",
+    "default_input_config",
+    "encode_pair",
+    "make_dataset",
+    "parse_pair",
+    "to_model_range",
+    "to_uint8",
+    "validate_shard",
+    "write_shard",
+]

@@ -1,0 +1,272 @@
+"""The training / evaluation input: TFRecord shards -> batched `(inputs, targets)`.
+
+    shards -> [input_context shard] -> interleave (records keep (shard, index))
+      -> [shuffle] -> per-element seed -> parse + check [-> skip corrupt, counted]
+      -> one per-sample map: [synthetic-pose guide] -> [flip] -> degrade (Eq. 4)
+      -> batch(drop_remainder) -> prefetch
+
+Elements are `(inputs, targets)` as `train_step` reads them (docs/ARCHITECTURE.md):
+`inputs = {"degraded", "guide"}` float32 `[B, H, W, 3]` in `[-1, 1]` (the guide is never
+degraded); `targets = {"target" [-1, 1], "landmarks" [B, 68, 2] px, "guide_landmarks"
+[B, 68, 2] px, "degradation": {"blur", "scale", "noise", "jpeg_quality"} [B]}` plus
+`"flow" [B, H, W, 2]` (normalised) in synthetic-pose mode only.
+
+Randomness is stateless and comes from one `[2]` seed per element. Training draws it from
+`Dataset.random(config.seed, rerandomize_each_iteration=True)`: every epoch differs, a run
+is reproducible. Evaluation (`training=False`, or degradation mode "seeded"/"fixed")
+derives it from the record's identity -- shard file name and index within the shard --
+so the same record gets the same degradation and guide every epoch, whatever the shard
+order or the number of readers.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+import tensorflow as tf
+
+from gfrnet_tf.data import degrade as degrade_lib
+from gfrnet_tf.data import synthetic_pose
+from gfrnet_tf.data.images import to_model_range
+from gfrnet_tf.data.landmarks import IMAGE_POINTS, flip_sample
+from gfrnet_tf.data.records import parse_pair, resize_with_landmarks
+from gfrnet_tf.errors import BadConfigError
+
+DEGRADATION_MODES = ("random", "seeded", "fixed")
+PAIR_KEYS = ("target", "guide", "landmarks", "guide_landmarks")
+
+
+def default_input_config():
+    """The `config.input` settings every config starts from (paper values where it has them)."""
+    config = ml_collections.ConfigDict()
+    config.image_size = 256
+    config.batch_size = 8  # global; each replica gets batch_size / replicas
+    config.shuffle_buffer = 1024
+    config.cycle_length = 4  # shards read at once
+    config.flip = True
+    config.seed = 0
+    config.deterministic = False  # True: fixed element order (reproducible, a bit slower)
+    config.skip_corrupt = False  # True: drop records that fail to parse, count them
+    config.degradation = ml_collections.ConfigDict(degrade_lib.paper_parameter_sets())
+    config.degradation.mode = "random"  # "random" | "seeded" | "fixed"
+    config.degradation.fixed = ml_collections.ConfigDict(
+        {"blur": 0.0, "scale": 4.0, "noise": 0.0, "jpeg_quality": 0}
+    )
+    config.synthetic_pose = ml_collections.ConfigDict(synthetic_pose.default_pose_settings())
+    config.synthetic_pose.enabled = False
+    return config
+
+
+def check_input_config(config):
+    """Raises `BadConfigError` naming the key for settings that cannot work."""
+    if config.image_size < 8:
+        raise BadConfigError("input.image_size", f"must be >= 8, got {config.image_size}")
+    if config.batch_size < 1:
+        raise BadConfigError("input.batch_size", f"must be >= 1, got {config.batch_size}")
+    if config.degradation.mode not in DEGRADATION_MODES:
+        raise BadConfigError(
+            "input.degradation.mode", f"one of {DEGRADATION_MODES}, got {config.degradation.mode!r}"
+        )
+    degrade_lib.check_parameter_sets(config.degradation, config.image_size)
+    fixed = {name: (config.degradation.fixed[name],) for name in degrade_lib.PARAMETERS}
+    degrade_lib.check_parameter_sets(fixed, config.image_size, "input.degradation.fixed")
+    if config.synthetic_pose.enabled:
+        synthetic_pose.check_pose_settings(config.synthetic_pose)
+
+
+def list_shards(file_patterns):
+    """Sorted union of the glob patterns; `BadConfigError` if a pattern matches nothing."""
+    if isinstance(file_patterns, str):
+        file_patterns = [file_patterns]
+    files = set()
+    for pattern in file_patterns:
+        matches = tf.io.gfile.glob(pattern)
+        if not matches:
+            raise BadConfigError(pattern, "matches no TFRecord shards")
+        files.update(matches)
+    return sorted(files)
+
+
+class SkippedRecords:
+    """Counts records dropped by `skip_corrupt`: `skipped = read - parsed`.
+
+    Exact once the dataset is exhausted; while iterating, records being parsed at that
+    moment also count. Pass one to `make_dataset(..., skipped=...)` and read `.skipped`.
+    """
+
+    def __init__(self):
+        self.read = tf.Variable(0, dtype=tf.int64, trainable=False, name="records_read")
+        self.parsed = tf.Variable(0, dtype=tf.int64, trainable=False, name="records_parsed")
+
+    @property
+    def skipped(self) -> int:
+        return int(self.read.numpy() - self.parsed.numpy())
+
+    def counting(self, parse):
+        """Wraps a parse function: counts every call, and every call that got through."""
+
+        def counted(*record):
+            with tf.control_dependencies([self.read.assign_add(1)]):
+                outputs = parse(*record)
+            with tf.control_dependencies(tf.nest.flatten(outputs)):
+                done = self.parsed.assign_add(1)
+            with tf.control_dependencies([done]):
+                return tf.nest.map_structure(tf.identity, outputs)
+
+        return counted
+
+
+def _record_seed(config, shard, index):
+    """A seed that depends only on the record (shard file name, index) and `config.seed`."""
+    name = tf.strings.regex_replace(shard, r"^.*[/\\]", "")
+    base = tf.stack([tf.constant(config.seed, tf.int64), tf.strings.to_hash_bucket_fast(name, 2**31 - 1)])
+    return tf.random.experimental.stateless_fold_in(base, index)
+
+
+def _random_seeds(config):
+    """A stream of `[2]` seeds, new each epoch, the same for every run with the same seed."""
+    return tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
+
+
+def _example_fn(config, training, degradation_fn):
+    """The per-sample map: sample dict + seed -> `(inputs, targets)`."""
+    mode = config.degradation.mode
+    sets = config.degradation.to_dict()
+
+    def example(sample, seed):
+        pose_seed, flip_seed, draw_seed, noise_seed = tf.unstack(
+            tf.random.experimental.stateless_split(seed, 4)
+        )
+        targets = {key: sample[key] for key in ("landmarks", "guide_landmarks")}
+        target = sample["target"]
+        guide = sample["guide"]
+        if config.synthetic_pose.enabled:
+            guide, targets["guide_landmarks"], targets["flow"] = synthetic_pose.synthesize_guide(
+                target, targets["landmarks"], pose_seed, config.synthetic_pose
+            )
+        pair = dict(targets, target=target, guide=guide)
+        if training and config.flip:
+            heads = tf.random.stateless_uniform([], flip_seed) < 0.5
+            pair = tf.cond(heads, lambda: flip_sample(pair), lambda: pair)
+        if mode == "fixed":
+            degradation = degrade_lib.fixed_degradation(config.degradation.fixed)
+        else:
+            degradation = degrade_lib.sample_degradation(draw_seed, sets)
+        degraded = degradation_fn(pair["target"], degradation, noise_seed)
+        inputs = {"degraded": to_model_range(degraded), "guide": to_model_range(pair["guide"])}
+        targets = {key: pair[key] for key in targets}
+        targets.update(target=to_model_range(pair["target"]), degradation=degradation)
+        return inputs, targets
+
+    return example
+
+
+def _finish(records, config, training, input_context, degradation_fn):
+    """`(shard, index, sample)` elements -> seeded, augmented, degraded, batched."""
+    if training and config.degradation.mode == "random":
+        seeded = tf.data.Dataset.zip(records, _random_seeds(config)).map(
+            lambda record, seed: (record[2], seed)
+        )
+    else:
+        seeded = records.map(lambda shard, index, sample: (sample, _record_seed(config, shard, index)))
+    examples = seeded.map(
+        _example_fn(config, training, degradation_fn), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    batch_size = config.batch_size
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    options = tf.data.Options()
+    options.deterministic = config.deterministic
+    return (
+        examples.batch(batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+        .with_options(options)
+    )
+
+
+def _read_shards(files, config, training, input_context):
+    """Shard list -> `(shard, index, serialized)` records, per-replica split, shuffled if training."""
+    shards = tf.data.Dataset.from_tensor_slices(files)
+    split_records = False
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        if len(files) >= input_context.num_input_pipelines:
+            shards = shards.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        else:  # fewer shards than readers: every reader reads all, keeps its share
+            split_records = True
+    if training:
+        shards = shards.shuffle(len(files), seed=config.seed)
+
+    def read(shard):
+        indexed = tf.data.TFRecordDataset(shard).enumerate()
+        return indexed.map(lambda index, serialized: (shard, index, serialized))
+
+    records = shards.interleave(
+        read,
+        cycle_length=min(config.cycle_length, len(files)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    if split_records:
+        records = records.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if training:
+        records = records.shuffle(config.shuffle_buffer, seed=config.seed)
+    return records
+
+
+def make_dataset(
+    file_patterns,
+    config,
+    training,
+    input_context=None,
+    skipped=None,
+    degradation_fn=degrade_lib.degrade,
+):
+    """Batched `(inputs, targets)` from TFRecord shards of the `records` schema.
+
+    `config` is `config.input` (see `default_input_config`); `input_context` comes from
+    `strategy.distribute_datasets_from_function`. `training=False`: no shuffle, no flip,
+    record-seeded degradation. With `config.skip_corrupt` a bad record is logged and
+    dropped (counted in `skipped`, a `SkippedRecords`); otherwise it stops iteration with
+    an error naming the shard and record (call `records.validate_shard` at start-up for a
+    `BadRecordError` instead). `degradation_fn(image, degradation, seed)` replaces Eq. 4
+    (the benchmark uses it to time an OpenCV version).
+    """
+    check_input_config(config)
+    files = list_shards(file_patterns)
+    records = _read_shards(files, config, training, input_context)
+    def parse(shard, index, serialized):
+        sample = parse_pair(serialized, config.image_size, shard, index)
+        return shard, index, {key: sample[key] for key in PAIR_KEYS}
+
+    if config.skip_corrupt:
+        parse = (skipped or SkippedRecords()).counting(parse)
+    parsed = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    if config.skip_corrupt:
+        parsed = parsed.ignore_errors(log_warning=True)
+    return _finish(parsed, config, training, input_context, degradation_fn)
+
+
+def array_dataset(images, landmarks, config, training, guides=None, guide_landmarks=None):
+    """The same pipeline from in-memory uint8 images `[N, H, W, 3]` and `[N, 68, 2]` points.
+
+    For tests and the demo. Without `guides`, synthetic-pose mode must be on (a guide is
+    never silently replaced by the target itself).
+    """
+    check_input_config(config)
+    if guides is None and not config.synthetic_pose.enabled:
+        raise BadConfigError("input.synthetic_pose.enabled", "no guides given: enable synthetic pose")
+    if guides is None:
+        guides, guide_landmarks = images, landmarks
+
+    def load(index, element):
+        sample = {}
+        for image_key, points_key in IMAGE_POINTS:
+            image = tf.image.convert_image_dtype(element[image_key], tf.float32)
+            points = tf.cast(element[points_key], tf.float32)
+            sample[image_key], sample[points_key] = resize_with_landmarks(image, points, config.image_size)
+        return tf.constant("<memory>"), index, sample
+
+    arrays = {"target": images, "guide": guides, "landmarks": landmarks, "guide_landmarks": guide_landmarks}
+    records = tf.data.Dataset.from_tensor_slices(arrays).enumerate()
+    if training:
+        records = records.shuffle(config.shuffle_buffer, seed=config.seed)
+    records = records.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    return _finish(records, config, training, None, degrade_lib.degrade)

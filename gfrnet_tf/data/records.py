@@ -1,0 +1,226 @@
+"""The TFRecord schema of one training pair: writer, in-graph parser, start-up validator.
+
+One `tf.train.Example` per pair (ground truth `I`, guide `I_g`):
+
+| key | type | meaning |
+| --- | --- | --- |
+| `schema_version` | int64 | `SCHEMA_VERSION`; a record without it reads as version 0 |
+| `target`, `guide` | bytes | encoded PNG or JPEG, RGB |
+| `landmarks`, `guide_landmarks` | 136 floats | 68 `(x, y)` pixel points of the stored image |
+| `identity` | bytes | person id (UTF-8), may be empty |
+| `target_file`, `guide_file` | bytes | source file names, for error messages and audits |
+
+Errors name the shard and the record index. Inside `tf.data` a Python exception cannot be
+raised, so `parse_pair` carries `(shard, index)` and its `tf.debugging.Assert`s put
+`"<shard>: record <i>: <problem>"` into the op error; `validate_shard` runs the same parser
+over a shard at start-up and raises `BadRecordError` for any failure, including images that
+do not decode (the train command calls it so a bad shard fails before the first step).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from gfrnet_tf.data.landmarks import IMAGE_POINTS, NUM_LANDMARKS
+from gfrnet_tf.errors import BadRecordError
+
+SCHEMA_VERSION = 1
+_POINT_VALUES = NUM_LANDMARKS * 2
+
+# Fixed-length features get defaults so a missing key becomes a readable check failure
+# below instead of parse_single_example's "Feature: x (data type: ...) is required".
+_FEATURES = {
+    "schema_version": tf.io.FixedLenFeature([], tf.int64, default_value=0),
+    "target": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    "guide": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    # Variable length so a wrong count is reported as such, not as a shape error.
+    "landmarks": tf.io.VarLenFeature(tf.float32),
+    "guide_landmarks": tf.io.VarLenFeature(tf.float32),
+    "identity": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    "target_file": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    "guide_file": tf.io.FixedLenFeature([], tf.string, default_value=""),
+}
+
+
+def _bytes(value):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _encode_image(image, image_format, source):
+    """uint8 `[H, W, 3]` -> PNG/JPEG bytes; already encoded bytes pass through untouched."""
+    if isinstance(image, bytes):
+        return image
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+        raise BadRecordError(source, f"image must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
+    if image_format == "png":
+        return tf.io.encode_png(image).numpy()
+    if image_format == "jpeg":
+        return tf.io.encode_jpeg(image, quality=95).numpy()
+    raise BadRecordError(source, f"image_format must be 'png' or 'jpeg', got {image_format!r}")
+
+
+def _points(landmarks, source):
+    points = np.asarray(landmarks, np.float32)
+    if points.shape != (NUM_LANDMARKS, 2):
+        raise BadRecordError(source, f"landmarks must be [68, 2], got {points.shape}")
+    return tf.train.Feature(float_list=tf.train.FloatList(value=points.reshape(-1)))
+
+
+def encode_pair(
+    target,
+    guide,
+    landmarks,
+    guide_landmarks,
+    identity="",
+    target_file="",
+    guide_file="",
+    image_format="png",
+) -> bytes:
+    """One serialised `tf.train.Example` of the schema above.
+
+    Images are uint8 `[H, W, 3]` arrays (encoded as `image_format`) or encoded bytes kept
+    as they are, so a JPEG from disk is not re-compressed.
+    """
+    source = target_file or "<pair>"
+    feature = {
+        "schema_version": tf.train.Feature(int64_list=tf.train.Int64List(value=[SCHEMA_VERSION])),
+        "target": _bytes(_encode_image(target, image_format, source)),
+        "guide": _bytes(_encode_image(guide, image_format, guide_file or source)),
+        "landmarks": _points(landmarks, source),
+        "guide_landmarks": _points(guide_landmarks, guide_file or source),
+        "identity": _bytes(str(identity).encode()),
+        "target_file": _bytes(str(target_file).encode()),
+        "guide_file": _bytes(str(guide_file).encode()),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def write_shard(path, examples) -> int:
+    """Writes serialised examples to `path` atomically (temp name, then rename); returns the count."""
+    path = os.fspath(path)
+    temporary = f"{path}.tmp-{os.getpid()}"
+    count = 0
+    try:
+        with tf.io.TFRecordWriter(temporary) as writer:
+            for example in examples:
+                writer.write(example)
+                count += 1
+        tf.io.gfile.rename(temporary, path, overwrite=True)
+    finally:
+        if tf.io.gfile.exists(temporary):
+            tf.io.gfile.remove(temporary)
+    return count
+
+
+def _check(condition, shard, index, problem):
+    """An assert whose message names the record: `<shard>: record <i>: <problem>`."""
+    where = tf.strings.join([shard, ": record ", tf.strings.as_string(index), ": "])
+    return tf.debugging.Assert(condition, [tf.strings.join([where, problem])])
+
+
+def _decode_image(encoded, shard, index, name):
+    """Decodes PNG/JPEG to float32 `[H, W, 3]` in `[0, 1]` after checking it is not empty."""
+    present = _check(tf.strings.length(encoded) > 0, shard, index, f"no {name} image")
+    with tf.control_dependencies([present]):
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    return tf.image.convert_image_dtype(image, tf.float32)
+
+
+def _decode_points(sparse, shard, index, name):
+    values = sparse.values
+    count = tf.size(values)
+    problem = tf.strings.join(
+        [tf.strings.as_string(count), f" {name} values, expected {_POINT_VALUES}"]
+    )
+    with tf.control_dependencies([_check(tf.equal(count, _POINT_VALUES), shard, index, problem)]):
+        return tf.reshape(values, [NUM_LANDMARKS, 2])
+
+
+def resize_with_landmarks(image, landmarks, size):
+    """Resizes a float `[H, W, 3]` image to `size x size` (only if needed) and moves its points.
+
+    `tf.image.resize` uses half-pixel centres, so pixel x maps to `(x + 0.5) * W'/W - 0.5`.
+    Antialiased bicubic, clipped back to `[0, 1]` (bicubic overshoots at edges).
+    """
+    shape = tf.shape(image)
+    height, width = shape[0], shape[1]
+
+    def resize():
+        resized = tf.image.resize(image, [size, size], "bicubic", antialias=True)
+        scale = tf.cast(size, tf.float32) / tf.cast(tf.stack([width, height]), tf.float32)
+        return tf.clip_by_value(resized, 0.0, 1.0), (landmarks + 0.5) * scale - 0.5
+
+    image, landmarks = tf.cond(
+        tf.logical_and(tf.equal(height, size), tf.equal(width, size)),
+        lambda: (image, landmarks),
+        resize,
+    )
+    image.set_shape([size, size, 3])
+    return image, landmarks
+
+
+def parse_pair(serialized, image_size=None, shard="<memory>", index=-1):
+    """Parses and checks one record -> dict of float `[0, 1]` images and `[68, 2]` points.
+
+    Keys: `target`, `guide` (`[H, W, 3]`, resized to `image_size` if given), `landmarks`,
+    `guide_landmarks`, `identity`, `target_file`, `guide_file`. `shard`/`index` only feed
+    the error messages.
+    """
+    shard = tf.convert_to_tensor(shard, tf.string)
+    index = tf.cast(index, tf.int64)
+    features = tf.io.parse_single_example(serialized, _FEATURES)
+    version = features["schema_version"]
+    problem = tf.strings.join(
+        ["schema version ", tf.strings.as_string(version), f", expected {SCHEMA_VERSION}"]
+    )
+    with tf.control_dependencies([_check(tf.equal(version, SCHEMA_VERSION), shard, index, problem)]):
+        sample = {
+            key: features[key] for key in ("identity", "target_file", "guide_file")
+        }
+        for image_key, points_key in IMAGE_POINTS:
+            image = _decode_image(features[image_key], shard, index, image_key)
+            points = _decode_points(features[points_key], shard, index, points_key)
+            if image_size is not None:
+                image, points = resize_with_landmarks(image, points, image_size)
+            sample[image_key], sample[points_key] = image, points
+    return sample
+
+
+def validate_shard(path) -> int:
+    """Reads every record of a shard through `parse_pair`; returns the count or raises.
+
+    Raises `BadRecordError(path, "record <i>: <problem>")` for a schema violation, an image
+    that does not decode or a truncated file. Records are parsed in order, so the index
+    of the first failure is the number that parsed before it.
+    """
+    path = os.fspath(path)
+    records = tf.data.TFRecordDataset(path)
+    parsed = records.map(
+        lambda serialized: parse_pair(serialized, shard=path)["identity"],
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    count = 0
+    try:
+        for _ in parsed:
+            count += 1
+    except tf.errors.NotFoundError as error:
+        raise BadRecordError(path, "no such shard") from error
+    except tf.errors.DataLossError as error:
+        raise BadRecordError(path, f"record {count}: truncated or corrupt shard") from error
+    except tf.errors.OpError as error:
+        raise BadRecordError(path, f"record {count}: {_readable_problem(error.message)}") from error
+    return count
+
+
+def _readable_problem(message):
+    """The problem in a TF op error: the text of our assert if there is one, else line one."""
+    marker = "assertion failed: ["
+    if marker in message:
+        text = message.split(marker, 1)[1].split("]", 1)[0]
+        return text.split(": record ", 1)[-1].split(": ", 1)[-1]
+    return message.strip().split("\n")[0]

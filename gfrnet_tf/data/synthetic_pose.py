@@ -1,0 +1,155 @@
+"""Synthetic-pose guides: a guide made from the target photo itself, with its exact flow.
+
+The guide is the target under a random smooth warp plus a photometric change (DESIGN.md,
+beyond the paper). Construction, in pixel coordinates with `c` the image centre:
+
+    Psi(p) = c + z R (p + d(p) - c) + t        guide pixel p -> target position
+    guide  = target sampled at Psi             (coordinates clamped: edge pixels repeat
+                                                instead of black borders)
+    Phi    = Psi^-1                            target pixel -> guide position
+
+`z R, t` is a similarity (analytic inverse) and `d` a smooth displacement: a coarse grid of
+random offsets, bicubic-upsampled. Its inverse solves `q + d(q) = y` by the fixed-point
+iteration `q <- y - d(q)`, which contracts because the amplitude is bounded so that
+`|grad d| < 1/2`. The same inverse maps the target landmarks to the guide's, so flow and
+landmarks agree by construction. Everything is stateless-random from one `[2]` seed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.ops import normalize_points, resample
+
+# Error shrinks by |grad d| (< 1/2) per step: 12 steps leave < 3e-4 of the displacement.
+_FIXED_POINT_STEPS = 12
+
+
+def default_pose_settings():
+    """Warp and photometric ranges (dict of Python numbers; `input.synthetic_pose` in configs).
+
+    Sizes are fractions of the image side, so 64 px tests and 256 px training agree.
+    """
+    return {
+        "max_rotation_degrees": 10.0,
+        "zoom": (0.92, 1.08),
+        "max_shift": 0.04,
+        "elastic_amplitude": 0.02,
+        "elastic_grid": 4,
+        "photometric": True,
+        "gamma": (0.75, 1.35),
+        "color_gain": 0.12,
+        "light_gradient": 0.3,
+    }
+
+
+def check_pose_settings(settings, source="input.synthetic_pose"):
+    """Raises `BadConfigError` where the warp could fold over or the face leave the frame."""
+    # The steepest slope of the upsampled offsets is about amplitude * 2 * grid (peak to peak
+    # over one cell); it must stay below 1/2 for the fixed-point inverse to converge fast.
+    slope = 2.0 * settings["elastic_amplitude"] * settings["elastic_grid"]
+    if not 0.0 <= slope < 0.5:
+        raise BadConfigError(
+            f"{source}.elastic_amplitude", f"2 * amplitude * grid = {slope:.2f}, must be < 0.5"
+        )
+    if settings["elastic_grid"] < 2:
+        raise BadConfigError(f"{source}.elastic_grid", "needs at least 2 control points a side")
+    low, high = settings["zoom"]
+    if not 0.5 <= low <= high <= 2.0:
+        raise BadConfigError(f"{source}.zoom", f"expected 0.5 <= low <= high <= 2, got {(low, high)}")
+    if not 0.0 <= settings["max_rotation_degrees"] <= 45.0 or not 0.0 <= settings["max_shift"] <= 0.25:
+        raise BadConfigError(source, "rotation must be within 45 degrees and shift within 0.25")
+
+
+def _uniform(seed, low, high, shape=()):
+    return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high)
+
+
+class _PoseWarp:
+    """One sampled warp of an `height x width` image: forward `Psi` and inverse `Phi` on points."""
+
+    def __init__(self, seed, height, width, settings):
+        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+        size = tf.cast(tf.stack([width, height]), tf.float32)
+        side = tf.reduce_min(size)
+        angle = _uniform(seeds[0], -1.0, 1.0) * math.radians(settings["max_rotation_degrees"])
+        self.zoom = _uniform(seeds[1], *settings["zoom"])
+        self.rotation = tf.reshape(
+            tf.stack([tf.cos(angle), -tf.sin(angle), tf.sin(angle), tf.cos(angle)]), [2, 2]
+        )
+        self.shift = _uniform(seeds[2], -1.0, 1.0, [2]) * settings["max_shift"] * side
+        self.centre = (size - 1.0) / 2.0
+        grid = settings["elastic_grid"]
+        amplitude = settings["elastic_amplitude"] * side
+        coarse = _uniform(seeds[3], -1.0, 1.0, [grid, grid, 2]) * amplitude
+        self.displacement = tf.image.resize(coarse, [height, width], "bicubic")[tf.newaxis]
+        self.last_pixel = size - 1.0
+
+    def _offset(self, points):
+        """`d` at `[N, 2]` pixel points, clamped to the image so it extends by its edge value."""
+        clamped = tf.clip_by_value(points, 0.0, self.last_pixel)
+        return resample(self.displacement, clamped[tf.newaxis])[0]
+
+    def forward(self, points):
+        """Psi: guide pixel points `[N, 2]` -> target pixel points."""
+        moved = points + self._offset(points) - self.centre
+        return self.centre + self.zoom * tf.linalg.matvec(self.rotation, moved) + self.shift
+
+    def inverse(self, points):
+        """Phi: target pixel points `[N, 2]` -> guide pixel points (fixed-point for `d`)."""
+        # Row vectors times R is R^T applied to each: the inverse rotation.
+        unrotated = tf.matmul(points - self.centre - self.shift, self.rotation) / self.zoom
+        target = unrotated + self.centre
+        guess = target
+        for _ in range(_FIXED_POINT_STEPS):
+            guess = target - self._offset(guess)
+        return guess
+
+
+def _pixel_grid(height, width):
+    """All pixel centres `[H*W, 2]` as `(x, y)`, row-major like the image."""
+    xs, ys = tf.meshgrid(tf.range(width, dtype=tf.float32), tf.range(height, dtype=tf.float32))
+    return tf.reshape(tf.stack([xs, ys], axis=-1), [-1, 2])
+
+
+def _relight(image, seed, height, width, settings):
+    """Gamma, per-channel gain and a linear lighting gradient across the face."""
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+    gamma = _uniform(seeds[0], *settings["gamma"])
+    gain = 1.0 + _uniform(seeds[1], -1.0, 1.0, [3]) * settings["color_gain"]
+    direction = _uniform(seeds[2], 0.0, 2.0 * math.pi)
+    strength = _uniform(seeds[3], 0.0, settings["light_gradient"])
+    xy = normalize_points(_pixel_grid(height, width), height, width)
+    along = xy[:, 0] * tf.cos(direction) + xy[:, 1] * tf.sin(direction)
+    light = tf.reshape(1.0 + strength * along, [height, width, 1])
+    return tf.clip_by_value(tf.pow(image, gamma) * gain * light, 0.0, 1.0)
+
+
+def synthesize_guide(image, landmarks, seed, settings):
+    """Makes a guide from one float `[H, W, 3]` image in `[0, 1]` and its `[68, 2]` landmarks.
+
+    Returns `(guide [H, W, 3], guide_landmarks [68, 2] px, flow [H, W, 2])`, the flow in
+    normalised `(x, y)` guide coordinates per target pixel (WarpNet's `Phi` convention).
+    """
+    image = tf.convert_to_tensor(image, tf.float32)
+    shape = tf.shape(image)
+    height, width = shape[0], shape[1]
+    warp_seed, light_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    warp = _PoseWarp(warp_seed, height, width, settings)
+
+    grid = _pixel_grid(height, width)
+    source = tf.clip_by_value(warp.forward(grid), 0.0, warp.last_pixel)
+    guide = tf.reshape(resample(image[tf.newaxis], source[tf.newaxis])[0], tf.shape(image))
+    if settings["photometric"]:
+        guide = _relight(guide, light_seed, height, width, settings)
+
+    # One inverse pass for the pixel grid and the landmarks keeps them consistent.
+    points = warp.inverse(tf.concat([grid, tf.cast(landmarks, tf.float32)], axis=0))
+    pixels = height * width
+    flow = tf.reshape(normalize_points(points[:pixels], height, width), [height, width, 2])
+    guide.set_shape(image.shape)
+    flow.set_shape(image.shape[:2].concatenate([2]))
+    return guide, points[pixels:], flow
