@@ -46,3 +46,9 @@ class BadConfigError(GFRNetError):
     """A configuration value or flag combination that cannot work."""
 
     reason = "bad_config"
+
+
+class TrainingDivergedError(GFRNetError):
+    """A loss became NaN or infinite; training stopped before saving the broken weights."""
+
+    reason = "diverged"

@@ -1,0 +1,1 @@
+"""The `gfrnet-*` command-line programs (absl apps); `common` holds what they share."""

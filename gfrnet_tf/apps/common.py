@@ -1,0 +1,86 @@
+"""absl plumbing shared by every `gfrnet-*` command: one-line errors, strategy, configs.
+
+A command defines its flags, writes `main(argv)` and ends with `run = make_run(main)`;
+`run` is the console-script entry point.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+import sys
+
+import ml_collections
+from absl import app, flags
+
+from gfrnet_tf.errors import BadConfigError, GFRNetError
+from gfrnet_tf.io.atomic import atomic_writer
+from gfrnet_tf.training.distribute import STRATEGIES, make_strategy
+
+DEBUG = flags.DEFINE_bool("debug", False, "Show full Python tracebacks instead of one-line errors.")
+
+
+def main_wrapper(main):
+    """Turns a `GFRNetError` from `main` into `error: <file>: <problem>` on stderr and exit 1."""
+
+    @functools.wraps(main)
+    def wrapped(argv):
+        try:
+            return main(argv)
+        except GFRNetError as error:
+            if DEBUG.value:
+                raise
+            print(f"error: {error.source}: {error.problem}", file=sys.stderr)
+            sys.exit(1)
+
+    return wrapped
+
+
+def make_run(main):
+    """The console-script entry point for `main`: `absl.app.run` with one-line errors."""
+
+    def run():
+        app.run(main_wrapper(main))
+
+    return run
+
+
+def define_strategy_flag():
+    """`--strategy`, for commands that run the model on many examples."""
+    return flags.DEFINE_enum(
+        "strategy", "auto", list(STRATEGIES),
+        "tf.distribute strategy: auto = multi-worker if TF_CONFIG lists several workers, "
+        "else mirrored over several local GPUs, else none.")
+
+
+def strategy_from_flags():
+    """The `tf.distribute.Strategy` that `--strategy` asks for."""
+    return make_strategy(flags.FLAGS.strategy)
+
+
+def load_config(path: str) -> ml_collections.ConfigDict:
+    """A config from a `configs/*.py` file (its `get_config()`) or a saved `config.json`."""
+    if not os.path.isfile(path):
+        raise BadConfigError(path, "no such config file")
+    if path.endswith(".json"):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return ml_collections.ConfigDict(json.load(handle))
+        except (OSError, ValueError) as error:
+            raise BadConfigError(path, f"not a JSON config: {error}") from None
+    spec = importlib.util.spec_from_file_location("gfrnet_user_config", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        return module.get_config()
+    except Exception as error:  # a config file is user code: any failure is a config error
+        raise BadConfigError(path, f"cannot build the config: {type(error).__name__}: {error}") from None
+
+
+def save_config(config: ml_collections.ConfigDict, path: str) -> None:
+    """Writes the resolved config as JSON, atomically (a killed run leaves no half file)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_writer(path) as stream:
+        stream.write((config.to_json_best_effort(indent=2, sort_keys=True) + "\n").encode())

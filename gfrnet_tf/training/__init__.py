@@ -1,0 +1,1 @@
+"""Training plumbing around `GFRNet.fit`: strategies, the LR schedule, callbacks."""

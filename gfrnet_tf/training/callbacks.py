@@ -1,0 +1,130 @@
+"""Callbacks for `GFRNet.fit`: stop on NaN, checkpoints named by step, TensorBoard summaries.
+
+All of them count the global step as `epoch * steps_per_epoch + batch + 1`; because the train
+command resumes at epoch boundaries (`BackupAndRestore`), this stays right across restarts,
+which Keras' own `TensorBoard` callback (it restarts its batch counter every `fit`) does not.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gfrnet_tf.errors import TrainingDivergedError
+
+_CHECKPOINT = re.compile(r"^step-(\d+)\.weights\.h5$")
+
+
+class _GlobalStepCallback(keras.callbacks.Callback):
+    """Knows the global step of the batch that just ended."""
+
+    _epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def global_step(self, batch: int) -> int:
+        return self._epoch * self.params["steps"] + batch + 1
+
+
+def latest_checkpoint(directory: str) -> str | None:
+    """Path of the highest-step `step-N.weights.h5` in `directory`, or None."""
+    if not os.path.isdir(directory):
+        return None
+    steps = {int(m.group(1)): name for name in os.listdir(directory) if (m := _CHECKPOINT.match(name))}
+    return os.path.join(directory, steps[max(steps)]) if steps else None
+
+
+class StopOnNonFinite(_GlobalStepCallback):
+    """Raises `TrainingDivergedError` naming the NaN/inf losses at the first bad batch.
+
+    Put it first in the callback list: raising (rather than `stop_training`, as Keras'
+    `TerminateOnNaN` does) ends `fit` before any later callback can checkpoint the broken
+    weights or `BackupAndRestore` can clean up, so the last good checkpoint stays the latest.
+    """
+
+    def __init__(self, checkpoint_dir: str):
+        super().__init__()
+        self.checkpoint_dir = checkpoint_dir
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = sorted(name for name, value in (logs or {}).items() if not np.all(np.isfinite(value)))
+        if bad:
+            kept = latest_checkpoint(self.checkpoint_dir) or "none yet"
+            raise TrainingDivergedError(
+                f"step {self.global_step(batch)}",
+                f"loss {', '.join(bad)} became NaN/inf; training stopped, last good checkpoint: {kept}")
+
+
+class StepCheckpoint(_GlobalStepCallback):
+    """Saves the weights at every epoch end as `step-N.weights.h5`, atomically, keeping `keep`.
+
+    The weights file holds the sub-models and both optimizers' state, so it can seed a new run
+    or be evaluated; resuming an interrupted run is `BackupAndRestore`'s job.
+    """
+
+    def __init__(self, directory: str, keep: int = 3):
+        super().__init__()
+        self.directory = directory
+        self.keep = keep
+
+    def on_epoch_end(self, epoch, logs=None):
+        os.makedirs(self.directory, exist_ok=True)
+        step = self.global_step(self.params["steps"] - 1)
+        path = os.path.join(self.directory, f"step-{step:08d}.weights.h5")
+        partial = os.path.join(self.directory, f".partial-{step:08d}.weights.h5")
+        self.model.save_weights(partial, overwrite=True)
+        os.replace(partial, path)  # a killed save never looks like a checkpoint
+        old = sorted(name for name in os.listdir(self.directory) if _CHECKPOINT.match(name))
+        for name in old[: -self.keep]:
+            os.remove(os.path.join(self.directory, name))
+
+
+class TensorBoardLogger(_GlobalStepCallback):
+    """Writes the running losses and an image grid I_d | I_g | I_w | restored | I every N steps.
+
+    `batch` is a fixed `(inputs, targets)` pair of numpy arrays, so successive grids show the
+    same faces. Validation metrics are written at each epoch end at the same global step.
+    """
+
+    def __init__(self, log_dir: str, every_steps: int, batch, max_images: int = 4):
+        super().__init__()
+        self.every_steps = every_steps
+        self.inputs = {name: value[:max_images] for name, value in batch[0].items()}
+        self.target = batch[1]["target"][:max_images]
+        self.writer = tf.summary.create_file_writer(log_dir)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.global_step(batch)
+        if step % self.every_steps:
+            return
+        with self.writer.as_default(step=step):
+            for name, value in (logs or {}).items():
+                tf.summary.scalar(f"train/{name}", float(np.mean(value)))
+            tf.summary.image("I_d | I_g | I_w | restored | I", self.image_grid(),
+                             max_outputs=len(self.target))
+        self.writer.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = self.global_step(self.params["steps"] - 1)
+        with self.writer.as_default(step=step):
+            for name, value in (logs or {}).items():
+                if name.startswith("val_") or name == "learning_rate":
+                    tf.summary.scalar(name.replace("val_", "val/", 1), float(np.mean(value)))
+        self.writer.flush()
+
+    def image_grid(self) -> np.ndarray:
+        """`[B, H, 5W, 3]` in [0, 1]: the five images of each sample side by side."""
+        outputs = self.model(self.inputs, training=False)
+        # Variants without WarpNet (-W, -WG) have no warped guide: show the guide itself.
+        warped = outputs.get("warped_guide", self.inputs["guide"])
+        row = [self.inputs["degraded"], self.inputs["guide"], warped, outputs["restored"], self.target]
+        grid = np.concatenate([keras.ops.convert_to_numpy(image) for image in row], axis=2)
+        return np.clip((grid + 1.0) / 2.0, 0.0, 1.0)
+
+    def on_train_end(self, logs=None):
+        self.writer.flush()
