@@ -29,15 +29,16 @@ def flow_to_rgb(flow: np.ndarray, max_pixels: float | None = None) -> np.ndarray
     """Colours a normalised flow `Phi` `[H, W, 2]` by its displacement from the identity.
 
     Hue is the direction the guide content moves, saturation the distance in pixels
-    relative to `max_pixels` (default: the largest displacement), so the identity flow
-    is white and a pure translation is one flat colour.
+    relative to `max_pixels` (default: the largest displacement, at least one pixel so
+    float noise stays invisible), so the identity flow is white and a pure translation
+    is one flat colour.
     """
     height, width = flow.shape[:2]
     grid_x, grid_y = np.meshgrid(np.linspace(-1, 1, width), np.linspace(-1, 1, height))
     dx = (flow[..., 0] - grid_x) * (width - 1) / 2.0
     dy = (flow[..., 1] - grid_y) * (height - 1) / 2.0
     magnitude = np.hypot(dx, dy)
-    scale = max_pixels or max(float(magnitude.max()), 1e-6)
+    scale = max_pixels or max(float(magnitude.max()), 1.0)
     hsv = np.stack(
         [
             (np.degrees(np.arctan2(dy, dx)) % 360.0) / 2.0,  # OpenCV 8-bit hue is 0..180
