@@ -108,6 +108,24 @@ def test_discriminator_receptive_field_is_70_pixels():
     assert cols.max() - cols.min() + 1 == 70
 
 
+def test_generators_trace_once_for_any_divisible_size():
+    warpnet, recnet = WarpNet((4, 8, 8)), RecNet((4, 8, 8))
+    warpnet.build((None, None, None, 6))
+    recnet.build((None, None, None, 6))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 6])])
+    def forward(x):
+        return warpnet(x), recnet(x)
+
+    for height, width in [(8, 16), (24, 8)]:
+        x = _inputs(8, batch=1)
+        x = tf.image.resize(x, (height, width))
+        flow, restored = forward(x)
+        assert flow.shape == (1, height, width, 2) and restored.shape == (1, height, width, 3)
+        np.testing.assert_allclose(flow, warpnet(x), atol=1e-6)
+    assert forward.experimental_get_tracing_count() == 1
+
+
 def test_encoder_halves_the_resolution_exactly_depth_times():
     model = RecNet(TINY)
     x = _inputs(64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf.models.layers import ConvBlock, check_norm
+from gfrnet_tf.models.layers import ConvBlock, check_network
 
 PATCHGAN_WIDTHS = (64, 128, 256, 512)
 
@@ -24,9 +24,7 @@ class PatchDiscriminator(keras.Model):
 
     def __init__(self, widths=PATCHGAN_WIDTHS, norm="batch", **kwargs):
         super().__init__(**kwargs)
-        check_norm(norm, self.name)
-        if not widths:
-            raise BadConfigError(self.name, "widths must name at least one layer")
+        check_network(widths, norm, self.name)
         self.widths = tuple(widths)
         self.norm = norm
         last = len(self.widths) - 1

@@ -32,6 +32,13 @@ def check_norm(norm, source):
         raise BadConfigError(source, f"norm must be one of {NORMS}, got {norm!r}")
 
 
+def check_network(widths, norm, source):
+    """Raise `BadConfigError` for an empty `widths` or an unknown `norm` of a whole network."""
+    check_norm(norm, source)
+    if not widths:
+        raise BadConfigError(source, "widths must name at least one layer")
+
+
 def make_norm(norm, name):
     """A normalisation layer for `norm` ("batch", "instance"), or None for "none"."""
     if norm == "batch":
@@ -176,9 +183,7 @@ class EncoderDecoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_norm(norm, self.name)
-        if not widths:
-            raise BadConfigError(self.name, "widths must name at least one layer")
+        check_network(widths, norm, self.name)
         self.widths = tuple(widths)
         self.norm = norm
         self.out_channels = out_channels
