@@ -96,7 +96,10 @@ def encode_pair(
         "target_file": _bytes(str(target_file).encode()),
         "guide_file": _bytes(str(guide_file).encode()),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # deterministic=True: proto map order otherwise varies between processes, and re-runs
+    # of the preparation pipeline must write byte-identical shards.
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    return example.SerializeToString(deterministic=True)
 
 
 def write_shard(path, examples) -> int:
@@ -146,6 +149,8 @@ def resize_with_landmarks(image, landmarks, size):
     `tf.image.resize` uses half-pixel centres, so pixel x maps to `(x + 0.5) * W'/W - 0.5`.
     Antialiased bicubic, clipped back to `[0, 1]` (bicubic overshoots at edges).
     """
+    image = tf.convert_to_tensor(image, tf.float32)
+    landmarks = tf.convert_to_tensor(landmarks, tf.float32)
     shape = tf.shape(image)
     height, width = shape[0], shape[1]
 
@@ -190,8 +195,8 @@ def parse_pair(serialized, image_size=None, shard="<memory>", index=-1):
     return sample
 
 
-def validate_shard(path) -> int:
-    """Reads every record of a shard through `parse_pair`; returns the count or raises.
+def validate_shard(path, limit=None) -> int:
+    """Reads the first `limit` (default: all) records through `parse_pair`; returns the count or raises.
 
     Raises `BadRecordError(path, "record <i>: <problem>")` for a schema violation, an image
     that does not decode or a truncated file. Records are parsed in order, so the index
@@ -199,8 +204,12 @@ def validate_shard(path) -> int:
     """
     path = os.fspath(path)
     records = tf.data.TFRecordDataset(path)
+    if limit is not None:
+        records = records.take(limit)
+    # The whole sample is the output: tf.data prunes ops whose results are unused, and an
+    # image that is never returned would never be decoded.
     parsed = records.map(
-        lambda serialized: parse_pair(serialized, shard=path)["identity"],
+        lambda serialized: parse_pair(serialized, shard=path),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )

@@ -68,7 +68,7 @@ def _uniform(seed, low, high, shape=()):
     return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high)
 
 
-class _PoseWarp:
+class PoseWarp:
     """One sampled warp of an `height x width` image: forward `Psi` and inverse `Phi` on points."""
 
     def __init__(self, seed, height, width, settings):
@@ -138,7 +138,7 @@ def synthesize_guide(image, landmarks, seed, settings):
     shape = tf.shape(image)
     height, width = shape[0], shape[1]
     warp_seed, light_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    warp = _PoseWarp(warp_seed, height, width, settings)
+    warp = PoseWarp(warp_seed, height, width, settings)
 
     grid = _pixel_grid(height, width)
     source = tf.clip_by_value(warp.forward(grid), 0.0, warp.last_pixel)
