@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from gfrnet_tf.faces import DlibLandmarks
-from gfrnet_tf.io import atomic_writer, save_image
+from gfrnet_tf.io import atomic_writer
 from gfrnet_tf.sample import IMAGE_PATH, LANDMARKS_PATH
 from pipelines.photo import prepare_image
 
@@ -21,7 +21,8 @@ def make_sample() -> None:
     from skimage import data
 
     face, = prepare_image(data.astronaut(), "astronaut", "astronaut", DlibLandmarks())
-    save_image(IMAGE_PATH, face.crop)
+    with atomic_writer(IMAGE_PATH) as stream:
+        stream.write(face.png)
     record = {
         "source": "skimage.data.astronaut() (NASA, public domain)",
         "coordinates": "pixel (x, y) of the 256x256 crop, iBUG-300W 68-point order",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 
 from gfrnet_tf import faces
@@ -42,11 +43,15 @@ class FaceOptions:
 
 @dataclasses.dataclass(frozen=True)
 class PreparedFace:
-    """A face crop ready to be a target or a guide; `landmarks` are crop pixels."""
+    """A face crop ready to be a target or a guide; `landmarks` are crop pixels.
+
+    The crop travels PNG-encoded: smaller to shuffle between Beam workers than the array,
+    lossless, and deterministic, so re-runs write byte-identical shards.
+    """
 
     key: str
     identity: str
-    crop: np.ndarray
+    png: bytes
     landmarks: np.ndarray
     confidence: float
     sharpness: float
@@ -80,6 +85,14 @@ def prepare_image(image: np.ndarray, key: str, identity: str,
             for n, face in enumerate(found)]
 
 
+def encode_png(rgb: np.ndarray) -> bytes:
+    """uint8 RGB -> PNG bytes."""
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"PNG encoding failed for an array of shape {rgb.shape}")
+    return encoded.tobytes()
+
+
 def _prepare_face(image, face, photo_key, key, identity, landmarks, options) -> PreparedFace:
     face_size = min(face.box[2], face.box[3])
     if face_size < options.min_face_size:
@@ -92,6 +105,6 @@ def _prepare_face(image, face, photo_key, key, identity, landmarks, options) -> 
                                      f"{options.min_sharpness}", "blurry")
     points = window.to_crop(landmarks.locate(image, face.box, photo_key))
     return PreparedFace(
-        key=key, identity=identity, crop=crop, landmarks=points,
+        key=key, identity=identity, png=encode_png(crop), landmarks=points,
         confidence=face.confidence, sharpness=sharpness, yaw=faces.yaw_degrees(points),
         roll=faces.roll_degrees(points), eye_aspect_ratio=faces.eye_aspect_ratio(points))

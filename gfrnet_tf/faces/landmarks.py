@@ -96,7 +96,10 @@ class FileLandmarks(LandmarkSource):
             if key not in self._table:
                 raise LandmarksError(self.location, f"no row for {key!r}")
             return self._table[key]
-        return read_pts(self.location / Path(key).with_suffix(".pts"))
+        path = (self.location / Path(key).with_suffix(".pts")).resolve()
+        if not path.is_relative_to(self.location.resolve()):
+            raise LandmarksError(key, f"photo name escapes the landmark folder {self.location}")
+        return read_pts(path)
 
 
 def read_pts(path) -> np.ndarray:

@@ -1,0 +1,170 @@
+"""gfrnet-prepare on a small real-photo collection: guides, rejections, splits, shards."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gfrnet_tf.data.records import parse_pair
+from gfrnet_tf.io.paths import safe_name
+from pipelines import identity as identity_lib
+from pipelines import prepare
+from pipelines.photo import PreparedFace
+
+sys.path.insert(0, str(Path(__file__).parent))
+from prepare_fixtures import make_collection  # noqa: E402
+
+# The fixture photos are 256 px with ~45 px faces: lower the size and sharpness filters.
+SMALL = ["--min-face-size", "32", "--min-sharpness", "0", "--num-shards", "4"]
+IN_PROCESS = ["--direct_running_mode=in_memory"]
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    make_collection(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(collection, tmp_path_factory):
+    output = tmp_path_factory.mktemp("prepared")
+    settings, beam_args, _ = prepare.parse_args(
+        ["--input", str(collection), "--output", str(output), "--synthetic-pose",
+         "--export-guides", *SMALL, *IN_PROCESS])
+    return output, prepare.run_pipeline(settings, beam_args)
+
+
+def _records(output):
+    records = []
+    for shard in sorted(output.glob("*.tfrecord")):
+        for serialized in tf.data.TFRecordDataset(str(shard)):
+            sample = parse_pair(serialized, shard=str(shard))
+            records.append({key: value.numpy() for key, value in sample.items()})
+    return records
+
+
+def test_rejections_counted_by_reason(prepared):
+    output, manifest = prepared
+    counts = manifest["counts"]
+    assert counts["photos_read"] == 8
+    assert counts["rejected_no_face"] == 1  # the cloud texture
+    assert counts["rejected_bad_image"] == 1  # the truncated JPEG
+    assert counts["rejected_empty_identity"] == 1
+    rejected = sorted((output / "rejected.tsv").read_text().splitlines())
+    assert [line.split("\t")[:2] for line in rejected] == [
+        ["no_faces/clouds.png", "no_face"], ["no_faces/cut.jpg", "bad_image"]]
+
+
+def test_frontal_copy_is_the_guide_and_output_parses(prepared):
+    output, manifest = prepared
+    records = _records(output)
+    astronaut = [r for r in records if r["identity"] == b"astronaut"]
+    assert {r["guide_file"] for r in astronaut} == {b"astronaut/frontal.png"}
+    assert sorted(r["target_file"] for r in astronaut) == [
+        b"astronaut/recoloured_tilted.png", b"astronaut/scaled_tilted.png",
+        b"astronaut/tilted_left.png", b"astronaut/tilted_right.jpg"]
+    for record in records:
+        assert record["target"].shape == (256, 256, 3)
+        inner = record["landmarks"][17:]
+        assert ((inner > 0) & (inner < 256)).all()
+    # The lone photo became a synthetic-pose pair with itself as guide.
+    solo, = [r for r in records if r["identity"] == b"solo"]
+    assert solo["guide_file"] == solo["target_file"] == b"solo/only.jpg"
+    np.testing.assert_array_equal(solo["guide"], solo["target"])
+    total = sum(v for k, v in manifest["counts"].items() if k.startswith("pairs_"))
+    assert total == len(records) == 5
+
+
+def test_guides_exported_under_safe_names(prepared):
+    output, _ = prepared
+    exported = sorted(p.relative_to(output / "guides").as_posix()
+                      for p in (output / "guides").rglob("*.json"))
+    assert [p.split("/")[1] for p in exported] == ["astronaut.json", "solo.json"]
+    details = json.loads((output / "guides" / exported[0]).read_text())
+    assert details["photo"] == "astronaut/frontal.png" and len(details["landmarks"]) == 68
+
+
+def test_rerun_in_a_new_process_writes_identical_shards(prepared, collection, tmp_path):
+    output, manifest = prepared
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipelines.prepare", "--input", str(collection),
+         "--output", str(tmp_path), "--synthetic-pose", *SMALL, *IN_PROCESS],
+        capture_output=True, text=True, cwd=Path(__file__).parents[1],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    # A truncated JPEG is a failed file: summary printed, exit status 1.
+    assert completed.returncode == 1, completed.stderr[-2000:]
+    assert "rejected: bad_image 1, empty_identity 1, no_face 1" in completed.stdout
+    assert json.loads((tmp_path / "manifest.json").read_text())["shards"] == manifest["shards"]
+
+    def digests(folder):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in folder.glob("*.tfrecord")}
+
+    assert digests(tmp_path) == digests(output) and digests(output)
+
+
+def _face(key, yaw=0.0, roll=0.0, ear=0.3, sharpness=100.0, identity="a"):
+    return PreparedFace(key=key, identity=identity, png=b"", landmarks=np.zeros((68, 2)),
+                        confidence=1.0, sharpness=sharpness, yaw=yaw, roll=roll,
+                        eye_aspect_ratio=ear)
+
+
+def test_guide_needs_open_eyes_and_targets_are_capped():
+    faces = [_face("a/closed", ear=0.1), _face("a/turned", yaw=30),
+             _face("a/tilted", roll=-12), _face("a/slight", yaw=4, sharpness=50),
+             _face("a/sharp", yaw=-25, sharpness=900)]
+    options = identity_lib.PairOptions(max_per_identity=3)
+    pairs, reason = identity_lib.make_pairs(faces, options)
+    assert reason is None
+    assert {guide.key for _, guide in pairs} == {"a/slight"}
+    assert [target.key for target, _ in pairs] == ["a/sharp", "a/closed"]  # sharpest first
+    assert identity_lib.make_pairs([_face("a/x", ear=0.1), _face("a/y", ear=0.15)],
+                                   options) == ([], "no_open_eyes_guide")
+    assert identity_lib.make_pairs([_face("a/x")], options) == ([], "single_photo_identity")
+
+
+def test_split_is_a_function_of_the_identity():
+    names = [f"n{i:05d}" for i in range(4000)]
+    splits = [identity_lib.split_of(n, 0.1, 0.2) for n in names]
+    assert splits == [identity_lib.split_of(n, 0.1, 0.2) for n in names]
+    fractions = {s: splits.count(s) / len(names) for s in identity_lib.SPLITS}
+    assert abs(fractions["val"] - 0.1) < 0.02 and abs(fractions["test"] - 0.2) < 0.02
+    shards = {identity_lib.shard_of(n, 7) for n in names}
+    assert shards == set(range(7))
+
+
+@pytest.mark.parametrize("name", ["../x", "/etc/passwd", "..", ".", "", "a\x00b",
+                                  "a/b", "x" * 300, "Zoë Saldaña"])
+def test_identity_names_cannot_escape_the_output(tmp_path, name):
+    safe = safe_name(name)
+    assert safe and not safe.startswith(".") and "/" not in safe and "\x00" not in safe
+    assert len(safe) <= 90
+    assert (tmp_path / safe).resolve().parent == tmp_path.resolve()
+
+
+def test_safe_names_keep_distinct_names_apart():
+    assert safe_name("alice_smith") == "alice_smith"
+    assert len({safe_name(n) for n in ["a/b", "a_b", "a b", "a\\b"]}) == 4
+
+
+def test_missing_beam_is_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "apache_beam", None)
+    status = prepare.main(["--input", str(tmp_path), "--output", str(tmp_path / "out")])
+    assert status == 1
+    error = capsys.readouterr().err.strip()
+    assert error == "error: apache_beam: not installed: pip install gfrnet_tf[beam]"
+
+
+def test_bad_flags_are_one_line(capsys, tmp_path):
+    assert prepare.main(["--input", str(tmp_path / "nope"), "--output", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip().endswith("nope: --input is not a folder")
+    assert prepare.main(["--input", str(tmp_path), "--output", str(tmp_path),
+                         "--max-per-identity", "1"]) == 1
+    assert "--max-per-identity: must be at least 2" in capsys.readouterr().err
