@@ -66,14 +66,24 @@ def check_spatial_size(source, input_shape, divisor, what):
         )
 
 
+def make_activation(activation):
+    """LeakyReLU(0.2) for "leaky_relu" (pix2pix slope, not Keras' 0.3 default), else a Keras activation."""
+    if activation is None:
+        return None
+    if activation == "leaky_relu":
+        return keras.layers.LeakyReLU(negative_slope=0.2, name="act")
+    return keras.layers.Activation(activation, name="act")
+
+
+@keras.saving.register_keras_serializable(package="gfrnet_tf")
 class ConvBlock(keras.layers.Layer):
     """4x4 convolution (or transposed convolution) -> optional norm -> optional dropout -> activation.
 
-    `transpose=True` doubles the resolution with stride 2 (decoder); otherwise `strides`
-    downsamples. `padding` is "same" for the encoder/decoder (for even sizes Keras pads
-    1 before and 1 after a 4x4 stride-2 conv, exactly PyTorch's `padding=1`); the
-    discriminator pads explicitly (`padding=1` then "valid") to reproduce pix2pix's
-    output sizes at stride 1 as well.
+    `transpose=True` upsamples by `strides` (decoder), otherwise the conv downsamples by it.
+    Without `explicit_padding` the conv pads "same": for even sizes Keras pads a 4x4
+    stride-2 conv 1 pixel before and 1 after, exactly PyTorch's `padding=1`. The
+    discriminator passes `explicit_padding=1` ("valid" conv after zero padding) to get
+    pix2pix's sizes at stride 1 too, where "same" would pad 1 before and 2 after.
     """
 
     def __init__(
@@ -111,7 +121,7 @@ class ConvBlock(keras.layers.Layer):
         )
         self.norm_layer = make_norm(norm, "norm")
         self.dropout_layer = keras.layers.Dropout(dropout, name="dropout") if dropout else None
-        self.activation_layer = _make_activation(activation)
+        self.activation_layer = make_activation(activation)
 
     def build(self, input_shape):
         shape = input_shape
@@ -149,15 +159,7 @@ class ConvBlock(keras.layers.Layer):
         return config
 
 
-def _make_activation(activation):
-    """LeakyReLU(0.2) for "leaky_relu" (pix2pix slope, not Keras' 0.3 default), else a Keras activation."""
-    if activation is None:
-        return None
-    if activation == "leaky_relu":
-        return keras.layers.LeakyReLU(negative_slope=0.2, name="act")
-    return keras.layers.Activation(activation, name="act")
-
-
+@keras.saving.register_keras_serializable(package="gfrnet_tf")
 class EncoderDecoder(keras.layers.Layer):
     """The generator body shared by WarpNet and RecNet (GFRNet §3.1, pix2pix widths).
 
