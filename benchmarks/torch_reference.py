@@ -44,7 +44,9 @@ _ACTIVATIONS = {
 class TorchConvBlock(nn.Module):
     """4x4 conv or transposed conv (padding 1) -> norm -> dropout -> activation."""
 
-    def __init__(self, cin, cout, strides=2, transpose=False, norm="none", activation="leaky_relu", dropout=0.0):
+    def __init__(
+        self, cin, cout, strides=2, transpose=False, norm="none", activation="leaky_relu", dropout=0.0
+    ):
         super().__init__()
         conv_class = nn.ConvTranspose2d if transpose else nn.Conv2d
         self.conv = conv_class(cin, cout, KERNEL_SIZE, stride=strides, padding=1, bias=norm != "batch")
@@ -103,7 +105,9 @@ class TorchEncoderDecoder(nn.Module):
 
 def identity_grid(height, width):
     """`[1, H, W, 2]` normalised `(x, y)` mesh grid, `grid_sample`'s align-corners layout."""
-    ys, xs = torch.meshgrid(torch.linspace(-1.0, 1.0, height), torch.linspace(-1.0, 1.0, width), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.linspace(-1.0, 1.0, height), torch.linspace(-1.0, 1.0, width), indexing="ij"
+    )
     return torch.stack([xs, ys], dim=-1)[None]
 
 
@@ -131,7 +135,13 @@ class TorchRecNet(nn.Module):
                  dropout=0.5, dropout_layers=3, out_channels=3):
         super().__init__()
         self.body = TorchEncoderDecoder(
-            in_channels, widths, norm, out_channels, skips=True, dropout=dropout, dropout_layers=dropout_layers
+            in_channels,
+            widths,
+            norm,
+            out_channels,
+            skips=True,
+            dropout=dropout,
+            dropout_layers=dropout_layers,
         )
 
     def forward(self, x):
@@ -202,7 +212,10 @@ def transfer_weights(keras_model, torch_model):
         for kblock, tblock in zip(keras_blocks, torch_blocks):
             kernel = _tensor(kblock.conv.kernel).permute(3, 2, 0, 1)
             if kernel.shape != tblock.conv.weight.shape:
-                raise ValueError(f"{kblock.name}: kernel {tuple(kernel.shape)} vs {tuple(tblock.conv.weight.shape)}")
+                raise ValueError(
+                    f"{kblock.name}: kernel {tuple(kernel.shape)} "
+                    f"vs {tuple(tblock.conv.weight.shape)}"
+                )
             tblock.conv.weight.copy_(kernel)
             if tblock.conv.bias is not None:
                 tblock.conv.bias.copy_(_tensor(kblock.conv.bias))
@@ -214,8 +227,9 @@ def transfer_weights(keras_model, torch_model):
                 tblock.norm.running_var.copy_(_tensor(kblock.norm_layer.moving_variance))
 
 
-def twin_of(keras_model, in_channels):
+def twin_of(keras_model):
     """A PyTorch twin with the Keras model's config and weights (the Keras model must be built)."""
+    in_channels = _keras_blocks(keras_model)[0].conv.kernel.shape[2]
     config = keras_model.get_config()
     widths, norm = tuple(config["widths"]), config["norm"]
     if isinstance(keras_model, WarpNet):

@@ -69,7 +69,8 @@ def _smooth_images(seed, batch=2):
     rng = np.random.default_rng(seed)
     ys, xs = np.mgrid[0:SIZE, 0:SIZE] / SIZE
     freqs, phases = rng.uniform(0.5, 2.0, (batch, 3, 2)), rng.uniform(0, 2 * np.pi, (batch, 3))
-    waves = np.sin(2 * np.pi * (freqs[..., 0, None, None] * xs + freqs[..., 1, None, None] * ys) + phases[..., None, None])
+    angle = freqs[..., 0, None, None] * xs + freqs[..., 1, None, None] * ys
+    waves = np.sin(2 * np.pi * angle + phases[..., None, None])
     return np.transpose(waves, (0, 2, 3, 1)).astype("float32")
 
 
@@ -84,7 +85,7 @@ def test_full_gfrnet_forward_matches(norm, flow_mode):
     restored = recnet(tf.concat([degraded, warped], -1), training=False)
 
     twin = torch_reference.TorchGFRNet(
-        torch_reference.twin_of(warpnet, 6), torch_reference.twin_of(recnet, 6)
+        torch_reference.twin_of(warpnet), torch_reference.twin_of(recnet)
     ).eval()
     with torch.no_grad():
         t_flow, t_warped, t_restored = twin(_nchw(degraded), _nchw(guide))
@@ -105,7 +106,7 @@ def test_full_gfrnet_forward_matches(norm, flow_mode):
 def test_discriminator_matches():
     disc = _built(PatchDiscriminator((8, 16, 16, 16)), 9, seed=5)
     x = np.random.default_rng(6).uniform(-1, 1, (2, SIZE, SIZE, 9)).astype("float32")
-    twin = torch_reference.twin_of(disc, 9).eval()
+    twin = torch_reference.twin_of(disc).eval()
     with torch.no_grad():
         logits = _nhwc(twin(_nchw(x)))
     expected = disc(x, training=False).numpy()
@@ -119,14 +120,14 @@ def test_transposed_kernel_needs_no_flip():
     kernel = recnet.body.decoder[0].conv.kernel
     assert not np.allclose(kernel.numpy(), kernel.numpy()[::-1, ::-1])
     x = _images(8, batch=1)
-    twin = torch_reference.twin_of(recnet, 3).eval()
+    twin = torch_reference.twin_of(recnet).eval()
     with torch.no_grad():
         np.testing.assert_allclose(_nhwc(twin(_nchw(x))), recnet(x).numpy(), atol=ATOL)
 
 
 def test_training_mode_matches_and_running_variance_differs_only_by_bessel():
     recnet = _built(RecNet(WIDTHS, norm="batch", dropout=0.0), 6, seed=9)
-    twin = torch_reference.twin_of(recnet, 6).train()
+    twin = torch_reference.twin_of(recnet).train()
     keras_bn = recnet.body.encoder[1].norm_layer
     old_variance = keras_bn.moving_variance.numpy()
     x = np.random.default_rng(10).uniform(-1, 1, (4, SIZE, SIZE, 6)).astype("float32")
