@@ -42,9 +42,23 @@ def make_run(main):
     """The console-script entry point for `main`: `absl.app.run` with one-line errors."""
 
     def run():
-        app.run(main_wrapper(main))
+        app.run(main_wrapper(main), flags_parser=_parse_flags)
 
     return run
+
+
+def _parse_flags(argv):
+    """absl's parser, plus one line for what `--config` raises outside `flags.Error`: any
+    exception of the config file's own code, or e.g. AttributeError for a mistyped
+    `--config.x.y=` override."""
+    try:
+        return app.parse_flags_with_usage(argv)
+    except Exception as error:  # pylint: disable=broad-except
+        if "--debug" in argv:
+            raise
+        problem = " ".join(str(error).split())
+        print(f"error: command line: {type(error).__name__}: {problem}", file=sys.stderr)
+        sys.exit(1)
 
 
 def define_strategy_flag():

@@ -1,0 +1,58 @@
+r"""GFRNet exactly as trained in §4.1 of the paper (256x256, batch 1, Adam 2e-4 -> 2e-6).
+
+    gfrnet-train --config configs/paper.py --workdir runs/paper \
+        --data 'data/train-*.tfrecord' --val_data 'data/val-*.tfrecord' \
+        --config.model.vgg_face_weights=vgg_face.npz
+
+Any value can be overridden on the command line, e.g. the wider WarpNet/RecNet of the
+PyTorch reimplementation or another ablation (§4.3):
+
+    --config.model.widths='(64, 128, 256, 512, 1024, 1024, 1024, 1024)'
+    --config.model.variant=no_warp   --config.input.batch_size=8
+
+Not from the paper: the pix2pix widths (the paper's are in a supplement we do not have),
+a checkpoint interval, and the TensorBoard cadence.
+"""
+
+import ml_collections
+
+from gfrnet_tf.data import default_input_config
+
+TRAIN_PAIRS = 20_273  # §4.1: pairs from the VGGFace2 training set
+
+
+def get_config():
+    config = ml_collections.ConfigDict()
+
+    config.input = default_input_config()
+    config.input.image_size = 256
+    config.input.batch_size = 1  # §4.1; global, split over replicas
+
+    config.model = ml_collections.ConfigDict()
+    config.model.widths = (64, 128, 256, 512, 512, 512, 512, 512)  # depth 8: 256 -> 1x1
+    config.model.discriminator_widths = (64, 128, 256, 512)  # 70x70 PatchGAN
+    config.model.norm = "batch"
+    config.model.flow_mode = "offset"
+    config.model.dropout = 0.5
+    config.model.variant = "full"
+    config.model.local_size = 128
+    config.model.vgg_face_weights = ""  # a file the user supplies; "" turns the perceptual term off
+    config.model.perceptual_layer = "conv4_3"
+    config.model.loss_weights = ml_collections.ConfigDict(
+        {"l2": 100.0, "perceptual": 0.001, "adv_global": 1.0, "adv_local": 0.5, "landmark": 10.0, "tv": 1.0})
+
+    config.train = ml_collections.ConfigDict()
+    config.train.warp_pretrain_epochs = 5  # WarpNet on the flow loss alone
+    config.train.epochs = 100  # joint training after the pre-training
+    config.train.steps_per_epoch = TRAIN_PAIRS  # one pass over the pairs at batch 1
+    config.train.learning_rates = (2e-4, 2e-5, 2e-6)
+    config.train.adam_beta_1 = 0.5
+    # "trained until the reconstruction loss on the validation set becomes non-decreasing":
+    # one epoch without a decrease moves to the next rate.
+    config.train.plateau_patience = 1
+    config.train.checkpoint_every = 1843  # steps; must divide steps_per_epoch (20273 = 11 * 1843)
+    config.train.keep_checkpoints = 3
+    config.train.summary_every = 500  # steps between TensorBoard scalars + image grids
+    config.train.jit_compile = False
+    config.train.seed = 0
+    return config

@@ -1,0 +1,138 @@
+"""gfrnet-train: the LR schedule, NaN stop, checkpoints, TensorBoard, resume after kill -9,
+and one-line errors for bad data and flags.
+
+The callbacks are driven directly with fake logs; the command runs in subprocesses (it has
+to be killed) at 32x32 with widths of 8-16.
+"""
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gfrnet_tf.errors import TrainingDivergedError
+from gfrnet_tf.training.callbacks import StepCheckpoint, StopOnNonFinite, TensorBoardLogger, latest_checkpoint
+from gfrnet_tf.training.schedule import StepDownOnPlateau
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RATES = (2e-4, 2e-5, 2e-6)
+
+
+def _two_optimizers(rate=RATES[0]):
+    return types.SimpleNamespace(g_optimizer=keras.optimizers.Adam(rate), d_optimizer=keras.optimizers.Adam(rate))
+
+
+def _rates(model):
+    return [float(model.g_optimizer.learning_rate.numpy()), float(model.d_optimizer.learning_rate.numpy())]
+
+
+def test_learning_rate_steps_down_on_both_optimizers_when_val_l2_stops_decreasing():
+    model = _two_optimizers()
+    schedule = StepDownOnPlateau(RATES, monitor="val_l2", patience=2)
+    schedule.set_model(model)
+    schedule.on_train_begin()
+    # Epochs without validation (None) neither count nor reset the patience.
+    val_l2 = [1.0, 0.8, 0.81, None, 0.8, 0.5, 0.6, 0.7, 0.9, 0.95, 0.97]
+    expected = [0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2]  # index into RATES after each epoch
+    for epoch, (value, stage) in enumerate(zip(val_l2, expected)):
+        logs = {"l2": 3.0} if value is None else {"l2": 3.0, "val_l2": value}
+        schedule.on_epoch_end(epoch, logs)
+        assert _rates(model) == pytest.approx([RATES[stage]] * 2, rel=1e-6), epoch
+        assert logs["learning_rate"] == pytest.approx(RATES[stage])
+
+
+def test_learning_rate_stage_survives_a_restart():
+    model = _two_optimizers(rate=2e-5)  # as restored from a backup
+    model.d_optimizer.learning_rate = 2e-4  # even if the two disagree, the G rate decides
+    schedule = StepDownOnPlateau(RATES, patience=1)
+    schedule.set_model(model)
+    schedule.on_train_begin()
+    assert schedule.stage == 1 and _rates(model) == pytest.approx([2e-5, 2e-5])
+
+
+def _step_callback(callback, steps_per_epoch, epoch):
+    callback.set_params({"steps": steps_per_epoch, "epochs": 10, "verbose": 0})
+    callback.on_epoch_begin(epoch)
+    return callback
+
+
+def test_non_finite_loss_stops_naming_the_loss_step_and_last_checkpoint(tmp_path):
+    (tmp_path / "step-00000008.weights.h5").write_bytes(b"")
+    (tmp_path / "step-00000012.weights.h5").write_bytes(b"")
+    guard = _step_callback(StopOnNonFinite(str(tmp_path)), steps_per_epoch=4, epoch=3)
+    guard.on_train_batch_end(0, {"l2": 0.5, "g_total": np.float32(3.0)})
+    with pytest.raises(TrainingDivergedError) as raised:
+        guard.on_train_batch_end(1, {"l2": 0.5, "g_total": np.inf, "tv": np.nan})
+    assert raised.value.source == "step 14"
+    assert "g_total, tv" in raised.value.problem
+    assert raised.value.problem.endswith(str(tmp_path / "step-00000012.weights.h5"))
+
+
+def _tiny_model():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam")
+    return model
+
+
+def test_step_checkpoints_are_atomic_named_by_global_step_and_pruned(tmp_path):
+    model = _tiny_model()
+    saver = StepCheckpoint(str(tmp_path), keep=2)
+    saver.set_model(model)
+    for epoch in range(3):
+        _step_callback(saver, steps_per_epoch=5, epoch=epoch).on_epoch_end(epoch)
+    assert sorted(os.listdir(tmp_path)) == ["step-00000010.weights.h5", "step-00000015.weights.h5"]
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / "step-00000015.weights.h5")
+    expected = [w.copy() for w in model.get_weights()]
+    restored = _tiny_model()
+    restored.load_weights(latest_checkpoint(str(tmp_path)))
+    for a, b in zip(expected, restored.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert latest_checkpoint(str(tmp_path / "missing")) is None
+
+
+class _FakeGFRNet(keras.Model):
+    """Inference outputs with known values: restored = -degraded, warped = guide / 2."""
+
+    def call(self, inputs, training=False):
+        return {"restored": -inputs["degraded"], "warped_guide": inputs["guide"] / 2}
+
+
+def _events(log_dir):
+    events = {}
+    for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                events.setdefault(value.tag, []).append((event.step, value))
+    return events
+
+
+def test_tensorboard_grid_shows_five_images_side_by_side_every_n_steps(tmp_path):
+    rng = np.random.default_rng(0)
+    images = {name: rng.uniform(-1, 1, (3, 8, 6, 3)).astype("float32") for name in ("degraded", "guide", "target")}
+    batch = ({"degraded": images["degraded"], "guide": images["guide"]}, {"target": images["target"]})
+    logger = TensorBoardLogger(str(tmp_path), every_steps=3, batch=batch, max_images=2)
+    logger.set_model(_FakeGFRNet())
+    grid = logger.image_grid()
+    assert grid.shape == (2, 8, 30, 3)
+    parts = [images["degraded"], images["guide"], images["guide"] / 2, -images["degraded"], images["target"]]
+    for i, part in enumerate(parts):
+        np.testing.assert_allclose(grid[:, :, 6 * i:6 * (i + 1)], (part[:2] + 1) / 2, atol=1e-6)
+
+    _step_callback(logger, steps_per_epoch=4, epoch=1)
+    for batch_index in range(4):  # global steps 5..8: only step 6 is a multiple of 3
+        logger.on_train_batch_end(batch_index, {"l2": 0.25 * batch_index})
+    logger.on_epoch_end(1, {"l2": 1.0, "val_l2": 0.5, "learning_rate": 2e-4})
+    events = _events(str(tmp_path))
+    assert [step for step, _ in events["train/l2"]] == [6]
+    assert tf.make_ndarray(events["train/l2"][0][1].tensor) == pytest.approx(0.25)
+    assert [step for step, _ in events["I_d | I_g | I_w | restored | I"]] == [6]
+    assert [step for step, _ in events["val/l2"]] == [8]
+    assert "l2" not in events and "train/learning_rate" not in events
