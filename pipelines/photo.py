@@ -74,7 +74,7 @@ def prepare_image(image: np.ndarray, key: str, identity: str,
                   landmarks: faces.LandmarkSource,
                   options: FaceOptions = FaceOptions()) -> list[PreparedFace]:
     """`prepare_photo` for an already decoded uint8 RGB image."""
-    # The detector keeps its own low minimum (20 px) so that a small face is counted as
+    # The detector finds faces down to 20 px, so a small face is counted as
     # "face_too_small" by the filter below rather than as "no_face".
     found = faces.detect_faces(image, min_confidence=options.min_confidence)
     if not found:

@@ -45,6 +45,16 @@ def test_face_found_on_sample_with_landmarks_inside_box(sample, sample_face):
     assert np.abs(sample_face.keypoints[:2] - eyes).max() < 6
 
 
+def test_large_photo_detected_downscaled_in_its_own_coordinates(sample, sample_face):
+    factor = 5  # 1280 px: detected at 1024 px, boxes mapped back
+    large = cv2.resize(sample[0], None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+    face = faces.best_face(large, "large.jpg")
+    np.testing.assert_allclose(face.box, np.multiply(sample_face.box, factor),
+                               atol=0.06 * factor * sample_face.box[3])
+    np.testing.assert_allclose(face.keypoints, sample_face.keypoints * factor,
+                               atol=0.03 * factor * sample_face.box[3])
+
+
 def test_dlib_reproduces_the_stored_sample_landmarks(sample, sample_face):
     image, landmarks = sample
     located = faces.DlibLandmarks().locate(image, sample_face.box, "sample")
