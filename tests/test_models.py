@@ -177,6 +177,30 @@ def test_offset_mode_with_zero_last_layer_is_exactly_the_identity_grid():
     np.testing.assert_array_equal(absolute(x).numpy(), 0.0)
 
 
+# --- mixed precision ---
+
+
+@pytest.fixture
+def mixed_float16():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_mixed_precision_computes_in_float16_and_outputs_float32(mixed_float16):
+    x = _inputs(32)
+    warpnet, recnet, disc = WarpNet(TINY), RecNet(TINY), PatchDiscriminator(TINY_D)
+    outputs = [warpnet(x), recnet(x), disc(np.concatenate([x, x[..., :3]], -1))]
+    assert [output.dtype for output in outputs] == [tf.float32] * 3
+    assert warpnet.body.encoder[1].conv.compute_dtype == "float16"
+    assert disc.blocks[1].norm_layer.compute_dtype == "float16"
+    # The flow is float32 end to end: zero last layer -> exactly the float32 identity grid.
+    _zero_block(warpnet.body.decoder[-1])
+    np.testing.assert_array_equal(warpnet(x).numpy()[0], identity_grid(32, 32).numpy()[0])
+    # An explicit float32 model stays float32 throughout under the mixed global policy.
+    assert RecNet(TINY, dtype="float32").body.encoder[1].conv.compute_dtype == "float32"
+
+
 # --- U-Net skips ---
 
 

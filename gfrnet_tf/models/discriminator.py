@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf.models.layers import ConvBlock, check_network
+from gfrnet_tf.models.layers import OUTPUT_DTYPE, ConvBlock, check_network
 
 PATCHGAN_WIDTHS = (64, 128, 256, 512)
 
@@ -34,12 +34,15 @@ class PatchDiscriminator(keras.Model):
                 strides=1 if i == last else 2,
                 norm="none" if i == 0 else norm,
                 explicit_padding=1,
+                dtype=self.dtype_policy,
                 name=f"conv_{i}",
             )
             for i, width in enumerate(self.widths)
         ]
         self.blocks.append(
-            ConvBlock(1, strides=1, activation=None, explicit_padding=1, name="logits")
+            ConvBlock(
+                1, strides=1, activation=None, explicit_padding=1, dtype=OUTPUT_DTYPE, name="logits"
+            )
         )
 
     def build(self, input_shape):

@@ -19,6 +19,9 @@ BN_MOMENTUM = 0.9
 KERNEL_SIZE = 4
 # pix2pix generator widths; the paper's own are in a supplement we do not have (DESIGN.md).
 PIX2PIX_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 512)
+# Output layers compute in float32 even under mixed precision (Keras' advice): a float16
+# flow near |x| = 1 is only good to 1/2048, about 1/8 pixel at 256x256.
+OUTPUT_DTYPE = "float32"
 
 
 def conv_initializer():
@@ -39,18 +42,21 @@ def check_network(widths, norm, source):
         raise BadConfigError(source, "widths must name at least one layer")
 
 
-def make_norm(norm, name):
+def make_norm(norm, dtype):
     """A normalisation layer for `norm` ("batch", "instance"), or None for "none"."""
     if norm == "batch":
         return keras.layers.BatchNormalization(
             momentum=BN_MOMENTUM,
             epsilon=BN_EPSILON,
             gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),
-            name=name,
+            dtype=dtype,
+            name="norm",
         )
     if norm == "instance":
         # groups=-1: one group per channel, i.e. instance normalisation with affine terms.
-        return keras.layers.GroupNormalization(groups=-1, epsilon=BN_EPSILON, name=name)
+        return keras.layers.GroupNormalization(
+            groups=-1, epsilon=BN_EPSILON, dtype=dtype, name="norm"
+        )
     return None
 
 
@@ -66,13 +72,13 @@ def check_spatial_size(source, input_shape, divisor, what):
         )
 
 
-def make_activation(activation):
+def make_activation(activation, dtype):
     """LeakyReLU(0.2) for "leaky_relu" (pix2pix slope, not Keras' 0.3 default), else a Keras activation."""
     if activation is None:
         return None
     if activation == "leaky_relu":
-        return keras.layers.LeakyReLU(negative_slope=0.2, name="act")
-    return keras.layers.Activation(activation, name="act")
+        return keras.layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name="act")
+    return keras.layers.Activation(activation, dtype=dtype, name="act")
 
 
 @keras.saving.register_keras_serializable(package="gfrnet_tf")
@@ -106,9 +112,11 @@ class ConvBlock(keras.layers.Layer):
         self.activation = activation
         self.dropout = dropout
         self.explicit_padding = explicit_padding
+        # Sub-layers follow this block's dtype policy (Keras 3 does not propagate it).
+        dtype = self.dtype_policy
         conv_class = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
         self.pad = (
-            keras.layers.ZeroPadding2D(explicit_padding, name="pad") if explicit_padding else None
+            keras.layers.ZeroPadding2D(explicit_padding, dtype=dtype, name="pad") if explicit_padding else None
         )
         self.conv = conv_class(
             filters,
@@ -117,11 +125,12 @@ class ConvBlock(keras.layers.Layer):
             padding="valid" if explicit_padding else "same",
             use_bias=norm != "batch",
             kernel_initializer=conv_initializer(),
+            dtype=dtype,
             name="conv",
         )
-        self.norm_layer = make_norm(norm, "norm")
-        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout") if dropout else None
-        self.activation_layer = make_activation(activation)
+        self.norm_layer = make_norm(norm, dtype)
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=dtype, name="dropout") if dropout else None
+        self.activation_layer = make_activation(activation, dtype)
 
     def build(self, input_shape):
         shape = input_shape
@@ -199,6 +208,7 @@ class EncoderDecoder(keras.layers.Layer):
                 width,
                 norm=norm if 0 < i < depth - 1 else "none",
                 activation="leaky_relu",
+                dtype=self.dtype_policy,
                 name=f"down_{i}",
             )
             for i, width in enumerate(self.widths)
@@ -211,6 +221,7 @@ class EncoderDecoder(keras.layers.Layer):
                 norm=norm,
                 activation="relu",
                 dropout=dropout if j < dropout_layers else 0.0,
+                dtype=self.dtype_policy,
                 name=f"up_{j}",
             )
             for j, width in enumerate(reversed(self.widths[:-1]))
@@ -220,6 +231,7 @@ class EncoderDecoder(keras.layers.Layer):
                 out_channels,
                 transpose=True,
                 activation=out_activation,
+                dtype=OUTPUT_DTYPE,
                 name=f"up_{depth - 1}",
             )
         )

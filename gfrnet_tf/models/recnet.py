@@ -40,6 +40,7 @@ class RecNet(keras.Model):
             skips=True,
             dropout=dropout,
             dropout_layers=dropout_layers,
+            dtype=self.dtype_policy,
             name=f"{self.name}_body",
         )
 

@@ -38,7 +38,12 @@ class WarpNet(keras.Model):
         self.flow_mode = flow_mode
         self.offset_scale = offset_scale
         self.body = EncoderDecoder(
-            self.widths, norm, out_channels=2, out_activation="tanh", name=f"{self.name}_body"
+            self.widths,
+            norm,
+            out_channels=2,
+            out_activation="tanh",
+            dtype=self.dtype_policy,
+            name=f"{self.name}_body",
         )
 
     def build(self, input_shape):
