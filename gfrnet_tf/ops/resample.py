@@ -24,28 +24,42 @@ def resample(data, warp):
     """
     data = tf.convert_to_tensor(data)
     warp = tf.convert_to_tensor(warp, dtype=data.dtype)
+    _check_static_shapes(data.shape, warp.shape)
     data_shape = tf.shape(data)
     batch, height, width, channels = data_shape[0], data_shape[1], data_shape[2], data_shape[3]
-    warp_shape = tf.shape(warp)
     points = tf.reshape(warp, [batch, -1, 2])
 
     x, y = points[..., 0], points[..., 1]
     x0, y0 = tf.floor(x), tf.floor(y)
-    fx, fy = x - x0, y - y0
+    # tfa's form: the floor corner weighs `x0 + 1 - x`, so an integer x gives weights
+    # exactly (1, 0) and copies the pixel bit for bit.
+    dx, dy = x0 + 1.0 - x, y0 + 1.0 - y
     inside = (x > -1.0) & (y > -1.0) & (x < tf.cast(width, x.dtype)) & (y < tf.cast(height, y.dtype))
     x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
 
     table = tf.reshape(data, [-1, channels])
     offset = tf.range(batch)[:, tf.newaxis] * (height * width)
     result = 0.0
-    for dx, wx in ((0, 1.0 - fx), (1, fx)):
-        for dy, wy in ((0, 1.0 - fy), (1, fy)):
-            xi, yi = x0 + dx, y0 + dy
+    for step_x, weight_x in ((0, dx), (1, 1.0 - dx)):
+        for step_y, weight_y in ((0, dy), (1, 1.0 - dy)):
+            xi, yi = x0 + step_x, y0 + step_y
             valid = inside & (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
-            index = offset + tf.clip_by_value(yi, 0, height - 1) * width + tf.clip_by_value(xi, 0, width - 1)
-            weight = tf.where(valid, wx * wy, 0.0)
+            # Corners outside the image read row 0 with weight 0. `tf.where`, not a clip: the
+            # converter turns an int32 clip to [0, 6] into RELU6, which TFLite lacks for int32.
+            index = tf.where(valid, offset + yi * width + xi, 0)
+            weight = tf.where(valid, weight_x * weight_y, 0.0)
             result += weight[..., tf.newaxis] * tf.gather(table, index)
-    return tf.reshape(result, tf.concat([warp_shape[:-1], [channels]], axis=0))
+    return tf.reshape(result, tf.concat([tf.shape(warp)[:-1], [channels]], axis=0))
+
+
+def _check_static_shapes(data_shape, warp_shape):
+    """Fails at trace time with a readable message instead of a reshape error deep inside."""
+    if data_shape.rank is not None and data_shape.rank != 4:
+        raise ValueError(f"resample: data must be [batch, height, width, channels], got shape {data_shape}")
+    if warp_shape.rank is not None and (warp_shape.rank < 2 or warp_shape[-1] not in (None, 2)):
+        raise ValueError(f"resample: warp must be [batch, ..., 2] (x, y), got shape {warp_shape}")
+    if data_shape.rank and warp_shape.rank and not data_shape[:1].is_compatible_with(warp_shape[:1]):
+        raise ValueError(f"resample: batch sizes differ, data {data_shape} vs warp {warp_shape}")
 
 
 def warp_image(image, phi):
