@@ -5,7 +5,8 @@ Every function returns a *per-sample* loss `[B]` instead of a scalar: under
 reduction is `sum(per_sample) / global_batch` (`tf.nn.compute_average_loss`), which
 `GFRNet` applies once to the weighted total. Normalisations inside a sample are chosen so
 that the §4.1 weights (l2 100, perceptual 0.001, adversarial 1 / 0.5, landmark 10, TV 1)
-give terms of comparable size; each docstring says which one.
+give terms of comparable size; each docstring says which one. Inputs are cast to float32,
+so the losses stay exact when the networks compute in `mixed_float16`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from __future__ import annotations
 import tensorflow as tf
 
 from gfrnet_tf.ops import identity_grid, normalize_points, resample
+
+
+def _float32(*tensors):
+    return [tf.cast(t, tf.float32) for t in tensors]
 
 
 def _mean_per_sample(values):
@@ -27,6 +32,7 @@ def l2_loss(target, restored):
     weight 100, drown every other term; the per-pixel mean (images in [-1, 1]) is what
     pix2pix-style implementations use with that weight.
     """
+    target, restored = _float32(target, restored)
     return _mean_per_sample(tf.math.squared_difference(target, restored))
 
 
@@ -38,12 +44,13 @@ def perceptual_loss(features_fn, target, restored):
     The target's features are a constant: no gradient flows into them.
     """
     target_features = tf.stop_gradient(features_fn(target))
-    return _mean_per_sample(tf.math.squared_difference(features_fn(restored), target_features))
+    return _mean_per_sample(tf.math.squared_difference(*_float32(features_fn(restored), target_features)))
 
 
 def _bce_per_sample(label, logits):
     """Binary cross-entropy of every patch logit against a constant label, averaged per sample."""
-    labels = tf.fill(tf.shape(logits), tf.cast(label, logits.dtype))
+    (logits,) = _float32(logits)
+    labels = tf.fill(tf.shape(logits), tf.cast(label, tf.float32))
     return _mean_per_sample(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
@@ -75,9 +82,10 @@ def landmark_loss(phi, landmarks_px, guide_landmarks_px):
     squared errors are *summed* over the N points and both coordinates (not averaged), so
     the per-sample value is comparable with the paper's weight 10.
     """
+    phi, landmarks_px, guide_landmarks_px = _float32(phi, landmarks_px, guide_landmarks_px)
     height, width = tf.shape(phi)[1], tf.shape(phi)[2]
     sampled = resample(phi, landmarks_px)
-    expected = normalize_points(tf.cast(guide_landmarks_px, phi.dtype), height, width)
+    expected = normalize_points(guide_landmarks_px, height, width)
     return tf.reduce_sum(tf.math.squared_difference(sampled, expected), axis=[1, 2])
 
 
@@ -89,7 +97,8 @@ def tv_loss(phi):
     two directions is the mean over its `(H-1) W` / `H (W-1)` differences and both flow
     channels; summing over pixels instead would scale with the image size.
     """
-    displacement = phi - identity_grid(tf.shape(phi)[1], tf.shape(phi)[2], phi.dtype)
+    (phi,) = _float32(phi)
+    displacement = phi - identity_grid(tf.shape(phi)[1], tf.shape(phi)[2])
     along_y = displacement[:, 1:] - displacement[:, :-1]
     along_x = displacement[:, :, 1:] - displacement[:, :, :-1]
     return _mean_per_sample(tf.square(along_x)) + _mean_per_sample(tf.square(along_y))

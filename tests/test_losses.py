@@ -64,7 +64,8 @@ def test_discriminator_loss_is_minimal_at_the_smoothed_labels():
         worse = losses.discriminator_loss(logits + shift, tf.fill([1, 2, 2, 1], -30.0))
         assert worse[0] > loss[0]
     # The fake term only keeps falling as fake logits go down.
-    fake_losses = [losses.discriminator_loss(logits, tf.fill([1, 2, 2, 1], v))[0] for v in (2.0, 0.0, -2.0)]
+    fakes = [tf.fill([1, 2, 2, 1], v) for v in (2.0, 0.0, -2.0)]
+    fake_losses = [losses.discriminator_loss(logits, fake)[0] for fake in fakes]
     assert fake_losses[0] > fake_losses[1] > fake_losses[2]
 
 
@@ -117,7 +118,8 @@ def test_tv_loss_of_a_translation_is_zero_and_matches_numpy_otherwise():
 
     phi = np.random.uniform(-1, 1, (2, 8, 9, 2)).astype(np.float32)
     d = phi - _mesh(8, 9)
-    expected = (np.diff(d, axis=2) ** 2).reshape(2, -1).mean(1) + (np.diff(d, axis=1) ** 2).reshape(2, -1).mean(1)
+    along_x, along_y = np.diff(d, axis=2) ** 2, np.diff(d, axis=1) ** 2
+    expected = along_x.reshape(2, -1).mean(1) + along_y.reshape(2, -1).mean(1)
     np.testing.assert_allclose(losses.tv_loss(phi), expected, rtol=1e-5)
 
 

@@ -17,7 +17,8 @@ def _random_weights(last_layer):
     weights, channels = {}, 3
     for name in LAYER_NAMES[: LAYER_NAMES.index(last_layer) + 1]:
         filters = _FILTERS[name[:5]]
-        weights[f"{name}/kernel"] = np.random.normal(0, 0.05, (3, 3, channels, filters)).astype(np.float32)
+        kernel = np.random.normal(0, 0.05, (3, 3, channels, filters))
+        weights[f"{name}/kernel"] = kernel.astype(np.float32)
         weights[f"{name}/bias"] = np.random.normal(0, 0.05, (filters,)).astype(np.float32)
         channels = filters
     return weights
@@ -117,4 +118,5 @@ def test_config_round_trip_keeps_the_layer():
     model = VGGFace("conv2_1")
     clone = VGGFace.from_config(model.get_config())
     assert clone.output_layer == "conv2_1" and clone(tf.zeros([1, 8, 8, 3])).shape == (1, 4, 4, 128)
-    assert keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model)).output_layer == "conv2_1"
+    serialized = keras.saving.serialize_keras_object(model)
+    assert keras.saving.deserialize_keras_object(serialized).output_layer == "conv2_1"

@@ -27,8 +27,9 @@ from gfrnet_tf.errors import BadConfigError, BadModelFileError
 
 # Filters per block of the VGG16 layout; layers are named conv{block}_{i}.
 _FILTERS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
+_CONVS_PER_BLOCK = {1: 2, 2: 2, 3: 3, 4: 3, 5: 3}
 LAYER_NAMES = tuple(
-    f"conv{block}_{i}" for block, count in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for i in range(1, count + 1)
+    f"conv{block}_{i}" for block, count in _CONVS_PER_BLOCK.items() for i in range(1, count + 1)
 )
 
 # keras-vggface utils.preprocess_input(version=1): channel means in the network's BGR order.
@@ -48,7 +49,9 @@ class VGGFace(keras.Model):
     def __init__(self, output_layer="conv4_3", **kwargs):
         super().__init__(**kwargs)
         if output_layer not in LAYER_NAMES:
-            raise BadConfigError("model.perceptual_layer", f"{output_layer!r} is not one of {LAYER_NAMES}")
+            raise BadConfigError(
+                "model.perceptual_layer", f"{output_layer!r} is not one of {LAYER_NAMES}"
+            )
         self.output_layer = output_layer
         self.conv_layers = [
             keras.layers.Conv2D(_FILTERS[int(name[4])], 3, padding="same", activation="relu", name=name)
@@ -89,7 +92,7 @@ def load_vgg_face_weights(model: VGGFace, path) -> VGGFace:
     elif path.endswith((".h5", ".hdf5")):
         arrays = _read_keras_h5(path)
     else:
-        raise BadModelFileError(path, "unknown VGG-Face weights format: expected .npz or keras-vggface .h5")
+        raise BadModelFileError(path, "unknown VGG-Face weights format: expected .npz or .h5")
     if not model.built:
         model.build((None, None, None, 3))
     for conv in model.conv_layers:
@@ -104,7 +107,8 @@ def _checked(arrays, path, key, shape):
     if key not in arrays:
         raise BadModelFileError(path, f"no weight {key!r} (needed up to the perceptual layer)")
     if tuple(arrays[key].shape) != tuple(shape):
-        raise BadModelFileError(path, f"{key!r} has shape {tuple(arrays[key].shape)}, expected {tuple(shape)}")
+        found = tuple(arrays[key].shape)
+        raise BadModelFileError(path, f"{key!r} has shape {found}, expected {tuple(shape)}")
     return arrays[key]
 
 
@@ -128,9 +132,9 @@ def _read_keras_h5(path):
                     short = weight_name.split("/")[-1].split(":")[0]
                     arrays[f"{layer_name}/{short}"] = np.asarray(group[weight_name])
     except (OSError, KeyError) as error:
-        raise BadModelFileError(path, f"cannot read as a keras-vggface .h5 weights file: {error}") from None
+        raise BadModelFileError(path, f"cannot read as a keras-vggface .h5 file: {error}") from None
     if not arrays:
-        raise BadModelFileError(path, "no 'layer_names' / 'weight_names' attributes: not a Keras 2 weights file")
+        raise BadModelFileError(path, "no 'layer_names'/'weight_names' attributes: not Keras 2 weights")
     return arrays
 
 
