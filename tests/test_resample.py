@@ -180,3 +180,13 @@ def test_identity_grid_values_and_point_round_trip():
     normalised = normalize_points(points, 48, 64)
     np.testing.assert_allclose(normalised[..., 0], 2 * points[..., 0] / 63 - 1, rtol=1e-6)
     np.testing.assert_allclose(denormalize_points(normalised, 48, 64).numpy(), points, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "data_shape, warp_shape, message",
+    [((9, 7, 3), (1, 4, 2), "data must be"), ((1, 9, 7, 3), (1, 4, 3), "warp must be"),
+     ((1, 9, 7, 3), (4,), "warp must be"), ((2, 9, 7, 3), (3, 4, 2), "batch sizes differ")],
+)
+def test_bad_shapes_fail_with_a_readable_message(data_shape, warp_shape, message):
+    with pytest.raises(ValueError, match=message):
+        resample(tf.zeros(data_shape), tf.zeros(warp_shape))
