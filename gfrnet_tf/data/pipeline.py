@@ -115,6 +115,15 @@ class SkippedRecords:
         return counted
 
 
+def _graph_fn(function):
+    """Marks a map function as plain graph code (explicit tf.cond / tf.while_loop only).
+
+    AutoGraph would otherwise re-parse every function it reaches (the resampler, the
+    degradation): measured 3.0 s -> 0.75 s to trace the synthetic-pose map.
+    """
+    return tf.autograph.experimental.do_not_convert(function)
+
+
 def _record_seed(config, shard, index):
     """A seed that depends only on the record (shard file name, index) and `config.seed`."""
     name = tf.strings.regex_replace(shard, r"^.*[/\\]", "")
@@ -169,13 +178,14 @@ def _finish(records, config, training, input_context, degradation_fn):
     else:
         seeded = records.map(lambda shard, index, sample: (sample, _record_seed(config, shard, index)))
     examples = seeded.map(
-        _example_fn(config, training, degradation_fn), num_parallel_calls=tf.data.AUTOTUNE
+        _graph_fn(_example_fn(config, training, degradation_fn)), num_parallel_calls=tf.data.AUTOTUNE
     )
     batch_size = config.batch_size
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
     options = tf.data.Options()
-    options.deterministic = config.deterministic
+    # Evaluation always keeps the order, so metrics and image dumps line up across runs.
+    options.deterministic = config.deterministic or not training
     return (
         examples.batch(batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
@@ -238,7 +248,7 @@ def make_dataset(
 
     if config.skip_corrupt:
         parse = (skipped or SkippedRecords()).counting(parse)
-    parsed = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    parsed = records.map(_graph_fn(parse), num_parallel_calls=tf.data.AUTOTUNE)
     if config.skip_corrupt:
         parsed = parsed.ignore_errors(log_warning=True)
     return _finish(parsed, config, training, input_context, degradation_fn)
@@ -268,5 +278,5 @@ def array_dataset(images, landmarks, config, training, guides=None, guide_landma
     records = tf.data.Dataset.from_tensor_slices(arrays).enumerate()
     if training:
         records = records.shuffle(config.shuffle_buffer, seed=config.seed)
-    records = records.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    records = records.map(_graph_fn(load), num_parallel_calls=tf.data.AUTOTUNE)
     return _finish(records, config, training, None, degrade_lib.degrade)

@@ -103,9 +103,13 @@ class PoseWarp:
         # Row vectors times R is R^T applied to each: the inverse rotation.
         unrotated = tf.matmul(points - self.centre - self.shift, self.rotation) / self.zoom
         target = unrotated + self.centre
-        guess = target
-        for _ in range(_FIXED_POINT_STEPS):
-            guess = target - self._offset(guess)
+        # A while_loop, not a Python loop: one copy of the resample in the graph keeps
+        # tracing and tf.data's graph optimisation fast.
+        _, guess = tf.while_loop(
+            lambda step, _: step < _FIXED_POINT_STEPS,
+            lambda step, guess: (step + 1, target - self._offset(guess)),
+            (tf.constant(0), target),
+        )
         return guess
 
 
