@@ -168,3 +168,27 @@ def test_bad_flags_are_one_line(capsys, tmp_path):
     assert prepare.main(["--input", str(tmp_path), "--output", str(tmp_path),
                          "--max-per-identity", "1"]) == 1
     assert "--max-per-identity: must be at least 2" in capsys.readouterr().err
+
+
+def test_photo_filters_and_all_faces():
+    import cv2
+
+    from gfrnet_tf.faces import DlibLandmarks
+    from gfrnet_tf.sample import load_sample
+    from pipelines.photo import FaceOptions, RejectedFaceError, prepare_image
+
+    image, _ = load_sample()
+    landmarks = DlibLandmarks()
+    kept, = prepare_image(image, "s/face.png", "s", landmarks)
+    assert kept.key == "s/face.png" and abs(kept.yaw) < 10 and kept.sharpness > 30
+    small = cv2.resize(image, (80, 80), interpolation=cv2.INTER_AREA)
+    with pytest.raises(RejectedFaceError, match="smaller than 64 px") as caught:
+        prepare_image(small, "s/small.png", "s", landmarks)
+    assert caught.value.reason == "face_too_small"
+    with pytest.raises(RejectedFaceError) as caught:
+        prepare_image(cv2.GaussianBlur(image, (0, 0), 3), "s/soft.png", "s", landmarks)
+    assert caught.value.reason == "blurry"
+    pair = np.concatenate([image, image[:, ::-1]], axis=1)
+    both = prepare_image(pair, "s/two.png", "s", landmarks, FaceOptions(all_faces=True))
+    assert sorted(face.key for face in both) == ["s/two.png#face0", "s/two.png#face1"]
+    assert abs(both[0].yaw + both[1].yaw) < 3  # mirror images: opposite yaw
