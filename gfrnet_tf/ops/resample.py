@@ -7,7 +7,7 @@ by stock TF Serving nor converted to TFLite builtins, so the project owns this o
 
 from __future__ import annotations
 
-import numpy as np
+import ml_dtypes
 import tensorflow as tf
 
 from gfrnet_tf.ops.grid import denormalize_points
@@ -76,7 +76,7 @@ def warp_image(image, phi):
     shape = tf.shape(image)
     xy = denormalize_points(tf.cast(phi, image.dtype), shape[1], shape[2])
     # denormalize_points(1, ...) is (W - 1, H - 1), the pixel length of the [-1, 1] span.
-    tolerance = 2.0 * np.finfo(image.dtype.as_numpy_dtype).eps * denormalize_points(
+    tolerance = 2.0 * ml_dtypes.finfo(image.dtype.as_numpy_dtype).eps * denormalize_points(
         tf.ones([2], image.dtype), shape[1], shape[2]
     )
     nearest = tf.round(xy)
