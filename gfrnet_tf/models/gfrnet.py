@@ -1,0 +1,422 @@
+"""GFRNet: WarpNet + RecNet + global/local PatchGANs trained with the losses of §3.3.
+
+`call` is inference only (so export needs nothing but the generator); `train_step` /
+`test_step` carry the GAN, perceptual and flow losses for `fit` / `evaluate`, following
+the keras-io custom-train-step GAN guide: optimizers through `compile`, one tape per
+network, every loss term a `keras.metrics.Mean` tracker.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from gfrnet_tf import losses
+from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.models.discriminator import PATCHGAN_WIDTHS, PatchDiscriminator
+from gfrnet_tf.models.layers import PIX2PIX_WIDTHS
+from gfrnet_tf.models.recnet import RecNet
+from gfrnet_tf.models.vgg_face import VGGFace, load_vgg_face_weights
+from gfrnet_tf.models.warpnet import WarpNet
+from gfrnet_tf.ops import crop_to_landmarks, identity_grid, warp_image
+
+# §4.3 ablations: Ours(Full), (-F), (-W), (-WG), (R).
+VARIANTS = ("full", "no_flow_loss", "no_warp", "no_guide", "random_guide")
+PHASES = ("warp", "joint")
+# §4.1 trade-off parameters.
+DEFAULT_LOSS_WEIGHTS = {
+    "l2": 100.0, "perceptual": 0.001, "adv_global": 1.0, "adv_local": 0.5, "landmark": 10.0, "tv": 1.0,
+}
+TRACKED = (*DEFAULT_LOSS_WEIGHTS, "g_total", "d_global", "d_local")
+_SUBMODELS = ("recnet", "global_discriminator", "local_discriminator", "warpnet", "perceptual_network")
+
+
+@keras.saving.register_keras_serializable(package="gfrnet_tf")
+class GFRNet(keras.Model):
+    """Guided face restoration: `{"degraded", "guide"}` -> `{"restored", "warped_guide", "flow"}`.
+
+    Sub-models: `recnet`, the `global_discriminator` / `local_discriminator` PatchGANs, a
+    `warpnet` (None for the "no_warp" / "no_guide" variants, which then report the guide
+    unwarped and the identity flow) and an optional frozen `perceptual_network`
+    (`VGGFace`; None switches the perceptual term off). The discriminators see
+    `concat(I_d, I_g, image)` -- `concat(I_d, image)` for "no_guide", which has no guide --
+    the local one cropped to the target's landmark box and resized to `local_size`.
+
+    `variant="random_guide"` (Ours(R)) pairs every sample with the guide (and guide
+    landmarks) of the next sample in the batch, in `train_step` and `test_step`, so it needs
+    a per-replica batch of at least 2; `call` always uses the guide it is given.
+
+    `phase="warp"` is §4.1's WarpNet pre-training: `train_step` then updates WarpNet alone
+    on the flow loss (`landmark` and `tv` weights). Set `model.phase = "joint"` between
+    `fit` calls to continue with the full objective; the setter drops the traced train and
+    test functions, because the phase is a Python branch baked into the trace.
+
+    Losses are per-sample and reduced with `tf.nn.compute_average_loss` (sum over the
+    global batch), so gradients are right under `tf.distribute`. Each discriminator
+    minimises its own loss (they share no variables, so the two are simply summed).
+    """
+
+    def __init__(
+        self,
+        recnet,
+        global_discriminator,
+        local_discriminator,
+        warpnet=None,
+        perceptual_network=None,
+        variant="full",
+        local_size=128,
+        local_margin=0.1,
+        loss_weights=None,
+        real_label=0.9,
+        phase="joint",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if variant not in VARIANTS:
+            raise BadConfigError("model.variant", f"{variant!r} is not one of {VARIANTS}")
+        if (warpnet is None) != (variant in ("no_warp", "no_guide")):
+            need = "needs" if warpnet is None else "has no use for"
+            raise BadConfigError("model.variant", f"variant {variant!r} {need} a WarpNet")
+        _check_known_keys("model.loss_weights", loss_weights or {}, DEFAULT_LOSS_WEIGHTS)
+        self.recnet = recnet
+        self.global_discriminator = global_discriminator
+        self.local_discriminator = local_discriminator
+        self.warpnet = warpnet
+        self.perceptual_network = perceptual_network
+        self.variant = variant
+        self.local_size = local_size
+        self.local_margin = local_margin
+        self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
+        self.real_label = real_label
+        self.phase = phase
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKED}
+
+    # ----------------------------------------------------------------- phase
+    @property
+    def phase(self):
+        return self._phase
+
+    @phase.setter
+    def phase(self, value):
+        if value not in PHASES:
+            raise BadConfigError("phase", f"{value!r} is not one of {PHASES}")
+        if value == "warp" and self.variant in ("no_flow_loss", "no_warp", "no_guide"):
+            raise BadConfigError("phase", f"variant {self.variant!r} has no flow loss to pre-train on")
+        self._phase = value
+        self.train_function = None
+        self.test_function = None
+
+    # ------------------------------------------------------------ inference
+    def call(self, inputs, training=False):
+        degraded, guide = inputs["degraded"], inputs["guide"]
+        if self.warpnet is None:
+            shape = tf.shape(degraded)
+            flow = tf.tile(identity_grid(shape[1], shape[2]), [shape[0], 1, 1, 1])
+            warped = guide
+        else:
+            flow = self._flow(inputs, training)
+            # Warp in float32 even under mixed precision: float16 pixel coordinates are
+            # only 1/8 px exact at 256.
+            warped = warp_image(tf.cast(guide, tf.float32), flow)
+        rec_input = degraded if self.variant == "no_guide" else tf.concat([degraded, warped], -1)
+        restored = self.recnet(rec_input, training=training)
+        # float32 outputs whatever the compute dtype (mixed precision), for losses and export.
+        return {
+            "restored": tf.cast(restored, tf.float32),
+            "warped_guide": tf.cast(warped, tf.float32),
+            "flow": tf.cast(flow, tf.float32),
+        }
+
+    # -------------------------------------------------------------- building
+    def build(self, input_shape):
+        # Sub-models restored from a .keras file arrive built; building them again would
+        # add a second set of variables.
+        shape = tuple(input_shape["degraded"])
+        batch, height, width, channels = shape
+        guide_channels = 0 if self.variant == "no_guide" else channels
+        d_channels = 2 * channels + guide_channels
+        shapes = {
+            "warpnet": (batch, height, width, 2 * channels),
+            "recnet": (batch, height, width, channels + guide_channels),
+            "global_discriminator": (batch, height, width, d_channels),
+            "local_discriminator": (batch, self.local_size, self.local_size, d_channels),
+            "perceptual_network": shape,
+        }
+        for name, network_shape in shapes.items():
+            network = getattr(self, name)
+            if network is not None and not network.built:
+                network.build(network_shape)
+
+    def build_all(self, image_size):
+        """Creates every variable, both optimizers' slots included, before `fit`.
+
+        Call after `compile` and under the distribution strategy's scope: with two
+        optimizers, variables created lazily inside the first replicated step break
+        `MirroredStrategy` (DESIGN.md, known traps).
+        """
+        if getattr(self, "g_optimizer", None) is None:
+            raise BadConfigError(self.name, "call compile(g_optimizer, d_optimizer) before build_all")
+        if not self.built:
+            shape = (None, *image_size, 3)
+            self.build({"degraded": shape, "guide": shape})
+        self.g_optimizer.build(self._generator_variables())
+        self.d_optimizer.build(self._discriminator_variables())
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        """`g_optimizer` updates WarpNet + RecNet, `d_optimizer` both discriminators.
+
+        §4.1 uses Adam (lr 2e-4, beta1 0.5) for both; loss weights are model arguments.
+        """
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    # -------------------------------------------------------------- training
+    def train_step(self, data):
+        inputs, targets = self._pair_guides(*data)
+        if self.phase == "warp":
+            self._warp_step(inputs, targets)
+        else:
+            outputs = self._generator_step(inputs, targets)
+            self._discriminator_step(inputs, targets, outputs["restored"])
+        return self._results()
+
+    def test_step(self, data):
+        inputs, targets = self._pair_guides(*data)
+        if self.phase == "warp":
+            flow = self._flow(inputs, training=False)
+            self._track(self._weighted_total(self._flow_terms(flow, targets)))
+        else:
+            outputs = self(inputs, training=False)
+            terms = self._generator_terms(inputs, targets, outputs, training=False)
+            self._track(self._weighted_total(terms))
+            self._track(self._discriminator_terms(inputs, targets, outputs["restored"], training=False))
+        return self._results()
+
+    def _warp_step(self, inputs, targets):
+        """§4.1 pre-training: WarpNet alone on the flow loss."""
+        with tf.GradientTape() as tape:
+            flow = self._flow(inputs, training=True)
+            terms = self._weighted_total(self._flow_terms(flow, targets))
+            loss = self._scaled_mean(self.g_optimizer, terms["g_total"])
+        self._minimise(self.g_optimizer, tape, loss, self.warpnet.trainable_variables)
+        self._track(terms)
+
+    def _generator_step(self, inputs, targets):
+        """One G update (WarpNet + RecNet) against the current discriminators; returns the outputs.
+
+        The discriminators run with `training=True` as in pix2pix, so their BatchNorm
+        moving statistics (unused: they never run in inference mode during training) move;
+        their trainable weights are not touched.
+        """
+        variables = self._generator_variables()
+        with tf.GradientTape() as tape:
+            outputs = self(inputs, training=True)
+            terms = self._weighted_total(self._generator_terms(inputs, targets, outputs, training=True))
+            loss = self._scaled_mean(self.g_optimizer, terms["g_total"])
+        self._minimise(self.g_optimizer, tape, loss, variables)
+        self._track(terms)
+        return outputs
+
+    def _discriminator_step(self, inputs, targets, restored):
+        """One update of both discriminators on real `target` vs the (detached) `restored`."""
+        variables = self._discriminator_variables()
+        with tf.GradientTape() as tape:
+            terms = self._discriminator_terms(inputs, targets, tf.stop_gradient(restored), training=True)
+            loss = self._scaled_mean(self.d_optimizer, terms["d_global"] + terms["d_local"])
+        self._minimise(self.d_optimizer, tape, loss, variables)
+        self._track(terms)
+
+    # ---------------------------------------------------------------- losses
+    def _generator_terms(self, inputs, targets, outputs, training):
+        """Per-sample G loss terms (unweighted) for the restored image and the flow."""
+        target, restored = targets["target"], outputs["restored"]
+        condition = self._condition(inputs)
+        fake = tf.concat([condition, restored], -1)
+        terms = {
+            "l2": losses.l2_loss(target, restored),
+            "adv_global": losses.generator_adversarial_loss(
+                self.global_discriminator(fake, training=training), self.real_label
+            ),
+            "adv_local": losses.generator_adversarial_loss(
+                self.local_discriminator(self._local_crop(fake, targets), training=training),
+                self.real_label,
+            ),
+        }
+        if self.perceptual_network is not None:
+            terms["perceptual"] = losses.perceptual_loss(self.perceptual_network, target, restored)
+        if self.warpnet is not None:
+            terms.update(self._flow_terms(outputs["flow"], targets))
+        return terms
+
+    def _flow_terms(self, flow, targets):
+        return {
+            "landmark": losses.landmark_loss(flow, targets["landmarks"], targets["guide_landmarks"]),
+            "tv": losses.tv_loss(flow),
+        }
+
+    def _discriminator_terms(self, inputs, targets, restored, training):
+        condition = self._condition(inputs)
+        real = tf.concat([condition, targets["target"]], -1)
+        fake = tf.concat([condition, restored], -1)
+        real_local, fake_local = self._local_crop(real, targets), self._local_crop(fake, targets)
+        return {
+            "d_global": losses.discriminator_loss(
+                self.global_discriminator(real, training=training),
+                self.global_discriminator(fake, training=training),
+                self.real_label,
+            ),
+            "d_local": losses.discriminator_loss(
+                self.local_discriminator(real_local, training=training),
+                self.local_discriminator(fake_local, training=training),
+                self.real_label,
+            ),
+        }
+
+    def _weighted_total(self, terms):
+        """Adds `g_total`, the weighted sum the generator minimises (-F drops the flow terms
+        from it but still reports them, so the ablation's misalignment stays visible)."""
+        dropped = ("landmark", "tv") if self.variant == "no_flow_loss" else ()
+        weighted = [self.loss_weights[n] * value for n, value in terms.items() if n not in dropped]
+        total = tf.add_n(weighted)
+        return {**terms, "g_total": total}
+
+    # --------------------------------------------------------------- helpers
+    def _pair_guides(self, inputs, targets):
+        """For Ours(R), gives every sample the next sample's guide: a different identity
+        whenever the batch holds distinct people (rolling keeps every guide in use)."""
+        if self.variant != "random_guide":
+            return inputs, targets
+        message = "random_guide needs a per-replica batch of at least 2"
+        batch = inputs["guide"].shape[0]
+        if batch is None:  # only known when the step runs; fails the step instead
+            tf.debugging.assert_greater_equal(tf.shape(inputs["guide"])[0], 2, message=message)
+        elif batch < 2:
+            raise BadConfigError("model.variant", message)
+        inputs = {**inputs, "guide": tf.roll(inputs["guide"], 1, axis=0)}
+        targets = {**targets, "guide_landmarks": tf.roll(targets["guide_landmarks"], 1, axis=0)}
+        return inputs, targets
+
+    def _flow(self, inputs, training):
+        return self.warpnet(tf.concat([inputs["degraded"], inputs["guide"]], -1), training=training)
+
+    def _condition(self, inputs):
+        if self.variant == "no_guide":
+            return inputs["degraded"]
+        return tf.concat([inputs["degraded"], inputs["guide"]], -1)
+
+    def _local_crop(self, images, targets):
+        return crop_to_landmarks(images, targets["landmarks"], self.local_size, self.local_margin)
+
+    def _generator_variables(self):
+        networks = [self.recnet] if self.warpnet is None else [self.warpnet, self.recnet]
+        return [v for network in networks for v in network.trainable_variables]
+
+    def _discriminator_variables(self):
+        networks = (self.global_discriminator, self.local_discriminator)
+        return [v for network in networks for v in network.trainable_variables]
+
+    @staticmethod
+    def _scaled_mean(optimizer, per_sample):
+        # Global-batch mean (right under tf.distribute), then the optimizer's loss scale
+        # (a no-op unless it is a LossScaleOptimizer for mixed precision).
+        return optimizer.scale_loss(tf.nn.compute_average_loss(per_sample))
+
+    @staticmethod
+    def _minimise(optimizer, tape, loss, variables):
+        optimizer.apply(tape.gradient(loss, variables), variables)
+
+    def _track(self, terms):
+        for name, values in terms.items():
+            self.trackers[name].update_state(values)
+
+    def _results(self):
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    # ------------------------------------------------------------ serialising
+    def get_config(self):
+        config = super().get_config()
+        for name in _SUBMODELS:
+            config[name] = keras.saving.serialize_keras_object(getattr(self, name))
+        config.update(
+            variant=self.variant,
+            local_size=self.local_size,
+            local_margin=self.local_margin,
+            loss_weights=dict(self.loss_weights),
+            real_label=self.real_label,
+            phase=self.phase,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for name in _SUBMODELS:
+            config[name] = keras.saving.deserialize_keras_object(config[name])
+        return cls(**config)
+
+
+# `config.model` keys understood by `build_gfrnet`, with their defaults (§4.1, pix2pix widths).
+MODEL_CONFIG_DEFAULTS = {
+    "widths": PIX2PIX_WIDTHS,  # WarpNet and RecNet encoder widths; decoders mirror them
+    "discriminator_widths": PATCHGAN_WIDTHS,  # global and local PatchGAN alike
+    "norm": "batch",  # "batch" | "instance" | "none", every network
+    "flow_mode": "offset",  # WarpNet: "offset" (identity + scaled tanh) | "absolute"
+    "flow_offset_scale": 1.0,  # WarpNet offset range, normalised units
+    "dropout": 0.5,  # RecNet dropout on its first decoder layers
+    "variant": "full",  # one of VARIANTS (§4.3 ablations)
+    "local_size": 128,  # side of the local discriminator's landmark crop, pixels
+    "local_margin": 0.1,  # landmark-box margin passed to `crop_to_landmarks`
+    "loss_weights": {},  # overrides of DEFAULT_LOSS_WEIGHTS by term name
+    "real_label": 0.9,  # smoothed label of real samples
+    "vgg_face_weights": "",  # .npz / keras-vggface .h5 file; "" = no perceptual term
+    "perceptual_layer": "conv4_3",  # VGG-Face layer of the perceptual loss
+}
+
+
+def build_gfrnet(model_config) -> GFRNet:
+    """Builds a `GFRNet` from `config.model` (an `ml_collections.ConfigDict` or a dict).
+
+    Every key is optional, see `MODEL_CONFIG_DEFAULTS`; unknown keys raise
+    `BadConfigError`, so a typo cannot silently fall back to a default. Without a VGG-Face
+    weights file the perceptual term is off, and this says so once in the log.
+    """
+    config = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
+    _check_known_keys("config.model", config, MODEL_CONFIG_DEFAULTS)
+    c = {**MODEL_CONFIG_DEFAULTS, **config}
+    warpnet = None
+    if c["variant"] not in ("no_warp", "no_guide"):
+        warpnet = WarpNet(c["widths"], c["norm"], c["flow_mode"], c["flow_offset_scale"], name="warpnet")
+    perceptual_network = None
+    if c["vgg_face_weights"]:
+        vgg = VGGFace(c["perceptual_layer"], name="vgg_face")
+        perceptual_network = load_vgg_face_weights(vgg, c["vgg_face_weights"])
+    else:
+        logging.warning("No VGG-Face weights (config.model.vgg_face_weights): perceptual loss is off.")
+    discriminators = [
+        PatchDiscriminator(c["discriminator_widths"], c["norm"], name=name)
+        for name in ("global_discriminator", "local_discriminator")
+    ]
+    return GFRNet(
+        recnet=RecNet(c["widths"], c["norm"], dropout=c["dropout"], name="recnet"),
+        global_discriminator=discriminators[0],
+        local_discriminator=discriminators[1],
+        warpnet=warpnet,
+        perceptual_network=perceptual_network,
+        variant=c["variant"],
+        local_size=c["local_size"],
+        local_margin=c["local_margin"],
+        loss_weights=dict(c["loss_weights"]),
+        real_label=c["real_label"],
+    )
+
+
+def _check_known_keys(source, given, known):
+    unknown = set(given) - set(known)
+    if unknown:
+        raise BadConfigError(source, f"unknown keys {sorted(unknown)}; known: {sorted(known)}")

@@ -1,0 +1,207 @@
+"""GFRNet's training model: learning, step isolation, variants, phases, serialisation.
+
+32x32 images, batch 2, networks a few filters wide; steps run eagerly except where `fit`
+itself is what is tested (tracing the GAN step costs seconds).
+"""
+
+import logging
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gfrnet_tf import losses
+from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.models.gfrnet import DEFAULT_LOSS_WEIGHTS, TRACKED, VARIANTS, GFRNet, build_gfrnet
+
+SIZE, BATCH = 32, 2
+TINY = {"widths": (8, 16, 16, 16, 16), "discriminator_widths": (8, 16), "local_size": 16}
+
+
+def _model(lr=2e-4, **config):
+    model = build_gfrnet({**TINY, **config})
+    model.compile(keras.optimizers.Adam(lr, beta_1=0.5), keras.optimizers.Adam(lr, beta_1=0.5))
+    model.build_all((SIZE, SIZE))
+    return model
+
+
+def _batch(seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIZE, :SIZE] / (SIZE - 1.0)
+    # Smooth images a small network can fit in a few dozen steps.
+    target = np.stack([
+        np.stack([np.sin(3 * xx + c + b) * np.cos(2 * yy - c) for c in range(3)], -1)
+        for b in range(BATCH)
+    ]).astype(np.float32)
+    landmarks = rng.uniform(6, SIZE - 7, (BATCH, 68, 2)).astype(np.float32)
+    inputs = {
+        "degraded": (target + rng.normal(0, 0.2, target.shape)).clip(-1, 1).astype(np.float32),
+        "guide": np.roll(target, 2, axis=2),
+    }
+    targets = {"target": target, "landmarks": landmarks, "guide_landmarks": landmarks + [2.0, 0.0]}
+    return inputs, targets
+
+
+def _values(variables):
+    return [v.numpy().copy() for v in variables]
+
+
+def _changed(before, variables):
+    return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables)]
+
+
+def test_fit_on_a_fixed_batch_lowers_the_reconstruction_loss():
+    model = _model(lr=2e-3)
+    data = tf.data.Dataset.from_tensors(_batch()).repeat()
+    history = model.fit(data, epochs=4, steps_per_epoch=8, verbose=0).history
+    assert set(history) == set(TRACKED)
+    assert history["l2"][-1] < 0.5 * history["l2"][0]
+    assert history["landmark"][-1] < history["landmark"][0]
+
+
+def test_generator_step_leaves_discriminators_alone_and_vice_versa():
+    model = _model()
+    inputs, targets = _batch()
+    generator = model._generator_variables()
+    discriminators = model._discriminator_variables()
+    d_before, g_before = _values(discriminators), _values(generator)
+    outputs = model._generator_step(inputs, targets)
+    assert not any(_changed(d_before, discriminators))
+    assert all(_changed(g_before, generator))
+
+    g_before = _values(model.warpnet.variables + model.recnet.variables)  # BN statistics too
+    model._discriminator_step(inputs, targets, outputs["restored"])
+    assert not any(_changed(g_before, model.warpnet.variables + model.recnet.variables))
+    assert all(_changed(d_before, discriminators))
+
+
+def test_tracked_total_is_the_weighted_sum_and_no_flow_loss_drops_flow_terms():
+    inputs, targets = _batch()
+    for variant in ("full", "no_flow_loss"):
+        logs = {k: float(v) for k, v in _model(variant=variant).train_step((inputs, targets)).items()}
+        terms = ["l2", "adv_global", "adv_local"] + (["landmark", "tv"] if variant == "full" else [])
+        expected = sum(DEFAULT_LOSS_WEIGHTS[t] * logs[t] for t in terms)
+        assert logs["g_total"] == pytest.approx(expected, rel=1e-5)
+        assert logs["landmark"] > 0  # -F still reports how badly the flow aligns
+
+
+def test_exact_flow_gives_zero_landmark_term_in_the_model():
+    model = _model()
+    _, targets = _batch()
+    # Guide landmarks = target landmarks moved by (+3, -2) px; the flow sampling the guide
+    # 3 px right and 2 px up of every pixel is exact for them.
+    shift = np.array([3.0, -2.0], np.float32)
+    xx, yy = np.meshgrid(np.arange(SIZE, dtype=np.float32), np.arange(SIZE, dtype=np.float32))
+    flow = 2.0 * (np.stack([xx, yy], -1) + shift) / (SIZE - 1) - 1.0
+    flow = np.broadcast_to(flow, (BATCH, SIZE, SIZE, 2)).astype(np.float32)
+    exact = {**targets, "guide_landmarks": targets["landmarks"] + shift}
+    np.testing.assert_allclose(model._flow_terms(flow, exact)["landmark"], 0.0, atol=1e-9)
+    assert all(model._flow_terms(flow, targets)["landmark"] > 0.1)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_trains_a_step(variant):
+    model = _model(variant=variant)
+    inputs, targets = _batch()
+    before = _values(model.recnet.trainable_variables)
+    logs = model.train_step((inputs, targets))
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert all(_changed(before, model.recnet.trainable_variables))
+    assert (model.warpnet is None) == (variant in ("no_warp", "no_guide"))
+    if model.warpnet is None:
+        assert float(logs["landmark"]) == 0.0  # nothing to align, nothing reported
+        np.testing.assert_array_equal(model(inputs)["warped_guide"], inputs["guide"])
+
+
+def test_no_guide_variant_ignores_the_guide():
+    model = _model(variant="no_guide")
+    inputs, _ = _batch()
+    restored = model(inputs)["restored"]
+    other = model({**inputs, "guide": np.zeros_like(inputs["guide"])})["restored"]
+    np.testing.assert_array_equal(restored, other)
+
+
+def test_random_guide_pairs_each_sample_with_the_next_guide():
+    model = _model(variant="random_guide")
+    inputs, targets = _batch()
+    paired_inputs, paired_targets = model._pair_guides(inputs, targets)
+    np.testing.assert_array_equal(paired_inputs["guide"][1], inputs["guide"][0])
+    np.testing.assert_array_equal(paired_targets["guide_landmarks"][0], targets["guide_landmarks"][1])
+    np.testing.assert_array_equal(paired_inputs["degraded"], inputs["degraded"])
+    single = ({k: v[:1] for k, v in inputs.items()}, {k: v[:1] for k, v in targets.items()})
+    with pytest.raises(BadConfigError, match="batch of at least 2"):
+        model.train_step(single)
+
+
+def test_warp_phase_trains_only_warpnet_and_switching_retraces_fit():
+    model = _model(lr=1e-3)
+    data = tf.data.Dataset.from_tensors(_batch()).repeat()
+    model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)  # traces the joint step
+    model.phase = "warp"
+    others = [v for name in ("recnet", "global_discriminator", "local_discriminator")
+              for v in getattr(model, name).variables]
+    others_before, warp_before = _values(others), _values(model.warpnet.trainable_variables)
+    history = model.fit(data, epochs=2, steps_per_epoch=3, verbose=0).history
+    assert not any(_changed(others_before, others))
+    assert all(_changed(warp_before, model.warpnet.trainable_variables))
+    assert history["l2"] == [0.0, 0.0] and history["landmark"][1] < history["landmark"][0]
+    # Warp-phase g_total is the flow loss alone.
+    flow_loss = 10 * history["landmark"][0] + history["tv"][0]
+    assert history["g_total"][0] == pytest.approx(flow_loss, rel=1e-5)
+
+
+def test_warp_phase_needs_a_flow_loss():
+    for variant in ("no_flow_loss", "no_warp", "no_guide"):
+        with pytest.raises(BadConfigError, match="no flow loss"):
+            _model(variant=variant).phase = "warp"
+
+
+def test_config_and_keras_file_round_trips_give_identical_outputs(tmp_path):
+    model = _model(variant="full", loss_weights={"tv": 2.0})
+    inputs, targets = _batch()
+    model.train_step((inputs, targets))  # move BN statistics away from their initial values
+    expected = model(inputs)
+
+    clone = GFRNet.from_config(model.get_config())
+    clone.build({"degraded": (None, SIZE, SIZE, 3), "guide": (None, SIZE, SIZE, 3)})
+    clone.set_weights(model.get_weights())
+    assert clone.loss_weights["tv"] == 2.0 and clone.variant == "full"
+
+    model.save(tmp_path / "gfrnet.keras")
+    loaded = keras.saving.load_model(tmp_path / "gfrnet.keras")
+    for restored in (clone, loaded):
+        outputs = restored(inputs)
+        for key in ("restored", "warped_guide", "flow"):
+            np.testing.assert_array_equal(outputs[key], expected[key])
+
+
+def test_build_gfrnet_rejects_unknown_keys_and_warns_without_vgg_weights(caplog):
+    with pytest.raises(BadConfigError, match="widht"):
+        build_gfrnet({"widht": (8,)})
+    with pytest.raises(BadConfigError, match="perceptual"):
+        build_gfrnet({**TINY, "loss_weights": {"perceptul": 1.0}})
+    with caplog.at_level(logging.WARNING):
+        model = build_gfrnet(TINY)
+    assert model.perceptual_network is None
+    assert "perceptual loss is off" in caplog.text
+
+
+def test_vgg_weights_switch_the_perceptual_term_on(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "vgg.npz", **{
+        "conv1_1/kernel": rng.normal(0, 0.05, (3, 3, 3, 64)).astype(np.float32),
+        "conv1_1/bias": np.zeros(64, np.float32),
+    })
+    model = _model(vgg_face_weights=str(tmp_path / "vgg.npz"), perceptual_layer="conv1_1")
+    inputs, targets = _batch()
+    logs = model.test_step((inputs, targets))  # inference mode: deterministic
+    restored = model(inputs)["restored"]
+    expected = np.mean(losses.perceptual_loss(model.perceptual_network, targets["target"], restored))
+    assert float(logs["perceptual"]) == pytest.approx(float(expected), rel=1e-5) and expected > 0
+    assert model.perceptual_network.trainable_variables == []
+
+
+def test_build_all_needs_compiled_optimizers():
+    with pytest.raises(BadConfigError, match="compile"):
+        build_gfrnet(TINY).build_all((SIZE, SIZE))
