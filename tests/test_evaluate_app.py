@@ -2,8 +2,21 @@
 
 import csv
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gfrnet_tf.data import default_input_config, encode_pair, make_dataset, write_shard
+from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.evaluation import report
+from gfrnet_tf.io import load_image
+from gfrnet_tf.models.gfrnet import build_gfrnet
 
 
 def test_report_files_round_trip(tmp_path):
@@ -28,3 +41,98 @@ def test_report_files_round_trip(tmp_path):
     assert loaded["rows"][1]["landmark_error_warped"] is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.json"]  # no temp left
 
+
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE, PAIRS, BATCH = 32, 4, 2
+
+
+def _pair(rng):
+    """A smooth 32 px "face" with 68 landmarks spread over its middle."""
+    image = tf.image.resize(rng.uniform(0, 255, (1, 6, 6, 3)), (SIZE, SIZE), "bicubic")[0]
+    landmarks = rng.uniform(8, SIZE - 8, (68, 2)).astype(np.float32)
+    landmarks[[36, 45]] = [[10.0, 12.0], [22.0, 12.0]]  # outer eye corners 12 px apart
+    return np.clip(image.numpy(), 0, 255).astype(np.uint8), landmarks
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """One gfrnet-evaluate run: a tiny model, a missing model, a good and a corrupt shard."""
+    root = tmp_path_factory.mktemp("evaluate")
+    rng = np.random.default_rng(0)
+    records = []
+    for _ in range(PAIRS):
+        (target, points), (guide, guide_points) = _pair(rng), _pair(rng)
+        records.append(encode_pair(target, guide, points, guide_points))
+    write_shard(root / "test-0.tfrecord", records)
+    write_shard(root / "test-1.tfrecord", [b"not a tf.Example"])
+    model = build_gfrnet({"widths": (8, 8, 8), "discriminator_widths": (8, 8), "local_size": 16})
+    model({"degraded": np.zeros((1, SIZE, SIZE, 3)), "guide": np.zeros((1, SIZE, SIZE, 3))})
+    model.save(root / "tiny.keras")
+    command = [
+        sys.executable, "-m", "gfrnet_tf.apps.evaluate",
+        f"--model={root / 'tiny.keras'}", f"--model={root / 'missing.keras'}", "--names=tiny,gone",
+        f"--data={root / 'test-*.tfrecord'}", f"--output={root / 'out'}",
+        f"--image_size={SIZE}", f"--batch_size={BATCH}", "--synthetic_pose", "--examples=3",
+    ]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    return root, done
+
+
+def _direct_blind_measures(root):
+    """The blind-setting measures computed here, independently of the evaluation code."""
+    config = default_input_config()
+    config.image_size, config.batch_size = SIZE, BATCH
+    config.degradation.mode = "seeded"
+    config.synthetic_pose.enabled = True
+    config.deterministic = True
+    model = keras.saving.load_model(root / "tiny.keras")
+    psnr, guide_error, epe = [], [], []
+    for inputs, targets in make_dataset(str(root / "test-0.tfrecord"), config, training=False):
+        as_uint8 = {k: to_uint8(v).numpy() for k, v in inputs.items()}
+        outputs = model({k: to_model_range(v) for k, v in as_uint8.items()}, training=False)
+        restored = to_uint8(outputs["restored"]).numpy().astype(np.float64)
+        target = to_uint8(targets["target"]).numpy().astype(np.float64)
+        psnr += list(10 * np.log10(255.0**2 / ((restored - target) ** 2).mean(axis=(1, 2, 3))))
+        points, guide_points = targets["landmarks"].numpy(), targets["guide_landmarks"].numpy()
+        eyes = np.linalg.norm(guide_points[:, 45] - guide_points[:, 36], axis=-1)
+        guide_error += list(np.linalg.norm(points - guide_points, axis=-1).mean(-1) / eyes)
+        pixels = (outputs["flow"].numpy() - targets["flow"].numpy()) * (SIZE - 1) / 2.0
+        epe += list(np.linalg.norm(pixels, axis=-1).mean(axis=(1, 2)))
+    assert len(psnr) == PAIRS
+    return {"psnr_blind": np.mean(psnr), "landmark_error_guide": np.mean(guide_error),
+            "flow_epe_px": np.mean(epe)}
+
+
+def test_evaluate_writes_table_csv_json_png_equal_to_a_direct_computation(evaluated):
+    root, done = evaluated
+    out = root / "out"
+    assert done.returncode == 1, done.stderr  # the missing model and the corrupt record
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2, done.stderr
+    assert "missing.keras: no such file" in errors[0]
+    assert "1 corrupt record(s) skipped" in errors[1]
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "examples_tiny.png", "results.csv", "results.json"]
+
+    with open(out / "results.csv") as stream:
+        rows = {row["model"]: row for row in csv.DictReader(stream)}
+    assert list(rows) == ["degraded input", "tiny"]
+    expected = _direct_blind_measures(root)
+    for column, value in expected.items():
+        assert float(rows["tiny"][column]) == pytest.approx(value, rel=1e-4, abs=1e-4), column
+    assert rows["degraded input"]["landmark_error_warped"] == ""  # no model, no warp
+    for setting in ("4x", "8x", "blind"):
+        assert 5.0 < float(rows["tiny"][f"psnr_{setting}"]) < 60.0
+        assert -1.0 <= float(rows["tiny"][f"ssim_{setting}"]) <= 1.0
+    # Harder settings cost the input PSNR: 8x is worse than 4x.
+    assert float(rows["degraded input"]["psnr_8x"]) < float(rows["degraded input"]["psnr_4x"])
+
+    report_json = json.loads((out / "results.json").read_text())
+    assert report_json["skipped_records"] == 1 and report_json["image_size"] == SIZE
+    assert report_json["rows"][1]["psnr_blind"] == pytest.approx(float(rows["tiny"]["psnr_blind"]))
+    assert f"| tiny | {float(rows['tiny']['psnr_4x']):.2f} |" in done.stdout
+    grid = load_image(out / "examples_tiny.png")
+    assert grid.shape == (3 * SIZE + 2 * 2, 5 * SIZE + 4 * 2, 3)  # 3 rows of I_d|I_g|I_w|Î|I

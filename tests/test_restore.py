@@ -1,9 +1,23 @@
 """Whole-photo restoration: model backends, flow pictures, and gfrnet-restore on a folder."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
+from skimage.data import astronaut
 
 from gfrnet_tf import ops
+from gfrnet_tf.data.images import to_model_range, to_uint8
+from gfrnet_tf.errors import BadModelFileError
+from gfrnet_tf.export import export_savedmodel
+from gfrnet_tf.io import load_image, save_image
+from gfrnet_tf.models.gfrnet import build_gfrnet
+from gfrnet_tf.restoration.restorer import load_restorer
+from gfrnet_tf.sample import load_sample
 from gfrnet_tf.visualize import flow_to_rgb, image_grid
 
 
@@ -26,3 +40,96 @@ def test_image_grid_layout():
     np.testing.assert_array_equal(grid[4], 255)
     with pytest.raises(ValueError, match="equally sized"):
         image_grid([[a, b[:3]]])
+
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """An untrained GFRNet at 32x32 saved as a `.keras` file (what training checkpoints are)."""
+    model = build_gfrnet({"widths": (8, 8, 8), "discriminator_widths": (8, 8), "local_size": 16})
+    model({"degraded": np.zeros((1, SIZE, SIZE, 3)), "guide": np.zeros((1, SIZE, SIZE, 3))})
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    model.save(path)
+    return model, path
+
+
+def _uint8_pair(seed):
+    rng = np.random.default_rng(seed)
+    return tuple(rng.integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8) for _ in range(2))
+
+
+def test_keras_and_savedmodel_backends_agree(tiny_model, tmp_path):
+    model, path = tiny_model
+    degraded, guide = _uint8_pair(0)
+    keras_result = load_restorer(path)(degraded, guide)
+    direct = model({"degraded": to_model_range(degraded), "guide": to_model_range(guide)})
+    np.testing.assert_array_equal(keras_result.restored, to_uint8(direct["restored"]))
+    np.testing.assert_allclose(keras_result.flow, direct["flow"], atol=1e-6)
+    assert keras_result.restored.dtype == np.uint8 and keras_result.restored.shape == degraded.shape
+
+    exported = export_savedmodel(model, tmp_path / "served", image_size=SIZE)
+    # TF Serving's layout: the model folder with numbered versions is accepted as well.
+    served = load_restorer(tmp_path / "served")(degraded, guide)
+    assert served.flow is None  # the serving signature has no flow output
+    for name in ("restored", "warped_guide"):
+        difference = np.abs(getattr(served, name).astype(int) - getattr(keras_result, name))
+        assert difference.max() <= 1, name  # float rounding at .5 may differ by one level
+    assert load_restorer(exported).image_size in (None, SIZE)
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not really a zip", b"\x00" * 64])
+def test_unusable_model_files_are_named(tmp_path, content):
+    bad = tmp_path / "model.keras"
+    bad.write_bytes(content)
+    with pytest.raises(BadModelFileError, match="model.keras"):
+        load_restorer(bad)
+    with pytest.raises(BadModelFileError, match="no such"):
+        load_restorer(tmp_path / "absent.tflite")
+
+
+def test_restore_folder_good_nonface_corrupt(tiny_model, tmp_path):
+    """One output set for the face photo, one line per bad file, exit status 1."""
+    _, model_path = tiny_model
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    photo = astronaut()
+    save_image(photos / "astronaut.png", photo)
+    smooth = cv2.resize(np.random.default_rng(0).integers(0, 256, (4, 4, 3), np.uint8), (96, 96))
+    save_image(photos / "noface.png", smooth)
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    guides = tmp_path / "guides"
+    guides.mkdir()
+    sample, _ = load_sample()
+    save_image(guides / "frontal.png", sample)
+    save_image(guides / "flipped.png", np.ascontiguousarray(sample[:, ::-1]))
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "gfrnet_tf.apps.restore", f"--model={model_path}",
+         f"--input={photos}", f"--guide={guides / 'flipped.png'}",
+         f"--guide={guides / 'frontal.png'}", f"--output={out}", f"--image_size={SIZE}", "--flow"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 1, done.stderr
+    errors = sorted(line for line in done.stderr.splitlines() if line.startswith("error:"))
+    assert len(errors) == 2, done.stderr
+    assert "broken.jpg" in errors[0] and "noface.png: no face" in errors[1]
+    assert "Traceback" not in done.stderr
+    assert "failed: bad_image 1, no_face 1" in done.stderr
+    assert "face 0: guide frontal.png" in done.stdout  # not the mirrored pose
+    assert sorted(p.name for p in out.iterdir()) == [
+        "astronaut_face0.png", "astronaut_face0_compare.png", "astronaut_face0_flow.png",
+        "astronaut_restored.png",
+    ]
+    restored = load_image(out / "astronaut_restored.png")
+    assert restored.shape == photo.shape
+    changed = np.any(restored != photo, axis=-1)
+    rows, columns = np.nonzero(changed)
+    assert changed.any() and changed.mean() < 0.5  # the face box changed, the rest did not
+    assert not changed[0].any() and not changed[-1].any()
+    assert abs(np.ptp(rows) - np.ptp(columns)) <= 2  # a square window
+    assert load_image(out / "astronaut_face0.png").shape == (SIZE, SIZE, 3)
+    assert load_image(out / "astronaut_face0_compare.png").shape == (SIZE, 4 * SIZE + 6, 3)

@@ -1,0 +1,117 @@
+"""One small interface over every form a trained model takes.
+
+`load_restorer(path)` accepts a training checkpoint or `.keras` file, a SavedModel
+directory (also TF Serving's `NAME/<version>/` layout: the highest version is used) or a
+`.tflite` file, and returns a callable mapping uint8 degraded and guide batches to uint8
+restored and warped-guide batches. uint8 at this edge keeps the backends exchangeable:
+the exported models take and return uint8 already, and a user's photos are uint8 too.
+The flow `Phi` is returned when the backend exposes it (Keras always; exported models
+only if they have a "flow" output), since only the evaluation's alignment measures need it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from gfrnet_tf.data.images import to_model_range, to_uint8
+from gfrnet_tf.errors import BadModelFileError
+from gfrnet_tf.export import load_model_for_export
+from gfrnet_tf.export.tflite import litert_interpreter, run_tflite
+
+
+@dataclasses.dataclass
+class Restoration:
+    """uint8 `[B, H, W, 3]` results; `flow` is `[B, H, W, 2]` normalised, or None."""
+
+    restored: np.ndarray
+    warped_guide: np.ndarray
+    flow: np.ndarray | None = None
+
+
+class KerasRestorer:
+    """A `GFRNet` in memory (from a checkpoint or `.keras` file); any suitable image size."""
+
+    image_size = None
+
+    def __init__(self, model):
+        self.model = model
+        self._infer = tf.function(lambda inputs: model(inputs, training=False))
+
+    def __call__(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
+        outputs = self._infer(
+            {"degraded": to_model_range(degraded), "guide": to_model_range(guide)}
+        )
+        return Restoration(
+            restored=to_uint8(outputs["restored"]).numpy(),
+            warped_guide=to_uint8(outputs["warped_guide"]).numpy(),
+            flow=outputs["flow"].numpy(),
+        )
+
+
+class SavedModelRestorer:
+    """The exported `serving_default` signature (uint8 in, uint8 out)."""
+
+    def __init__(self, path: Path):
+        self._loaded = tf.saved_model.load(str(path))  # kept alive: the signature needs it
+        self._signature = self._loaded.signatures["serving_default"]
+        height = self._signature.structured_input_signature[1]["degraded"].shape[1]
+        self.image_size = height
+
+    def __call__(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
+        outputs = self._signature(degraded=tf.constant(degraded), guide=tf.constant(guide))
+        return _restoration({name: value.numpy() for name, value in outputs.items()})
+
+
+class TFLiteRestorer:
+    """A `.tflite` file from `gfrnet-export` run with LiteRT (float `[-1, 1]` in and out)."""
+
+    def __init__(self, path: Path):
+        self._interpreter = litert_interpreter(path.read_bytes())
+        shape = self._interpreter.get_signature_runner().get_input_details()["degraded"]["shape"]
+        self.image_size = int(shape[1])
+
+    def __call__(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
+        # The signature runner resizes the batch axis to the batch it is given.
+        outputs = run_tflite(self._interpreter, to_model_range(degraded), to_model_range(guide))
+        return Restoration(to_uint8(outputs["restored"]).numpy(),
+                           to_uint8(outputs["warped_guide"]).numpy())
+
+
+def _restoration(outputs: dict) -> Restoration:
+    return Restoration(outputs["restored"], outputs["warped_guide"], outputs.get("flow"))
+
+
+def load_restorer(path):
+    """Picks the backend from what `path` is; `BadModelFileError` if none can use it."""
+    path = Path(path)
+    if not path.exists():
+        raise BadModelFileError(path, "no such file or directory")
+    try:
+        if path.suffix == ".tflite":
+            return TFLiteRestorer(path)
+        saved_model = _saved_model_dir(path)
+        if saved_model is not None:
+            return SavedModelRestorer(saved_model)
+    # TensorFlow and LiteRT raise many types for a bad file; all mean the same to a user.
+    except Exception as error:  # noqa: BLE001
+        raise BadModelFileError(path, f"cannot load the model: {_first_line(error)}") from error
+    return KerasRestorer(load_model_for_export(path))
+
+
+def _saved_model_dir(path: Path) -> Path | None:
+    """`path` itself, or its highest numeric version folder, if it holds a SavedModel."""
+    if not path.is_dir():
+        return None
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = [p for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()]
+    return max(versions, key=lambda p: int(p.name)) if versions else None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:200]
