@@ -1,13 +1,16 @@
 """A small real-photo collection made from scikit-image's astronaut (public domain).
 
 One fake identity of transformed copies of the same photo (only one upright and frontal),
-a lone-photo identity, a folder of non-faces and a truncated JPEG, and an empty folder.
+a lone-photo identity, a folder of non-faces and a truncated JPEG, an empty folder, and
+`junk/` holding the loader's whole corpus of awkward files (`image_fixtures`).
 """
 
 import cv2
 import numpy as np
 from PIL import Image
 from skimage import data
+
+from image_fixtures import write_corpus
 
 SIZE = 256  # small photos keep MTCNN fast; the face box is ~45 px
 
@@ -22,7 +25,8 @@ def _rotated(image, degrees):
 
 
 def make_collection(root):
-    """Writes the collection under `root`; returns {identity: [file names]}."""
+    """Writes the collection under `root`; returns {identity: file names} (for `junk`,
+    the corpus outcomes by name)."""
     photo = _photo()
     recoloured = np.clip(photo.astype(np.float32) * (1.15, 0.95, 0.8), 0, 255).astype(np.uint8)
     scaled = cv2.resize(cv2.resize(photo, (200, 200), interpolation=cv2.INTER_AREA),
@@ -48,4 +52,6 @@ def make_collection(root):
     listing["no_faces"].append("cut.jpg")
     (root / "empty").mkdir()
     listing["empty"] = []
+    (root / "junk").mkdir()
+    listing["junk"] = write_corpus(root / "junk")
     return listing

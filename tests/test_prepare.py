@@ -28,15 +28,14 @@ IN_PROCESS = ["--direct_running_mode=in_memory"]
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory):
     root = tmp_path_factory.mktemp("photos")
-    make_collection(root)
-    return root
+    return root, make_collection(root)
 
 
 @pytest.fixture(scope="module")
 def prepared(collection, tmp_path_factory):
     output = tmp_path_factory.mktemp("prepared")
     settings, beam_args, _ = prepare.parse_args(
-        ["--input", str(collection), "--output", str(output), "--synthetic-pose",
+        ["--input", str(collection[0]), "--output", str(output), "--synthetic-pose",
          "--export-guides", *SMALL, *IN_PROCESS])
     return output, prepare.run_pipeline(settings, beam_args)
 
@@ -50,16 +49,21 @@ def _records(output):
     return records
 
 
-def test_rejections_counted_by_reason(prepared):
+def test_rejections_counted_by_reason(prepared, collection):
     output, manifest = prepared
+    junk = collection[1]["junk"]
+    unreadable = sorted(f"junk/{n}" for n, outcome in junk.items() if outcome[0] == "rejected")
+    faceless = sorted(f"junk/{n}" for n, outcome in junk.items() if outcome[0] == "converted")
     counts = manifest["counts"]
-    assert counts["photos_read"] == 8
-    assert counts["rejected_no_face"] == 1  # the cloud texture
-    assert counts["rejected_bad_image"] == 1  # the truncated JPEG
+    assert counts["photos_read"] == 8 + len(junk)
+    assert counts["rejected_no_face"] == 1 + len(faceless)  # + the cloud texture
+    assert counts["rejected_bad_image"] == 1 + len(unreadable)  # + the truncated JPEG
     assert counts["rejected_empty_identity"] == 1
-    rejected = sorted((output / "rejected.tsv").read_text().splitlines())
-    assert [line.split("\t")[:2] for line in rejected] == [
-        ["no_faces/clouds.png", "no_face"], ["no_faces/cut.jpg", "bad_image"]]
+    reasons = dict(line.split("\t")[:2]
+                   for line in (output / "rejected.tsv").read_text().splitlines())
+    assert reasons == {"no_faces/clouds.png": "no_face", "no_faces/cut.jpg": "bad_image",
+                       **{name: "bad_image" for name in unreadable},
+                       **{name: "no_face" for name in faceless}}
 
 
 def test_frontal_copy_is_the_guide_and_output_parses(prepared):
@@ -94,13 +98,15 @@ def test_guides_exported_under_safe_names(prepared):
 def test_rerun_in_a_new_process_writes_identical_shards(prepared, collection, tmp_path):
     output, manifest = prepared
     completed = subprocess.run(
-        [sys.executable, "-m", "pipelines.prepare", "--input", str(collection),
+        [sys.executable, "-m", "pipelines.prepare", "--input", str(collection[0]),
          "--output", str(tmp_path), "--synthetic-pose", *SMALL, *IN_PROCESS],
         capture_output=True, text=True, cwd=Path(__file__).parents[1],
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    # A truncated JPEG is a failed file: summary printed, exit status 1.
+    # Unreadable files are failures: summary printed, exit status 1.
     assert completed.returncode == 1, completed.stderr[-2000:]
-    assert "rejected: bad_image 1, empty_identity 1, no_face 1" in completed.stdout
+    counts = manifest["counts"]
+    assert (f"rejected: bad_image {counts['rejected_bad_image']}, empty_identity 1, "
+            f"no_face {counts['rejected_no_face']}") in completed.stdout
     assert json.loads((tmp_path / "manifest.json").read_text())["shards"] == manifest["shards"]
 
     def digests(folder):
