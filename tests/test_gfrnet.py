@@ -202,6 +202,21 @@ def test_vgg_weights_switch_the_perceptual_term_on(tmp_path):
     assert model.perceptual_network.trainable_variables == []
 
 
+def test_mixed_precision_trains_with_float32_outputs():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_gfrnet(TINY)
+        model.compile(*[keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam()) for _ in "gd"])
+        model.build_all((SIZE, SIZE))
+        inputs, targets = _batch()
+        logs = model.train_step((inputs, targets))
+        outputs = model(inputs)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert all(np.isfinite(float(v)) for v in logs.values()) and float(logs["l2"]) > 0
+    assert {v.dtype for v in outputs.values()} == {tf.float32}
+
+
 def test_build_all_needs_compiled_optimizers():
     with pytest.raises(BadConfigError, match="compile"):
         build_gfrnet(TINY).build_all((SIZE, SIZE))

@@ -118,7 +118,7 @@ class GFRNet(keras.Model):
             flow = self._flow(inputs, training)
             # Warp in float32 even under mixed precision: float16 pixel coordinates are
             # only 1/8 px exact at 256.
-            warped = warp_image(tf.cast(guide, tf.float32), flow)
+            warped = tf.cast(warp_image(tf.cast(guide, tf.float32), flow), guide.dtype)
         rec_input = degraded if self.variant == "no_guide" else tf.concat([degraded, warped], -1)
         restored = self.recnet(rec_input, training=training)
         # float32 outputs whatever the compute dtype (mixed precision), for losses and export.
