@@ -8,7 +8,8 @@ the DirectRunner runs it locally over all cores; any other `--runner` and its op
 are passed to Beam untouched, so the same code runs on Flink, Spark or Dataflow.
 
     list identities (driver) -> list photos -> reshuffle -> decode, detect, crop, landmarks
-      -> group by identity -> guide + targets, split -> group by shard -> write shard
+      -> per identity: keep guide/target candidates (a combiner, so only ~6 crops per
+         identity are shuffled) -> guide + targets, split -> group by shard -> write shard
 
 Outputs in DIR: `{train,val,test}-NNNNN-of-MMMMM.tfrecord` (the `gfrnet_tf.data.records`
 schema), `rejected.tsv` (photo, reason, problem), with `--export-guides` each
@@ -36,7 +37,8 @@ import tqdm
 
 from gfrnet_tf.errors import BadConfigError, BadImageError, GFRNetError
 from gfrnet_tf.io.paths import safe_name
-from pipelines.identity import SPLITS, PairOptions, make_pairs, shard_of, split_of
+from pipelines.identity import (SPLITS, PairOptions, keep_candidates, make_pairs, shard_of,
+                                split_of)
 from pipelines.photo import FaceOptions, prepare_photo
 
 NAMESPACE = "gfrnet_prepare"
@@ -139,11 +141,26 @@ def build(pipeline, settings: PrepareSettings, identities: list[str]):
             count("faces_found", len(prepared))
             yield from prepared
 
+    class Candidates(beam.CombineFn):
+        """Reduces an identity's faces to the pair candidates before they are shuffled."""
+
+        def create_accumulator(self):
+            return []
+
+        def add_input(self, kept, face):
+            return keep_candidates(kept + [face], settings.pairs)
+
+        def merge_accumulators(self, accumulators):
+            return keep_candidates([face for kept in accumulators for face in kept],
+                                   settings.pairs)
+
+        def extract_output(self, kept):
+            return kept
+
     def pairs_of(item):
         from gfrnet_tf.data.records import encode_pair
 
         identity, faces = item
-        faces = sorted(faces, key=lambda face: face.key)
         count("identities")
         pairs, skip_reason = make_pairs(faces, settings.pairs)
         if skip_reason:
@@ -180,7 +197,7 @@ def build(pipeline, settings: PrepareSettings, identities: list[str]):
     return (
         prepared.faces
         | "KeyByIdentity" >> beam.Map(lambda face: (face.identity, face))
-        | "GroupByIdentity" >> beam.GroupByKey()
+        | "CandidatesPerIdentity" >> beam.CombinePerKey(Candidates())
         | "Pairs" >> beam.FlatMap(pairs_of)
         | "GroupByShard" >> beam.GroupByKey()
         | "WriteShards" >> beam.Map(write))

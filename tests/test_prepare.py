@@ -198,3 +198,19 @@ def test_photo_filters_and_all_faces():
     both = prepare_image(pair, "s/two.png", "s", landmarks, FaceOptions(all_faces=True))
     assert sorted(face.key for face in both) == ["s/two.png#face0", "s/two.png#face1"]
     assert abs(both[0].yaw + both[1].yaw) < 3  # mirror images: opposite yaw
+
+
+def test_candidates_reduce_without_changing_the_pairs():
+    rng = np.random.default_rng(3)
+    options = identity_lib.PairOptions(max_per_identity=3)
+    for trial in range(200):
+        faces = [_face(f"a/{i:02d}", yaw=rng.uniform(-40, 40), roll=rng.uniform(-20, 20),
+                       ear=rng.uniform(0.1, 0.35), sharpness=float(rng.integers(1, 6)))
+                 for i in range(rng.integers(1, 12))]
+        chunks = np.array_split(rng.permutation(len(faces)), 3)
+        partial = [identity_lib.keep_candidates([faces[i] for i in chunk], options)
+                   for chunk in chunks]
+        merged = identity_lib.keep_candidates([f for kept in partial for f in kept], options)
+        assert len(merged) <= options.max_per_identity + 1
+        assert identity_lib.make_pairs(merged, options) == identity_lib.make_pairs(
+            faces, options), trial
