@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from gfrnet_tf.data import default_input_config, encode_pair, make_dataset, write_shard
 from gfrnet_tf.data.images import to_model_range, to_uint8
-from gfrnet_tf.evaluation import report
+from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.io import load_image
 from gfrnet_tf.models.gfrnet import build_gfrnet
 
@@ -41,6 +41,38 @@ def test_report_files_round_trip(tmp_path):
     assert loaded["rows"][1]["landmark_error_warped"] is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.json"]  # no temp left
 
+
+
+class _WrongSizeModel:
+    """Fails like an export for another image size does."""
+
+    def __call__(self, degraded, guide):
+        raise tf.errors.InvalidArgumentError(None, None, "degraded must be [batch, 256, 256, 3]\n...")
+
+
+def test_protocol_rows_hand_values_and_a_failing_model_is_dropped():
+    # Model-range images whose uint8 forms differ by exactly 5 levels: PSNR 34.1514 dB.
+    target = np.full((2, 16, 16, 3), 100, np.uint8)
+    points = np.tile(np.float32([[4.0, 4.0]]), (2, 68, 1))
+    points[:, 45] = (14.0, 4.0)  # inter-ocular distance 10 px
+    batch = (
+        {"degraded": to_model_range(target + 5), "guide": to_model_range(target)},
+        {"target": to_model_range(target), "landmarks": points + np.float32([0.0, 2.0]),
+         "guide_landmarks": points},
+    )
+    evaluation = protocol.evaluate(
+        {"input": protocol.DegradedInput(), "wrong size": _WrongSizeModel()}, lambda _: [batch],
+        example_limit=1,
+    )
+    (row,) = evaluation.rows
+    assert row["model"] == "input"
+    for setting in protocol.SETTINGS:
+        assert row[f"psnr_{setting}"] == pytest.approx(34.1514, abs=1e-4)
+    assert row["landmark_error_guide"] == pytest.approx(0.2)  # 2 px off / 10 px
+    assert np.isnan(row["landmark_error_warped"]) and np.isnan(row["flow_epe_px"])
+    assert evaluation.failures == {
+        "wrong size": "cannot run on these images: degraded must be [batch, 256, 256, 3]"}
+    assert len(evaluation.examples["input"]) == 1 and len(evaluation.examples["input"][0]) == 5
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,10 +12,12 @@ from skimage.data import astronaut
 
 from gfrnet_tf import ops
 from gfrnet_tf.data.images import to_model_range, to_uint8
-from gfrnet_tf.errors import BadModelFileError
+from gfrnet_tf.errors import BadImageError, BadModelFileError
 from gfrnet_tf.export import export_savedmodel
+from gfrnet_tf.export.tflite import convert_to_tflite
 from gfrnet_tf.io import load_image, save_image
 from gfrnet_tf.models.gfrnet import build_gfrnet
+from gfrnet_tf.restoration.photos import PhotoRestorer
 from gfrnet_tf.restoration.restorer import load_restorer
 from gfrnet_tf.sample import load_sample
 from gfrnet_tf.visualize import flow_to_rgb, image_grid
@@ -61,7 +63,7 @@ def _uint8_pair(seed):
     return tuple(rng.integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8) for _ in range(2))
 
 
-def test_keras_and_savedmodel_backends_agree(tiny_model, tmp_path):
+def test_keras_savedmodel_and_tflite_backends_agree(tiny_model, tmp_path):
     model, path = tiny_model
     degraded, guide = _uint8_pair(0)
     keras_result = load_restorer(path)(degraded, guide)
@@ -79,15 +81,40 @@ def test_keras_and_savedmodel_backends_agree(tiny_model, tmp_path):
         assert difference.max() <= 1, name  # float rounding at .5 may differ by one level
     assert load_restorer(exported).image_size in (None, SIZE)
 
+    tflite = tmp_path / "tiny.tflite"
+    tflite.write_bytes(convert_to_tflite(model, SIZE, "fp32"))
+    on_device = load_restorer(tflite)
+    assert on_device.image_size == SIZE
+    lite = on_device(degraded, guide)  # batch of 2 through a batch-1 conversion
+    for name in ("restored", "warped_guide"):
+        difference = np.abs(getattr(lite, name).astype(int) - getattr(keras_result, name))
+        assert difference.max() <= 1, name
 
+
+@pytest.mark.parametrize("name", ["model.keras", "model.tflite"])
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not really a zip", b"\x00" * 64])
-def test_unusable_model_files_are_named(tmp_path, content):
-    bad = tmp_path / "model.keras"
+def test_unusable_model_files_are_named(tmp_path, name, content):
+    bad = tmp_path / name
     bad.write_bytes(content)
-    with pytest.raises(BadModelFileError, match="model.keras"):
+    with pytest.raises(BadModelFileError, match=name):
         load_restorer(bad)
     with pytest.raises(BadModelFileError, match="no such"):
         load_restorer(tmp_path / "absent.tflite")
+
+
+def test_aligned_crops_need_no_detection(tiny_model):
+    model, path = tiny_model
+    photos = PhotoRestorer(load_restorer(path), SIZE, aligned=True)
+    sample, _ = load_sample()
+    photos.add_guide(sample, "guide.png", pose=False)  # one guide: no landmarks needed
+    restored, (face,) = photos.restore(sample, "face.png")
+    assert restored.shape == sample.shape
+    assert face.degraded.shape == (SIZE, SIZE, 3) and face.guide.source == "guide.png"
+    small = cv2.resize(sample, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    direct = model({"degraded": to_model_range(small[None]), "guide": to_model_range(small[None])})
+    np.testing.assert_array_equal(face.result.restored, to_uint8(direct["restored"])[0])
+    with pytest.raises(BadImageError, match="square"):
+        photos.restore(sample[:200], "wide.png")
 
 
 def test_restore_folder_good_nonface_corrupt(tiny_model, tmp_path):

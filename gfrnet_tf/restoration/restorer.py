@@ -63,26 +63,35 @@ class SavedModelRestorer:
 
     def __call__(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
         outputs = self._signature(degraded=tf.constant(degraded), guide=tf.constant(guide))
-        return _restoration({name: value.numpy() for name, value in outputs.items()})
+        flow = outputs.get("flow")
+        return Restoration(outputs["restored"].numpy(), outputs["warped_guide"].numpy(),
+                           None if flow is None else flow.numpy())
 
 
 class TFLiteRestorer:
-    """A `.tflite` file from `gfrnet-export` run with LiteRT (float `[-1, 1]` in and out)."""
+    """A batch-1 `.tflite` file from `gfrnet-export` run with LiteRT, one image at a time.
+
+    Its float `[-1, 1]` interface is the Keras model's. Images go through one by one
+    because XNNPACK cannot resize the converted graph to another batch size.
+    """
 
     def __init__(self, path: Path):
         self._interpreter = litert_interpreter(path.read_bytes())
         shape = self._interpreter.get_signature_runner().get_input_details()["degraded"]["shape"]
+        if shape[0] != 1:
+            raise BadModelFileError(path, f"converted for batch {shape[0]}; export it with batch 1")
         self.image_size = int(shape[1])
 
     def __call__(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
-        # The signature runner resizes the batch axis to the batch it is given.
-        outputs = run_tflite(self._interpreter, to_model_range(degraded), to_model_range(guide))
-        return Restoration(to_uint8(outputs["restored"]).numpy(),
-                           to_uint8(outputs["warped_guide"]).numpy())
-
-
-def _restoration(outputs: dict) -> Restoration:
-    return Restoration(outputs["restored"], outputs["warped_guide"], outputs.get("flow"))
+        singles = [
+            run_tflite(self._interpreter, to_model_range(d[None]), to_model_range(g[None]))
+            for d, g in zip(degraded, guide)
+        ]
+        restored, warped = (
+            to_uint8(np.concatenate([s[name] for s in singles])).numpy()
+            for name in ("restored", "warped_guide")
+        )
+        return Restoration(restored, warped)
 
 
 def load_restorer(path):
@@ -96,6 +105,8 @@ def load_restorer(path):
         saved_model = _saved_model_dir(path)
         if saved_model is not None:
             return SavedModelRestorer(saved_model)
+    except BadModelFileError:
+        raise
     # TensorFlow and LiteRT raise many types for a bad file; all mean the same to a user.
     except Exception as error:  # noqa: BLE001
         raise BadModelFileError(path, f"cannot load the model: {_first_line(error)}") from error
