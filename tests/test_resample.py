@@ -112,7 +112,7 @@ def test_gradients_match_finite_differences_at_fractional_points():
     data = tf.constant(rng.normal(size=(2, 4, 5, 2)))
     # Fractional coordinates away from the kinks at integers, some in the fade band.
     warp = tf.constant(np.floor(rng.uniform(-1, 5, size=(2, 3, 2, 2))) + rng.uniform(0.1, 0.9, size=(2, 3, 2, 2)))
-    theoretical, numerical = tf.test.compute_gradient(resample, [data, warp], delta=1e-4)
+    theoretical, numerical = tf.test.compute_gradient(tf.function(resample), [data, warp], delta=1e-4)
     for analytic, numeric in zip(theoretical, numerical):
         np.testing.assert_allclose(analytic, numeric, atol=1e-6)
 
