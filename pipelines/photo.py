@@ -17,6 +17,9 @@ from gfrnet_tf.faces.crop import DEFAULT_MARGIN, DEFAULT_SIZE
 from gfrnet_tf.io.images import DEFAULT_MAX_PIXELS, decode_image
 
 
+INNER_FACE = slice(17, 68)  # iBUG-300W brows, nose, eyes, mouth (the jaw is 0-16)
+
+
 class RejectedFaceError(GFRNetError):
     """A face found but filtered out; `reason` names the filter for the counters."""
 
@@ -108,6 +111,12 @@ def _prepare_face(image, face, photo_key, key, identity, landmarks, options) -> 
         raise RejectedFaceError(key, f"sharpness {sharpness:.1f} below "
                                      f"{options.min_sharpness}", "blurry")
     points = window.to_crop(landmarks.locate(image, face.box, photo_key))
+    # Brows, eyes, nose and mouth must lie in the crop: catches landmark files that belong
+    # to another photo or use another convention (the jaw may leave a tight crop).
+    inner = points[INNER_FACE]
+    if not ((inner >= 0) & (inner <= options.size - 1)).all():
+        raise RejectedFaceError(key, "landmarks fall outside the face crop",
+                                "landmarks_outside_crop")
     return PreparedFace(
         key=key, identity=identity, png=encode_png(crop), landmarks=points,
         confidence=face.confidence, sharpness=sharpness, yaw=faces.yaw_degrees(points),

@@ -30,8 +30,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import sys
+import time
 
 import tqdm
 
@@ -120,12 +122,14 @@ def build(pipeline, settings: PrepareSettings, identities: list[str]):
 
             detector()  # one MTCNN per worker process, built before the first photo
             self.landmarks = landmark_source(settings.landmarks)
+            self.progress = WorkerProgress()
 
         def process(self, item):
             import tensorflow as tf
 
             identity, key = item
             count("photos_read")
+            self.progress.tick()
             try:
                 try:
                     with tf.io.gfile.GFile(f"{settings.input}/{key}", "rb") as stream:
@@ -201,6 +205,19 @@ def build(pipeline, settings: PrepareSettings, identities: list[str]):
         | "Pairs" >> beam.FlatMap(pairs_of)
         | "GroupByShard" >> beam.GroupByKey()
         | "WriteShards" >> beam.Map(write))
+
+
+class WorkerProgress:
+    """A log line every `every` photos per worker: Beam counters are only read at the end."""
+
+    def __init__(self, every: int = 500):
+        self.every, self.seen, self.start = every, 0, time.monotonic()
+
+    def tick(self):
+        self.seen += 1
+        if self.seen % self.every == 0:
+            rate = self.seen / (time.monotonic() - self.start)
+            logging.info("gfrnet-prepare worker: %d photos, %.1f photos/s", self.seen, rate)
 
 
 def export_guide(output: str, split: str, identity: str, guide) -> None:

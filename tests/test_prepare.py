@@ -214,3 +214,22 @@ def test_candidates_reduce_without_changing_the_pairs():
         assert len(merged) <= options.max_per_identity + 1
         assert identity_lib.make_pairs(merged, options) == identity_lib.make_pairs(
             faces, options), trial
+
+
+def test_landmark_file_for_another_photo_is_rejected(tmp_path):
+    from gfrnet_tf.faces import FileLandmarks
+    from gfrnet_tf.sample import load_sample
+    from pipelines.photo import RejectedFaceError, prepare_image
+
+    image, landmarks = load_sample()
+    header = "image," + ",".join(f"x{i},y{i}" for i in range(68))
+    rows = [f"{name}," + ",".join(f"{v:.2f}" for v in points.ravel())
+            for name, points in [("s/right.png", landmarks), ("s/wrong.png", landmarks + 200)]]
+    (tmp_path / "points.csv").write_text("\n".join([header, *rows]) + "\n")
+    source = FileLandmarks(tmp_path / "points.csv")
+    kept, = prepare_image(image, "s/right.png", "s", source)
+    # The sample's points, re-cropped with the margin: same face, moved and scaled.
+    assert np.corrcoef(kept.landmarks[:, 0], landmarks[:, 0])[0, 1] > 0.999
+    with pytest.raises(RejectedFaceError) as caught:
+        prepare_image(image, "s/wrong.png", "s", source)
+    assert caught.value.reason == "landmarks_outside_crop"
