@@ -6,6 +6,7 @@ to be killed) at 32x32 with widths of 8-16.
 """
 
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -136,3 +137,108 @@ def test_tensorboard_grid_shows_five_images_side_by_side_every_n_steps(tmp_path)
     assert [step for step, _ in events["I_d | I_g | I_w | restored | I"]] == [6]
     assert [step for step, _ in events["val/l2"]] == [8]
     assert "l2" not in events and "train/learning_rate" not in events
+
+
+# ------------------------------------------------------------------- the command, end to end
+
+TINY = [
+    "--config.input.image_size=32", "--config.input.batch_size=2",
+    "--config.input.degradation.blur=(0.0,1.0)", "--config.input.degradation.scale=(1.0,2.0)",
+    "--config.model.widths=(8,16,16,16,16)", "--config.model.discriminator_widths=(8,16)",
+    "--config.model.local_size=16", "--config.train.steps_per_epoch=2",
+    "--config.train.checkpoint_every=1", "--config.train.summary_every=16",
+    "--config.train.warp_pretrain_epochs=1", "--config.train.epochs=8",  # 2 + 16 rounds of 1 step
+]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """4 training and 2 validation records of the bundled face at 32x32 (synthetic-pose guides)."""
+    from gfrnet_tf.data import encode_pair, write_shard
+    from gfrnet_tf.sample import load_sample
+
+    image, points = load_sample()
+    small = tf.image.resize(image, (32, 32), antialias=True).numpy().round().astype(np.uint8)
+    points = points * 31 / (image.shape[0] - 1)
+    record = encode_pair(small, small, points, points, identity="astronaut")
+    folder = tmp_path_factory.mktemp("shards")
+    write_shard(folder / "train-0.tfrecord", [record] * 4)
+    write_shard(folder / "val-0.tfrecord", [record] * 2)
+    return folder
+
+
+def _command(workdir, shards, *extra):
+    return [sys.executable, "-m", "gfrnet_tf.apps.train", f"--config={ROOT}/configs/smoke.py",
+            f"--workdir={workdir}", f"--data={shards}/train-*.tfrecord", "--synthetic_pose",
+            *TINY, *extra]
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+
+
+def _run(command, timeout=240):
+    return subprocess.run(command, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=timeout)
+
+
+def _saved_epoch(workdir):
+    path = os.path.join(workdir, "backup", "local", "training_metadata.json")
+    try:
+        with open(path) as handle:
+            return json.load(handle)["epoch"]
+    except (OSError, ValueError):  # not written yet, or caught mid-write
+        return 0
+
+
+def _epochs_started(stdout):
+    return [int(line.split()[1].split("/")[0]) for line in stdout.splitlines() if line.startswith("Epoch ")]
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory, shards):
+    """Starts a run, kill -9s it once a joint-phase round is backed up, re-runs the same command."""
+    workdir = tmp_path_factory.mktemp("run")
+    command = _command(workdir, shards)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env(), cwd=ROOT)
+    deadline = time.monotonic() + 240
+    while _saved_epoch(workdir) < 3 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = _saved_epoch(workdir)
+    second = _run(command)
+    return types.SimpleNamespace(workdir=workdir, shards=shards, killed=process, killed_at=killed_at,
+                                 second=second)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_at_the_saved_step_not_from_zero(resumed):
+    assert resumed.killed.returncode == -signal.SIGKILL
+    assert 3 <= resumed.killed_at < 18  # killed in the joint phase (rounds 3..18), mid-run
+    assert resumed.second.returncode == 0, resumed.second.stderr[-3000:]
+    # Keras' own progress lines: the re-run trains rounds killed_at+1 .. 18 only; the
+    # finished WarpNet pre-training (rounds 1-2) is not repeated.
+    assert _epochs_started(resumed.second.stdout) == list(range(resumed.killed_at + 1, 19))
+    checkpoints = sorted(os.listdir(resumed.workdir / "checkpoints"))
+    assert checkpoints == [f"step-{step:08d}.weights.h5" for step in (16, 17, 18)]
+    with open(resumed.workdir / "config.json") as handle:
+        assert json.load(handle)["train"]["epochs"] == 8
+    assert glob.glob(str(resumed.workdir / "tensorboard" / "events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(resumed, tmp_path):
+    import shutil
+
+    workdir = tmp_path / "run"
+    shutil.copytree(resumed.workdir, workdir)
+    before = {name: (workdir / "checkpoints" / name).read_bytes() for name in os.listdir(workdir / "checkpoints")}
+    # One more epoch with an infinite l2 weight: the first new step diverges.
+    result = _run(_command(workdir, resumed.shards, "--config.train.epochs=9", "--config.model.loss_weights.l2=inf"))
+    assert result.returncode == 1
+    last = str(workdir / "checkpoints" / "step-00000018.weights.h5")
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: step 19: loss g_total became NaN/inf; training stopped, last good checkpoint: {last}")
+    assert "Traceback" not in result.stderr
+    after = {name: (workdir / "checkpoints" / name).read_bytes() for name in os.listdir(workdir / "checkpoints")}
+    assert after == before

@@ -7,6 +7,7 @@ which Keras' own `TensorBoard` callback (it restarts its batch counter every `fi
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 
@@ -71,6 +72,11 @@ class StepCheckpoint(_GlobalStepCallback):
         super().__init__()
         self.directory = directory
         self.keep = keep
+
+    def on_train_begin(self, logs=None):
+        # What a killed save left behind.
+        for name in glob.glob(os.path.join(self.directory, ".partial-*")):
+            os.remove(name)
 
     def on_epoch_end(self, epoch, logs=None):
         os.makedirs(self.directory, exist_ok=True)
