@@ -171,6 +171,24 @@ def test_warp_image_uses_align_corners_pixel_centres():
     np.testing.assert_allclose(warp_image(image, phi).numpy(), expected, atol=1e-5)
 
 
+def test_warp_image_gradient_is_resample_gradient_times_half_extent():
+    """d/dphi = (size - 1) / 2 * d/dpixel, also for snapped (identity) points."""
+    rng = np.random.default_rng(9)
+    image = tf.constant(rng.normal(size=(1, 6, 9, 2)))
+    phi = identity_grid(6, 9, tf.float64) + rng.uniform(-0.2, 0.2, size=(1, 6, 9, 2)) * (rng.random((1, 6, 9, 1)) < 0.5)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(phi)
+        pixels = denormalize_points(phi, 6, 9)
+        warped = warp_image(image, phi)
+        nearest = tf.round(pixels)  # integer up to float64 noise: snapped, as warp_image does
+        snapped = pixels + tf.stop_gradient(tf.where(tf.abs(pixels - nearest) < 1e-9, nearest, pixels) - pixels)
+        resampled = resample(image, snapped)
+    upstream = rng.normal(size=warped.shape)
+    by_phi = tape.gradient(warped, phi, output_gradients=upstream).numpy()
+    by_pixel = tape.gradient(resampled, pixels, output_gradients=upstream).numpy()
+    np.testing.assert_allclose(by_phi, by_pixel * [4.0, 2.5], atol=1e-9)
+
+
 def test_identity_grid_values_and_point_round_trip():
     grid = identity_grid(3, 5).numpy()
     assert grid.shape == (1, 3, 5, 2)
