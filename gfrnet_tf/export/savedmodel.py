@@ -19,12 +19,14 @@ Only core TF ops are used (the warp is the project's core-op resampler), so stoc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
+import keras
 import tensorflow as tf
 
 from gfrnet_tf.data.images import to_model_range, to_uint8
@@ -33,6 +35,7 @@ from gfrnet_tf.export.transpose_conv import transpose_convs_as_phase_convs
 
 OUTPUTS = ("restored", "warped_guide")
 INPUTS = ("degraded", "guide")
+DEFAULT_SIGNATURE = "serving_default"
 ENCODED_SIGNATURE = "serve_encoded"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -105,47 +108,51 @@ def decode_checked(encoded, name, image_size):
     )
 
 
-class ServingModule(tf.Module):
-    """The exported object: the model's variables plus the two serving functions."""
+def serving_archive(model, image_size: int) -> keras.export.ExportArchive:
+    """The model's variables plus the two serving endpoints, ready to `write_out`.
 
-    def __init__(self, model, image_size: int):
-        super().__init__()
-        self.model = model
-        self.image_size = image_size
-        images = tf.TensorSpec([None, None, None, 3], tf.uint8)
-        strings = tf.TensorSpec([None], tf.string)
-        # Dynamic H and W in the signatures so a wrong size reaches our assertion (and
-        # its message) instead of an opaque shape error inside the network.
-        self.serve_images = tf.function(self._serve_images, input_signature=[images, images])
-        self.serve_encoded = tf.function(self._serve_encoded, input_signature=[strings, strings])
+    Keras' `ExportArchive`, not a bare `tf.Module` holding the model: with the latter,
+    the TF1-style loader that TF Serving and `saved_model_cli run` use cannot find some
+    Keras 3 variables ("Could not find variable ...", measured), although
+    `tf.saved_model.load` works.
+    """
+    # Dynamic H and W in the signatures so a wrong size reaches our assertion (and its
+    # message) instead of an opaque shape error inside the network.
+    images = tf.TensorSpec([None, None, None, 3], tf.uint8)
+    strings = tf.TensorSpec([None], tf.string)
 
-    def _serve_images(self, degraded, guide):
+    def serve_images(degraded, guide):
         check = tf.debugging.assert_equal(
             tf.shape(degraded)[0], tf.shape(guide)[0],
             message="degraded and guide must have the same batch size",
         )
         with tf.control_dependencies([check]):
-            degraded = _checked_images(degraded, "degraded", self.image_size)
-            guide = _checked_images(guide, "guide", self.image_size)
-        return infer_uint8(self.model, degraded, guide)
+            degraded = _checked_images(degraded, "degraded", image_size)
+            guide = _checked_images(guide, "guide", image_size)
+        return infer_uint8(model, degraded, guide)
 
-    def _serve_encoded(self, degraded, guide):
-        tf.debugging.assert_equal(
+    def serve_encoded(degraded, guide):
+        check = tf.debugging.assert_equal(
             tf.shape(degraded)[0], tf.shape(guide)[0],
             message="degraded and guide must have the same number of images",
         )
-        return self._serve_images(
-            decode_checked(degraded, "degraded", self.image_size),
-            decode_checked(guide, "guide", self.image_size),
-        )
+        with tf.control_dependencies([check]):
+            return serve_images(decode_checked(degraded, "degraded", image_size),
+                                decode_checked(guide, "guide", image_size))
 
-    def signatures(self):
-        """Concrete functions keyed by signature name (tracing happens here)."""
-        return {
-            tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY:
-                self.serve_images.get_concrete_function(),
-            ENCODED_SIGNATURE: self.serve_encoded.get_concrete_function(),
-        }
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(DEFAULT_SIGNATURE, serve_images, input_signature=[images, images])
+    archive.add_endpoint(ENCODED_SIGNATURE, serve_encoded, input_signature=[strings, strings])
+    return archive
+
+
+def write_archive(archive, path, model, rewrite_transpose_conv: bool) -> None:
+    """`archive.write_out(path)`; it traces the endpoints, with the phase-conv rewrite if asked."""
+    rewrite = transpose_convs_as_phase_convs(model) if rewrite_transpose_conv \
+        else contextlib.nullcontext()
+    with rewrite:
+        archive.write_out(str(path), verbose=False)
 
 
 def next_version(model_dir) -> int:
@@ -174,17 +181,12 @@ def export_savedmodel(model, model_dir, image_size: int, version: int | None = N
     if target.exists():
         raise BadConfigError(target, "this version already exists; pass another --version")
     model_dir.mkdir(parents=True, exist_ok=True)
-    module = ServingModule(model, image_size)
-    if rewrite_transpose_conv:
-        with transpose_convs_as_phase_convs(model):
-            signatures = module.signatures()
-    else:
-        signatures = module.signatures()
+    archive = serving_archive(model, image_size)
     # A dot-prefixed sibling: TF Serving only watches numeric folders, and the rename to
     # the version number is atomic on one file system, so a half-written model is never seen.
     temp = tempfile.mkdtemp(dir=model_dir, prefix=f".{version}.", suffix=".tmp")
     try:
-        tf.saved_model.save(module, temp, signatures=signatures)
+        write_archive(archive, temp, model, rewrite_transpose_conv)
         os.rename(temp, target)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)

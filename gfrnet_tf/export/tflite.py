@@ -10,7 +10,6 @@ LiteRT on a phone would not have.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import tempfile
 
@@ -19,23 +18,35 @@ import numpy as np
 import tensorflow as tf
 
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf.export.savedmodel import INPUTS, OUTPUTS
-from gfrnet_tf.export.transpose_conv import transpose_convs_as_phase_convs
+from gfrnet_tf.export.savedmodel import DEFAULT_SIGNATURE, INPUTS, OUTPUTS, write_archive
 
 QUANTIZATIONS = ("fp32", "fp16", "int8")
 # Enough calibration batches for stable activation ranges, few enough to convert quickly.
 CALIBRATION_STEPS = 32
+# int8 keeps these op types in float: they are the warp (bilinear resampling of the guide)
+# and the flow arithmetic, plus the tanh outputs. 8-bit sampling coordinates are off by up
+# to a pixel at 256 px and, measured on a 32 px model, the fully quantised warp was
+# useless (warped guide off by up to 1.0 on [-1, 1]) -- and the plain converter path's
+# fully quantised model aborted LiteRT in allocate_tensors. The convolutions, which are
+# nearly all of the work, stay int8.
+WARP_FLOAT_OPS = (
+    "ABS", "ADD", "CAST", "FLOOR", "GATHER", "GREATER", "GREATER_EQUAL", "LESS",
+    "LESS_EQUAL", "LOGICAL_AND", "MAXIMUM", "MINIMUM", "MUL", "RESHAPE", "ROUND", "SELECT",
+    "SELECT_V2", "STRIDED_SLICE", "SUB", "TANH",
+)
 
 
 def convert_to_tflite(model, image_size: int, quantization: str = "fp32",
                       representative_data=None, batch_size: int = 1,
-                      rewrite_transpose_conv: bool = True) -> bytes:
+                      rewrite_transpose_conv: bool = True,
+                      float_ops=WARP_FLOAT_OPS) -> bytes:
     """Returns the flatbuffer of `model` converted with the given `quantization`.
 
     `representative_data` (int8 only): an iterable of `{"degraded", "guide"}` float arrays
     `[B, S, S, 3]` in `[-1, 1]`, e.g. a `gfrnet_tf.data` dataset's inputs; each element is
     fed one sample at a time. `rewrite_transpose_conv` (default on) replaces the decoders'
     transposed convolutions by exact phase convolutions, which TFLite runs ~10x faster.
+    `float_ops` (int8 only): TFLite op types left in float (selective quantisation).
     """
     if quantization not in QUANTIZATIONS:
         raise BadConfigError("quantization", f"must be one of {QUANTIZATIONS}, got {quantization!r}")
@@ -52,21 +63,28 @@ def convert_to_tflite(model, image_size: int, quantization: str = "fp32",
     # unfrozen READ_VARIABLE ops that fail at run time.
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serving_default", infer, input_signature=[spec, spec])
-    rewrite = transpose_convs_as_phase_convs(model) if rewrite_transpose_conv \
-        else contextlib.nullcontext()
+    archive.add_endpoint(DEFAULT_SIGNATURE, infer, input_signature=[spec, spec])
     with tempfile.TemporaryDirectory(prefix="gfrnet-tflite-") as saved:
-        with rewrite:  # write_out traces `infer`
-            archive.write_out(saved, verbose=False)
+        write_archive(archive, saved, model, rewrite_transpose_conv)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if quantization == "fp16":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]
         elif quantization == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: _calibration_samples(representative_data)
+            return _selectively_quantized(converter, representative_data, float_ops)
         return converter.convert()
+
+
+def _selectively_quantized(converter, representative_data, float_ops) -> bytes:
+    """int8 with `float_ops` denylisted, via the (public, experimental) quantisation debugger."""
+    samples = lambda: _calibration_samples(representative_data)  # noqa: E731
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = samples
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops))
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=samples, debug_options=options)
+    return debugger.get_nondebug_quantized_model()
 
 
 def _calibration_samples(representative_data):

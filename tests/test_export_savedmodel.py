@@ -1,0 +1,162 @@
+"""SavedModel export: TF Serving layout, both signatures, in-graph input checks, loading."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gfrnet_tf.data.images import to_model_range, to_uint8
+from gfrnet_tf.errors import BadConfigError, BadModelFileError
+from gfrnet_tf.export import export_savedmodel, load_model_for_export
+from gfrnet_tf.export.savedmodel import ENCODED_SIGNATURE, next_version
+from gfrnet_tf.models.gfrnet import build_gfrnet
+
+SIZE = 32
+MODEL_CONFIG = {"widths": (8, 16, 16), "discriminator_widths": (8, 16), "local_size": 16}
+
+
+def _keras_uint8(model, degraded, guide):
+    """The reference: the Keras model on the same uint8 inputs, converted independently."""
+    outputs = model({"degraded": to_model_range(degraded), "guide": to_model_range(guide)})
+    return {name: to_uint8(outputs[name]).numpy() for name in ("restored", "warped_guide")}
+
+
+def _png(image):
+    return tf.io.encode_png(image).numpy()
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(2)
+    gfrnet = build_gfrnet(MODEL_CONFIG)
+    gfrnet.build({"degraded": (None, SIZE, SIZE, 3), "guide": (None, SIZE, SIZE, 3)})
+    return gfrnet
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    path = export_savedmodel(model, tmp_path_factory.mktemp("models") / "gfrnet", SIZE)
+    return path, tf.saved_model.load(str(path))
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(3)
+    degraded = rng.integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
+    degraded[0] = 0  # uint8 edges: all black and all white inputs
+    degraded[1, :, : SIZE // 2] = 255
+    return degraded, rng.integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
+
+
+def test_versioned_layout_and_signature_contract(exported):
+    path, loaded = exported
+    assert path.name == "1" and (path / "saved_model.pb").is_file()
+    assert not [p for p in os.listdir(path.parent) if p != "1"]  # no temp folder left
+    assert set(loaded.signatures) == {"serving_default", ENCODED_SIGNATURE}
+    default = loaded.signatures["serving_default"]
+    inputs = default.structured_input_signature[1]
+    assert {name: spec.dtype for name, spec in inputs.items()} == {"degraded": tf.uint8, "guide": tf.uint8}
+    assert {name: spec.dtype for name, spec in default.structured_outputs.items()} == {
+        "restored": tf.uint8, "warped_guide": tf.uint8}
+    encoded_inputs = loaded.signatures[ENCODED_SIGNATURE].structured_input_signature[1]
+    assert {spec.dtype for spec in encoded_inputs.values()} == {tf.string}
+
+
+def test_uint8_signature_equals_keras(model, exported, images):
+    outputs = exported[1].signatures["serving_default"](degraded=images[0], guide=images[1])
+    expected = _keras_uint8(model, *images)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(outputs[name].numpy(), value)
+
+
+def test_encoded_signature_equals_uint8_signature(exported, images):
+    degraded, guide = images
+    signatures = exported[1].signatures
+    jpeg = [tf.io.encode_jpeg(image, quality=90).numpy() for image in degraded]
+    encoded = signatures[ENCODED_SIGNATURE](
+        degraded=tf.constant(jpeg), guide=tf.constant([_png(image) for image in guide]))
+    # PNG is lossless; the JPEG is compared through TF's own decoder.
+    decoded = np.stack([tf.io.decode_jpeg(data).numpy() for data in jpeg])
+    direct = signatures["serving_default"](degraded=decoded, guide=guide)
+    for name in ("restored", "warped_guide"):
+        np.testing.assert_array_equal(encoded[name].numpy(), direct[name].numpy())
+
+
+@pytest.mark.parametrize("degraded,guide,message", [
+    (np.zeros((1, 16, SIZE, 3), np.uint8), np.zeros((1, 16, SIZE, 3), np.uint8),
+     f"degraded must be uint8 \\[batch, {SIZE}, {SIZE}, 3\\]"),
+    (np.zeros((1, SIZE, SIZE, 3), np.uint8), np.zeros((2, SIZE, SIZE, 3), np.uint8),
+     "same batch size"),
+])
+def test_uint8_signature_rejects_wrong_shapes(exported, degraded, guide, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        exported[1].signatures["serving_default"](degraded=degraded, guide=guide)
+
+
+@pytest.mark.parametrize("bad,message", [
+    (b"not an image at all", "is not a JPEG or PNG image"),
+    (b"\x89PNG\r\n\x1a\n", "is not a JPEG or PNG image"),  # truncated before the size
+    (_png(np.zeros((16, SIZE, 3), np.uint8)), f"must be {SIZE}x{SIZE}; got height, width\\] \\[16 {SIZE}\\]"),
+])
+def test_encoded_signature_rejects_bad_files(exported, bad, message):
+    good = _png(np.zeros((SIZE, SIZE, 3), np.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        exported[1].signatures[ENCODED_SIGNATURE](
+            degraded=tf.constant([good, bad]), guide=tf.constant([good, good]))
+
+
+def test_versions_are_never_overwritten(model, exported):
+    model_dir = exported[0].parent
+    assert next_version(model_dir) == 2
+    with pytest.raises(BadConfigError, match="already exists"):
+        export_savedmodel(model, model_dir, SIZE, version=1)
+
+
+def test_saved_model_cli_run_matches_keras(model, exported, images, tmp_path):
+    np.save(tmp_path / "degraded.npy", images[0])
+    np.save(tmp_path / "guide.npy", images[1])
+    command = [
+        sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "run",
+        "--dir", str(exported[0]), "--tag_set", "serve", "--signature_def", "serving_default",
+        "--inputs", f"degraded={tmp_path / 'degraded.npy'};guide={tmp_path / 'guide.npy'}",
+        "--outdir", str(tmp_path / "out"),
+    ]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    expected = _keras_uint8(model, *images)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(np.load(tmp_path / "out" / f"{name}.npy"), value)
+
+
+def test_load_model_from_keras_file_and_checkpoint(model, images, tmp_path):
+    model.save(tmp_path / "model.keras")
+    workdir = tmp_path / "run"
+    (workdir / "checkpoints").mkdir(parents=True)
+    (workdir / "config.json").write_text(json.dumps(
+        {"model": MODEL_CONFIG, "input": {"image_size": SIZE}}))
+    model.save_weights(workdir / "checkpoints" / "step-00000005.weights.h5")
+    expected = _keras_uint8(model, *images)
+    for path in (tmp_path / "model.keras", workdir,
+                 workdir / "checkpoints" / "step-00000005.weights.h5"):
+        loaded = load_model_for_export(path)
+        np.testing.assert_array_equal(_keras_uint8(loaded, *images)["restored"], expected["restored"])
+
+
+def test_load_model_errors_name_the_file(tmp_path):
+    (tmp_path / "garbage.keras").write_bytes(b"\x00" * 64)
+    (tmp_path / "model.txt").write_text("hello")
+    (tmp_path / "empty").mkdir()
+    cases = {
+        tmp_path / "missing.keras": "no such file",
+        tmp_path / "garbage.keras": "not a .keras archive",
+        tmp_path / "model.txt": "expected a .keras file",
+        tmp_path / "empty": "no step-N.weights.h5 checkpoint",
+    }
+    for path, problem in cases.items():
+        with pytest.raises(BadModelFileError, match=problem) as error:
+            load_model_for_export(path)
+        assert error.value.source == str(path)
