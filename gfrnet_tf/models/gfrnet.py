@@ -168,7 +168,9 @@ class GFRNet(keras.Model):
 
         §4.1 uses Adam (lr 2e-4, beta1 0.5) for both; loss weights are model arguments.
         """
-        super().compile(**kwargs)
+        # optimizer=None: Keras would otherwise add a default RMSprop that `fit` builds over
+        # every weight and every checkpoint stores, though the steps use only the two above.
+        super().compile(optimizer=None, **kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
 
