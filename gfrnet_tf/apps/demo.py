@@ -1,0 +1,111 @@
+r"""gfrnet-demo: the whole system on the bundled sample face, in one command (CPU, minutes).
+
+    gfrnet-demo --workdir runs/demo [--steps 1500] [--config configs/smoke.py] \
+        [--config.model.widths='(8, 16, 32, 32, 32)' --config.input.image_size=32 ...]
+
+Stages, each the real command (run as its own process, see `demo_stages.Stages`):
+1. sample data: synthetic poses of the one bundled photo as TFRecord shards in
+   WORKDIR/data -- `train`, `val` (drives the LR schedule) and `heldout`. With one photo,
+   held-out means warps and degradations unseen in training, of the same face;
+2. `gfrnet-train --synthetic_pose` of the config (WarpNet pre-training, then joint) for
+   about `--steps` joint steps into WORKDIR/train;
+3. `gfrnet-evaluate` on the held-out split: Table-1 style PSNR/SSIM at 4x and 8x and the
+   landmark error of the guide before and after the warp, into WORKDIR/eval;
+4. `gfrnet-export`: SavedModel (WORKDIR/export/savedmodel/<version>) and TFLite fp32;
+5. `gfrnet-restore --aligned` with the SavedModel on a 4x-degraded copy of the photo and a
+   synthetic guide (WORKDIR/sample), into WORKDIR/restored.
+It ends with the table and where every artefact is. `--config.*` overrides go to
+`gfrnet-train` as given (write them with `=`). Re-running into the same WORKDIR rewrites
+the data (same bytes), resumes the training -- a finished run is not trained again -- and
+writes a fresh evaluation, a new SavedModel version and new restored images.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from gfrnet_tf.apps.common import make_run
+from gfrnet_tf.apps.demo_stages import Stages, degraded_pair, schedule_overrides, write_sample_shards
+from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.evaluation import report
+from gfrnet_tf.io import save_image
+
+# configs/ is not a package; an editable install (README command 1) keeps it next to gfrnet_tf.
+SMOKE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "smoke.py"
+
+WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Folder for everything the demo writes.")
+STEPS = flags.DEFINE_integer(
+    "steps", 1500, "Joint-training steps (rounded up to whole 250-step data epochs), after the "
+    "config's WarpNet pre-training. The default fits the 15-minute budget on 2 CPU cores.")
+CONFIG = config_flags.DEFINE_config_file("config", str(SMOKE_CONFIG), "A configs/*.py file.", lock_config=True)
+
+
+def config_overrides(argv) -> list[str]:
+    """The `--config.x.y=value` flags of the command line, verbatim, for `gfrnet-train`.
+
+    Passing the original text (absl has already checked it against the config) avoids
+    re-serialising typed values such as tuples and strings.
+    """
+    return [arg for arg in argv if arg.startswith("--config.")]
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if STEPS.value < 1:
+        raise BadConfigError("--steps", f"must be >= 1, got {STEPS.value}")
+    config_path = config_flags.get_config_filename(flags.FLAGS["config"])
+    image_size = CONFIG.value.input.image_size
+    workdir = Path(WORKDIR.value)
+    paths = {name: workdir / name for name in ("data", "sample", "train", "eval", "export", "restored")}
+    stages = Stages(total=5)
+
+    started = stages.begin(f"sample data: {image_size} px synthetic poses of the bundled photo")
+    data = write_sample_shards(paths["data"], image_size)
+    paths["sample"].mkdir(parents=True, exist_ok=True)
+    degraded, guide = degraded_pair(image_size)
+    save_image(paths["sample"] / "degraded_4x.png", degraded)
+    save_image(paths["sample"] / "guide.png", guide)
+    print(f"shards {', '.join(data.values())}; held-out = unseen warps/degradations of the same face")
+    stages.end("sample data", started)
+
+    stages.command("train", "train", [
+        f"--config={config_path}", *config_overrides(sys.argv), *schedule_overrides(STEPS.value),
+        f"--workdir={paths['train']}", f"--data={data['train']}", f"--val_data={data['val']}",
+        "--synthetic_pose"])
+    stages.command("evaluate on the held-out split", "evaluate", [
+        f"--model={paths['train']}", "--names=gfrnet", f"--data={data['heldout']}",
+        f"--output={paths['eval']}", f"--config={paths['train'] / 'config.json'}", "--synthetic_pose"])
+    stages.command("export SavedModel + TFLite fp32", "export", [
+        f"--model={paths['train']}", f"--output={paths['export']}", "--tflite=fp32"])
+    stages.command("restore the degraded sample", "restore", [
+        f"--model={paths['export'] / 'savedmodel'}", f"--input={paths['sample'] / 'degraded_4x.png'}",
+        f"--guide={paths['sample'] / 'guide.png'}", f"--output={paths['restored']}", "--aligned"])
+    print_summary(paths, stages)
+
+
+def print_summary(paths, stages) -> None:
+    results = json.loads((paths["eval"] / "results.json").read_text())
+    print("\n== done in {:.0f} s ({})".format(
+        sum(stages.timings.values()), ", ".join(f"{k} {v:.0f} s" for k, v in stages.timings.items())))
+    print(report.markdown_table(results["rows"], list(results["rows"][0])))
+    print(f"""
+PSNR/SSIM on RGB uint8 of {results['image_size']} px held-out faces; landmark errors are
+normalised by the inter-ocular distance (guide = before WarpNet, warped = after).
+table       {paths['eval'] / 'results.csv'} (and results.json, examples_gfrnet.png)
+checkpoint  {paths['train'] / 'checkpoints'}   TensorBoard: {paths['train'] / 'tensorboard'}
+exports     {paths['export']}
+restored    {paths['restored'] / 'degraded_4x_face0.png'}
+compare     {paths['restored'] / 'degraded_4x_face0_compare.png'} (degraded | guide | warped guide | restored)
+inputs      {paths['sample'] / 'degraded_4x.png'}, {paths['sample'] / 'guide.png'}""")
+
+
+run = make_run(main)
+
+if __name__ == "__main__":
+    run()
