@@ -17,6 +17,7 @@ from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.io import load_image
 from gfrnet_tf.models.gfrnet import build_gfrnet
+from gfrnet_tf.restoration.restorer import Restorer
 
 
 def test_report_files_round_trip(tmp_path):
@@ -43,10 +44,10 @@ def test_report_files_round_trip(tmp_path):
 
 
 
-class _WrongSizeModel:
+class _WrongSizeModel(Restorer):
     """Fails like an export for another image size does."""
 
-    def __call__(self, degraded, guide):
+    def _run(self, degraded, guide):
         raise tf.errors.InvalidArgumentError(None, None, "degraded must be [batch, 256, 256, 3]\n...")
 
 
@@ -61,7 +62,7 @@ def test_protocol_rows_hand_values_and_a_failing_model_is_dropped():
          "guide_landmarks": points},
     )
     evaluation = protocol.evaluate(
-        {"input": protocol.DegradedInput(), "wrong size": _WrongSizeModel()}, lambda _: [batch],
+        {"input": protocol.DegradedInput(), "wrong size": _WrongSizeModel("w.tflite")}, lambda _: [batch],
         example_limit=1,
     )
     (row,) = evaluation.rows
@@ -71,7 +72,7 @@ def test_protocol_rows_hand_values_and_a_failing_model_is_dropped():
     assert row["landmark_error_guide"] == pytest.approx(0.2)  # 2 px off / 10 px
     assert np.isnan(row["landmark_error_warped"]) and np.isnan(row["flow_epe_px"])
     assert evaluation.failures == {
-        "wrong size": "cannot run on these images: degraded must be [batch, 256, 256, 3]"}
+        "wrong size": "cannot run on 16x16 images: degraded must be [batch, 256, 256, 3]"}
     assert len(evaluation.examples["input"]) == 1 and len(evaluation.examples["input"][0]) == 5
 
 

@@ -25,7 +25,7 @@ from absl import flags
 
 from gfrnet_tf.apps.batch import Failures
 from gfrnet_tf.apps.common import make_run
-from gfrnet_tf.errors import BadConfigError, GFRNetError, NoFaceError
+from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError, NoFaceError
 from gfrnet_tf.io import load_image, save_image
 from gfrnet_tf.restoration.photos import PhotoRestorer
 from gfrnet_tf.restoration.restorer import load_restorer
@@ -56,7 +56,6 @@ def input_photos(path: Path) -> list[Path]:
 
 def save_outputs(output: Path, photo_path: Path, restored_photo, faces) -> None:
     stem = photo_path.stem
-    save_image(output / f"{stem}_restored.png", restored_photo)
     for k, face in enumerate(faces):
         result = face.result
         save_image(output / f"{stem}_face{k}.png", result.restored)
@@ -64,6 +63,8 @@ def save_outputs(output: Path, photo_path: Path, restored_photo, faces) -> None:
             [[face.degraded, face.guide.crop, result.warped_guide, result.restored]]))
         if FLOW.value and result.flow is not None:
             save_image(output / f"{stem}_face{k}_flow.png", flow_to_rgb(result.flow))
+    # Last, so that a photo whose restored version exists has all its outputs.
+    save_image(output / f"{stem}_restored.png", restored_photo)
 
 
 def describe(photo_path: Path, faces) -> str:
@@ -98,6 +99,8 @@ def main(argv):
         try:
             restored_photo, faces = photos.restore(load_image(photo_path), photo_path)
             save_outputs(output, photo_path, restored_photo, faces)
+        except BadModelFileError:
+            raise  # the model, not this photo: every other photo would fail the same way
         except GFRNetError as error:
             failures.add_error(error)
             continue

@@ -17,10 +17,10 @@ import dataclasses
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
-import tensorflow as tf
 from tqdm import tqdm
 
 from gfrnet_tf.data.images import to_uint8
+from gfrnet_tf.errors import BadModelFileError
 from gfrnet_tf.evaluation import metrics
 from gfrnet_tf.restoration.restorer import Restoration
 
@@ -73,8 +73,8 @@ def evaluate(restorers: Mapping[str, Callable], make_batches: Callable[[str], It
             for name, restorer in list(active.items()):
                 try:
                     result = restorer(degraded, guide)
-                except tf.errors.OpError as error:
-                    failures[name] = f"cannot run on these images: {error.message.splitlines()[0]}"
+                except BadModelFileError as error:
+                    failures[name] = error.problem
                     del active[name]
                     continue
                 for measure, batch in _measures(setting, result, target, targets).items():

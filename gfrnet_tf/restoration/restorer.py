@@ -4,7 +4,7 @@
 directory (also TF Serving's `NAME/<version>/` layout: the highest version is used) or a
 `.tflite` file, and returns a callable mapping uint8 degraded and guide batches to uint8
 restored and warped-guide batches. uint8 at this edge keeps the backends exchangeable:
-the exported models take and return uint8 already, and a user's photos are uint8 too.
+a user's photos are uint8, and so is the SavedModel's serving signature.
 The flow `Phi` is returned when the backend exposes it (Keras always; exported models
 only if they have a "flow" output), since only the evaluation's alignment measures need it.
 """
@@ -32,16 +32,39 @@ class Restoration:
     flow: np.ndarray | None = None
 
 
-class KerasRestorer:
-    """A `GFRNet` in memory (from a checkpoint or `.keras` file); any suitable image size."""
+class Restorer:
+    """Runs a model on uint8 batches; a model that cannot run on them is a `BadModelFileError`.
+
+    `image_size` is the size the model requires, or None when it takes any suitable size.
+    """
 
     image_size = None
 
-    def __init__(self, model):
-        self.model = model
-        self._infer = tf.function(lambda inputs: model(inputs, training=False))
+    def __init__(self, source):
+        self.source = source
 
     def __call__(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
+        try:
+            return self._run(degraded, guide)
+        # e.g. an export for another image size, or a size the network cannot halve enough.
+        except (tf.errors.OpError, ValueError) as error:
+            size = "x".join(str(n) for n in np.shape(degraded)[1:3])
+            raise BadModelFileError(
+                self.source, f"cannot run on {size} images: {_first_line(error)}") from error
+
+    def _run(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
+        raise NotImplementedError
+
+
+class KerasRestorer(Restorer):
+    """A `GFRNet` in memory (from a checkpoint or `.keras` file); any suitable image size."""
+
+    def __init__(self, model, source):
+        super().__init__(source)
+        self.model = model
+        self._infer = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+
+    def _run(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
         outputs = self._infer(
             {"degraded": to_model_range(degraded), "guide": to_model_range(guide)}
         )
@@ -52,23 +75,24 @@ class KerasRestorer:
         )
 
 
-class SavedModelRestorer:
+class SavedModelRestorer(Restorer):
     """The exported `serving_default` signature (uint8 in, uint8 out)."""
 
     def __init__(self, path: Path):
+        super().__init__(path)
         self._loaded = tf.saved_model.load(str(path))  # kept alive: the signature needs it
         self._signature = self._loaded.signatures["serving_default"]
-        height = self._signature.structured_input_signature[1]["degraded"].shape[1]
-        self.image_size = height
+        # None for `gfrnet-export`'s signature, which checks the size itself.
+        self.image_size = self._signature.structured_input_signature[1]["degraded"].shape[1]
 
-    def __call__(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
+    def _run(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
         outputs = self._signature(degraded=tf.constant(degraded), guide=tf.constant(guide))
         flow = outputs.get("flow")
         return Restoration(outputs["restored"].numpy(), outputs["warped_guide"].numpy(),
                            None if flow is None else flow.numpy())
 
 
-class TFLiteRestorer:
+class TFLiteRestorer(Restorer):
     """A batch-1 `.tflite` file from `gfrnet-export` run with LiteRT, one image at a time.
 
     Its float `[-1, 1]` interface is the Keras model's. Images go through one by one
@@ -76,13 +100,14 @@ class TFLiteRestorer:
     """
 
     def __init__(self, path: Path):
+        super().__init__(path)
         self._interpreter = litert_interpreter(path.read_bytes())
         shape = self._interpreter.get_signature_runner().get_input_details()["degraded"]["shape"]
         if shape[0] != 1:
             raise BadModelFileError(path, f"converted for batch {shape[0]}; export it with batch 1")
         self.image_size = int(shape[1])
 
-    def __call__(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
+    def _run(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
         singles = [
             run_tflite(self._interpreter, to_model_range(d[None]), to_model_range(g[None]))
             for d, g in zip(degraded, guide)
@@ -110,7 +135,7 @@ def load_restorer(path):
     # TensorFlow and LiteRT raise many types for a bad file; all mean the same to a user.
     except Exception as error:  # noqa: BLE001
         raise BadModelFileError(path, f"cannot load the model: {_first_line(error)}") from error
-    return KerasRestorer(load_model_for_export(path))
+    return KerasRestorer(load_model_for_export(path), path)
 
 
 def _saved_model_dir(path: Path) -> Path | None:
