@@ -16,7 +16,8 @@ def rectangle_landmarks(x1, y1, x2, y2, count=68, seed=0):
 
 def test_boxes_are_normalised_to_pixel_centres():
     landmarks = rectangle_landmarks(3, 2, 10, 9)[None]
-    np.testing.assert_allclose(landmark_boxes(landmarks, 12, 15, margin=0.0), [[2 / 11, 3 / 14, 9 / 11, 10 / 14]])
+    expected = [[2 / 11, 3 / 14, 9 / 11, 10 / 14]]
+    np.testing.assert_allclose(landmark_boxes(landmarks, 12, 15, margin=0.0), expected)
 
 
 def test_margin_expands_each_side_and_is_clipped_to_the_image():

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 
 def landmark_boxes(landmarks_px, height, width, margin=0.1):
-    """`[B, N, 2]` pixel `(x, y)` landmarks -> `[B, 4]` boxes `(y1, x1, y2, x2)` for crop_and_resize.
+    """`[B, N, 2]` pixel `(x, y)` landmarks -> `[B, 4]` normalised boxes `(y1, x1, y2, x2)`.
 
     The minimal box around the points, each side pushed out by `margin` times the box's
     extent along that axis, then clipped to the image. Coordinates are normalised the way

@@ -34,7 +34,8 @@ def resample(data, warp):
     # tfa's form: the floor corner weighs `x0 + 1 - x`, so an integer x gives weights
     # exactly (1, 0) and copies the pixel bit for bit.
     dx, dy = x0 + 1.0 - x, y0 + 1.0 - y
-    inside = (x > -1.0) & (y > -1.0) & (x < tf.cast(width, x.dtype)) & (y < tf.cast(height, y.dtype))
+    size_x, size_y = tf.cast(width, x.dtype), tf.cast(height, y.dtype)
+    inside = (x > -1.0) & (y > -1.0) & (x < size_x) & (y < size_y)
 
     # A one-pixel zero border makes every corner of an inside point a valid table row, and
     # zeroes exactly the corners that fall off the image (tfa's implicit padding), so no
@@ -46,8 +47,10 @@ def resample(data, warp):
     # Points outside the open box get all-zero weights (and so zero gradients), as in tfa.
     top = tf.where(inside, dy, 0.0)
     bottom = tf.where(inside, 1.0 - dy, 0.0)
+    right = 1.0 - dx
+    corners = [(0, dx * top), (1, right * top), (row, dx * bottom), (row + 1, right * bottom)]
     result = 0.0
-    for offset, weight in ((0, dx * top), (1, (1.0 - dx) * top), (row, dx * bottom), (row + 1, (1.0 - dx) * bottom)):
+    for offset, weight in corners:
         result += weight[..., tf.newaxis] * tf.gather(table, top_left + offset)
     return tf.reshape(result, tf.concat([tf.shape(warp)[:-1], [channels]], axis=0))
 
@@ -55,10 +58,11 @@ def resample(data, warp):
 def _check_static_shapes(data_shape, warp_shape):
     """Fails at trace time with a readable message instead of a reshape error deep inside."""
     if data_shape.rank is not None and data_shape.rank != 4:
-        raise ValueError(f"resample: data must be [batch, height, width, channels], got shape {data_shape}")
+        raise ValueError(f"resample: data must be [batch, height, width, channels], not {data_shape}")
     if warp_shape.rank is not None and (warp_shape.rank < 2 or warp_shape[-1] not in (None, 2)):
-        raise ValueError(f"resample: warp must be [batch, ..., 2] (x, y), got shape {warp_shape}")
-    if data_shape.rank and warp_shape.rank and not data_shape[:1].is_compatible_with(warp_shape[:1]):
+        raise ValueError(f"resample: warp must be [batch, ..., 2] (x, y), not {warp_shape}")
+    known = data_shape.rank and warp_shape.rank
+    if known and not data_shape[:1].is_compatible_with(warp_shape[:1]):
         raise ValueError(f"resample: batch sizes differ, data {data_shape} vs warp {warp_shape}")
 
 
