@@ -1,13 +1,16 @@
 """Per-photo cost of `gfrnet-prepare` on one core, and the projected VGGFace2 wall time.
 
-    python benchmarks/prepare.py [--photos 20] [--size 512] [--workers 1 8 32 128]
+    python benchmarks/prepare.py [--photos 16] [--size 512] [--workers 1 8 32 128]
 
 (after `pip install -e .`; in a bare checkout prefix `PYTHONPATH=.`)
 
-Runs the pipeline's own per-photo code (`pipelines.photo.prepare_photo`: JPEG decode,
+Runs the pipeline's own per-photo code (`pipelines.photo.prepare_photos`: JPEG decode,
 MTCNN, crop, dlib 68 landmarks, PNG encode) on JPEGs of scikit-image's astronaut, with
-TensorFlow pinned to one thread so the rate is per core. Each stage is also timed
-alone, reported as a share of the full step measured in the same run.
+TensorFlow pinned to one thread so the rate is per core. Baseline: one photo per call;
+compared in the same run with the pipeline's batches of 16, for photos of one size
+(CASIA-WebFace is all 250x250) and of mixed sizes (VGGFace2). Each stage is also timed
+alone, as a share of the single-photo step. Times are CPU seconds of this process, which
+stay the per-core cost when other jobs share the machine; wall time is shown too.
 """
 
 from __future__ import annotations
@@ -20,73 +23,100 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 VGGFACE2_PHOTOS = 3_310_000
+BATCH = 16
 
 
-def _jpeg(size: int) -> bytes:
+def _jpeg(size: tuple[int, int]) -> bytes:
     import cv2
     from PIL import Image
     from skimage import data
 
-    image = cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
+    image = cv2.resize(data.astronaut(), size, interpolation=cv2.INTER_AREA)
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
 
 
-def _seconds_per_call(function, repeats: int) -> tuple[float, float]:
-    """(CPU, wall) seconds per call. CPU time of this one-thread process is the per-core
-    cost even when other jobs share the machine; wall time shows how loaded it was."""
-    function()  # warm-up: graph tracing, predictor loading
+def _seconds_per_photo(function, calls: int, photos_per_call: int) -> tuple[float, float]:
+    """(CPU, wall) seconds per photo over `calls` calls after one warm-up call."""
+    function(0)  # warm-up: graph tracing, predictor loading
     cpu, wall = time.process_time(), time.perf_counter()
-    for _ in range(repeats):
-        function()
-    return ((time.process_time() - cpu) / repeats, (time.perf_counter() - wall) / repeats)
+    for call in range(calls):
+        function(call)
+    photos = calls * photos_per_call
+    return ((time.process_time() - cpu) / photos, (time.perf_counter() - wall) / photos)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--photos", type=int, default=20)
+    parser.add_argument("--photos", type=int, default=16, help="photos per measurement")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 8, 32, 128])
     args = parser.parse_args()
 
+    import numpy as np
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from gfrnet_tf import faces
     from gfrnet_tf.io.images import decode_image
-    from pipelines.photo import FaceOptions, encode_png, prepare_photo
+    from pipelines.photo import FaceOptions, encode_png, prepare_photos
 
-    data = _jpeg(args.size)
-    image = decode_image(data, "astronaut.jpg")
-    face = faces.best_face(image, "astronaut.jpg")
-    crop, _ = faces.crop_face(image, face.box)
+    rng = np.random.default_rng(0)
+    same = [("a.jpg", "a", _jpeg((args.size, args.size)))] * args.photos
+    mixed = [(f"{i}.jpg", "a", _jpeg(tuple(int(v) for v in rng.integers(250, 500, 2))))
+             for i in range(args.photos)]
     landmarks = faces.DlibLandmarks()
-    stages = {
-        "decode": lambda: decode_image(data, "astronaut.jpg"),
-        "detect (MTCNN)": lambda: faces.detect_faces(image),
-        "landmarks (dlib)": lambda: landmarks.locate(image, face.box, ""),
-        "crop + quality": lambda: faces.sharpness(faces.crop_face(image, face.box)[0]),
-        "encode (PNG)": lambda: encode_png(crop),
-    }
     # Filters off: this measures the cost of a kept photo, whatever its face size.
     options = FaceOptions(min_face_size=0, min_sharpness=0)
-    full, full_wall = _seconds_per_call(
-        lambda: prepare_photo(data, "astronaut.jpg", "astronaut", landmarks, options),
-        args.photos)
-    print(f"{args.size}x{args.size} JPEG, {args.photos} photos, 1 TensorFlow thread, "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"full per-photo step: {1000 * full:.1f} ms CPU ({1000 * full_wall:.1f} ms wall)"
-          f" = {1 / full:.2f} photos/s per core")
+
+    def one_by_one(photos):
+        return lambda call: prepare_photos(photos[call:call + 1], landmarks, options)
+
+    def batched(photos):
+        return lambda call: prepare_photos(photos[call * BATCH:(call + 1) * BATCH],
+                                           landmarks, options)
+
+    calls = max(1, args.photos // BATCH)
+    runs = {
+        f"{args.size}x{args.size}, 1 photo per call (baseline)": (one_by_one(same), args.photos, 1),
+        f"{args.size}x{args.size}, batches of {BATCH}": (batched(same), calls, BATCH),
+        "mixed 250-500 px, 1 photo per call": (one_by_one(mixed), args.photos, 1),
+        f"mixed 250-500 px, batches of {BATCH}": (batched(mixed), calls, BATCH),
+    }
+    print(f"{args.photos} photos per run, 1 TensorFlow thread, load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    seconds = {}
+    for name, (function, count, per_call) in runs.items():
+        seconds[name], wall = _seconds_per_photo(function, count, per_call)
+        print(f"  {name:45s} {1000 * seconds[name]:6.1f} ms CPU ({1000 * wall:6.1f} wall)"
+              f" = {1 / seconds[name]:5.2f} photos/s per core")
+    baseline = next(iter(seconds.values()))
+    names = list(seconds)
+    print(f"batching speed-up: same size {seconds[names[0]] / seconds[names[1]]:.2f}x, "
+          f"mixed sizes {seconds[names[2]] / seconds[names[3]]:.2f}x")
+
+    image = decode_image(same[0][2], "a.jpg")
+    face = faces.best_face(image, "a.jpg")
+    crop, _ = faces.crop_face(image, face.box)
+    stages = {
+        "decode": lambda _: decode_image(same[0][2], "a.jpg"),
+        "detect (MTCNN)": lambda _: faces.detect_faces(image),
+        "landmarks (dlib)": lambda _: landmarks.locate(image, face.box, ""),
+        "crop + quality": lambda _: faces.sharpness(faces.crop_face(image, face.box)[0]),
+        "encode (PNG)": lambda _: encode_png(crop),
+    }
+    print("stages of the single-photo step:")
     for name, function in stages.items():
-        seconds, _ = _seconds_per_call(function, args.photos)
-        print(f"  {name:18s} {1000 * seconds:7.1f} ms CPU  {seconds / full:5.1%} of the step")
-    print(f"VGGFace2 ({VGGFACE2_PHOTOS:,} photos), per-photo step only (no I/O, no "
-          f"shuffle), assuming linear scaling:")
+        stage, _ = _seconds_per_photo(function, args.photos, 1)
+        print(f"  {name:18s} {1000 * stage:7.1f} ms CPU  {stage / baseline:5.1%}")
+
+    rate = seconds[names[3]]
+    print(f"VGGFace2 ({VGGFACE2_PHOTOS:,} photos) at the mixed-size batched rate, per-photo "
+          f"step only (no file I/O or shuffle), linear scaling assumed:")
     for workers in args.workers:
-        hours = VGGFACE2_PHOTOS * full / workers / 3600
-        print(f"  {workers:4d} single-core workers: {hours:8.1f} h")
+        print(f"  {workers:4d} single-core workers: {VGGFACE2_PHOTOS * rate / workers / 3600:7.1f} h")
 
 
 if __name__ == "__main__":

@@ -63,29 +63,48 @@ class PreparedFace:
     eye_aspect_ratio: float
 
 
-def prepare_photo(data: bytes, key: str, identity: str, landmarks: faces.LandmarkSource,
-                  options: FaceOptions = FaceOptions()) -> list[PreparedFace]:
-    """Decodes `data` and prepares its best face (every face with `options.all_faces`).
+def prepare_photos(photos, landmarks: faces.LandmarkSource,
+                   options: FaceOptions = FaceOptions()):
+    """Prepares a batch of `(key, identity, encoded bytes)`, detecting faces in batches.
 
-    Raises a `GFRNetError` whose `reason` is the rejection counter to bump.
+    Returns, in input order, `(key, prepared faces or the GFRNetError that rejected the
+    photo)`; the error's `reason` is the counter to bump. One bad photo never stops the
+    others.
     """
-    image = decode_image(data, key, max_pixels=options.max_pixels)
-    return prepare_image(image, key, identity, landmarks, options)
+    outcomes, decoded = {}, []
+    for key, identity, data in photos:
+        try:
+            decoded.append((key, identity, decode_image(data, key, max_pixels=options.max_pixels)))
+        except GFRNetError as error:
+            outcomes[key] = error
+    found = faces.detect_faces_batch([image for _, _, image in decoded], options.min_confidence)
+    for (key, identity, image), detections in zip(decoded, found):
+        try:
+            outcomes[key] = _prepare_detected(image, detections, key, identity, landmarks,
+                                              options)
+        except GFRNetError as error:
+            outcomes[key] = error
+    return [(key, outcomes[key]) for key, _, _ in photos]
 
 
 def prepare_image(image: np.ndarray, key: str, identity: str,
                   landmarks: faces.LandmarkSource,
                   options: FaceOptions = FaceOptions()) -> list[PreparedFace]:
-    """`prepare_photo` for an already decoded uint8 RGB image."""
+    """One decoded uint8 RGB photo; raises the `GFRNetError` that rejects it."""
+    detections = faces.detect_faces(image, options.min_confidence)
+    return _prepare_detected(image, detections, key, identity, landmarks, options)
+
+
+def _prepare_detected(image, detections, key, identity, landmarks, options):
+    """The best face (every face with `options.all_faces`) of one photo."""
     # The detector finds faces down to 20 px, so a small face is counted as
     # "face_too_small" by the filter below rather than as "no_face".
-    found = faces.detect_faces(image, min_confidence=options.min_confidence)
-    if not found:
+    if not detections:
         raise NoFaceError(key, f"no face with confidence >= {options.min_confidence}")
     if not options.all_faces:
-        return [_prepare_face(image, found[0], key, key, identity, landmarks, options)]
+        return [_prepare_face(image, detections[0], key, key, identity, landmarks, options)]
     return [_prepare_face(image, face, key, f"{key}#face{n}", identity, landmarks, options)
-            for n, face in enumerate(found)]
+            for n, face in enumerate(detections)]
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

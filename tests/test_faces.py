@@ -55,6 +55,18 @@ def test_large_photo_detected_downscaled_in_its_own_coordinates(sample, sample_f
                                atol=0.03 * factor * sample_face.box[3])
 
 
+def test_batched_detection_equals_single_whatever_the_neighbours(sample, sample_face):
+    image = sample[0]
+    other = cv2.resize(image, (200, 300), interpolation=cv2.INTER_AREA)
+    mirrored = np.ascontiguousarray(image[:, ::-1])
+    batch = faces.detect_faces_batch([image, other, mirrored, image[:250]])
+    for found, alone in zip(batch, [image, other, mirrored, image[:250]]):
+        single = faces.detect_faces(alone)
+        assert [f.box for f in found] == [f.box for f in single]
+        assert [f.confidence for f in found] == [f.confidence for f in single]
+    assert batch[0][0].box == sample_face.box
+
+
 def test_dlib_reproduces_the_stored_sample_landmarks(sample, sample_face):
     image, landmarks = sample
     located = faces.DlibLandmarks().locate(image, sample_face.box, "sample")

@@ -20,6 +20,7 @@ DEFAULT_MIN_CONFIDENCE = 0.9
 # with the pixel count, and a face that would need more resolution than this is smaller
 # than 20 * side / 1024 px, too small to train on anyway.
 DETECTION_MAX_SIDE = 1024
+SHAPE_BUCKET = 64
 # MTCNN is always run with its default `min_face_size` (20): mtcnn 1.0 derives the number
 # of pyramid levels from the image size alone, so a larger value drops the coarse levels
 # and misses large faces (measured: the 83x107 px face of the 512 px astronaut is not
@@ -47,17 +48,51 @@ def detector():
 def detect_faces(image: np.ndarray,
                  min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> list[Face]:
     """All faces in uint8 RGB `image`, most confident first, in its pixel coordinates."""
+    return detect_faces_batch([image], min_confidence)[0]
+
+
+def detect_faces_batch(images, min_confidence: float = DEFAULT_MIN_CONFIDENCE):
+    """`detect_faces` for many photos, run as MTCNN batches of equal padded shape.
+
+    A batch of 8 costs ~2.3x less CPU per photo than 8 single calls. mtcnn 1.0 pads a
+    mixed-size batch and then reports boxes in the padded frame and changes them, so
+    each photo is first padded (bottom/right, black) to a multiple of `SHAPE_BUCKET`
+    on its own: a photo's padded shape, and hence its detections, never depend on its
+    batch neighbours (measured: equal-shape batches give exactly the single-call boxes
+    and scores), which keeps re-runs byte-identical.
+    """
+    inputs = [_detection_input(np.asarray(image)) for image in images]
+    by_shape = {}
+    for index, (padded, _) in enumerate(inputs):
+        by_shape.setdefault(padded.shape, []).append(index)
+    results = [None] * len(inputs)
+    for indices in by_shape.values():
+        found = detector().detect_faces([inputs[i][0] for i in indices])
+        for index, detections in zip(indices, found):
+            results[index] = _faces(detections, inputs[index][1], min_confidence)
+    return results
+
+
+def _detection_input(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """The photo shrunk to `DETECTION_MAX_SIDE` and padded to the bucket; the scale used."""
     scale = min(1.0, DETECTION_MAX_SIDE / max(image.shape[:2]))
     if scale < 1.0:
         size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    found = detector().detect_faces(np.ascontiguousarray(image))
+    height, width = image.shape[:2]
+    padded = np.zeros((-(-height // SHAPE_BUCKET) * SHAPE_BUCKET,
+                       -(-width // SHAPE_BUCKET) * SHAPE_BUCKET, 3), np.uint8)
+    padded[:height, :width] = image
+    return padded, scale
+
+
+def _faces(detections, scale: float, min_confidence: float) -> list[Face]:
     faces = [
         Face(box=tuple(float(v) / scale for v in result["box"]),
              confidence=float(result["confidence"]),
              keypoints=np.array([result["keypoints"][k] for k in KEYPOINT_NAMES],
                                 np.float32) / scale)
-        for result in found if result["confidence"] >= min_confidence
+        for result in detections if result["confidence"] >= min_confidence
     ]
     # Ties broken by position so the order never depends on the detector's internals.
     return sorted(faces, key=lambda face: (-face.confidence, face.box))
