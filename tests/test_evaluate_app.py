@@ -77,7 +77,7 @@ def test_protocol_rows_hand_values_and_a_failing_model_is_dropped():
 
 
 REPO = Path(__file__).resolve().parents[1]
-SIZE, PAIRS, BATCH = 32, 4, 2
+SIZE, PAIRS, BATCH = 32, 4, 4
 
 
 def _pair(rng):
