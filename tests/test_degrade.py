@@ -42,6 +42,15 @@ def test_blur_matches_scipy_gaussian_with_reflected_border(rho):
     np.testing.assert_allclose(ours, expected, atol=2e-6)
 
 
+@pytest.mark.parametrize("size", [(16, 12), (21, 17), (32, 24), (100, 77)])
+def test_resize_matrices_match_tf_image_resize_bicubic_antialias(size):
+    image = tf.random.stateless_uniform([32, 24, 3], [1, 2])
+    expected = tf.image.resize(image, size, "bicubic", antialias=True)
+    rows, cols = degrade.resize_matrix(32, size[0]), degrade.resize_matrix(24, size[1])
+    ours = tf.einsum("hH,HWc,wW->hwc", rows, image, cols)
+    np.testing.assert_allclose(ours.numpy(), expected.numpy(), atol=2e-5)
+
+
 def test_high_frequency_energy_falls_as_blur_rises():
     image = _texture()
     energies = []

