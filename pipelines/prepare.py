@@ -32,6 +32,7 @@ import dataclasses
 import json
 import logging
 import math
+import re
 import sys
 import time
 
@@ -47,6 +48,8 @@ NAMESPACE = "gfrnet_prepare"
 # Unreadable inputs are failures (exit status 1); faces filtered out are expected.
 FAILURE_REASONS = ("bad_image", "no_landmarks")
 PHOTOS_PER_BATCH = 16
+SHARD_COUNTER = "records_in:"
+SHARD_PATTERN = re.compile(r"(train|val|test)-\d{5}-of-\d{5}\.tfrecord")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,7 +200,9 @@ def build(pipeline, settings: PrepareSettings, identities: list[str]):
 
         (split, index), records = item
         name = shard_name(split, index, settings.shards_in(split))
-        write_shard(f"{settings.output}/{name}", [example for _, example in sorted(records)])
+        written = write_shard(f"{settings.output}/{name}",
+                              [example for _, example in sorted(records)])
+        count(f"{SHARD_COUNTER}{name}", written)  # the manifest's list of this run's shards
         return name
 
     prepared = (
@@ -263,6 +268,10 @@ def run_pipeline(settings: PrepareSettings, beam_args: list[str]) -> dict:
     identities = list_identities(settings.input)
     landmark_source(settings.landmarks)  # a missing landmark file fails here, not on workers
     tf.io.gfile.makedirs(settings.output)
+    manifest_path = f"{settings.output}/manifest.json"
+    if tf.io.gfile.exists(manifest_path):
+        # An old manifest next to half-rewritten shards would look like a finished run.
+        tf.io.gfile.remove(manifest_path)
     options = PipelineOptions(beam_args)
     if options.view_as(StandardOptions).runner is None and not any(
             arg.startswith("--direct_running_mode") for arg in beam_args):
@@ -277,19 +286,34 @@ def run_pipeline(settings: PrepareSettings, beam_args: list[str]) -> dict:
     for counter in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
         value = counter.committed if counter.committed is not None else counter.attempted
         counts[counter.key.metric.name] = counts.get(counter.key.metric.name, 0) + value
-    shards = sorted(
-        name.split("/")[-1] for split in SPLITS
-        for name in tf.io.gfile.glob(
-            f"{settings.output}/{split}-*-of-{settings.shards_in(split):05d}.tfrecord"))
+    shards = {name[len(SHARD_COUNTER):]: counts.pop(name)
+              for name in sorted(counts) if name.startswith(SHARD_COUNTER)}
+    stale = remove_stale_shards(settings.output, shards)
     manifest = {
         "counts": dict(sorted(counts.items())),
         "shards": shards,
+        "stale_shards_removed": stale,
         "identities_listed": len(identities),
         "configuration": dataclasses.asdict(settings),
         "beam_args": beam_args,
     }
-    _write_bytes(f"{settings.output}/manifest.json", json.dumps(manifest, indent=1).encode())
+    _write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
     return manifest
+
+
+def remove_stale_shards(output: str, written) -> list[str]:
+    """Deletes shard files of an earlier run that this run did not rewrite.
+
+    Only names of exactly our shard pattern are touched, so a `train-*` glob over the
+    folder always reads this run's data and nothing else.
+    """
+    import tensorflow as tf
+
+    stale = sorted(name for name in tf.io.gfile.listdir(output)
+                   if SHARD_PATTERN.fullmatch(name) and name not in written)
+    for name in stale:
+        tf.io.gfile.remove(f"{output}/{name}")
+    return stale
 
 
 def _write_bytes(path: str, data: bytes) -> None:

@@ -83,7 +83,7 @@ def test_frontal_copy_is_the_guide_and_output_parses(prepared):
     assert solo["guide_file"] == solo["target_file"] == b"solo/only.jpg"
     np.testing.assert_array_equal(solo["guide"], solo["target"])
     total = sum(v for k, v in manifest["counts"].items() if k.startswith("pairs_"))
-    assert total == len(records) == 5
+    assert total == len(records) == sum(manifest["shards"].values()) == 5
 
 
 def test_guides_exported_under_safe_names(prepared):
@@ -97,6 +97,10 @@ def test_guides_exported_under_safe_names(prepared):
 
 def test_rerun_in_a_new_process_writes_identical_shards(prepared, collection, tmp_path):
     output, manifest = prepared
+    unused = next(f"train-{i:05d}-of-00004.tfrecord" for i in range(4)
+                  if f"train-{i:05d}-of-00004.tfrecord" not in manifest["shards"])
+    (tmp_path / unused).write_bytes(b"an earlier run's shard")
+    (tmp_path / "notes.txt").write_text("not ours")
     completed = subprocess.run(
         [sys.executable, "-m", "pipelines.prepare", "--input", str(collection[0]),
          "--output", str(tmp_path), "--synthetic-pose", *SMALL, *IN_PROCESS],
@@ -107,7 +111,10 @@ def test_rerun_in_a_new_process_writes_identical_shards(prepared, collection, tm
     counts = manifest["counts"]
     assert (f"rejected: bad_image {counts['rejected_bad_image']}, empty_identity 1, "
             f"no_face {counts['rejected_no_face']}") in completed.stdout
-    assert json.loads((tmp_path / "manifest.json").read_text())["shards"] == manifest["shards"]
+    rerun = json.loads((tmp_path / "manifest.json").read_text())
+    assert rerun["shards"] == manifest["shards"]
+    assert rerun["stale_shards_removed"] == [unused] and not (tmp_path / unused).exists()
+    assert (tmp_path / "notes.txt").exists()
 
     def digests(folder):
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
