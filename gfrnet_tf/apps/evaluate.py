@@ -23,6 +23,7 @@ from absl import flags
 from gfrnet_tf.apps.batch import Failures
 from gfrnet_tf.apps.common import load_config, make_run
 from gfrnet_tf.data import SkippedRecords, default_input_config, make_dataset
+from gfrnet_tf.data.degrade import PARAMETERS
 from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError
 from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.restoration.restorer import load_restorer
@@ -41,29 +42,19 @@ EXAMPLES = flags.DEFINE_integer("examples", 4, "Rows in each example grid.")
 flags.mark_flags_as_required(["model", "data", "output"])
 
 BASELINE = "degraded input"
-SCALES = {"4x": 4.0, "8x": 8.0}
 
 
 def input_config():
-    """The test-time `config.input`: the run's settings, seeded, flags applied."""
+    """The test-time `config.input`: the run's settings with the flags applied."""
     config = load_config(CONFIG.value).input if CONFIG.value else default_input_config()
     config = copy.deepcopy(config)
     config.batch_size = BATCH_SIZE.value
     config.skip_corrupt = True  # a bad record is counted and reported, not fatal
     config.deterministic = True  # the same examples in the grids, whatever the thread timing
-    config.degradation.mode = "seeded"
     if IMAGE_SIZE.value is not None:
         config.image_size = IMAGE_SIZE.value
     if SYNTHETIC_POSE.value is not None:
         config.synthetic_pose.enabled = SYNTHETIC_POSE.value
-    return config
-
-
-def setting_config(config, setting: str):
-    """4x/8x: the scale set reduced to that scale; blind: the sets as they are."""
-    config = copy.deepcopy(config)
-    if setting in SCALES:
-        config.degradation.scale = (SCALES[setting],)
     return config
 
 
@@ -90,7 +81,7 @@ def main(argv):
     def make_batches(setting):
         counters.append(SkippedRecords())
         return make_dataset(
-            DATA.value, setting_config(config, setting), training=False, skipped=counters[-1]
+            DATA.value, protocol.setting_config(config, setting), training=False, skipped=counters[-1]
         )
 
     failures = Failures()
@@ -114,8 +105,8 @@ def main(argv):
     report.write_json(output / "results.json", {
         "rows": evaluation.rows,
         "colour_space": "RGB, uint8 [0, 255] (model outputs rounded)",
-        "settings": {"4x": "seeded Eq. 4, scale 4", "8x": "seeded Eq. 4, scale 8",
-                     "blind": "seeded Eq. 4, paper parameter sets"},
+        "settings": protocol.SETTINGS,
+        "degradation_sets": {name: list(config.degradation[name]) for name in PARAMETERS},
         "landmark_error": "mean point distance / guide inter-ocular distance (points 37, 46)",
         "image_size": config.image_size,
         "synthetic_pose": bool(config.synthetic_pose.enabled),

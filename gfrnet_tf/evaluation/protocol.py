@@ -13,6 +13,7 @@ on the blind setting; they depend on WarpNet only, not on the restoration.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Callable, Iterable, Mapping
 
@@ -24,7 +25,12 @@ from gfrnet_tf.errors import BadModelFileError
 from gfrnet_tf.evaluation import metrics
 from gfrnet_tf.restoration.restorer import Restoration
 
-SETTINGS = ("4x", "8x", "blind")
+SETTINGS = {
+    "4x": "seeded Eq. 4 with scale 4, other parameters from the sets",
+    "8x": "seeded Eq. 4 with scale 8, other parameters from the sets",
+    "blind": "seeded Eq. 4, every parameter from the sets (paper's by default)",
+}
+FIXED_SCALES = {"4x": 4.0, "8x": 8.0}
 ALIGNMENT_SETTING = "blind"
 COLUMNS = (
     "model",
@@ -33,6 +39,15 @@ COLUMNS = (
     "psnr_blind", "ssim_blind",
     "landmark_error_guide", "landmark_error_warped", "flow_epe_px",
 )
+
+
+def setting_config(input_config, setting: str):
+    """`config.input` for one setting: seeded, and for 4x/8x the scale set cut to that scale."""
+    config = copy.deepcopy(input_config)
+    config.degradation.mode = "seeded"
+    if setting in FIXED_SCALES:
+        config.degradation.scale = (FIXED_SCALES[setting],)
+    return config
 
 
 class DegradedInput:
