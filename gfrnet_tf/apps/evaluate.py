@@ -24,6 +24,7 @@ from gfrnet_tf.apps.batch import Failures
 from gfrnet_tf.apps.common import load_config, make_run
 from gfrnet_tf.data import SkippedRecords, default_input_config, make_dataset
 from gfrnet_tf.data.degrade import PARAMETERS
+from gfrnet_tf.data.pipeline import list_shards
 from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError
 from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.restoration.restorer import load_restorer
@@ -74,6 +75,7 @@ def main(argv):
     del argv
     config = input_config()
     names = model_names(MODEL.value)
+    list_shards(DATA.value)  # no matching shard: fail now, before loading any model
     output = Path(OUTPUT.value)
     output.mkdir(parents=True, exist_ok=True)
     counters = []  # one per pass over the data: every pass meets the same bad records
