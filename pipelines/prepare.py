@@ -3,7 +3,7 @@
     gfrnet-prepare --input ROOT --output DIR [--landmarks dlib|FILE_OR_DIR]
         [--max-per-identity 5] [--synthetic-pose] [--runner FlinkRunner ...]
 
-`ROOT/<identity>/<photo>` in (VGGFace2 / CASIA-WebFace layout). An Apache Beam pipeline:
+Input: `ROOT/<identity>/<photo>` (the VGGFace2 / CASIA-WebFace layout). An Apache Beam pipeline:
 the DirectRunner runs it locally over all cores; any other `--runner` and its options
 are passed to Beam untouched, so the same code runs on Flink, Spark or Dataflow.
 
@@ -48,6 +48,7 @@ NAMESPACE = "gfrnet_prepare"
 # Unreadable inputs are failures (exit status 1); faces filtered out are expected.
 FAILURE_REASONS = ("bad_image", "no_landmarks")
 PHOTOS_PER_BATCH = 16
+MAX_PHOTO_BYTES = 200 * 2**20
 SHARD_COUNTER = "records_in:"
 SHARD_PATTERN = re.compile(r"(train|val|test)-\d{5}-of-\d{5}\.tfrecord")
 
@@ -91,11 +92,20 @@ def list_identities(root: str) -> list[str]:
             if not name.startswith(".") and tf.io.gfile.isdir(f"{root}/{name}")]
 
 
+def tsv_field(text: str) -> str:
+    """Tabs and line breaks (possible in scraped file names) become spaces."""
+    return re.sub(r"[\t\r\n]", " ", text)
+
+
 def read_bytes(path: str, key: str) -> bytes:
     """A photo's bytes through `tf.io.gfile` (local, GCS, HDFS); unreadable -> BadImageError."""
     import tensorflow as tf
 
     try:
+        size = tf.io.gfile.stat(path).length
+        if size > MAX_PHOTO_BYTES:
+            # The loader's pixel limit needs only the header, but the bytes are read first.
+            raise BadImageError(key, f"{size} bytes, more than {MAX_PHOTO_BYTES} for a photo")
         with tf.io.gfile.GFile(path, "rb") as stream:
             return stream.read()
     except tf.errors.OpError as error:
@@ -152,8 +162,8 @@ def build(pipeline, settings: PrepareSettings, identities: list[str]):
             for key, outcome in outcomes:
                 if isinstance(outcome, GFRNetError):
                     count(f"rejected_{outcome.reason}")
-                    yield beam.pvalue.TaggedOutput(
-                        "rejected", f"{key}\t{outcome.reason}\t{outcome.problem}")
+                    fields = (key, outcome.reason, outcome.problem)
+                    yield beam.pvalue.TaggedOutput("rejected", "\t".join(map(tsv_field, fields)))
                 else:
                     count("faces_found", len(outcome))
                     yield from outcome
