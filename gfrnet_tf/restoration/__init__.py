@@ -2,5 +2,15 @@
 
 from gfrnet_tf.restoration.guide_choice import choose_guide, pose_distance
 from gfrnet_tf.restoration.paste import feather_mask, paste_face
+from gfrnet_tf.restoration.photos import PhotoRestorer
+from gfrnet_tf.restoration.restorer import Restoration, load_restorer
 
-__all__ = ["choose_guide", "feather_mask", "paste_face", "pose_distance"]
+__all__ = [
+    "PhotoRestorer",
+    "Restoration",
+    "choose_guide",
+    "feather_mask",
+    "load_restorer",
+    "paste_face",
+    "pose_distance",
+]
