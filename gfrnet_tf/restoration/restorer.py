@@ -20,6 +20,8 @@ import tensorflow as tf
 from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.errors import BadModelFileError
 from gfrnet_tf.export import load_model_for_export
+# One wording for "what went wrong" across model loaders (private there; candidate for errors).
+from gfrnet_tf.export.model_file import _first_line
 from gfrnet_tf.export.tflite import litert_interpreter, run_tflite
 
 
@@ -147,7 +149,3 @@ def _saved_model_dir(path: Path) -> Path | None:
     versions = [p for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()]
     return max(versions, key=lambda p: int(p.name)) if versions else None
 
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0][:200]
