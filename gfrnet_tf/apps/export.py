@@ -1,0 +1,99 @@
+"""gfrnet-export: a trained GFRNet as a TF Serving SavedModel and TFLite (LiteRT) files.
+
+    gfrnet-export --model runs/full --output savedmodel/gfrnet \
+        --formats savedmodel,tflite_fp32,tflite_fp16,tflite_int8 \
+        --calibration_data 'data/val-*.tfrecord' [--image_size 256] [--version N]
+
+`--model` is a `.keras` file, a `step-N.weights.h5` checkpoint or a training workdir (its
+latest checkpoint). Into `--output` (TF Serving's model folder) go:
+- `savedmodel`: `<version>/`, the SavedModel TF Serving loads (signatures
+  `serving_default` on uint8 tensors and `serve_encoded` on JPEG/PNG bytes);
+- `tflite_fp32|fp16|int8`: `gfrnet-v<version>-<quant>.tflite` (float `[-1, 1]` in/out,
+  TFLite builtin ops only; TF Serving ignores these files). int8 is calibrated on
+  `--calibration_steps` pairs of `--calibration_data`, read by the training input pipeline;
+- `onnx`: `gfrnet-v<version>.onnx` through Keras' ONNX export (needs `tf2onnx` and `onnx`).
+`--version` defaults to one more than the highest existing version folder. Every file is
+written under a temporary name and renamed, so a killed export leaves nothing complete-looking.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from absl import flags
+
+from gfrnet_tf.apps.common import make_run
+from gfrnet_tf.data import default_input_config, make_dataset
+from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.export import export_savedmodel, load_model_for_export
+from gfrnet_tf.export.onnx_export import export_onnx
+from gfrnet_tf.export.savedmodel import next_version
+from gfrnet_tf.export.tflite import CALIBRATION_STEPS, convert_to_tflite
+from gfrnet_tf.io.atomic import atomic_writer
+
+FORMATS = ("savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx")
+
+MODEL = flags.DEFINE_string("model", None, ".keras file, step-N.weights.h5 checkpoint or workdir.")
+OUTPUT = flags.DEFINE_string("output", None, "Model folder, e.g. savedmodel/gfrnet (TF Serving layout).")
+EXPORT_FORMATS = flags.DEFINE_list("formats", ["savedmodel"], f"Comma-separated, of {FORMATS}.")
+IMAGE_SIZE = flags.DEFINE_integer("image_size", 256, "Input height = width of the exported model.")
+VERSION = flags.DEFINE_integer("version", None, "Version number (default: next free one).")
+CALIBRATION_DATA = flags.DEFINE_string(
+    "calibration_data", None, "TFRecord pattern of representative pairs for tflite_int8.")
+CALIBRATION = flags.DEFINE_integer(
+    "calibration_steps", CALIBRATION_STEPS, "Pairs used to calibrate tflite_int8.")
+REWRITE = flags.DEFINE_bool(
+    "rewrite_transpose_conv", True,
+    "TFLite: run the decoders' transposed convolutions as exact phase convolutions (faster).")
+flags.mark_flags_as_required(["model", "output"])
+
+
+def check_formats(formats, calibration_data):
+    """Raises `BadConfigError` for unknown formats or int8 without calibration data."""
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise BadConfigError("--formats", f"unknown {unknown}; choose from {FORMATS}")
+    if "tflite_int8" in formats and not calibration_data:
+        raise BadConfigError(
+            "--formats", "tflite_int8 needs --calibration_data (TFRecord shards of face pairs)")
+
+
+def calibration_inputs(pattern, image_size, steps):
+    """`steps` `{"degraded", "guide"}` batches of 1 from the evaluation input pipeline."""
+    config = default_input_config()
+    config.image_size = image_size
+    config.batch_size = 1
+    dataset = make_dataset(pattern, config, training=False)
+    return list(itertools.islice((inputs for inputs, _ in dataset.as_numpy_iterator()), steps))
+
+
+def main(argv):
+    del argv
+    formats = EXPORT_FORMATS.value
+    check_formats(formats, CALIBRATION_DATA.value)
+    output = Path(OUTPUT.value)
+    version = VERSION.value if VERSION.value is not None else next_version(output)
+    model = load_model_for_export(MODEL.value)
+    size = IMAGE_SIZE.value
+    output.mkdir(parents=True, exist_ok=True)
+    for index, export_format in enumerate(formats, 1):
+        print(f"[{index}/{len(formats)}] {export_format} ...", flush=True)
+        if export_format == "savedmodel":
+            path = export_savedmodel(model, output, size, version)
+        elif export_format == "onnx":
+            path = export_onnx(model, output / f"gfrnet-v{version}.onnx", size)
+        else:
+            quantization = export_format.removeprefix("tflite_")
+            data = None
+            if quantization == "int8":
+                data = calibration_inputs(CALIBRATION_DATA.value, size, CALIBRATION.value)
+            flatbuffer = convert_to_tflite(model, size, quantization, representative_data=data,
+                                           rewrite_transpose_conv=REWRITE.value)
+            path = output / f"gfrnet-v{version}-{quantization}.tflite"
+            with atomic_writer(path) as stream:
+                stream.write(flatbuffer)
+        print(f"[{index}/{len(formats)}] {export_format}: {path}", flush=True)
+
+
+run = make_run(main)

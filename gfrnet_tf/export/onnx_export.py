@@ -1,0 +1,38 @@
+"""ONNX export through Keras' own `model.export(format="onnx")` (tf2onnx underneath)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+
+from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.export.savedmodel import INPUTS
+
+
+def export_onnx(model, path, image_size: int) -> Path:
+    """Writes `model` as ONNX to `path` atomically: float `[-1, 1]` NHWC in, the model's outputs out.
+
+    The batch axis is dynamic. Needs the optional packages `tf2onnx` and `onnx`; without
+    them this is a `BadConfigError` saying so, since ONNX is an optional format.
+    """
+    try:
+        import onnx  # noqa: F401
+        import tf2onnx  # noqa: F401
+    except ImportError:
+        raise BadConfigError("--formats", "onnx needs the packages tf2onnx and onnx "
+                                          "(pip install tf2onnx onnx)") from None
+    path = Path(path)
+    spec = {name: tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name=name)
+            for name in INPUTS}
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.onnx")
+    os.close(fd)
+    try:
+        model.export(temp, format="onnx", input_signature=[spec], verbose=False)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
