@@ -4,7 +4,11 @@
 itself is what is tested (tracing the GAN step costs seconds).
 """
 
+import json
 import logging
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -49,15 +53,6 @@ def _values(variables):
 
 def _changed(before, variables):
     return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables)]
-
-
-def test_fit_on_a_fixed_batch_lowers_the_reconstruction_loss():
-    model = _model(lr=2e-3)
-    data = tf.data.Dataset.from_tensors(_batch()).repeat()
-    history = model.fit(data, epochs=4, steps_per_epoch=8, verbose=0).history
-    assert set(history) == set(TRACKED)
-    assert history["l2"][-1] < 0.5 * history["l2"][0]
-    assert history["landmark"][-1] < history["landmark"][0]
 
 
 def test_generator_step_leaves_discriminators_alone_and_vice_versa():
@@ -134,27 +129,31 @@ def test_random_guide_pairs_each_sample_with_the_next_guide():
         model.train_step(single)
 
 
-def test_warp_phase_trains_only_warpnet_and_switching_retraces_fit():
-    model = _model(lr=1e-3)
-    data = tf.data.Dataset.from_tensors(_batch()).repeat()
-    model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)  # traces the joint step
+def test_warp_pretraining_then_joint_fit_on_a_fixed_batch():
+    """§4.1 schedule on one batch: WarpNet alone, then everything, as `gfrnet-train` runs it."""
+    model = _model(lr=2e-3)
     model.phase = "warp"
+    data = tf.data.Dataset.from_tensors(_batch()).repeat()
     others = [v for name in ("recnet", "global_discriminator", "local_discriminator")
               for v in getattr(model, name).variables]
     others_before, warp_before = _values(others), _values(model.warpnet.trainable_variables)
-    history = model.fit(data, epochs=2, steps_per_epoch=3, verbose=0).history
+    warp = model.fit(data, epochs=2, steps_per_epoch=3, verbose=0).history
     assert not any(_changed(others_before, others))
     assert all(_changed(warp_before, model.warpnet.trainable_variables))
-    assert history["l2"] == [0.0, 0.0] and history["landmark"][1] < history["landmark"][0]
-    # Warp-phase g_total is the flow loss alone.
-    flow_loss = 10 * history["landmark"][0] + history["tv"][0]
-    assert history["g_total"][0] == pytest.approx(flow_loss, rel=1e-5)
+    assert warp["l2"] == [0.0, 0.0] and warp["landmark"][1] < warp["landmark"][0]
+    assert warp["g_total"][0] == pytest.approx(10 * warp["landmark"][0] + warp["tv"][0], rel=1e-5)
+
+    # The setter must drop the traced warp step: a stale one would leave l2 at 0.
+    model.phase = "joint"
+    joint = model.fit(data, epochs=4, steps_per_epoch=8, verbose=0).history
+    assert set(joint) == set(TRACKED)
+    assert joint["l2"][-1] < 0.5 * joint["l2"][0]
 
 
 def test_warp_phase_needs_a_flow_loss():
     for variant in ("no_flow_loss", "no_warp", "no_guide"):
         with pytest.raises(BadConfigError, match="no flow loss"):
-            _model(variant=variant).phase = "warp"
+            build_gfrnet({**TINY, "variant": variant}).phase = "warp"
 
 
 def test_config_and_keras_file_round_trips_give_identical_outputs(tmp_path):
@@ -220,3 +219,49 @@ def test_mixed_precision_trains_with_float32_outputs():
 def test_build_all_needs_compiled_optimizers():
     with pytest.raises(BadConfigError, match="compile"):
         build_gfrnet(TINY).build_all((SIZE, SIZE))
+
+
+def _one_step_on_one_and_two_replicas():
+    """Worker (fresh process: logical devices are fixed when TF starts): one joint step from
+    the same weights on one device and on two, same global batch of 2."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    keras.utils.set_random_seed(0)
+    # Instance norm and no dropout: nothing depends on how the batch is split.
+    config = {**TINY, "norm": "instance", "dropout": 0.0}
+    data = tf.data.Dataset.from_tensor_slices(_batch()).batch(BATCH)
+    initial, results = None, []
+    for strategy in (tf.distribute.get_strategy(), tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
+        with strategy.scope():
+            model = build_gfrnet(config)
+            # Plain SGD: a gradient scaled by the replica count would show in the weights
+            # (Adam's normalisation would hide it).
+            model.compile(keras.optimizers.SGD(0.01), keras.optimizers.SGD(0.01))
+            model.build_all((SIZE, SIZE))
+        initial = model.get_weights() if initial is None else initial
+        model.set_weights(initial)
+        # `strategy.run` eagerly: the same replicated step `fit` runs, without its tracing cost.
+        step_input = next(iter(strategy.experimental_distribute_dataset(data)))
+        logs = strategy.run(model.train_step, args=(step_input,))
+        logs = {name: float(strategy.reduce("MEAN", value, None)) for name, value in logs.items()}
+        results.append({"logs": logs, "weights": [w.tolist() for w in model.get_weights()]})
+    return [w.tolist() for w in initial], results
+
+
+@pytest.mark.slow
+def test_two_replicas_step_like_one_device_on_the_same_global_batch():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    process = subprocess.run([sys.executable, os.path.abspath(__file__)], env=env, text=True,
+                             capture_output=True, timeout=300)
+    assert process.returncode == 0, process.stderr[-3000:]
+    initial, (one, two) = json.loads(process.stdout.strip().splitlines()[-1])
+    for name in TRACKED:
+        np.testing.assert_allclose(two["logs"][name], one["logs"][name], rtol=1e-4, atol=1e-6)
+    assert sum(not np.allclose(a, b) for a, b in zip(initial, one["weights"])) > len(initial) // 2
+    for a, b in zip(one["weights"], two["weights"]):  # a replica-count scaling bug moves them ~1
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+if __name__ == "__main__":
+    print(json.dumps(_one_step_on_one_and_two_replicas()))
