@@ -45,10 +45,13 @@ def test_report_files_round_trip(tmp_path):
 
 
 class _WrongSizeModel(Restorer):
-    """Fails like an export for another image size does."""
+    """Fails like the SavedModel's in-graph size check does on images of another size."""
 
     def _run(self, degraded, guide):
-        raise tf.errors.InvalidArgumentError(None, None, "degraded must be [batch, 256, 256, 3]\n...")
+        raise tf.errors.InvalidArgumentError(None, None, (
+            "Graph execution error:\n\nDetected at node assert_equal_3/Assert/Assert\n"
+            "assertion failed: [degraded must be [batch, 256, 256, 3]] [Condition x == y did not "
+            "hold element-wise:] [x (strided_slice_2:0) = ] [16 16 3]\n\t [[{{node ...}}]]"))
 
 
 def test_protocol_rows_hand_values_and_a_failing_model_is_dropped():

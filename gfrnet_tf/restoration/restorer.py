@@ -52,7 +52,7 @@ class Restorer:
         except (tf.errors.OpError, ValueError) as error:
             size = "x".join(str(n) for n in np.shape(degraded)[1:3])
             raise BadModelFileError(
-                self.source, f"cannot run on {size} images: {_first_line(error)}") from error
+                self.source, f"cannot run on {size} images: {_run_problem(error)}") from error
 
     def _run(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
         raise NotImplementedError
@@ -138,6 +138,19 @@ def load_restorer(path):
     except Exception as error:  # noqa: BLE001
         raise BadModelFileError(path, f"cannot load the model: {_first_line(error)}") from error
     return KerasRestorer(load_model_for_export(path), path)
+
+
+def _run_problem(error: Exception) -> str:
+    """The informative line of a failed run: TF graph errors start with boilerplate.
+
+    An in-graph assertion (the SavedModel's size check) reads `assertion failed: [msg]
+    [Condition ...] ...`; its message is what a user needs.
+    """
+    if isinstance(error, tf.errors.OpError):
+        for line in error.message.splitlines():
+            if line.startswith("assertion failed: ["):
+                return line.removeprefix("assertion failed: [").split("] [Condition")[0]
+    return _first_line(error)
 
 
 def _saved_model_dir(path: Path) -> Path | None:
