@@ -18,11 +18,15 @@ from gfrnet_tf import ops
 
 # 0-based indices of the outer eye corners in the 68-point iBUG-300W order.
 LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 36, 45
+# Identical images have infinite PSNR, which would make a whole test set's mean infinite;
+# they count as 100 dB (one grey level wrong in ~10^6 values, far beyond any restoration).
+MAX_PSNR_DB = 100.0
 
 
 def psnr(reference, image):
-    """PSNR in dB per image of two uint8 RGB batches `[B, H, W, 3]` -> `[B]`."""
-    return tf.image.psnr(tf.cast(reference, tf.float32), tf.cast(image, tf.float32), max_val=255.0)
+    """PSNR in dB per image of two uint8 RGB batches `[B, H, W, 3]` -> `[B]`, at most 100."""
+    value = tf.image.psnr(tf.cast(reference, tf.float32), tf.cast(image, tf.float32), max_val=255.0)
+    return tf.minimum(value, MAX_PSNR_DB)
 
 
 def ssim(reference, image):
