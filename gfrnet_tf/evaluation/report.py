@@ -22,7 +22,7 @@ from gfrnet_tf.visualize import image_grid
 def format_value(column: str, value) -> str:
     """PSNR with 2 decimals (dB), other floats with 4, missing values as `n/a`."""
     if isinstance(value, float):
-        if math.isnan(value):
+        if _is_missing(value):
             return "n/a"
         return f"{value:.2f}" if column.startswith("psnr") else f"{value:.4f}"
     return str(value)
@@ -46,7 +46,7 @@ def write_csv(path, rows: Sequence[Mapping], columns: Sequence[str]) -> None:
 
 
 def write_json(path, payload) -> None:
-    """Strict JSON (NaN becomes null, which other tools can read)."""
+    """Strict JSON (NaN and infinity become null, which other tools can read)."""
     _write_text(path, json.dumps(_nan_to_none(payload), indent=2, sort_keys=True) + "\n")
 
 
@@ -61,7 +61,8 @@ def _write_text(path, text: str) -> None:
 
 
 def _is_missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """None, NaN (a measure the model cannot give) or infinity (e.g. zero inter-ocular distance)."""
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
 
 
 def _nan_to_none(value):
