@@ -97,3 +97,6 @@ def main(argv):
 
 
 run = make_run(main)
+
+if __name__ == "__main__":
+    run()
