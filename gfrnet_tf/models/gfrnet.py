@@ -160,6 +160,9 @@ class GFRNet(keras.Model):
         if not self.built:
             shape = (None, *image_size, 3)
             self.build({"degraded": shape, "guide": shape})
+        self._build_optimizers()
+
+    def _build_optimizers(self):
         self.g_optimizer.build(self._generator_variables())
         self.d_optimizer.build(self._discriminator_variables())
 
@@ -173,6 +176,23 @@ class GFRNet(keras.Model):
         super().compile(optimizer=None, **kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
+
+    def get_compile_config(self):
+        # Both optimizers go into a .keras file, so `load_model` restores their state too.
+        if getattr(self, "g_optimizer", None) is None:
+            return None
+        return {
+            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            keras.saving.deserialize_keras_object(config["g_optimizer"]),
+            keras.saving.deserialize_keras_object(config["d_optimizer"]),
+        )
+        if self.built:  # slots must exist before the saved values are loaded into them
+            self._build_optimizers()
 
     @property
     def metrics(self):
