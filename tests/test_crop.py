@@ -1,6 +1,7 @@
-"""Local-discriminator crop: boxes by hand, crops against numpy slices of known boxes."""
+"""Local-discriminator crop: boxes by hand, crops against numpy slices and crop_and_resize."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from gfrnet_tf.ops import crop_to_landmarks, landmark_boxes
@@ -47,3 +48,23 @@ def test_crop_resizes_to_requested_shape_and_passes_gradients_to_images():
     np.testing.assert_allclose(gradient.sum(axis=(1, 2, 3)), [360.0, 360.0], rtol=1e-5)
     np.testing.assert_allclose(gradient[0, 6:26, 4:21].sum(), 360.0, rtol=1e-5)
     assert crop_to_landmarks(images, landmarks, size=(12, 10)).shape == (2, 12, 10, 3)
+
+
+@pytest.mark.parametrize("size", [1, 7, (5, 13)])
+def test_crop_samples_exactly_where_crop_and_resize_does(size):
+    images = tf.random.normal((3, 24, 20, 2))
+    landmarks = np.random.default_rng(2).uniform(-3, 26, size=(3, 68, 2)).astype(np.float32)
+    boxes = landmark_boxes(landmarks, 24, 20, margin=0.2)
+    crop_size = [size, size] if isinstance(size, int) else list(size)
+    expected = tf.image.crop_and_resize(images, boxes, tf.range(3), crop_size)
+    crops = crop_to_landmarks(images, landmarks, size, margin=0.2)
+    np.testing.assert_allclose(crops.numpy(), expected.numpy(), atol=1e-5)
+
+
+def test_crop_compiles_with_xla():
+    images = tf.random.normal((2, 16, 16, 3))
+    landmarks = np.random.default_rng(3).uniform(2, 14, size=(2, 68, 2)).astype(np.float32)
+    compiled = tf.function(lambda i, l: crop_to_landmarks(i, l, 8), jit_compile=True)
+    expected = crop_to_landmarks(images, landmarks, 8)
+    # XLA contracts multiply-adds into FMAs, so the last bits differ.
+    np.testing.assert_allclose(compiled(images, landmarks), expected, atol=1e-5)
