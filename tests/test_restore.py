@@ -115,6 +115,12 @@ def test_aligned_crops_need_no_detection(tiny_model):
     np.testing.assert_array_equal(face.result.restored, to_uint8(direct["restored"])[0])
     with pytest.raises(BadImageError, match="square"):
         photos.restore(sample[:200], "wide.png")
+    # No size given: an aligned crop is used at its own size, the guide follows it.
+    own_size = PhotoRestorer(load_restorer(path), None, aligned=True)
+    own_size.add_guide(sample, "guide.png", pose=False)
+    restored, (face,) = own_size.restore(small, "small.png")
+    assert restored.shape == small.shape and face.guide.crop.shape == small.shape
+    np.testing.assert_array_equal(face.result.restored, to_uint8(direct["restored"])[0])
 
 
 def test_restore_folder_good_nonface_corrupt(tiny_model, tmp_path):

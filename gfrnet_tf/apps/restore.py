@@ -11,7 +11,7 @@ landmarks, or MTCNN's 5 points without dlib) and the choice is printed. `--align
 takes every input (and guide) as an already cropped square face.
 
 Per photo `NAME.ext` the output folder receives `NAME_restored.png` (whole photo, same
-size) and per face `k`: `NAME_face{k}.png` (restored crop), `NAME_face{k}_compare.png`
+size; `NAME_ext_...` where two inputs share a name) and per face `k`: `NAME_face{k}.png` (restored crop), `NAME_face{k}_compare.png`
 (degraded | guide | warped guide | restored) and with `--flow` `NAME_face{k}_flow.png`.
 A file that cannot be read or has no face gets one line; the batch goes on, a summary
 by reason ends the run and the exit status is 1 if anything failed.
@@ -38,7 +38,9 @@ OUTPUT = flags.DEFINE_string("output", None, "Folder for the results.")
 ALIGNED = flags.DEFINE_bool("aligned", False, "Inputs and guides are square face crops already.")
 FLOW = flags.DEFINE_bool("flow", False, "Also save a colour picture of the predicted flow.")
 IMAGE_SIZE = flags.DEFINE_integer(
-    "image_size", None, "Model input size (default: the exported size, else 256)."
+    "image_size", None,
+    "Model input size. Default: the .tflite file's size; else each --aligned crop's own "
+    "size; else 256.",
 )
 flags.mark_flags_as_required(["model", "input", "guide", "output"])
 
@@ -54,8 +56,14 @@ def input_photos(path: Path) -> list[Path]:
     raise BadConfigError(path, "--input is neither a file nor a folder")
 
 
-def save_outputs(output: Path, photo_path: Path, restored_photo, faces) -> None:
-    stem = photo_path.stem
+def output_stems(photos: list[Path]) -> dict[Path, str]:
+    """Output name per photo: its stem, or `stem_ext` where two photos share a stem."""
+    stems = [p.stem for p in photos]
+    return {p: p.stem if stems.count(p.stem) == 1 else f"{p.stem}_{p.suffix.lstrip('.')}"
+            for p in photos}
+
+
+def save_outputs(output: Path, stem: str, restored_photo, faces) -> None:
     for k, face in enumerate(faces):
         result = face.result
         save_image(output / f"{stem}_face{k}.png", result.restored)
@@ -79,7 +87,10 @@ def describe(photo_path: Path, faces) -> str:
 def main(argv):
     del argv
     restorer = load_restorer(MODEL.value)
-    image_size = IMAGE_SIZE.value or restorer.image_size or DEFAULT_IMAGE_SIZE
+    # Aligned crops are taken to be at the model's size already (a SavedModel does not
+    # say its size; its serving signature names it when a wrong size arrives).
+    image_size = IMAGE_SIZE.value or restorer.image_size or (
+        None if ALIGNED.value else DEFAULT_IMAGE_SIZE)
     photos = PhotoRestorer(restorer, image_size, aligned=ALIGNED.value)
     output = Path(OUTPUT.value)
     output.mkdir(parents=True, exist_ok=True)
@@ -95,10 +106,12 @@ def main(argv):
         print(f"choosing guides by pose with {photos.pose.name}")
 
     restored = 0
-    for photo_path in input_photos(Path(INPUT.value)):
+    inputs = input_photos(Path(INPUT.value))
+    stems = output_stems(inputs)
+    for photo_path in inputs:
         try:
             restored_photo, faces = photos.restore(load_image(photo_path), photo_path)
-            save_outputs(output, photo_path, restored_photo, faces)
+            save_outputs(output, stems[photo_path], restored_photo, faces)
         except BadModelFileError:
             raise  # the model, not this photo: every other photo would fail the same way
         except GFRNetError as error:

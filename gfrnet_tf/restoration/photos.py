@@ -59,9 +59,12 @@ class RestoredFace:
 
 
 class PhotoRestorer:
-    """Runs a restorer (see `restorer.load_restorer`) on photos with a set of guides."""
+    """Runs a restorer (see `restorer.load_restorer`) on photos with a set of guides.
 
-    def __init__(self, restorer, image_size: int, margin: float = DEFAULT_MARGIN,
+    `image_size`: the model's input size; None (aligned only) keeps each crop's own size.
+    """
+
+    def __init__(self, restorer, image_size: int | None, margin: float = DEFAULT_MARGIN,
                  aligned: bool = False):
         self.restorer = restorer
         self.image_size = image_size
@@ -99,11 +102,13 @@ class PhotoRestorer:
         else:
             index, distances = choose_guide(landmarks, [g.landmarks for g in self.guides])
         guide = self.guides[index]
-        batch = self.restorer(crop[None], guide.crop[None])
+        # Aligned crops at their own size may differ from the guide's: the face's size rules.
+        guide_crop = _resize(guide.crop, crop.shape[1], crop.shape[0])
+        batch = self.restorer(crop[None], guide_crop[None])
         single = Restoration(
             batch.restored[0], batch.warped_guide[0], None if batch.flow is None else batch.flow[0]
         )
-        return RestoredFace(crop, guide, single, distances)
+        return RestoredFace(crop, dataclasses.replace(guide, crop=guide_crop), single, distances)
 
     def _crops(self, photo: np.ndarray, source, pose: bool):
         """`[(crop, pose landmarks or None, crop window or None)]`, most confident face first."""
@@ -111,7 +116,8 @@ class PhotoRestorer:
             height, width = photo.shape[:2]
             if height != width:
                 raise BadImageError(source, f"--aligned needs square face crops, got {width}x{height}")
-            crop = _resize(photo, self.image_size, self.image_size)
+            size = self.image_size or width
+            crop = _resize(photo, size, size)
             return [(crop, self.pose(crop, _faces(crop, source)[0]) if pose else None, None)]
         crops = []
         for face in _faces(photo, source):
