@@ -214,3 +214,8 @@ def test_identity_grid_values_and_point_round_trip():
 def test_bad_shapes_fail_with_a_readable_message(data_shape, warp_shape, message):
     with pytest.raises(ValueError, match=message):
         resample(tf.zeros(data_shape), tf.zeros(warp_shape))
+
+
+def test_integer_data_fails_with_a_readable_message():
+    with pytest.raises(ValueError, match="float tensor, not uint8"):
+        resample(tf.zeros((1, 4, 4, 3), tf.uint8), tf.zeros((1, 2, 2)))

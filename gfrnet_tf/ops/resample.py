@@ -23,7 +23,9 @@ def resample(data, warp):
     as tfa). The warp may have any spatial shape, independent of the data's.
     """
     data = tf.convert_to_tensor(data)
-    warp = tf.convert_to_tensor(warp, dtype=data.dtype)
+    if not data.dtype.is_floating:
+        raise ValueError(f"resample: data must be a float tensor, not {data.dtype.name}")
+    warp = tf.cast(warp, data.dtype)
     _check_static_shapes(data.shape, warp.shape)
     data_shape = tf.shape(data)
     batch, height, width, channels = data_shape[0], data_shape[1], data_shape[2], data_shape[3]
