@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from gfrnet_tf.errors import BadConfigError, BadModelFileError
+from gfrnet_tf.models import vgg_face_convert
 from gfrnet_tf.models.vgg_face import LAYER_NAMES, VGGFace, load_vgg_face_weights
 
 _FILTERS = {"conv1": 64, "conv2": 128, "conv3": 256, "conv4": 512, "conv5": 512}
@@ -120,3 +121,48 @@ def test_config_round_trip_keeps_the_layer():
     assert clone.output_layer == "conv2_1" and clone(tf.zeros([1, 8, 8, 3])).shape == (1, 4, 4, 128)
     serialized = keras.saving.serialize_keras_object(model)
     assert keras.saving.deserialize_keras_object(serialized).output_layer == "conv2_1"
+
+
+def _torch_state_dict(last_layer):
+    """Random weights in the PyTorch vgg_face_dag layout (OIHW kernels, RGB input)."""
+    import torch
+
+    return {
+        key.replace("/kernel", ".weight").replace("/bias", ".bias"): torch.from_numpy(
+            value.transpose(3, 2, 0, 1).copy() if value.ndim == 4 else value
+        )
+        for key, value in _random_weights(last_layer).items()
+    }
+
+
+def test_converted_torch_weights_reproduce_the_torch_network(tmp_path):
+    import torch
+    from torch.nn import functional as F
+
+    state = _torch_state_dict("conv1_2")
+    np.savez(tmp_path / "vgg.npz", **vgg_face_convert.from_torch_state_dict(
+        {k: v.numpy() for k, v in state.items()}, "vgg_face_dag.pth"))
+    model = load_vgg_face_weights(VGGFace("conv1_2"), tmp_path / "vgg.npz")
+    images = np.random.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)
+    # The MatConvNet/PyTorch convention: RGB 0-255 minus the RGB means, NCHW.
+    x = torch.from_numpy((images + 1.0) * 127.5 - np.array([129.1863, 104.7624, 93.5940], np.float32))
+    x = x.permute(0, 3, 1, 2)
+    for name in ("conv1_1", "conv1_2"):
+        x = F.relu(F.conv2d(x, state[f"{name}.weight"], state[f"{name}.bias"], padding=1))
+    np.testing.assert_allclose(model(images), x.permute(0, 2, 3, 1).numpy(), rtol=1e-4, atol=1e-3)
+
+
+def test_convert_command_writes_a_loadable_npz_and_rejects_other_files(tmp_path, capsys):
+    import torch
+
+    torch.save(_torch_state_dict("conv2_1"), tmp_path / "vgg_face_dag.pth")
+    vgg_face_convert.main(["convert", str(tmp_path / "vgg_face_dag.pth"), str(tmp_path / "out.npz")])
+    assert "conv1_1, conv1_2, conv2_1" in capsys.readouterr().out
+    load_vgg_face_weights(VGGFace("conv2_1"), tmp_path / "out.npz")
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    with pytest.raises(BadModelFileError, match=r"junk\.pth"):
+        vgg_face_convert.main(["convert", str(tmp_path / "junk.pth"), str(tmp_path / "x.npz")])
+    torch.save({"fc8.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
+    with pytest.raises(BadModelFileError, match="conv1_1"):
+        vgg_face_convert.main(["convert", str(tmp_path / "other.pth"), str(tmp_path / "x.npz")])
+    assert not (tmp_path / "x.npz").exists()
