@@ -89,10 +89,12 @@ def test_downscale_is_antialiased_and_returns_the_input_size():
     assert np.abs(out - 0.5).max() < 0.05
 
 
-def test_smooth_image_survives_moderate_downscaling():
-    yy, xx = np.mgrid[0:64, 0:64] / 64
+@pytest.mark.parametrize("shape", [(64, 64), (48, 32)])
+def test_smooth_image_survives_moderate_blur_and_downscaling(shape):
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]] / 64
     smooth = np.repeat((0.5 + 0.3 * np.sin(3 * xx) * np.cos(2 * yy))[..., None], 3, -1)
-    out = degrade.degrade(smooth.astype(np.float32), _setting(scale=2.0), SEED).numpy()
+    out = degrade.degrade(smooth.astype(np.float32), _setting(blur=1.0, scale=2.0), SEED).numpy()
+    assert out.shape == smooth.shape
     assert np.abs(out - smooth)[4:-4, 4:-4].max() < 2 / 255
 
 

@@ -186,6 +186,9 @@ def _finish(records, config, training, input_context, degradation_fn):
     options = tf.data.Options()
     # Evaluation always keeps the order, so metrics and image dumps line up across runs.
     options.deterministic = config.deterministic or not training
+    # Parallelism comes from mapping many samples at once; multi-threaded ops inside each
+    # sample (the degradation's GEMMs) would only oversubscribe the cores.
+    options.threading.max_intra_op_parallelism = 1
     return (
         examples.batch(batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
