@@ -78,9 +78,10 @@ def landmark_loss(phi, landmarks_px, guide_landmarks_px):
     `phi [B, H, W, 2]` is sampled bilinearly (the differentiable `resample`, so only the
     4 grid neighbours of each landmark receive gradient) at `landmarks_px [B, N, 2]`, pixel
     coordinates of Phi's own grid (the target image). The guide's landmarks
-    `guide_landmarks_px [B, N, 2]` are normalised to [-1, 1] like Phi. As in Eq. 9 the
-    squared errors are *summed* over the N points and both coordinates (not averaged), so
-    the per-sample value is comparable with the paper's weight 10.
+    `guide_landmarks_px [B, N, 2]` are normalised to [-1, 1] like Phi (guide and target
+    share one size throughout the project). As in Eq. 9 the squared errors are *summed*
+    over the N points and both coordinates (not averaged), so the per-sample value is
+    comparable with the paper's weight 10.
     """
     phi, landmarks_px, guide_landmarks_px = _float32(phi, landmarks_px, guide_landmarks_px)
     height, width = tf.shape(phi)[1], tf.shape(phi)[2]

@@ -11,6 +11,9 @@ formats (`load_vgg_face_weights`):
   `conv1_1` ... each with a `weight_names` attribute (`conv1_1/kernel:0`, `conv1_1/bias:0`)
   naming its datasets; a full-model file with a `model_weights` group also works.
 
+A PyTorch `vgg_face_dag.pth` state dict converts to the `.npz` format with
+`python -m gfrnet_tf.models.vgg_face_convert IN.pth OUT.npz`.
+
 The network expects what keras-vggface's `preprocess_input(version=1)` produces: BGR in
 0-255 minus the per-channel mean of the VGG-Face training set. `VGGFace` takes the project's
 [-1, 1] RGB images and does that conversion itself.
