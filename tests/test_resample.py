@@ -167,6 +167,13 @@ def test_identity_flow_returns_the_image_exactly(height, width):
     np.testing.assert_array_equal(warp_image(image, phi).numpy(), image.numpy())
 
 
+@pytest.mark.parametrize("dtype", [tf.float16, tf.bfloat16, tf.float64])
+def test_identity_flow_is_exact_in_every_float_dtype(dtype):
+    image = tf.cast(tf.random.normal((1, 20, 30, 3)), dtype)
+    warped = warp_image(image, identity_grid(20, 30, dtype))
+    np.testing.assert_array_equal(tf.cast(warped, tf.float32), tf.cast(image, tf.float32))
+
+
 def test_warp_image_uses_align_corners_pixel_centres():
     image = np.arange(2 * 3 * 4, dtype=np.float32).reshape(1, 3, 4, 2)
     # Half a pixel right and a quarter down from pixel (1, 1) in normalised units.
