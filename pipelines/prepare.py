@@ -351,7 +351,11 @@ def summary(manifest: dict) -> str:
 
 def parse_args(argv):
     """Our flags -> `PrepareSettings`; everything else is left for Beam's PipelineOptions."""
-    parser = argparse.ArgumentParser(prog="gfrnet-prepare", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="gfrnet-prepare", description=__doc__.split("\n")[0],
+        epilog="Any other --flag goes to Beam's PipelineOptions, e.g. --runner FlinkRunner "
+               "--flink_master HOST:PORT, or --direct_num_workers 4. Without --runner: "
+               "the DirectRunner, one worker process per core.")
     parser.add_argument("--input", required=True, help="ROOT with one folder per identity")
     parser.add_argument("--output", required=True, help="folder for shards and manifest")
     parser.add_argument("--landmarks", default="dlib",
@@ -366,17 +370,26 @@ def parse_args(argv):
     parser.add_argument("--export-guides", action="store_true",
                         help="also write each identity's chosen guide to guides/<split>/")
     parser.add_argument("--num-shards", type=int, default=16, help="train shards")
-    parser.add_argument("--val-fraction", type=float, default=0.05)
-    parser.add_argument("--test-fraction", type=float, default=0.05)
+    parser.add_argument("--val-fraction", type=float, default=0.05,
+                        help="identities (by name hash) in the validation split")
+    parser.add_argument("--test-fraction", type=float, default=0.05,
+                        help="identities (by name hash) in the test split")
     defaults = FaceOptions()
-    parser.add_argument("--image-size", type=int, default=defaults.size)
-    parser.add_argument("--margin", type=float, default=defaults.margin)
-    parser.add_argument("--min-face-size", type=int, default=defaults.min_face_size)
-    parser.add_argument("--min-confidence", type=float, default=defaults.min_confidence)
-    parser.add_argument("--min-sharpness", type=float, default=defaults.min_sharpness)
+    parser.add_argument("--image-size", type=int, default=defaults.size,
+                        help="side of the square face crops")
+    parser.add_argument("--margin", type=float, default=defaults.margin,
+                        help="crop margin each side, in face-box sides")
+    parser.add_argument("--min-face-size", type=int, default=defaults.min_face_size,
+                        help="smaller face boxes (px) are rejected")
+    parser.add_argument("--min-confidence", type=float, default=defaults.min_confidence,
+                        help="MTCNN score below which a face is ignored")
+    parser.add_argument("--min-sharpness", type=float, default=defaults.min_sharpness,
+                        help="face-box Laplacian variance below which a photo is rejected")
     parser.add_argument("--min-eye-aspect-ratio", type=float,
-                        default=PairOptions().min_eye_aspect_ratio)
-    parser.add_argument("--max-pixels", type=int, default=defaults.max_pixels)
+                        default=PairOptions().min_eye_aspect_ratio,
+                        help="guides need eyes at least this open")
+    parser.add_argument("--max-pixels", type=int, default=defaults.max_pixels,
+                        help="larger photos are refused from their header")
     parser.add_argument("--debug", action="store_true", help="full tracebacks")
     args, beam_args = parser.parse_known_args(argv)
     if args.all_faces and args.landmarks != "dlib":
