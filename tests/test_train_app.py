@@ -242,3 +242,43 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(resumed
     assert "Traceback" not in result.stderr
     after = {name: (workdir / "checkpoints" / name).read_bytes() for name in os.listdir(workdir / "checkpoints")}
     assert after == before
+
+
+def test_shards_are_checked_before_training(tmp_path, shards):
+    from gfrnet_tf.apps.train import check_shards, validation_steps
+    from gfrnet_tf.errors import BadConfigError, BadRecordError
+
+    assert check_shards(str(shards / "train-*.tfrecord"), records_per_shard=1) == (
+        [str(shards / "train-0.tfrecord")], 1)
+    assert validation_steps(str(shards / "val-*.tfrecord"), batch_size=2) == ([str(shards / "val-0.tfrecord")], 1)
+    with pytest.raises(BadConfigError, match="fewer than one batch"):
+        validation_steps(str(shards / "val-*.tfrecord"), batch_size=4)
+    with pytest.raises(BadConfigError, match="matches no TFRecord shards"):
+        check_shards(str(tmp_path / "missing-*.tfrecord"))
+    (tmp_path / "bad-0.tfrecord").write_bytes(b"not a TFRecord at all")
+    with pytest.raises(BadRecordError) as raised:
+        check_shards(str(tmp_path / "bad-*.tfrecord"), records_per_shard=1)
+    assert raised.value.source == str(tmp_path / "bad-0.tfrecord")
+
+
+def test_errors_become_one_line_and_exit_status_1(capsys):
+    from gfrnet_tf.apps.common import main_wrapper
+    from gfrnet_tf.errors import BadRecordError
+
+    def main(argv):
+        raise BadRecordError("/data/train-7.tfrecord", "record 3: truncated or corrupt shard")
+
+    with pytest.raises(SystemExit) as exited:
+        main_wrapper(main)(["gfrnet-train"])
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == "error: /data/train-7.tfrecord: record 3: truncated or corrupt shard\n"
+
+
+def test_command_refuses_an_unreadable_shard_in_one_line(tmp_path, shards):
+    (tmp_path / "train-0.tfrecord").write_bytes((shards / "train-0.tfrecord").read_bytes()[:100])
+    result = _run(_command(tmp_path / "run", tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'train-0.tfrecord'}: record 0: truncated or corrupt shard")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -30,7 +30,7 @@ def main_wrapper(main):
         try:
             return main(argv)
         except GFRNetError as error:
-            if DEBUG.value:
+            if flags.FLAGS.is_parsed() and DEBUG.value:
                 raise
             print(f"error: {error.source}: {error.problem}", file=sys.stderr)
             sys.exit(1)
