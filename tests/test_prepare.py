@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gfrnet_tf.data.records import parse_pair
+from gfrnet_tf.data.records import parse_pair, validate_shard
 from gfrnet_tf.io.paths import safe_name
 from pipelines import identity as identity_lib
 from pipelines import prepare
@@ -82,6 +82,8 @@ def test_frontal_copy_is_the_guide_and_output_parses(prepared):
     solo, = [r for r in records if r["identity"] == b"solo"]
     assert solo["guide_file"] == solo["target_file"] == b"solo/only.jpg"
     np.testing.assert_array_equal(solo["guide"], solo["target"])
+    for shard, count in manifest["shards"].items():
+        assert validate_shard(output / shard) == count  # the train command's start-up check
     total = sum(v for k, v in manifest["counts"].items() if k.startswith("pairs_"))
     assert total == len(records) == sum(manifest["shards"].values()) == 5
 
