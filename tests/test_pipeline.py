@@ -118,6 +118,23 @@ def test_random_training_degradation_differs_between_epochs(shards):
     assert not np.array_equal(blur[0], blur[1])
 
 
+def test_fixed_mode_applies_one_setting_to_every_record(shards):
+    pattern, _ = shards
+    config = _config()
+    config.degradation.mode = "fixed"
+    config.degradation.fixed.update({"scale": 4.0, "noise": 0.0, "blur": 0.0, "jpeg_quality": 0})
+    epoch = _epoch(pipeline.make_dataset(pattern, config, training=True))
+    scales = np.concatenate([t["degradation"]["scale"] for _, t in epoch])
+    np.testing.assert_array_equal(scales, np.full(8, 4.0, np.float32))
+    # Noise-free setting: the pipeline's output is exactly Eq. 4 applied to its target.
+    setting = degrade.fixed_degradation(config.degradation.fixed)
+    for inputs, targets in epoch:
+        for target, degraded in zip(targets["target"], inputs["degraded"]):
+            expected = degrade.degrade((target + 1.0) / 2.0, setting, tf.constant([0, 0]))
+            np.testing.assert_allclose((degraded + 1.0) / 2.0, expected.numpy(), atol=1e-5)
+            assert np.abs(degraded - target).mean() > 0.05  # and it did degrade
+
+
 def test_deterministic_option_reproduces_a_run(shards):
     pattern, _ = shards
     config = _config(deterministic=True, seed=3)

@@ -94,6 +94,8 @@ class SkippedRecords:
     """
 
     def __init__(self):
+        # Plain variables: create this outside any `strategy.scope()`; the dataset runs
+        # on the host and only its reader threads touch them.
         self.read = tf.Variable(0, dtype=tf.int64, trainable=False, name="records_read")
         self.parsed = tf.Variable(0, dtype=tf.int64, trainable=False, name="records_parsed")
 
@@ -131,9 +133,16 @@ def _record_seed(config, shard, index):
     return tf.random.experimental.stateless_fold_in(base, index)
 
 
-def _random_seeds(config):
-    """A stream of `[2]` seeds, new each epoch, the same for every run with the same seed."""
-    return tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
+def _random_seeds(config, input_context):
+    """A stream of `[2]` seeds, new each epoch, the same for every run with the same seed.
+
+    Each input pipeline (worker) folds in its id, so replicas do not draw in lockstep.
+    """
+    seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
+    if input_context is None:
+        return seeds
+    reader = input_context.input_pipeline_id
+    return seeds.map(lambda seed: tf.random.experimental.stateless_fold_in(seed, reader))
 
 
 def _example_fn(config, training, degradation_fn):
@@ -172,7 +181,7 @@ def _example_fn(config, training, degradation_fn):
 def _finish(records, config, training, input_context, degradation_fn):
     """`(shard, index, sample)` elements -> seeded, augmented, degraded, batched."""
     if training and config.degradation.mode == "random":
-        seeded = tf.data.Dataset.zip(records, _random_seeds(config)).map(
+        seeded = tf.data.Dataset.zip(records, _random_seeds(config, input_context)).map(
             lambda record, seed: (record[2], seed)
         )
     else:
