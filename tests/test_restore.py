@@ -124,7 +124,7 @@ def test_aligned_crops_need_no_detection(tiny_model):
 
 
 def test_restore_folder_good_nonface_corrupt(tiny_model, tmp_path):
-    """One output set for the face photo, one line per bad file, exit status 1."""
+    """One output set for the face photo, one line per bad photo or guide, exit status 1."""
     _, model_path = tiny_model
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -138,20 +138,23 @@ def test_restore_folder_good_nonface_corrupt(tiny_model, tmp_path):
     sample, _ = load_sample()
     save_image(guides / "frontal.png", sample)
     save_image(guides / "flipped.png", np.ascontiguousarray(sample[:, ::-1]))
+    save_image(guides / "landscape.png", smooth)  # a guide without a face
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-m", "gfrnet_tf.apps.restore", f"--model={model_path}",
          f"--input={photos}", f"--guide={guides / 'flipped.png'}",
-         f"--guide={guides / 'frontal.png'}", f"--output={out}", f"--image_size={SIZE}", "--flow"],
+         f"--guide={guides / 'frontal.png'}", f"--guide={guides / 'landscape.png'}",
+         f"--output={out}", f"--image_size={SIZE}", "--flow"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 1, done.stderr
-    errors = sorted(line for line in done.stderr.splitlines() if line.startswith("error:"))
-    assert len(errors) == 2, done.stderr
-    assert "broken.jpg" in errors[0] and "noface.png: no face" in errors[1]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3, done.stderr
+    for expected in ("photos/broken.jpg: ", "guides/landscape.png: no face", "photos/noface.png: no face"):
+        assert sum(expected in line for line in errors) == 1, (expected, errors)
     assert "Traceback" not in done.stderr
-    assert "failed: bad_image 1, no_face 1" in done.stderr
+    assert "failed: bad_image 1, no_face 2" in done.stderr
     assert "face 0: guide frontal.png" in done.stdout  # not the mirrored pose
     assert sorted(p.name for p in out.iterdir()) == [
         "astronaut_face0.png", "astronaut_face0_compare.png", "astronaut_face0_flow.png",
