@@ -73,8 +73,8 @@ def evaluate(restorers: Mapping[str, Callable], make_batches: Callable[[str], It
     """One table row per model that ran through; `make_batches(setting)` gives the test batches.
 
     A model that fails on the data (e.g. an export for another image size) is dropped
-    from the run, its problem in `failures`. Measures a model cannot
-    provide (no flow output, no true flow) are NaN ("n/a" in the table).
+    from the run, its problem in `failures`. Measures a model cannot provide (no flow
+    output, no true flow) are NaN ("n/a" in the table).
     """
     active = dict(restorers)
     values = {name: {} for name in restorers}
