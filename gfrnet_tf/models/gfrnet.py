@@ -4,6 +4,16 @@
 `test_step` carry the GAN, perceptual and flow losses for `fit` / `evaluate`, following
 the keras-io custom-train-step GAN guide: optimizers through `compile`, one tape per
 network, every loss term a `keras.metrics.Mean` tracker.
+
+    with strategy.scope():
+        model = build_gfrnet(config.model)
+        model.compile(g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+                      d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+        model.build_all((256, 256))
+    model.phase = "warp"    # §4.1: WarpNet alone on the flow loss
+    model.fit(data, epochs=5)
+    model.phase = "joint"   # then the full objective
+    model.fit(data, initial_epoch=5, epochs=105)
 """
 
 from __future__ import annotations
