@@ -1,0 +1,191 @@
+"""Inference speed of every deployment path of GFRNet in one run, with file sizes and fidelity.
+
+Latency at batch 1 and throughput at batch `--batch` (images/s), 256x256 by default, for:
+Keras eager, `tf.function`, XLA, the exported SavedModel (`serving_default`, uint8 in/out),
+TFLite fp32/fp16/int8 through LiteRT's XNNPACK at 1 and 2 threads, each with and without
+the exact transposed-conv rewrite (`gfrnet_tf.export.transpose_conv`; at `--batch` with
+it only, since every TFLite batch size is its own conversion), and the PyTorch
+twin (`benchmarks/torch_reference.py`, same weights). The model has the paper's pix2pix
+widths (`--width_scale` shrinks them for a quick run) and random weights: speed does not
+depend on the values. TF and torch use 2 threads. Variants are timed round-robin and the
+best round is reported (see `benchmarks/warp.py`); ratios are to PyTorch in the same run.
+"PSNR vs Keras" is each output's fidelity to the Keras model's on the bundled sample
+face (on the [0, 1] scale; inf = identical), since no trained weights ship with the repo.
+
+    python -m benchmarks.inference [--size 256] [--batch 8] [--rounds 5] [--batch_rounds 2]
+        [--width_scale 1.0] [--quantizations fp32 fp16 int8] [--workdir DIR]
+
+`--workdir` keeps the SavedModel and the .tflite files and reuses them on the next run
+(the conversions of the ~94M-parameter model take most of a first run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.torch_reference import TorchGFRNet, twin_of  # noqa: E402
+from benchmarks.warp import time_round_robin  # noqa: E402
+from gfrnet_tf.data.images import to_model_range  # noqa: E402
+from gfrnet_tf.export import export_savedmodel  # noqa: E402
+from gfrnet_tf.export.tflite import convert_to_tflite, litert_interpreter, run_tflite  # noqa: E402
+from gfrnet_tf.io import load_image  # noqa: E402
+from gfrnet_tf.models.gfrnet import build_gfrnet  # noqa: E402
+from gfrnet_tf.models.layers import PIX2PIX_WIDTHS  # noqa: E402
+
+THREADS = 2
+SAMPLE_FACE = Path(__file__).parents[1] / "gfrnet_tf" / "sample_data" / "astronaut_face.png"
+
+
+def sample_pair(size):
+    """uint8 `[1, S, S, 3]` degraded (4x down/up-sampled) face and its mirrored guide."""
+    face = tf.image.resize(load_image(SAMPLE_FACE)[None], (size, size), antialias=True)
+    small = tf.image.resize(face, (size // 4, size // 4), antialias=True)
+    degraded = tf.image.resize(small, (size, size), method="bicubic")
+    as_uint8 = lambda x: tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8).numpy()  # noqa: E731
+    return as_uint8(degraded), as_uint8(face[:, :, ::-1])
+
+
+def psnr(a, b):
+    """PSNR (dB) of two `[-1, 1]` arrays on the `[0, 1]` scale."""
+    mse = np.mean(((np.asarray(a, np.float64) - np.asarray(b, np.float64)) / 2.0) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def folder_size(path):
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def tf_variants(model, saved_model, inputs, uint8_inputs):
+    """`{name: callable -> restored [-1, 1] numpy}` for the TensorFlow paths."""
+    graph = tf.function(lambda x: model(x, training=False))
+    xla = tf.function(lambda x: model(x, training=False), jit_compile=True)
+    serve = saved_model.signatures["serving_default"]
+    return {
+        "keras eager": lambda: model(inputs, training=False)["restored"].numpy(),
+        "tf.function": lambda: graph(inputs)["restored"].numpy(),
+        "xla": lambda: xla(inputs)["restored"].numpy(),
+        "savedmodel (uint8)": lambda: to_model_range(serve(**uint8_inputs)["restored"]).numpy(),
+    }
+
+
+def torch_variant(model, inputs):
+    twin = TorchGFRNet(twin_of(model.warpnet), twin_of(model.recnet)).eval()
+    degraded, guide = (torch.from_numpy(inputs[k].numpy()).permute(0, 3, 1, 2).contiguous()
+                       for k in ("degraded", "guide"))
+
+    def run():
+        with torch.no_grad():
+            return twin(degraded, guide)[2].permute(0, 2, 3, 1).numpy()
+
+    return {"pytorch": run}
+
+
+def tflite_variants(models, inputs):
+    """One LiteRT interpreter per (model, threads); the batch axis is resized to the input's."""
+    variants = {}
+    for (quantization, rewrite), flatbuffer in models.items():
+        for threads in (1, 2):
+            interpreter = litert_interpreter(flatbuffer, num_threads=threads)
+            name = f"tflite {quantization} {'rewrite' if rewrite else 'tconv'} {threads}t"
+            variants[name] = lambda i=interpreter: run_tflite(
+                i, inputs["degraded"].numpy(), inputs["guide"].numpy())["restored"]
+    return variants
+
+
+def convert_all(model, size, batch, quantizations, rewrites, calibration, workdir):
+    """`{(quantization, rewrite): flatbuffer}` and file sizes; files in `workdir` are reused.
+
+    The batch is part of the TFLite model: the warp reshapes by it, and a converted
+    dynamic batch needs a Flex op, so batch 1 and `--batch` are separate conversions.
+    """
+    models, sizes = {}, {}
+    for quantization in quantizations:
+        for rewrite in rewrites:
+            path = Path(workdir) / f"{quantization}-{'rewrite' if rewrite else 'tconv'}-b{batch}.tflite"
+            start = time.perf_counter()
+            if not path.is_file():
+                path.write_bytes(convert_to_tflite(
+                    model, size, quantization, representative_data=calibration,
+                    batch_size=batch, rewrite_transpose_conv=rewrite))
+            models[(quantization, rewrite)] = path.read_bytes()
+            sizes[f"tflite {quantization} {'rewrite' if rewrite else 'tconv'}"] = path.stat().st_size
+            print(f"  {path.name}: {time.perf_counter() - start:.0f} s", flush=True)
+    return models, sizes
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds at batch 1")
+    parser.add_argument("--batch_rounds", type=int, default=2, help="timed rounds at --batch")
+    parser.add_argument("--width_scale", type=float, default=1.0)
+    parser.add_argument("--quantizations", nargs="+", default=["fp32", "fp16", "int8"])
+    parser.add_argument("--workdir", default=None, help="keep the exported files here")
+    args = parser.parse_args()
+
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    torch.set_num_threads(THREADS)
+    widths = tuple(max(1, int(w * args.width_scale)) for w in PIX2PIX_WIDTHS)
+    model = build_gfrnet({"widths": widths, "discriminator_widths": (8, 16), "local_size": 16})
+    size = args.size
+    model.build({"degraded": (None, size, size, 3), "guide": (None, size, size, 3)})
+    degraded, guide = sample_pair(size)
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="gfrnet-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"GFRNet inference, {size}x{size}, widths {widths}, {THREADS} threads (TF, torch); "
+          f"files in {workdir}", flush=True)
+
+    saved_path = workdir / "savedmodel" / "1"
+    if not saved_path.is_dir():
+        export_savedmodel(model, workdir / "savedmodel", size, version=1)
+    sizes = {"savedmodel (uint8)": folder_size(saved_path)}
+    calibration = [{"degraded": to_model_range(degraded).numpy(), "guide": to_model_range(guide).numpy()}]
+    saved_model = tf.saved_model.load(str(saved_path))
+
+    results = {}
+    # At --batch only the rewritten TFLite models: the conversions dominate the run time.
+    for batch, rounds, rewrites in ((1, args.rounds, (True, False)),
+                                    (args.batch, args.batch_rounds, (True,))):
+        tflite_models, tflite_sizes = convert_all(
+            model, size, batch, args.quantizations, rewrites, calibration, workdir)
+        if batch == 1:
+            sizes.update(tflite_sizes)
+        uint8_inputs = {"degraded": np.repeat(degraded, batch, 0), "guide": np.repeat(guide, batch, 0)}
+        inputs = {k: to_model_range(v) for k, v in uint8_inputs.items()}
+        variants = {**torch_variant(model, inputs),
+                    **tf_variants(model, saved_model, inputs, uint8_inputs),
+                    **tflite_variants(tflite_models, inputs)}
+        reference = model(inputs, training=False)["restored"].numpy()
+        fidelity = {name: psnr(fn(), reference) for name, fn in variants.items()}
+        best = time_round_robin(variants, rounds)
+        results[batch] = (best, fidelity)
+        print(f"  timed batch {batch}", flush=True)
+
+    best1, fidelity = results[1]
+    best_n, _ = results[args.batch]
+    torch1, torch_n = best1["pytorch"], best_n["pytorch"]
+    print(f"\n{'variant':<28} {'b1 ms':>8} {'/torch':>7} {f'b{args.batch} img/s':>10} "
+          f"{'/torch':>7} {'PSNR vs Keras':>14} {'size MB':>8}")
+    for name in best1:
+        size_name = name.rsplit(" ", 1)[0] if name.startswith("tflite") else name
+        file_size = f"{sizes[size_name] / 1e6:.0f}" if size_name in sizes else "-"
+        throughput = f"{args.batch / best_n[name]:>10.2f} {torch_n / best_n[name]:>7.2f}" \
+            if name in best_n else f"{'-':>10} {'-':>7}"
+        print(f"{name:<28} {best1[name] * 1e3:>8.1f} {best1[name] / torch1:>7.2f} "
+              f"{throughput} {fidelity[name]:>14.1f} {file_size:>8}")
+
+
+if __name__ == "__main__":
+    main()
