@@ -60,12 +60,16 @@ def _opencv_degrade_numpy(image, blur, scale, noise, quality, seed):
     height, width = image.shape[:2]
     if blur > 0:
         size = 2 * math.ceil(3 * blur) + 1
-        image = cv2.GaussianBlur(image, (size, size), float(blur), borderType=cv2.BORDER_REFLECT_101)
+        image = cv2.GaussianBlur(
+            image, (size, size), float(blur), borderType=cv2.BORDER_REFLECT_101
+        )
     small_size = (max(1, round(width / scale)), max(1, round(height / scale)))
     resized = small_size != (width, height)
     if resized:
         image = cv2.resize(image, small_size, interpolation=cv2.INTER_AREA)
-    image = image + np.random.default_rng(seed.astype(np.uint64)).normal(0.0, noise / 255.0, image.shape)
+    image = image + np.random.default_rng(seed.astype(np.uint64)).normal(
+        0.0, noise / 255.0, image.shape
+    )
     pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
     if quality > 0:
         _, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
@@ -134,7 +138,10 @@ def main(argv):
                 rate = _images_per_second(dataset, FLAGS.batches, config.batch_size)
                 rates[name] = max(rates[name], rate)
     load = os.getloadavg()[0]
-    print(f"\n{SIZE}x{SIZE}, batch {FLAGS.batch_size}, {os.cpu_count()} cores (load {load:.1f}), tf {tf.__version__}")
+    print(
+        f"\n{SIZE}x{SIZE}, batch {FLAGS.batch_size}, {os.cpu_count()} cores "
+        f"(load {load:.1f}), tf {tf.__version__}"
+    )
     print("| variant | images/s | vs opencv |\n| --- | ---: | ---: |")
     for name, rate in rates.items():
         print(f"| {name} | {rate:.1f} | {rate / rates['opencv']:.2f}x |")

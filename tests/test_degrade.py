@@ -121,7 +121,9 @@ def test_sampling_covers_each_set_and_stays_inside_it():
 
 def test_paper_sets_are_the_papers():
     sets = degrade.paper_parameter_sets()
-    assert len(sets["blur"]) == 22 and sets["blur"][:3] == (0.0, 1.0, 1.1) and sets["blur"][-1] == 3.0
+    assert (
+        len(sets["blur"]) == 22 and sets["blur"][:3] == (0.0, 1.0, 1.1) and sets["blur"][-1] == 3.0
+    )
     assert len(sets["scale"]) == 71 and sets["scale"][-1] == 8.0
     assert sets["noise"] == tuple(float(v) for v in range(8))
     assert sets["jpeg_quality"] == (0,) + tuple(range(10, 41))
@@ -129,7 +131,12 @@ def test_paper_sets_are_the_papers():
 
 @pytest.mark.parametrize(
     "name, values, size",
-    [("scale", (0.5, 2.0), 64), ("jpeg_quality", (0, 101), 64), ("noise", (), 64), ("blur", (3.0,), 9)],
+    [
+        ("scale", (0.5, 2.0), 64),
+        ("jpeg_quality", (0, 101), 64),
+        ("noise", (), 64),
+        ("blur", (3.0,), 9),
+    ],
 )
 def test_unusable_sets_raise_bad_config(name, values, size):
     sets = dict(degrade.paper_parameter_sets(), **{name: values})

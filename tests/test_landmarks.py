@@ -23,8 +23,27 @@ def _sample(rng, with_flow=True):
 
 def test_permutation_matches_300w_pairs_by_hand():
     one_based = {j + 1: p + 1 for j, p in enumerate(MIRROR_PERMUTATION)}
-    expected = {1: 17, 9: 9, 18: 27, 22: 23, 28: 28, 31: 31, 32: 36, 34: 34, 37: 46, 40: 43,
-                41: 48, 42: 47, 49: 55, 52: 52, 58: 58, 61: 65, 63: 63, 66: 68, 67: 67}
+    expected = {
+        1: 17,
+        9: 9,
+        18: 27,
+        22: 23,
+        28: 28,
+        31: 31,
+        32: 36,
+        34: 34,
+        37: 46,
+        40: 43,
+        41: 48,
+        42: 47,
+        49: 55,
+        52: 52,
+        58: 58,
+        61: 65,
+        63: 63,
+        66: 68,
+        67: 67,
+    }
     assert {j: one_based[j] for j in expected} == expected
     assert all(MIRROR_PERMUTATION[p] == j for j, p in enumerate(MIRROR_PERMUTATION))
 
@@ -49,9 +68,9 @@ def test_left_eye_points_become_right_eye_points():
 def test_flipped_landmarks_stay_on_their_image_features():
     rng = np.random.RandomState(2)
     sample = _sample(rng, with_flow=False)
-    sample["landmarks"] = np.stack(
-        [rng.randint(0, WIDTH, 68), rng.randint(0, 16, 68)], -1
-    ).astype(np.float32)
+    sample["landmarks"] = np.stack([rng.randint(0, WIDTH, 68), rng.randint(0, 16, 68)], -1).astype(
+        np.float32
+    )
     image = np.zeros((16, WIDTH, 3), np.float32)
     xy = sample["landmarks"].astype(int)
     image[xy[:, 1], xy[:, 0]] = np.arange(68)[:, None] + 1.0  # each point marks its own id

@@ -138,9 +138,13 @@ def test_fixed_mode_applies_one_setting_to_every_record(shards):
 def test_deterministic_option_reproduces_a_run(shards):
     pattern, _ = shards
     config = _config(deterministic=True, seed=3)
-    runs = [_degraded(_epoch(pipeline.make_dataset(pattern, config, training=True))) for _ in range(2)]
+    runs = [
+        _degraded(_epoch(pipeline.make_dataset(pattern, config, training=True))) for _ in range(2)
+    ]
     np.testing.assert_array_equal(runs[0], runs[1])
-    other = _degraded(_epoch(pipeline.make_dataset(pattern, _config(deterministic=True, seed=4), training=True)))
+    other = _degraded(
+        _epoch(pipeline.make_dataset(pattern, _config(deterministic=True, seed=4), training=True))
+    )
     assert not np.array_equal(runs[0], other)
 
 
@@ -222,7 +226,9 @@ def test_array_dataset_needs_guides_or_synthetic_pose():
     config.synthetic_pose.enabled = True
     inputs, targets = next(iter(pipeline.array_dataset(images, points, config, training=False)))
     assert inputs["guide"].shape == (2, SIZE, SIZE, 3)  # resized 40 -> 32
-    np.testing.assert_allclose(targets["landmarks"][0], (points[0] + 0.5) * SIZE / 40 - 0.5, rtol=1e-5)
+    np.testing.assert_allclose(
+        targets["landmarks"][0], (points[0] + 0.5) * SIZE / 40 - 0.5, rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ def _pair(rng, size=32):
 
 def _example(**features):
     """A hand-made record, to write what `encode_pair` refuses to."""
+
     def feature(value):
         if isinstance(value, bytes):
             return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
@@ -55,7 +56,9 @@ def test_round_trip_gives_back_images_landmarks_and_names(tmp_path):
     pairs = [_pair(rng) for _ in range(3)]
     path = str(tmp_path / "round.tfrecord")
     examples = [
-        records.encode_pair(*pair, identity=f"person{i}", target_file=f"t{i}.jpg", guide_file=f"g{i}.jpg")
+        records.encode_pair(
+            *pair, identity=f"person{i}", target_file=f"t{i}.jpg", guide_file=f"g{i}.jpg"
+        )
         for i, pair in enumerate(pairs)
     ]
     assert records.write_shard(path, examples) == 3
@@ -124,13 +127,29 @@ def test_bad_record_names_shard_and_index(tmp_path, change, problem):
     assert str(raised.value).startswith(f"{path}: record 2: ")
 
 
+def test_validation_limit_stops_before_a_later_bad_record(tmp_path):
+    features = dict(_valid_features(np.random.RandomState(9)), schema_version=3)
+    path = _shard_with(tmp_path, _example(**features), position=2)
+    assert records.validate_shard(path, limit=2) == 2
+    with pytest.raises(BadRecordError, match="record 2: schema version 3"):
+        records.validate_shard(path, limit=3)
+
+
 def test_in_graph_parse_error_carries_shard_and_index(tmp_path):
     features = dict(_valid_features(np.random.RandomState(5)), landmarks=np.zeros(10, np.float32))
     path = _shard_with(tmp_path, _example(**features), position=1)
-    parsed = tf.data.TFRecordDataset(path).enumerate().map(
-        lambda index, serialized: records.parse_pair(serialized, shard=path, index=index)["landmarks"]
+    parsed = (
+        tf.data.TFRecordDataset(path)
+        .enumerate()
+        .map(
+            lambda index, serialized: records.parse_pair(serialized, shard=path, index=index)[
+                "landmarks"
+            ]
+        )
     )
-    with pytest.raises(tf.errors.InvalidArgumentError, match=f"{path}: record 1: 10 landmarks values"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=f"{path}: record 1: 10 landmarks values"
+    ):
         list(parsed)
 
 

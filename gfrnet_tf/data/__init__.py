@@ -1,4 +1,4 @@
-"""tf.data input: TFRecord schema, flip with landmarks, in-graph degradation, synthetic-pose guides."""
+"""tf.data input: TFRecord schema, landmark-aware flip, in-graph Eq. 4, synthetic-pose guides."""
 
 from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.data.pipeline import (

@@ -46,10 +46,14 @@ def check_parameter_sets(sets, image_size, source="input.degradation"):
             raise BadConfigError(f"{source}.{name}", f"values must be >= {lowest}, got {values}")
     qualities = sets["jpeg_quality"]
     if max(qualities) > 100 or any(int(q) != q for q in qualities):
-        raise BadConfigError(f"{source}.jpeg_quality", f"integers 0 (lossless) to 100, got {qualities}")
+        raise BadConfigError(
+            f"{source}.jpeg_quality", f"integers 0 (lossless) to 100, got {qualities}"
+        )
     # The reflected border of the widest blur kernel must fit inside the image.
     if math.ceil(3.0 * max(sets["blur"])) >= image_size:
-        raise BadConfigError(f"{source}.blur", f"rho {max(sets['blur'])} too wide for {image_size} px")
+        raise BadConfigError(
+            f"{source}.blur", f"rho {max(sets['blur'])} too wide for {image_size} px"
+        )
 
 
 def sample_degradation(seed, sets):

@@ -129,7 +129,9 @@ def _graph_fn(function):
 def _record_seed(config, shard, index):
     """A seed that depends only on the record (shard file name, index) and `config.seed`."""
     name = tf.strings.regex_replace(shard, r"^.*[/\\]", "")
-    base = tf.stack([tf.constant(config.seed, tf.int64), tf.strings.to_hash_bucket_fast(name, 2**31 - 1)])
+    base = tf.stack(
+        [tf.constant(config.seed, tf.int64), tf.strings.to_hash_bucket_fast(name, 2**31 - 1)]
+    )
     return tf.random.experimental.stateless_fold_in(base, index)
 
 
@@ -185,9 +187,12 @@ def _finish(records, config, training, input_context, degradation_fn):
             lambda record, seed: (record[2], seed)
         )
     else:
-        seeded = records.map(lambda shard, index, sample: (sample, _record_seed(config, shard, index)))
+        seeded = records.map(
+            lambda shard, index, sample: (sample, _record_seed(config, shard, index))
+        )
     examples = seeded.map(
-        _graph_fn(_example_fn(config, training, degradation_fn)), num_parallel_calls=tf.data.AUTOTUNE
+        _graph_fn(_example_fn(config, training, degradation_fn)),
+        num_parallel_calls=tf.data.AUTOTUNE,
     )
     batch_size = config.batch_size
     if input_context is not None:
@@ -206,12 +211,14 @@ def _finish(records, config, training, input_context, degradation_fn):
 
 
 def _read_shards(files, config, training, input_context):
-    """Shard list -> `(shard, index, serialized)` records, per-replica split, shuffled if training."""
+    """Shards -> `(shard, index, serialized)` records: per-reader split, shuffled if training."""
     shards = tf.data.Dataset.from_tensor_slices(files)
     split_records = False
     if input_context is not None and input_context.num_input_pipelines > 1:
         if len(files) >= input_context.num_input_pipelines:
-            shards = shards.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+            shards = shards.shard(
+                input_context.num_input_pipelines, input_context.input_pipeline_id
+            )
         else:  # fewer shards than readers: every reader reads all, keeps its share
             split_records = True
     if training:
@@ -254,6 +261,7 @@ def make_dataset(
     check_input_config(config)
     files = list_shards(file_patterns)
     records = _read_shards(files, config, training, input_context)
+
     def parse(shard, index, serialized):
         sample = parse_pair(serialized, config.image_size, shard, index)
         return shard, index, {key: sample[key] for key in PAIR_KEYS}
@@ -274,7 +282,9 @@ def array_dataset(images, landmarks, config, training, guides=None, guide_landma
     """
     check_input_config(config)
     if guides is None and not config.synthetic_pose.enabled:
-        raise BadConfigError("input.synthetic_pose.enabled", "no guides given: enable synthetic pose")
+        raise BadConfigError(
+            "input.synthetic_pose.enabled", "no guides given: enable synthetic pose"
+        )
     if guides is None:
         guides, guide_landmarks = images, landmarks
 
@@ -283,10 +293,17 @@ def array_dataset(images, landmarks, config, training, guides=None, guide_landma
         for image_key, points_key in IMAGE_POINTS:
             image = tf.image.convert_image_dtype(element[image_key], tf.float32)
             points = tf.cast(element[points_key], tf.float32)
-            sample[image_key], sample[points_key] = resize_with_landmarks(image, points, config.image_size)
+            sample[image_key], sample[points_key] = resize_with_landmarks(
+                image, points, config.image_size
+            )
         return tf.constant("<memory>"), index, sample
 
-    arrays = {"target": images, "guide": guides, "landmarks": landmarks, "guide_landmarks": guide_landmarks}
+    arrays = {
+        "target": images,
+        "guide": guides,
+        "landmarks": landmarks,
+        "guide_landmarks": guide_landmarks,
+    }
     records = tf.data.Dataset.from_tensor_slices(arrays).enumerate()
     if training:
         records = records.shuffle(config.shuffle_buffer, seed=config.seed)

@@ -55,7 +55,9 @@ def _encode_image(image, image_format, source):
         return image
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
-        raise BadRecordError(source, f"image must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
+        raise BadRecordError(
+            source, f"image must be uint8 [H, W, 3], got {image.dtype} {image.shape}"
+        )
     if image_format == "png":
         return tf.io.encode_png(image).numpy()
     if image_format == "jpeg":
@@ -103,7 +105,7 @@ def encode_pair(
 
 
 def write_shard(path, examples) -> int:
-    """Writes serialised examples to `path` atomically (temp name, then rename); returns the count."""
+    """Writes serialised examples to `path` atomically (temp name, then rename); returns count."""
     path = os.fspath(path)
     temporary = f"{path}.tmp-{os.getpid()}"
     count = 0
@@ -182,10 +184,10 @@ def parse_pair(serialized, image_size=None, shard="<memory>", index=-1):
     problem = tf.strings.join(
         ["schema version ", tf.strings.as_string(version), f", expected {SCHEMA_VERSION}"]
     )
-    with tf.control_dependencies([_check(tf.equal(version, SCHEMA_VERSION), shard, index, problem)]):
-        sample = {
-            key: features[key] for key in ("identity", "target_file", "guide_file")
-        }
+    with tf.control_dependencies(
+        [_check(tf.equal(version, SCHEMA_VERSION), shard, index, problem)]
+    ):
+        sample = {key: features[key] for key in ("identity", "target_file", "guide_file")}
         for image_key, points_key in IMAGE_POINTS:
             image = _decode_image(features[image_key], shard, index, image_key)
             points = _decode_points(features[points_key], shard, index, points_key)
@@ -196,7 +198,7 @@ def parse_pair(serialized, image_size=None, shard="<memory>", index=-1):
 
 
 def validate_shard(path, limit=None) -> int:
-    """Reads the first `limit` (default: all) records through `parse_pair`; returns the count or raises.
+    """Parses the first `limit` (default: all) records with `parse_pair`; returns the count.
 
     Raises `BadRecordError(path, "record <i>: <problem>")` for a schema violation, an image
     that does not decode or a truncated file. Records are parsed in order, so the index

@@ -61,8 +61,13 @@ def check_pose_settings(settings, source="input.synthetic_pose"):
         raise BadConfigError(f"{source}.elastic_grid", "needs at least 2 control points a side")
     low, high = settings["zoom"]
     if not 0.5 <= low <= high <= 2.0:
-        raise BadConfigError(f"{source}.zoom", f"expected 0.5 <= low <= high <= 2, got {(low, high)}")
-    if not 0.0 <= settings["max_rotation_degrees"] <= 45.0 or not 0.0 <= settings["max_shift"] <= 0.25:
+        raise BadConfigError(
+            f"{source}.zoom", f"expected 0.5 <= low <= high <= 2, got {(low, high)}"
+        )
+    if (
+        not 0.0 <= settings["max_rotation_degrees"] <= 45.0
+        or not 0.0 <= settings["max_shift"] <= 0.25
+    ):
         raise BadConfigError(source, "rotation must be within 45 degrees and shift within 0.25")
 
 
@@ -108,7 +113,11 @@ class PoseWarp:
         return resample(self.displacement, clamped[tf.newaxis])[0]
 
     def _similarity(self, points):
-        return self.centre + self.zoom * tf.linalg.matvec(self.rotation, points - self.centre) + self.shift
+        return (
+            self.centre
+            + self.zoom * tf.linalg.matvec(self.rotation, points - self.centre)
+            + self.shift
+        )
 
     def forward(self, points):
         """Psi: guide pixel points `[N, 2]` -> target pixel points."""
