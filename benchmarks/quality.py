@@ -17,7 +17,7 @@ from pathlib import Path
 from absl import app, flags
 
 from gfrnet_tf.apps.common import load_config
-from gfrnet_tf.apps.demo_stages import Stages, schedule_overrides, write_sample_shards
+from gfrnet_tf.apps.demo_stages import Stages, short_run_overrides, write_sample_shards
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/quality", "Folder for data, runs and the table.")
 CONFIG = flags.DEFINE_string("config", str(Path(__file__).parents[1] / "configs" / "smoke.py"), "Config file.")
@@ -39,7 +39,7 @@ def main(argv):
         stages.command(f"train {variant}", "train", [
             f"--config={CONFIG.value}", f"--workdir={workdir / variant}",
             f"--data={data['train']}", f"--val_data={data['val']}", "--synthetic_pose",
-            f"--config.model.variant={variant}", *schedule_overrides(STEPS.value), *OVERRIDES.value])
+            f"--config.model.variant={variant}", *short_run_overrides(STEPS.value), *OVERRIDES.value])
     stages.command("evaluate on held-out", "evaluate", [
         *[f"--model={workdir / variant}" for variant in VARIANTS.value],
         f"--names={','.join(NAMES[v] for v in VARIANTS.value)}",

@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 
 from gfrnet_tf.apps.demo import config_overrides
-from gfrnet_tf.apps.demo_stages import Split, degraded_pair, schedule_overrides, write_sample_shards
+from gfrnet_tf.apps.demo_stages import (
+    SHORT_RUN_OVERRIDES, Split, degraded_pair, short_run_overrides, write_sample_shards)
 from gfrnet_tf.data import parse_pair
 from gfrnet_tf.io import load_image
 from gfrnet_tf.restoration.restorer import load_restorer
@@ -66,7 +67,7 @@ def test_demo_exports_load_and_restore_the_right_shape(demo):
     workdir, _ = demo
     degraded, guide = degraded_pair(SIZE)
     batch = degraded[np.newaxis], guide[np.newaxis]
-    savedmodel = load_restorer(workdir / "export" / "savedmodel")
+    savedmodel = load_restorer(workdir / "export")
     tflite = load_restorer(next((workdir / "export").glob("*.tflite")))
     for restorer in (savedmodel, tflite):
         result = restorer(*batch)
@@ -92,17 +93,16 @@ def test_bad_steps_is_one_line_error(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == "error: --steps: must be >= 1, got 0"
 
 
-def test_schedule_overrides_round_up_to_whole_epochs():
-    assert schedule_overrides(1500) == [
-        "--config.train.steps_per_epoch=250", "--config.train.checkpoint_every=125",
-        "--config.train.epochs=6"]
-    assert schedule_overrides(600) == [
-        "--config.train.steps_per_epoch=250", "--config.train.checkpoint_every=125",
-        "--config.train.epochs=3"]
+def test_short_run_overrides_round_up_to_whole_epochs():
+    def schedule(steps):
+        flags = short_run_overrides(steps)
+        assert flags[:len(SHORT_RUN_OVERRIDES)] == list(SHORT_RUN_OVERRIDES)
+        return [flag.rsplit(".", 1)[1] for flag in flags[len(SHORT_RUN_OVERRIDES):]]
+
+    assert schedule(1500) == ["steps_per_epoch=250", "checkpoint_every=125", "epochs=6"]
+    assert schedule(600) == ["steps_per_epoch=250", "checkpoint_every=125", "epochs=3"]
     # Fewer steps than an epoch: one epoch of exactly that many steps.
-    assert schedule_overrides(3) == [
-        "--config.train.steps_per_epoch=3", "--config.train.checkpoint_every=3",
-        "--config.train.epochs=1"]
+    assert schedule(3) == ["steps_per_epoch=3", "checkpoint_every=3", "epochs=1"]
 
 
 def test_config_overrides_keep_only_config_fields():

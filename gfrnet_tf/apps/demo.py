@@ -5,19 +5,22 @@ r"""gfrnet-demo: the whole system on the bundled sample face, in one command (CP
 
 Stages, each the real command (run as its own process, see `demo_stages.Stages`):
 1. sample data: synthetic poses of the one bundled photo as TFRecord shards in
-   WORKDIR/data -- `train`, `val` (drives the LR schedule) and `heldout`. With one photo,
-   held-out means warps and degradations unseen in training, of the same face;
-2. `gfrnet-train --synthetic_pose` of the config (WarpNet pre-training, then joint) for
-   about `--steps` joint steps into WORKDIR/train;
+   WORKDIR/data -- `train`, `val` (validation loss each data epoch) and `heldout`. With
+   one photo, held-out means warps and degradations unseen in training, of the same face;
+2. `gfrnet-train --synthetic_pose` of the config (500 steps of WarpNet pre-training, then
+   about `--steps` joint steps, constant learning rate: `demo_stages.SHORT_RUN_OVERRIDES`
+   says why) into WORKDIR/train;
 3. `gfrnet-evaluate` on the held-out split: Table-1 style PSNR/SSIM at 4x and 8x and the
    landmark error of the guide before and after the warp, into WORKDIR/eval;
-4. `gfrnet-export`: SavedModel (WORKDIR/export/savedmodel/<version>) and TFLite fp32;
+4. `gfrnet-export`: SavedModel (WORKDIR/export/<version>/) and TFLite fp32
+   (WORKDIR/export/gfrnet-v<version>-fp32.tflite);
 5. `gfrnet-restore --aligned` with the SavedModel on a 4x-degraded copy of the photo and a
    synthetic guide (WORKDIR/sample), into WORKDIR/restored.
 It ends with the table and where every artefact is. `--config.*` overrides go to
-`gfrnet-train` as given (write them with `=`). Re-running into the same WORKDIR rewrites
-the data (same bytes), resumes the training -- a finished run is not trained again -- and
-writes a fresh evaluation, a new SavedModel version and new restored images.
+`gfrnet-train` as given, after the demo's own (write them with `=`). Re-running into the
+same WORKDIR rewrites the data (same bytes), resumes the training -- a finished run is
+not trained again -- and writes a fresh evaluation, a new SavedModel version and new
+restored images.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from gfrnet_tf.apps.common import make_run
-from gfrnet_tf.apps.demo_stages import Stages, degraded_pair, schedule_overrides, write_sample_shards
+from gfrnet_tf.apps.demo_stages import Stages, degraded_pair, short_run_overrides, write_sample_shards
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.evaluation import report
 from gfrnet_tf.io import save_image
@@ -40,8 +43,8 @@ SMOKE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "smoke.py"
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Folder for everything the demo writes.")
 STEPS = flags.DEFINE_integer(
-    "steps", 1500, "Joint-training steps (rounded up to whole 250-step data epochs), after the "
-    "config's WarpNet pre-training. The default fits the 15-minute budget on 2 CPU cores.")
+    "steps", 1500, "Joint-training steps (rounded up to whole 250-step data epochs), after "
+    "WarpNet pre-training. The default fits the 15-minute budget on 2 CPU cores.")
 CONFIG = config_flags.DEFINE_config_file("config", str(SMOKE_CONFIG), "A configs/*.py file.", lock_config=True)
 
 
@@ -75,16 +78,17 @@ def main(argv):
     stages.end("sample data", started)
 
     stages.command("train", "train", [
-        f"--config={config_path}", *config_overrides(sys.argv), *schedule_overrides(STEPS.value),
+        f"--config={config_path}", *short_run_overrides(STEPS.value), *config_overrides(sys.argv),
         f"--workdir={paths['train']}", f"--data={data['train']}", f"--val_data={data['val']}",
         "--synthetic_pose"])
     stages.command("evaluate on the held-out split", "evaluate", [
         f"--model={paths['train']}", "--names=gfrnet", f"--data={data['heldout']}",
         f"--output={paths['eval']}", f"--config={paths['train'] / 'config.json'}", "--synthetic_pose"])
     stages.command("export SavedModel + TFLite fp32", "export", [
-        f"--model={paths['train']}", f"--output={paths['export']}", "--tflite=fp32"])
+        f"--model={paths['train']}", f"--output={paths['export']}", "--formats=savedmodel,tflite_fp32",
+        f"--image_size={image_size}"])
     stages.command("restore the degraded sample", "restore", [
-        f"--model={paths['export'] / 'savedmodel'}", f"--input={paths['sample'] / 'degraded_4x.png'}",
+        f"--model={paths['export']}", f"--input={paths['sample'] / 'degraded_4x.png'}",
         f"--guide={paths['sample'] / 'guide.png'}", f"--output={paths['restored']}", "--aligned"])
     print_summary(paths, stages)
 
@@ -99,7 +103,7 @@ PSNR/SSIM on RGB uint8 of {results['image_size']} px held-out faces; landmark er
 normalised by the inter-ocular distance (guide = before WarpNet, warped = after).
 table       {paths['eval'] / 'results.csv'} (and results.json, examples_gfrnet.png)
 checkpoint  {paths['train'] / 'checkpoints'}   TensorBoard: {paths['train'] / 'tensorboard'}
-exports     {paths['export']}
+exports     {paths['export']} (SavedModel <version>/, gfrnet-v<version>-fp32.tflite)
 restored    {paths['restored'] / 'degraded_4x_face0.png'}
 compare     {paths['restored'] / 'degraded_4x_face0_compare.png'} (degraded | guide | warped guide | restored)
 inputs      {paths['sample'] / 'degraded_4x.png'}, {paths['sample'] / 'guide.png'}""")
