@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -17,6 +18,7 @@ from gfrnet_tf.export.savedmodel import ENCODED_SIGNATURE, next_version
 from gfrnet_tf.models.gfrnet import build_gfrnet
 
 SIZE = 32
+REPO = Path(__file__).parents[1]
 MODEL_CONFIG = {"widths": (8, 16, 16), "discriminator_widths": (8, 16), "local_size": 16}
 
 
@@ -38,9 +40,22 @@ def model():
     return gfrnet
 
 
+def _export_app(*args):
+    """`gfrnet-export` in a subprocess (absl flags are process-global; apps share names)."""
+    return subprocess.run([sys.executable, "-m", "gfrnet_tf.apps.export", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
 @pytest.fixture(scope="module")
 def exported(model, tmp_path_factory):
-    path = export_savedmodel(model, tmp_path_factory.mktemp("models") / "gfrnet", SIZE)
+    """The SavedModel as the `gfrnet-export` command writes it."""
+    folder = tmp_path_factory.mktemp("models")
+    model.save(folder / "model.keras")
+    done = _export_app(f"--model={folder / 'model.keras'}", f"--output={folder / 'gfrnet'}",
+                       "--formats=savedmodel", f"--image_size={SIZE}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    path = folder / "gfrnet" / "1"
+    assert f"savedmodel: {path}" in done.stdout
     return path, tf.saved_model.load(str(path))
 
 
@@ -160,3 +175,12 @@ def test_load_model_errors_name_the_file(tmp_path):
         with pytest.raises(BadModelFileError, match=problem) as error:
             load_model_for_export(path)
         assert error.value.source == str(path)
+
+
+def test_export_app_reports_bad_model_in_one_line(tmp_path):
+    (tmp_path / "broken.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    done = _export_app(f"--model={tmp_path / 'broken.keras'}", f"--output={tmp_path / 'out'}")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'broken.keras'}: not a .keras archive (it is not a zip file)")
+    assert not (tmp_path / "out").exists()

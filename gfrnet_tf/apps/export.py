@@ -100,3 +100,7 @@ run = make_run(main)
 
 if __name__ == "__main__":
     run()
+
+
+if __name__ == "__main__":
+    run()
