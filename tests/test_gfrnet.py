@@ -56,14 +56,16 @@ def _changed(before, variables):
 
 
 def test_generator_step_leaves_discriminators_alone_and_vice_versa():
-    model = _model()
+    model = _model(part_discriminators=True, part_size=16)  # parts on: five discriminators
     inputs, targets = _batch()
     generator = model._generator_variables()
     discriminators = model._discriminator_variables()
+    assert len(discriminators) == 6 * len(model.global_discriminator.trainable_variables)
     d_before, g_before = _values(discriminators), _values(generator)
     outputs = model._generator_step(inputs, targets)
     assert not any(_changed(d_before, discriminators))
     assert all(_changed(g_before, generator))
+    assert float(model.trackers["adv_parts"].result()) > 0
 
     g_before = _values(model.warpnet.variables + model.recnet.variables)  # BN statistics too
     model._discriminator_step(inputs, targets, outputs["restored"])
@@ -155,7 +157,7 @@ def test_warp_phase_needs_a_flow_loss():
 
 
 def test_config_and_keras_file_round_trips_give_identical_outputs(tmp_path):
-    model = _model(variant="full", loss_weights={"tv": 2.0})
+    model = _model(variant="full", loss_weights={"tv": 2.0}, part_discriminators=True, part_size=16)
     inputs, targets = _batch()
     model.train_step((inputs, targets))  # move BN statistics away from their initial values
     expected = model(inputs)
@@ -164,6 +166,7 @@ def test_config_and_keras_file_round_trips_give_identical_outputs(tmp_path):
     clone.build({"degraded": (None, SIZE, SIZE, 3), "guide": (None, SIZE, SIZE, 3)})
     clone.set_weights(model.get_weights())
     assert clone.loss_weights["tv"] == 2.0 and clone.variant == "full"
+    assert set(clone.part_discriminators) == {"eye_left", "eye_right", "nose", "mouth"}
 
     model.save(tmp_path / "gfrnet.keras")
     loaded = keras.saving.load_model(tmp_path / "gfrnet.keras")

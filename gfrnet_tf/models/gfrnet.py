@@ -34,11 +34,17 @@ from gfrnet_tf.ops import crop_to_landmarks, identity_grid, warp_image
 # §4.3 ablations: Ours(Full), (-F), (-W), (-WG), (R).
 VARIANTS = ("full", "no_flow_loss", "no_warp", "no_guide", "random_guide")
 PHASES = ("warp", "joint")
-# §4.1 trade-off parameters.
+# §4.1 trade-off parameters, plus one for the optional part discriminators (not in the
+# paper; weighted like the local discriminator).
 DEFAULT_LOSS_WEIGHTS = {
     "l2": 100.0, "perceptual": 0.001, "adv_global": 1.0, "adv_local": 0.5, "landmark": 10.0, "tv": 1.0,
+    "adv_parts": 0.5,
 }
-TRACKED = (*DEFAULT_LOSS_WEIGHTS, "g_total", "d_global", "d_local")
+TRACKED = (*DEFAULT_LOSS_WEIGHTS, "g_total", "d_global", "d_local", "d_parts")
+# Part discriminators (DESIGN.md: a known improvement from the PyTorch reimplementation):
+# 0-based iBUG-300W index ranges (1-based 37-42, 43-48, 28-36, 49-68); eyes are named by
+# their side in the image.
+FACE_PARTS = {"eye_left": (36, 42), "eye_right": (42, 48), "nose": (27, 36), "mouth": (48, 68)}
 _SUBMODELS = ("recnet", "global_discriminator", "local_discriminator", "warpnet", "perceptual_network")
 
 
@@ -52,6 +58,8 @@ class GFRNet(keras.Model):
     (`VGGFace`; None switches the perceptual term off). The discriminators see
     `concat(I_d, I_g, image)` -- `concat(I_d, image)` for "no_guide", which has no guide --
     the local one cropped to the target's landmark box and resized to `local_size`.
+    Optional `part_discriminators` (a dict over `FACE_PARTS`, not in the paper) see the
+    same concatenation cropped to each part's landmark box, resized to `part_size`.
 
     `variant="random_guide"` (Ours(R)) pairs every sample with the guide (and guide
     landmarks) of the next sample in the batch, in `train_step` and `test_step`, so it needs
@@ -77,6 +85,9 @@ class GFRNet(keras.Model):
         variant="full",
         local_size=128,
         local_margin=0.1,
+        part_discriminators=None,
+        part_size=32,
+        part_margin=0.5,
         loss_weights=None,
         real_label=0.9,
         phase="joint",
@@ -89,6 +100,8 @@ class GFRNet(keras.Model):
             need = "needs" if warpnet is None else "has no use for"
             raise BadConfigError("model.variant", f"variant {variant!r} {need} a WarpNet")
         _check_known_keys("model.loss_weights", loss_weights or {}, DEFAULT_LOSS_WEIGHTS)
+        if part_discriminators is not None and set(part_discriminators) != set(FACE_PARTS):
+            raise BadConfigError("part_discriminators", f"needs exactly the parts {sorted(FACE_PARTS)}")
         self.recnet = recnet
         self.global_discriminator = global_discriminator
         self.local_discriminator = local_discriminator
@@ -97,6 +110,9 @@ class GFRNet(keras.Model):
         self.variant = variant
         self.local_size = local_size
         self.local_margin = local_margin
+        self.part_discriminators = part_discriminators
+        self.part_size = part_size
+        self.part_margin = part_margin
         self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
         self.real_label = real_label
         self.phase = phase
@@ -153,8 +169,10 @@ class GFRNet(keras.Model):
             "local_discriminator": (batch, self.local_size, self.local_size, d_channels),
             "perceptual_network": shape,
         }
-        for name, network_shape in shapes.items():
-            network = getattr(self, name)
+        parts = self.part_discriminators or {}
+        part_shape = (batch, self.part_size, self.part_size, d_channels)
+        networks = [(getattr(self, name), network_shape) for name, network_shape in shapes.items()]
+        for network, network_shape in networks + [(d, part_shape) for d in parts.values()]:
             if network is not None and not network.built:
                 network.build(network_shape)
 
@@ -260,7 +278,7 @@ class GFRNet(keras.Model):
         variables = self._discriminator_variables()
         with tf.GradientTape() as tape:
             terms = self._discriminator_terms(inputs, targets, tf.stop_gradient(restored), training=True)
-            loss = self._scaled_mean(self.d_optimizer, terms["d_global"] + terms["d_local"])
+            loss = self._scaled_mean(self.d_optimizer, tf.add_n(list(terms.values())))
         self._minimise(self.d_optimizer, tape, loss, variables)
         self._track(terms)
 
@@ -280,6 +298,12 @@ class GFRNet(keras.Model):
                 self.real_label,
             ),
         }
+        if self.part_discriminators:
+            crops = self._part_crops(fake, targets)
+            terms["adv_parts"] = tf.add_n([
+                losses.generator_adversarial_loss(d(crops[part], training=training), self.real_label)
+                for part, d in self.part_discriminators.items()
+            ]) / len(FACE_PARTS)
         if self.perceptual_network is not None:
             terms["perceptual"] = losses.perceptual_loss(self.perceptual_network, target, restored)
         if self.warpnet is not None:
@@ -297,7 +321,7 @@ class GFRNet(keras.Model):
         real = tf.concat([condition, targets["target"]], -1)
         fake = tf.concat([condition, restored], -1)
         real_local, fake_local = self._local_crop(real, targets), self._local_crop(fake, targets)
-        return {
+        terms = {
             "d_global": losses.discriminator_loss(
                 self.global_discriminator(real, training=training),
                 self.global_discriminator(fake, training=training),
@@ -309,6 +333,15 @@ class GFRNet(keras.Model):
                 self.real_label,
             ),
         }
+        if self.part_discriminators:
+            real_parts, fake_parts = self._part_crops(real, targets), self._part_crops(fake, targets)
+            terms["d_parts"] = tf.add_n([
+                losses.discriminator_loss(discriminator(real_parts[part], training=training),
+                                          discriminator(fake_parts[part], training=training),
+                                          self.real_label)
+                for part, discriminator in self.part_discriminators.items()
+            ])
+        return terms
 
     def _weighted_total(self, terms):
         """Adds `g_total`, the weighted sum the generator minimises (-F drops the flow terms
@@ -345,12 +378,20 @@ class GFRNet(keras.Model):
     def _local_crop(self, images, targets):
         return crop_to_landmarks(images, targets["landmarks"], self.local_size, self.local_margin)
 
+    def _part_crops(self, images, targets):
+        landmarks = targets["landmarks"]
+        return {
+            part: crop_to_landmarks(images, landmarks[:, start:end], self.part_size, self.part_margin)
+            for part, (start, end) in FACE_PARTS.items()
+        }
+
     def _generator_variables(self):
         networks = [self.recnet] if self.warpnet is None else [self.warpnet, self.recnet]
         return [v for network in networks for v in network.trainable_variables]
 
     def _discriminator_variables(self):
-        networks = (self.global_discriminator, self.local_discriminator)
+        networks = [self.global_discriminator, self.local_discriminator]
+        networks += list((self.part_discriminators or {}).values())
         return [v for network in networks for v in network.trainable_variables]
 
     @staticmethod
@@ -375,10 +416,16 @@ class GFRNet(keras.Model):
         config = super().get_config()
         for name in _SUBMODELS:
             config[name] = keras.saving.serialize_keras_object(getattr(self, name))
+        parts = self.part_discriminators
+        if parts:
+            parts = {part: keras.saving.serialize_keras_object(d) for part, d in parts.items()}
         config.update(
+            part_discriminators=parts,
             variant=self.variant,
             local_size=self.local_size,
             local_margin=self.local_margin,
+            part_size=self.part_size,
+            part_margin=self.part_margin,
             loss_weights=dict(self.loss_weights),
             real_label=self.real_label,
             phase=self.phase,
@@ -390,6 +437,10 @@ class GFRNet(keras.Model):
         config = dict(config)
         for name in _SUBMODELS:
             config[name] = keras.saving.deserialize_keras_object(config[name])
+        parts = config.get("part_discriminators")
+        if parts:
+            parts = {part: keras.saving.deserialize_keras_object(d) for part, d in parts.items()}
+            config["part_discriminators"] = parts
         return cls(**config)
 
 
@@ -404,6 +455,9 @@ MODEL_CONFIG_DEFAULTS = {
     "variant": "full",  # one of VARIANTS (§4.3 ablations)
     "local_size": 128,  # side of the local discriminator's landmark crop, pixels
     "local_margin": 0.1,  # landmark-box margin passed to `crop_to_landmarks`
+    "part_discriminators": False,  # eyes/nose/mouth PatchGANs (FACE_PARTS; not in the paper)
+    "part_size": 32,  # side of each part crop, pixels
+    "part_margin": 0.5,  # part-box margin: the eyes' landmark boxes are very flat
     "loss_weights": {},  # overrides of DEFAULT_LOSS_WEIGHTS by term name
     "real_label": 0.9,  # smoothed label of real samples
     "vgg_face_weights": "",  # .npz / keras-vggface .h5 file; "" = no perceptual term
@@ -430,19 +484,24 @@ def build_gfrnet(model_config) -> GFRNet:
         perceptual_network = load_vgg_face_weights(vgg, c["vgg_face_weights"])
     else:
         logging.warning("No VGG-Face weights (config.model.vgg_face_weights): perceptual loss is off.")
-    discriminators = [
-        PatchDiscriminator(c["discriminator_widths"], c["norm"], name=name)
-        for name in ("global_discriminator", "local_discriminator")
-    ]
+    def discriminator(name):
+        return PatchDiscriminator(c["discriminator_widths"], c["norm"], name=name)
+
+    parts = None
+    if c["part_discriminators"]:
+        parts = {part: discriminator(f"{part}_discriminator") for part in FACE_PARTS}
     return GFRNet(
         recnet=RecNet(c["widths"], c["norm"], dropout=c["dropout"], name="recnet"),
-        global_discriminator=discriminators[0],
-        local_discriminator=discriminators[1],
+        global_discriminator=discriminator("global_discriminator"),
+        local_discriminator=discriminator("local_discriminator"),
         warpnet=warpnet,
         perceptual_network=perceptual_network,
         variant=c["variant"],
         local_size=c["local_size"],
         local_margin=c["local_margin"],
+        part_discriminators=parts,
+        part_size=c["part_size"],
+        part_margin=c["part_margin"],
         loss_weights=dict(c["loss_weights"]),
         real_label=c["real_label"],
     )
