@@ -72,7 +72,7 @@ class GFRNet(keras.Model):
 
     Losses are per-sample and reduced with `tf.nn.compute_average_loss` (sum over the
     global batch), so gradients are right under `tf.distribute`. Each discriminator
-    minimises its own loss (they share no variables, so the two are simply summed).
+    minimises its own loss (they share no variables, so their losses are simply summed).
     """
 
     def __init__(
