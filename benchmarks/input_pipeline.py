@@ -1,6 +1,6 @@
 """Input pipeline throughput at 256x256: in-graph Eq. 4 vs OpenCV in `tf.numpy_function`.
 
-    python benchmarks/input_pipeline.py [--images=32 --batches=6 --rounds=3 --batch_size=8]
+    python benchmarks/input_pipeline.py [--images=32 --batches=16 --rounds=3 --batch_size=8]
 
 Writes a shard of synthetic 256x256 PNG pairs to a temporary folder, then times, in one
 run and on the same shard, `make_dataset(training=True)` with
@@ -27,7 +27,7 @@ from absl import app, flags
 from gfrnet_tf.data import degrade, pipeline, records
 
 flags.DEFINE_integer("images", 32, "pairs in the benchmark shard (the dataset repeats)")
-flags.DEFINE_integer("batches", 6, "timed batches per variant and round, after 2 warm-up batches")
+flags.DEFINE_integer("batches", 16, "timed batches per variant and round, after 2 warm-up batches")
 flags.DEFINE_integer("rounds", 3, "round-robin rounds; the best round of each variant counts")
 flags.DEFINE_integer("batch_size", 8, "batch size")
 FLAGS = flags.FLAGS
