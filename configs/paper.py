@@ -8,7 +8,10 @@ Any value can be overridden on the command line, e.g. the wider WarpNet/RecNet o
 PyTorch reimplementation or another ablation (§4.3):
 
     --config.model.widths='(64, 128, 256, 512, 1024, 1024, 1024, 1024)'
-    --config.model.variant=no_warp   --config.input.batch_size=8
+    --config.input.batch_size=8
+    --config.model.variant=no_warp --config.train.warp_pretrain_epochs=0  # -W has no WarpNet
+
+Validation runs over all of `--val_data` once per epoch (§4.1: 200 WebFace pairs).
 
 Not from the paper: the pix2pix widths (the paper's are in a supplement we do not have),
 a checkpoint interval, and the TensorBoard cadence.
@@ -17,6 +20,7 @@ a checkpoint interval, and the TensorBoard cadence.
 import ml_collections
 
 from gfrnet_tf.data import default_input_config
+from gfrnet_tf.models.gfrnet import DEFAULT_LOSS_WEIGHTS, MODEL_CONFIG_DEFAULTS
 
 TRAIN_PAIRS = 20_273  # §4.1: pairs from the VGGFace2 training set
 
@@ -28,17 +32,16 @@ def get_config():
     config.input.image_size = 256
     config.input.batch_size = 1  # §4.1; global, split over replicas
 
-    config.model = ml_collections.ConfigDict()
-    config.model.widths = (64, 128, 256, 512, 512, 512, 512, 512)  # depth 8: 256 -> 1x1
+    # Every key of build_gfrnet, so each can be overridden; the §4.1 ones spelled out.
+    config.model = ml_collections.ConfigDict(MODEL_CONFIG_DEFAULTS)
+    config.model.widths = (64, 128, 256, 512, 512, 512, 512, 512)  # pix2pix; depth 8: 256 -> 1x1
     config.model.discriminator_widths = (64, 128, 256, 512)  # 70x70 PatchGAN
     config.model.norm = "batch"
-    config.model.flow_mode = "offset"
-    config.model.dropout = 0.5
     config.model.variant = "full"
-    config.model.local_size = 128
+    config.model.part_discriminators = False  # not in the paper
     config.model.vgg_face_weights = ""  # a file the user supplies; "" turns the perceptual term off
-    config.model.perceptual_layer = "conv4_3"
-    config.model.loss_weights = ml_collections.ConfigDict(
+    config.model.loss_weights = ml_collections.ConfigDict(DEFAULT_LOSS_WEIGHTS)
+    config.model.loss_weights.update(
         {"l2": 100.0, "perceptual": 0.001, "adv_global": 1.0, "adv_local": 0.5, "landmark": 10.0, "tv": 1.0})
 
     config.train = ml_collections.ConfigDict()

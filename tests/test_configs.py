@@ -21,8 +21,9 @@ def test_paper_config_is_section_4_1():
     assert tuple(config.train.learning_rates) == (2e-4, 2e-5, 2e-6)
     assert config.train.adam_beta_1 == 0.5
     assert config.train.warp_pretrain_epochs == 5 and config.train.epochs == 100
-    assert dict(config.model.loss_weights) == {
-        "l2": 100.0, "perceptual": 0.001, "adv_global": 1.0, "adv_local": 0.5, "landmark": 10.0, "tv": 1.0}
+    paper_weights = {"l2": 100.0, "perceptual": 0.001, "adv_global": 1.0, "adv_local": 0.5, "landmark": 10.0, "tv": 1.0}
+    assert {name: config.model.loss_weights[name] for name in paper_weights} == paper_weights
+    assert not config.model.part_discriminators  # an extension, off as in the paper
     # Depth 8 takes 256 px to 1x1, as WarpNet/RecNet's encoders require.
     assert config.input.image_size == 2 ** len(config.model.widths)
     assert config.input.flip and config.input.degradation.mode == "random"
@@ -40,10 +41,13 @@ def test_smoke_config_is_the_paper_config_made_small():
 
 
 @pytest.mark.parametrize("path", [PAPER, SMOKE])
-def test_configs_build_a_gfrnet_with_known_keys_only(path):
-    from gfrnet_tf.models.gfrnet import build_gfrnet
+def test_configs_build_a_gfrnet_and_offer_every_model_key(path):
+    from gfrnet_tf.models.gfrnet import DEFAULT_LOSS_WEIGHTS, MODEL_CONFIG_DEFAULTS, build_gfrnet
 
     config = load_config(path)
+    # Every key can be overridden from the command line only if the config has it.
+    assert set(config.model.keys()) == set(MODEL_CONFIG_DEFAULTS)
+    assert set(config.model.loss_weights.keys()) == set(DEFAULT_LOSS_WEIGHTS)
     config.model.widths = (4,) * 5  # the keys matter here, not the size
     config.model.discriminator_widths = (4, 4)
     model = build_gfrnet(config.model)

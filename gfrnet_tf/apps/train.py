@@ -113,8 +113,9 @@ def fixed_batch(files, input_config):
     return tf.nest.map_structure(np.asarray, batch)
 
 
-def make_callbacks(config, workdir, strategy, grid_batch):
-    """NaN stop first (it must fire before anything saves), resume state, then chief-only logs."""
+def make_callbacks(config, workdir, strategy, grid_files):
+    """NaN stop first (it must fire before anything saves), resume state, then chief-only logs
+    (the image grid shows the first batch of `grid_files`)."""
     checkpoints = os.path.join(workdir, "checkpoints")
     callbacks = [
         callbacks_lib.StopOnNonFinite(checkpoints),
@@ -128,7 +129,8 @@ def make_callbacks(config, workdir, strategy, grid_batch):
         callbacks += [
             callbacks_lib.StepCheckpoint(checkpoints, keep=config.train.keep_checkpoints),
             callbacks_lib.TensorBoardLogger(
-                os.path.join(workdir, "tensorboard"), config.train.summary_every, grid_batch),
+                os.path.join(workdir, "tensorboard"), config.train.summary_every,
+                fixed_batch(grid_files, config.input)),
         ]
     return callbacks
 
@@ -145,7 +147,7 @@ def train(model, config, train_data, val_data, val_steps, callbacks):
                validation_data=val_data, validation_steps=val_steps, validation_freq=rounds_per_epoch,
                verbose=1)
     pretrain_rounds = 0
-    if train_config.warp_pretrain_epochs and model.warpnet is not None and model.variant != "no_flow_loss":
+    if train_config.warp_pretrain_epochs:  # variants without a flow loss refuse the "warp" phase
         pretrain_rounds = train_config.warp_pretrain_epochs * rounds_per_epoch
         model.phase = "warp"
         model.fit(epochs=pretrain_rounds, callbacks=callbacks, **fit)
@@ -182,12 +184,12 @@ def main(argv):
     else:
         logging.warning("no --val_data: the learning rate stays at %g", config.train.learning_rates[0])
     model = build_model(config, strategy, mixed_precision)
-    grid_batch = fixed_batch(val_files or train_files, config.input)
     train_data = distributed_dataset(strategy, train_files, config.input, training=True)
     val_data = None
     if val_files:
         val_data = distributed_dataset(strategy, val_files, config.input, training=False)
-    train(model, config, train_data, val_data, val_steps, make_callbacks(config, workdir, strategy, grid_batch))
+    callbacks = make_callbacks(config, workdir, strategy, val_files or train_files)
+    train(model, config, train_data, val_data, val_steps, callbacks)
     logging.info("done: %s", callbacks_lib.latest_checkpoint(os.path.join(workdir, "checkpoints")))
 
 
