@@ -9,7 +9,8 @@ Adam optimizers. TensorFlow times `GFRNet.train_step` in a `tf.function`, with a
 `jit_compile` (XLA); PyTorch times its eager twin (`torch_reference.py`), whose weights are
 copied from the Keras model. Both use `--threads` threads (default 2; on a loaded machine
 use 1: PyTorch's OpenMP workers spin-wait and collapse when descheduled, TF's pool does
-not, which would flatter TF). Ratios are against PyTorch in this run.
+not, which would flatter TF). Each figure is the median of `--steps` calls, the frameworks
+taking turns so that load changes hit all alike; ratios are against PyTorch in this run.
 """
 
 from __future__ import annotations
@@ -46,19 +47,11 @@ def build(size):
     return model
 
 
-def seconds_per_step(step, steps, warmup=1):
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
-
-
-def tf_seconds(model, data, jit_compile, steps):
+def tf_step(model, data, jit_compile):
+    """A traced (and, with XLA, compiled) `GFRNet.train_step` on a fixed batch."""
     train_step = tf.function(model.train_step, jit_compile=jit_compile)
     data = tf.nest.map_structure(tf.constant, data)
-    return seconds_per_step(lambda: float(train_step(data)["g_total"]), steps)
+    return lambda: float(train_step(data)["g_total"])
 
 
 class TorchTrainStep:
@@ -129,7 +122,8 @@ class TorchTrainStep:
         return float(g_total.detach())
 
 
-def torch_seconds(model, data, size, steps):
+def torch_step(model, data, size):
+    """The PyTorch twin's train step on the same batch (NCHW), weights copied from `model`."""
     inputs, targets = data
     nchw = lambda x: torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()  # noqa: E731
     args = (nchw(inputs["degraded"]), nchw(inputs["guide"]), nchw(targets["target"]),
@@ -137,13 +131,26 @@ def torch_seconds(model, data, size, steps):
     step = TorchTrainStep(model, size)
     for network in (step.warpnet, step.recnet, step.global_d, step.local_d):
         network.train()
-    return seconds_per_step(lambda: step(*args), steps)
+    return lambda: step(*args)
+
+
+def median_seconds(steps, repeats):
+    """Median seconds per call of each step function, calls interleaved round-robin so that
+    a change in the machine's load hits every framework alike (one warm-up call each)."""
+    times = {name: [] for name in steps}
+    for round_index in range(repeats + 1):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            if round_index:
+                times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(values)) for name, values in times.items()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="64x8,256x1", help="SIZExBATCH, comma separated")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per case (after 1 warm-up)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps of each framework per case")
     parser.add_argument("--threads", type=int, default=2, help="threads for each framework")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -152,16 +159,12 @@ def main():
     for case in args.cases.split(","):
         size, batch = (int(v) for v in case.split("x"))
         model, data = build(size), make_batch(size, batch)
-        timings = {"PyTorch": lambda: torch_seconds(model, data, size, args.steps),
-                   "TF": lambda: tf_seconds(model, data, False, args.steps),
-                   "TF+XLA": lambda: tf_seconds(model, data, True, args.steps)}
-        seconds = {}
-        for name, measure in timings.items():
-            seconds[name] = measure()
-            ratio = seconds[name] / seconds["PyTorch"]
-            print(f"{size}x{size} batch {batch}: {name:8} {seconds[name]:7.3f} s/step  {ratio:5.2f}x PyTorch",
-                  flush=True)
-
+        steps = {"PyTorch": torch_step(model, data, size), "TF": tf_step(model, data, False),
+                 "TF+XLA": tf_step(model, data, True)}
+        seconds = median_seconds(steps, args.steps)
+        for name, value in seconds.items():
+            print(f"{size}x{size} batch {batch}: {name:8} {value:7.3f} s/step  "
+                  f"{value / seconds['PyTorch']:5.2f}x PyTorch", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -43,9 +43,9 @@ def latest_checkpoint(directory: str) -> str | None:
 class StopOnNonFinite(_GlobalStepCallback):
     """Raises `TrainingDivergedError` naming the NaN/inf losses at the first bad batch.
 
-    Put it first in the callback list: raising (rather than `stop_training`, as Keras'
-    `TerminateOnNaN` does) ends `fit` before any later callback can checkpoint the broken
-    weights or `BackupAndRestore` can clean up, so the last good checkpoint stays the latest.
+    Put it first in the callback list: raising (rather than setting `stop_training`, as
+    Keras' `TerminateOnNaN` does) ends `fit` before any later callback saves the broken
+    weights, so the step checkpoints and the `BackupAndRestore` state keep the last good one.
     """
 
     def __init__(self, checkpoint_dir: str):
