@@ -59,7 +59,9 @@ def test_demo_reports_every_stage_and_a_table_with_numbers(demo):
     # The baseline row needs no model: at 4x the degraded input is closer to the target
     # than at 8x, which fails if the two settings were swapped or not applied.
     assert float(rows["degraded input"]["psnr_4x"]) > float(rows["degraded input"]["psnr_8x"])
-    assert "| gfrnet |" in stdout
+    summary = stdout.split("== done in", 1)[1]
+    assert "| gfrnet |" in summary
+    assert "| degraded input |" in summary and "n/a" in summary and "None" not in summary
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 from absl import app, flags
@@ -35,7 +36,7 @@ from ml_collections import config_flags
 from gfrnet_tf.apps.common import make_run
 from gfrnet_tf.apps.demo_stages import Stages, degraded_pair, short_run_overrides, write_sample_shards
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf.evaluation import report
+from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.io import save_image
 
 # configs/ is not a package; an editable install (README command 1) keeps it next to gfrnet_tf.
@@ -96,8 +97,10 @@ def main(argv):
 def print_summary(paths, stages) -> None:
     results = json.loads((paths["eval"] / "results.json").read_text())
     print("\n== done in {:.0f} s ({})".format(
-        sum(stages.timings.values()), ", ".join(f"{k} {v:.0f} s" for k, v in stages.timings.items())))
-    print(report.markdown_table(results["rows"], list(results["rows"][0])))
+        time.monotonic() - stages.start, ", ".join(f"{k} {v:.0f} s" for k, v in stages.timings.items())))
+    # results.json stores a missing measure as null; the table shows NaN as "n/a".
+    rows = [{k: float("nan") if v is None else v for k, v in row.items()} for row in results["rows"]]
+    print(report.markdown_table(rows, protocol.COLUMNS))
     print(f"""
 PSNR/SSIM on RGB uint8 of {results['image_size']} px held-out faces; landmark errors are
 normalised by the inter-ocular distance (guide = before WarpNet, warped = after).
