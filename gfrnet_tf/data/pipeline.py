@@ -285,7 +285,7 @@ def array_dataset(images, landmarks, config, training, guides=None, guide_landma
         raise BadConfigError(
             "input.synthetic_pose.enabled", "no guides given: enable synthetic pose"
         )
-    if guides is None:
+    if guides is None:  # placeholders only: synthetic pose replaces every guide
         guides, guide_landmarks = images, landmarks
 
     def load(index, element):
