@@ -154,8 +154,10 @@ def train(model, config, train_data, val_data, val_steps, callbacks):
     model.phase = "joint"
     schedule = StepDownOnPlateau(train_config.learning_rates, monitor="val_l2",
                                  patience=train_config.plateau_patience)
+    # The schedule goes first: it acts only at epoch ends, where the backup should hold the
+    # new rate and TensorBoard should see it; at batch ends the NaN stop still comes first.
     model.fit(initial_epoch=pretrain_rounds, epochs=pretrain_rounds + train_config.epochs * rounds_per_epoch,
-              callbacks=callbacks + [schedule], **fit)
+              callbacks=[schedule, *callbacks], **fit)
 
 
 def resolved_config():
