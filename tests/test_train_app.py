@@ -59,6 +59,18 @@ def test_learning_rate_stage_survives_a_restart():
     assert schedule.stage == 1 and _rates(model) == pytest.approx([2e-5, 2e-5])
 
 
+def test_learning_rate_restored_after_train_begin_still_counts():
+    model = _two_optimizers()
+    schedule = StepDownOnPlateau(RATES, patience=1)
+    schedule.set_model(model)
+    schedule.on_train_begin()
+    for optimizer in (model.g_optimizer, model.d_optimizer):  # BackupAndRestore runs later
+        optimizer.learning_rate = 2e-5
+    schedule.on_epoch_end(0, {"val_l2": 1.0})
+    schedule.on_epoch_end(1, {"val_l2": 1.0})
+    assert _rates(model) == pytest.approx([2e-6, 2e-6])
+
+
 def _step_callback(callback, steps_per_epoch, epoch):
     callback.set_params({"steps": steps_per_epoch, "epochs": 10, "verbose": 0})
     callback.on_epoch_begin(epoch)

@@ -14,8 +14,8 @@ class StepDownOnPlateau(keras.callbacks.Callback):
     Unlike `keras.callbacks.ReduceLROnPlateau` it drives several optimizers (GFRNet has one for
     the generator and one for the discriminators) through a fixed list of rates, as the paper
     does. Epochs whose logs lack `monitor` (no validation run that epoch) are not counted.
-    On resume the current rate is read back from the restored optimizer, so the step reached
-    before the interruption is kept; only the patience counter starts afresh.
+    The current step is read from the optimizer each time, so after a resume the restored
+    rate holds, whatever the callback order; only the patience counter starts afresh.
     """
 
     def __init__(self, learning_rates, monitor="val_l2", patience=2, min_delta=0.0,
@@ -26,23 +26,26 @@ class StepDownOnPlateau(keras.callbacks.Callback):
         self.patience = patience
         self.min_delta = min_delta
         self.optimizer_attrs = tuple(optimizer_attrs)
-        self.stage = 0
         self.best = math.inf
         self.wait = 0
 
     def _optimizers(self):
         return [getattr(self.model, name) for name in self.optimizer_attrs]
 
-    def on_train_begin(self, logs=None):
+    @property
+    def stage(self) -> int:
+        """Index of the listed rate closest (in log space, robust to float32 rounding) to the
+        first optimizer's current rate: read, not stored, so a restored optimizer decides."""
         current = float(keras.ops.convert_to_numpy(self._optimizers()[0].learning_rate))
-        # Closest listed rate in log space: robust to float32 rounding of the stored value.
-        self.stage = min(range(len(self.learning_rates)),
-                         key=lambda i: abs(math.log(self.learning_rates[i] / current)))
-        self._apply()
+        return min(range(len(self.learning_rates)), key=lambda i: abs(math.log(self.learning_rates[i] / current)))
 
-    def _apply(self):
+    def _apply(self, stage):
         for optimizer in self._optimizers():
-            optimizer.learning_rate = self.learning_rates[self.stage]
+            optimizer.learning_rate = self.learning_rates[stage]
+
+    def on_train_begin(self, logs=None):
+        self.best, self.wait = math.inf, 0
+        self._apply(self.stage)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -56,10 +59,9 @@ class StepDownOnPlateau(keras.callbacks.Callback):
             self.best, self.wait = value, 0
             return
         self.wait += 1
-        if self.wait >= self.patience and self.stage + 1 < len(self.learning_rates):
-            self.stage += 1
+        stage = self.stage
+        if self.wait >= self.patience and stage + 1 < len(self.learning_rates):
             self.wait = 0
-            self._apply()
+            self._apply(stage + 1)
             logging.info("epoch %d: %s did not improve on %.4g for %d epochs, learning rate -> %g",
-                         epoch + 1, self.monitor, self.best, self.patience,
-                         self.learning_rates[self.stage])
+                         epoch + 1, self.monitor, self.best, self.patience, self.learning_rates[stage + 1])
