@@ -20,7 +20,13 @@ import pytest
 import tensorflow as tf
 
 from gfrnet_tf.errors import TrainingDivergedError
-from gfrnet_tf.training.callbacks import StepCheckpoint, StopOnNonFinite, TensorBoardLogger, latest_checkpoint
+from gfrnet_tf.training.callbacks import (
+    BackupAndRestore,
+    StepCheckpoint,
+    StopOnNonFinite,
+    TensorBoardLogger,
+    latest_checkpoint,
+)
 from gfrnet_tf.training.schedule import StepDownOnPlateau
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,8 +95,8 @@ def test_non_finite_loss_stops_naming_the_loss_step_and_last_checkpoint(tmp_path
     assert raised.value.problem.endswith(str(tmp_path / "step-00000012.weights.h5"))
 
 
-def _tiny_model():
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+def _tiny_model(units=2):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(units)])
     model.compile(optimizer="adam")
     return model
 
@@ -109,6 +115,18 @@ def test_step_checkpoints_are_atomic_named_by_global_step_and_pruned(tmp_path):
     for a, b in zip(expected, restored.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert latest_checkpoint(str(tmp_path / "missing")) is None
+
+
+def test_a_backup_that_no_longer_fits_the_model_is_refused_by_name(tmp_path):
+    from gfrnet_tf.errors import BadModelFileError
+
+    backup = BackupAndRestore(str(tmp_path / "backup"), save_freq="epoch")
+    backup.set_model(_tiny_model())
+    backup.on_epoch_end(0)
+    backup.set_model(_tiny_model(units=5))  # the config changed
+    with pytest.raises(BadModelFileError, match="cannot resume from this backup") as raised:
+        backup.on_train_begin()
+    assert raised.value.source == str(tmp_path / "backup")
 
 
 class _FakeGFRNet(keras.Model):

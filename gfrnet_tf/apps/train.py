@@ -121,7 +121,7 @@ def make_callbacks(config, workdir, strategy, grid_files):
         callbacks_lib.StopOnNonFinite(checkpoints),
         # One backup per task: every worker must restore the same state, and Keras'
         # callback knows nothing of workers.
-        keras.callbacks.BackupAndRestore(
+        callbacks_lib.BackupAndRestore(
             os.path.join(workdir, "backup", distribute.task_name(strategy)),
             save_freq="epoch", double_checkpoint=True, delete_checkpoint=False),
     ]

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gfrnet_tf.errors import TrainingDivergedError
+from gfrnet_tf.errors import BadModelFileError, TrainingDivergedError
 
 _CHECKPOINT = re.compile(r"^step-(\d+)\.weights\.h5$")
 
@@ -38,6 +38,20 @@ def latest_checkpoint(directory: str) -> str | None:
         return None
     steps = {int(m.group(1)): name for name in os.listdir(directory) if (m := _CHECKPOINT.match(name))}
     return os.path.join(directory, steps[max(steps)]) if steps else None
+
+
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' resume state, but a backup that does not fit the model (the run's config was
+    changed between the interruption and the re-run) is a `BadModelFileError`, not a
+    traceback from deep inside `fit`."""
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except (ValueError, OSError, KeyError) as error:
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise BadModelFileError(
+                self.backup_dir, f"cannot resume from this backup (model changed since?): {first_line}") from error
 
 
 class StopOnNonFinite(_GlobalStepCallback):
