@@ -38,6 +38,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import torch  # noqa: E402
@@ -153,7 +154,7 @@ def quantisation_quality(model_path, data_pattern, calibration_pattern, size, ca
               for name, run in runners.items()}
     print(f"{len(pairs)} held-out pairs, {size}x{size}; PSNR vs ground truth (dB), change vs Keras")
     for name, score in scores.items():
-        print(f"{name:<14} {score:8.3f} {score - scores['keras']:+8.3f}")
+        print(f"{name:<14} {score:8.3f} {score - scores['keras']:+9.4f}")
 
 
 def main():
@@ -178,6 +179,8 @@ def main():
     tf.config.threading.set_intra_op_parallelism_threads(THREADS)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     torch.set_num_threads(THREADS)
+    # Seeded: files reused from --workdir must hold the weights this run builds.
+    keras.utils.set_random_seed(0)
     widths = tuple(max(1, int(w * args.width_scale)) for w in PIX2PIX_WIDTHS)
     model = build_gfrnet({"widths": widths, "discriminator_widths": (8, 16), "local_size": 16})
     size = args.size

@@ -72,13 +72,13 @@ def convert_to_tflite(model, image_size: int, quantization: str = "fp32",
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]
         elif quantization == "int8":
-            return _selectively_quantized(converter, representative_data, float_ops)
+            return _selectively_quantized(converter, representative_data, batch_size, float_ops)
         return converter.convert()
 
 
-def _selectively_quantized(converter, representative_data, float_ops) -> bytes:
+def _selectively_quantized(converter, representative_data, batch_size, float_ops) -> bytes:
     """int8 with `float_ops` denylisted, via the (public, experimental) quantisation debugger."""
-    samples = lambda: _calibration_samples(representative_data)  # noqa: E731
+    samples = lambda: _calibration_samples(representative_data, batch_size)  # noqa: E731
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = samples
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops))
@@ -87,10 +87,15 @@ def _selectively_quantized(converter, representative_data, float_ops) -> bytes:
     return debugger.get_nondebug_quantized_model()
 
 
-def _calibration_samples(representative_data):
-    """Yields single samples `{"degraded", "guide"}` `[1, S, S, 3]` float32 for calibration."""
+def _calibration_samples(representative_data, batch_size):
+    """Yields `{"degraded", "guide"}` float32 `[batch_size, S, S, 3]`, one sample repeated.
+
+    The converted model's batch is fixed, and the calibrator cannot resize it (the warp
+    reshapes by the batch), so each sample is repeated to fill it.
+    """
     samples = (
-        {name: np.asarray(batch[name], np.float32)[i:i + 1] for name in INPUTS}
+        {name: np.repeat(np.asarray(batch[name], np.float32)[i:i + 1], batch_size, 0)
+         for name in INPUTS}
         for batch in representative_data
         for i in range(len(batch[INPUTS[0]]))
     )
