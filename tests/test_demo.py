@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from gfrnet_tf.apps.demo import config_overrides
 from gfrnet_tf.apps.demo_stages import (
-    SHORT_RUN_OVERRIDES, Split, degraded_pair, short_run_overrides, write_sample_shards)
+    SHORT_RUN_OVERRIDES, Split, Stages, degraded_pair, short_run_overrides, write_sample_shards)
 from gfrnet_tf.data import parse_pair
 from gfrnet_tf.io import load_image
 from gfrnet_tf.restoration.restorer import load_restorer
@@ -93,6 +93,19 @@ def test_bad_steps_is_one_line_error(tmp_path):
     result = run_demo(tmp_path, "--steps=0")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: --steps: must be >= 1, got 0"
+
+
+def test_failed_stage_stops_with_its_status_and_names_it(capfd):
+    stages = Stages(total=2)
+    with pytest.raises(SystemExit) as stopped:
+        stages.command("missing stage", "no_such_app", ["--flag=a b"])
+    assert stopped.value.code == 1  # python -m: no such module
+    out, err = capfd.readouterr()
+    assert "== [1/2] missing stage" in out
+    assert "$ gfrnet-no_such_app '--flag=a b'" in out  # shell-quoted, ready to copy
+    assert err.strip().splitlines()[-1] == (
+        "error: gfrnet-no_such_app: failed with exit status 1 (stage: missing stage)")
+    assert "missing stage" not in stages.timings
 
 
 def test_short_run_overrides_round_up_to_whole_epochs():

@@ -11,6 +11,7 @@ training -- of the same face, not of a new person.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import subprocess
 import sys
 import time
@@ -112,28 +113,27 @@ class Stages:
     user would type, at the price of one TensorFlow start-up (a few seconds) each.
     """
 
-    def __init__(self, total: int, out=sys.stdout):
+    def __init__(self, total: int):
         self.total = total
         self.done = 0
-        self.out = out
         self.start = time.monotonic()
         self.timings: dict[str, float] = {}
 
     def begin(self, title: str) -> float:
         self.done += 1
         elapsed = time.monotonic() - self.start
-        print(f"\n== [{self.done}/{self.total}] {title} (at {elapsed:.0f} s)", file=self.out, flush=True)
+        print(f"\n== [{self.done}/{self.total}] {title} (at {elapsed:.0f} s)", flush=True)
         return time.monotonic()
 
     def end(self, title: str, started: float) -> None:
         self.timings[title] = time.monotonic() - started
-        print(f"-- {title}: {self.timings[title]:.0f} s", file=self.out, flush=True)
+        print(f"-- {title}: {self.timings[title]:.0f} s", flush=True)
 
     def command(self, title: str, app: str, args: list[str]) -> None:
         """Runs `gfrnet-<app>` with `args`; exits with its status if it fails."""
         started = self.begin(title)
         argv = [sys.executable, "-m", f"gfrnet_tf.apps.{app}", *args]
-        print("$ gfrnet-" + " ".join([app, *args]), file=self.out, flush=True)
+        print("$ " + shlex.join([f"gfrnet-{app}", *args]), flush=True)
         status = subprocess.run(argv, check=False).returncode
         if status:
             print(f"error: gfrnet-{app}: failed with exit status {status} (stage: {title})",
