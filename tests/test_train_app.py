@@ -275,7 +275,7 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(resumed
 
 
 def test_shards_are_checked_before_training(tmp_path, shards):
-    from gfrnet_tf.apps.train import check_shards, validation_steps
+    from gfrnet_tf.training.shards import check_shards, validation_steps
     from gfrnet_tf.errors import BadConfigError, BadRecordError
 
     assert check_shards(str(shards / "train-*.tfrecord"), records_per_shard=1) == (

@@ -27,13 +27,13 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from gfrnet_tf.apps import common
-from gfrnet_tf.data import make_dataset, validate_shard
-from gfrnet_tf.data.pipeline import list_shards
+from gfrnet_tf.data import make_dataset
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.models.gfrnet import build_gfrnet
 from gfrnet_tf.training import callbacks as callbacks_lib
 from gfrnet_tf.training import distribute
 from gfrnet_tf.training.schedule import StepDownOnPlateau
+from gfrnet_tf.training.shards import check_shards, validation_steps
 
 CONFIG = config_flags.DEFINE_config_file("config", None, "A configs/*.py file.", lock_config=True)
 WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, resume state and TensorBoard logs.")
@@ -54,29 +54,6 @@ def check_train_config(train):
     if train.steps_per_epoch % train.checkpoint_every:
         raise BadConfigError("config.train.checkpoint_every",
                              f"{train.checkpoint_every} does not divide steps_per_epoch {train.steps_per_epoch}")
-
-
-def check_shards(pattern: str, records_per_shard=None) -> tuple[list[str], int]:
-    """The shards `pattern` matches and how many records were checked (the first
-    `records_per_shard` of each, or all): a missing or unreadable shard fails now with a
-    `BadRecordError`, not an hour into training."""
-    files = list_shards(pattern)
-    checked = sum(validate_shard(path, limit=records_per_shard) for path in files)
-    logging.info("%s: %d shard(s)", pattern, len(files))
-    return files, checked
-
-
-def validation_steps(pattern: str, batch_size: int) -> tuple[list[str], int]:
-    """Validation shards (every record checked) and the batches in one pass over them.
-
-    `fit` then evaluates exactly one pass of the repeated, deterministic validation set each
-    time, so successive `val_l2` values are comparable (and Keras never hits the end of an
-    unsized dataset, which it reports as "ran out of data").
-    """
-    files, records = check_shards(pattern)
-    if records < batch_size:
-        raise BadConfigError(pattern, f"{records} validation records, fewer than one batch of {batch_size}")
-    return files, records // batch_size
 
 
 def distributed_dataset(strategy, files, input_config, training):

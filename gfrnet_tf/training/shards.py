@@ -1,0 +1,36 @@
+"""Start-up checks of the training and validation shards.
+
+Kept out of `gfrnet_tf.apps.train` (which defines absl flags at import) so that library
+code and tests can use them without registering the command's flags.
+"""
+
+from __future__ import annotations
+
+from absl import logging
+
+from gfrnet_tf.data import validate_shard
+from gfrnet_tf.data.pipeline import list_shards
+from gfrnet_tf.errors import BadConfigError
+
+
+def check_shards(pattern: str, records_per_shard=None) -> tuple[list[str], int]:
+    """The shards `pattern` matches and how many records were checked (the first
+    `records_per_shard` of each, or all): a missing or unreadable shard fails now with a
+    `BadRecordError`, not an hour into training."""
+    files = list_shards(pattern)
+    checked = sum(validate_shard(path, limit=records_per_shard) for path in files)
+    logging.info("%s: %d shard(s)", pattern, len(files))
+    return files, checked
+
+
+def validation_steps(pattern: str, batch_size: int) -> tuple[list[str], int]:
+    """Validation shards (every record checked) and the batches in one pass over them.
+
+    `fit` then evaluates exactly one pass of the repeated, deterministic validation set each
+    time, so successive `val_l2` values are comparable (and Keras never hits the end of an
+    unsized dataset, which it reports as "ran out of data").
+    """
+    files, records = check_shards(pattern)
+    if records < batch_size:
+        raise BadConfigError(pattern, f"{records} validation records, fewer than one batch of {batch_size}")
+    return files, records // batch_size
