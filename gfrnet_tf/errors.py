@@ -7,6 +7,16 @@ one line, so the absl entry points can print `path: problem` instead of a traceb
 from __future__ import annotations
 
 
+def first_line(error: Exception) -> str:
+    """The first line of `error`'s message (at most 200 characters), or its type name.
+
+    Library errors (TF, Keras, h5py, LiteRT) are often many lines long; their first line is
+    what a `source: problem` message needs.
+    """
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:200]
+
+
 class GFRNetError(Exception):
     """Base class: `GFRNetError(source, problem)` prints as `source: problem`."""
 

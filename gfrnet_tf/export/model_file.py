@@ -10,7 +10,7 @@ import h5py
 import keras
 import ml_collections
 
-from gfrnet_tf.errors import BadModelFileError
+from gfrnet_tf.errors import BadModelFileError, first_line
 from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
 from gfrnet_tf.training.callbacks import latest_checkpoint
 
@@ -58,7 +58,7 @@ def _load_keras_file(path: Path):
     # Keras raises ValueError, TypeError, KeyError, OSError... for the many ways a file
     # can be wrong; all of them mean the same thing to the user.
     except Exception as error:  # noqa: BLE001
-        raise BadModelFileError(path, f"cannot load the model: {_first_line(error)}") from error
+        raise BadModelFileError(path, f"cannot load the model: {first_line(error)}") from error
 
 
 def _load_checkpoint(path: Path):
@@ -71,7 +71,7 @@ def _load_checkpoint(path: Path):
         config = ml_collections.ConfigDict(json.loads(config_path.read_text(encoding="utf-8")))
         size = config.input.image_size
     except (OSError, ValueError, AttributeError, KeyError) as error:
-        raise BadModelFileError(config_path, f"not a training config: {_first_line(error)}") from None
+        raise BadModelFileError(config_path, f"not a training config: {first_line(error)}") from None
     model = build_gfrnet(config.model)
     model.build({"degraded": (None, size, size, 3), "guide": (None, size, size, 3)})
     if not h5py.is_hdf5(path):
@@ -79,10 +79,5 @@ def _load_checkpoint(path: Path):
     try:
         model.load_weights(path)
     except Exception as error:  # noqa: BLE001  (as above: h5py and Keras raise many types)
-        raise BadModelFileError(path, f"weights do not fit {config_path}: {_first_line(error)}") from error
+        raise BadModelFileError(path, f"weights do not fit {config_path}: {first_line(error)}") from error
     return model
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0][:200]

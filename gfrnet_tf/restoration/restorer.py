@@ -18,10 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from gfrnet_tf.data.images import to_model_range, to_uint8
-from gfrnet_tf.errors import BadModelFileError
+from gfrnet_tf.errors import BadModelFileError, first_line
 from gfrnet_tf.export import load_model_for_export
-# One wording for "what went wrong" across model loaders (private there; candidate for errors).
-from gfrnet_tf.export.model_file import _first_line
 from gfrnet_tf.export.tflite import litert_interpreter, run_tflite
 
 
@@ -136,7 +134,7 @@ def load_restorer(path):
         raise
     # TensorFlow and LiteRT raise many types for a bad file; all mean the same to a user.
     except Exception as error:  # noqa: BLE001
-        raise BadModelFileError(path, f"cannot load the model: {_first_line(error)}") from error
+        raise BadModelFileError(path, f"cannot load the model: {first_line(error)}") from error
     return KerasRestorer(load_model_for_export(path), path)
 
 
@@ -150,7 +148,7 @@ def _run_problem(error: Exception) -> str:
         for line in error.message.splitlines():
             if line.startswith("assertion failed: ["):
                 return line.removeprefix("assertion failed: [").split("] [Condition")[0]
-    return _first_line(error)
+    return first_line(error)
 
 
 def _saved_model_dir(path: Path) -> Path | None:

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gfrnet_tf.errors import BadModelFileError, TrainingDivergedError
+from gfrnet_tf.errors import BadModelFileError, TrainingDivergedError, first_line
 
 _CHECKPOINT = re.compile(r"^step-(\d+)\.weights\.h5$")
 
@@ -49,9 +49,9 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         try:
             super().on_train_begin(logs)
         except (ValueError, OSError, KeyError) as error:
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
             raise BadModelFileError(
-                self.backup_dir, f"cannot resume from this backup (model changed since?): {first_line}") from error
+                self.backup_dir,
+                f"cannot resume from this backup (model changed since?): {first_line(error)}") from error
 
 
 class StopOnNonFinite(_GlobalStepCallback):
