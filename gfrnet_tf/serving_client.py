@@ -8,7 +8,7 @@ gRPC needs the `serving` extra (tensorflow-serving-api); it is imported only whe
 
     request = rest_request(degraded, guide)
     outputs = predict_rest(rest_url("localhost:8501", "gfrnet"), request)
-    outputs["restored"]  # uint8 [B, S, S, 3]
+    outputs["restored"]  # uint8 [B, S, S, 3]; "flow" is float32 [B, S, S, 2]
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ DEFAULT_SIGNATURE = "serving_default"
 ENCODED_SIGNATURE = "serve_encoded"
 INPUTS = ("degraded", "guide")
 LAYOUTS = ("instances", "inputs")
+# Output dtypes JSON does not carry: the images are uint8, the flow is not.
+FLOAT_OUTPUTS = ("flow",)
 
 
 class ServingError(GFRNetError):
@@ -87,15 +89,19 @@ def _rest_body(signature: str, columns: dict, layout: str) -> dict:
 
 
 def parse_rest_response(body) -> dict:
-    """`{"predictions": [...]}` or `{"outputs": {...}}` -> uint8 arrays; `{"error"}` raises."""
+    """`{"predictions": [...]}` or `{"outputs": {...}}` -> arrays (images uint8, flow
+    float32); `{"error"}` raises."""
     if isinstance(body, (str, bytes)):
         body = json.loads(body)
     if "error" in body:
         raise ServingError("server", body["error"])
     if "outputs" in body:
-        return {name: np.asarray(value, np.uint8) for name, value in body["outputs"].items()}
-    rows = body["predictions"]
-    return {name: np.asarray([row[name] for row in rows], np.uint8) for name in rows[0]}
+        columns = body["outputs"]
+    else:
+        rows = body["predictions"]
+        columns = {name: [row[name] for row in rows] for name in rows[0]}
+    return {name: np.asarray(value, np.float32 if name in FLOAT_OUTPUTS else np.uint8)
+            for name, value in columns.items()}
 
 
 def rest_url(host: str, model_name: str, version: int | None = None) -> str:
@@ -152,7 +158,7 @@ def _grpc_request(model_name, signature, version, tensors):
 
 
 def parse_grpc_response(response) -> dict:
-    """`PredictResponse` -> `{name: uint8 array}`."""
+    """`PredictResponse` -> `{name: array}` (the proto carries each output's dtype)."""
     import tensorflow as tf
 
     return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}

@@ -14,7 +14,7 @@ import tensorflow as tf
 from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.errors import BadConfigError, BadModelFileError
 from gfrnet_tf.export import export_savedmodel, load_model_for_export
-from gfrnet_tf.export.savedmodel import ENCODED_SIGNATURE, next_version
+from gfrnet_tf.export.savedmodel import ENCODED_SIGNATURE, next_version, recorded_image_size
 from gfrnet_tf.models.gfrnet import build_gfrnet
 
 SIZE = 32
@@ -25,7 +25,18 @@ MODEL_CONFIG = {"widths": (8, 16, 16), "discriminator_widths": (8, 16), "local_s
 def _keras_uint8(model, degraded, guide):
     """The reference: the Keras model on the same uint8 inputs, converted independently."""
     outputs = model({"degraded": to_model_range(degraded), "guide": to_model_range(guide)})
-    return {name: to_uint8(outputs[name]).numpy() for name in ("restored", "warped_guide")}
+    images = {name: to_uint8(outputs[name]).numpy() for name in ("restored", "warped_guide")}
+    return {**images, "flow": outputs["flow"].numpy()}
+
+
+def _assert_equals_keras(outputs, expected):
+    """uint8 images exactly; the float flow to float precision (another graph's rounding)."""
+    assert set(outputs) == set(expected)
+    for name, value in expected.items():
+        if name == "flow":
+            np.testing.assert_allclose(outputs[name], value, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(outputs[name], value, err_msg=name)
 
 
 def _png(image):
@@ -76,17 +87,20 @@ def test_versioned_layout_and_signature_contract(exported):
     default = loaded.signatures["serving_default"]
     inputs = default.structured_input_signature[1]
     assert {name: spec.dtype for name, spec in inputs.items()} == {"degraded": tf.uint8, "guide": tf.uint8}
-    assert {name: spec.dtype for name, spec in default.structured_outputs.items()} == {
-        "restored": tf.uint8, "warped_guide": tf.uint8}
+    output_specs = {"restored": tf.uint8, "warped_guide": tf.uint8, "flow": tf.float32}
+    for signature in loaded.signatures.values():
+        assert {name: spec.dtype for name, spec in signature.structured_outputs.items()} == output_specs
+    assert default.structured_outputs["flow"].shape.as_list() == [None, SIZE, SIZE, 2]
     encoded_inputs = loaded.signatures[ENCODED_SIGNATURE].structured_input_signature[1]
     assert {spec.dtype for spec in encoded_inputs.values()} == {tf.string}
+    # The signatures leave H, W dynamic, so the size is recorded beside them.
+    assert recorded_image_size(loaded) == SIZE
 
 
 def test_uint8_signature_equals_keras(model, exported, images):
     outputs = exported[1].signatures["serving_default"](degraded=images[0], guide=images[1])
-    expected = _keras_uint8(model, *images)
-    for name, value in expected.items():
-        np.testing.assert_array_equal(outputs[name].numpy(), value)
+    _assert_equals_keras({name: value.numpy() for name, value in outputs.items()},
+                         _keras_uint8(model, *images))
 
 
 def test_encoded_signature_equals_uint8_signature(exported, images):
@@ -98,7 +112,7 @@ def test_encoded_signature_equals_uint8_signature(exported, images):
     # PNG is lossless; the JPEG is compared through TF's own decoder.
     decoded = np.stack([tf.io.decode_jpeg(data).numpy() for data in jpeg])
     direct = signatures["serving_default"](degraded=decoded, guide=guide)
-    for name in ("restored", "warped_guide"):
+    for name in ("restored", "warped_guide", "flow"):
         np.testing.assert_array_equal(encoded[name].numpy(), direct[name].numpy())
 
 
@@ -143,8 +157,8 @@ def test_saved_model_cli_run_matches_keras(model, exported, images, tmp_path):
     ]
     subprocess.run(command, check=True, capture_output=True, timeout=120)
     expected = _keras_uint8(model, *images)
-    for name, value in expected.items():
-        np.testing.assert_array_equal(np.load(tmp_path / "out" / f"{name}.npy"), value)
+    _assert_equals_keras({name: np.load(tmp_path / "out" / f"{name}.npy") for name in expected},
+                         expected)
 
 
 def test_load_model_from_keras_file_and_checkpoint(model, images, tmp_path):

@@ -106,8 +106,9 @@ def test_fp32_parity_and_builtin_ops(model, pairs):
     assert "DEPTH_TO_SPACE" in ops and "TRANSPOSE_CONV" not in ops  # the phase-conv rewrite
     expected = model(pairs, training=False)
     got = run_tflite(interpreter, pairs["degraded"], pairs["guide"])
-    for name in ("restored", "warped_guide"):
-        # <= 1e-4 on the [0, 1] scale, i.e. 2e-4 in the model's [-1, 1].
+    assert got["flow"].shape == (len(pairs["degraded"]), SIZE, SIZE, 2)
+    for name in ("restored", "warped_guide", "flow"):
+        # <= 1e-4 on the [0, 1] scale, i.e. 2e-4 in the model's [-1, 1] (the flow's range too).
         assert np.abs(got[name] - expected[name].numpy()).max() <= 2e-4, name
 
 

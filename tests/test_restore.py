@@ -58,12 +58,18 @@ def tiny_model(tmp_path_factory):
     return model, path
 
 
+@pytest.fixture(scope="module")
+def tiny_savedmodel(tiny_model, tmp_path_factory):
+    """`tiny_model` exported in TF Serving's layout: `served/1/`."""
+    return export_savedmodel(tiny_model[0], tmp_path_factory.mktemp("export") / "served", SIZE)
+
+
 def _uint8_pair(seed):
     rng = np.random.default_rng(seed)
     return tuple(rng.integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8) for _ in range(2))
 
 
-def test_keras_savedmodel_and_tflite_backends_agree(tiny_model, tmp_path):
+def test_keras_savedmodel_and_tflite_backends_agree(tiny_model, tiny_savedmodel, tmp_path):
     model, path = tiny_model
     degraded, guide = _uint8_pair(0)
     keras_result = load_restorer(path)(degraded, guide)
@@ -72,20 +78,21 @@ def test_keras_savedmodel_and_tflite_backends_agree(tiny_model, tmp_path):
     np.testing.assert_allclose(keras_result.flow, direct["flow"], atol=1e-6)
     assert keras_result.restored.dtype == np.uint8 and keras_result.restored.shape == degraded.shape
 
-    exported = export_savedmodel(model, tmp_path / "served", image_size=SIZE)
     # TF Serving's layout: the model folder with numbered versions is accepted as well.
-    served = load_restorer(tmp_path / "served")(degraded, guide)
-    assert served.flow is None  # the serving signature has no flow output
+    served_restorer = load_restorer(tiny_savedmodel.parent)
+    assert served_restorer.image_size == SIZE  # recorded at export; the signature is dynamic
+    served = served_restorer(degraded, guide)
+    np.testing.assert_allclose(served.flow, keras_result.flow, atol=1e-5)
     for name in ("restored", "warped_guide"):
         difference = np.abs(getattr(served, name).astype(int) - getattr(keras_result, name))
         assert difference.max() <= 1, name  # float rounding at .5 may differ by one level
-    assert load_restorer(exported).image_size in (None, SIZE)
 
     tflite = tmp_path / "tiny.tflite"
     tflite.write_bytes(convert_to_tflite(model, SIZE, "fp32"))
     on_device = load_restorer(tflite)
     assert on_device.image_size == SIZE
     lite = on_device(degraded, guide)  # batch of 2 through a batch-1 conversion
+    np.testing.assert_allclose(lite.flow, keras_result.flow, atol=2e-4)
     for name in ("restored", "warped_guide"):
         difference = np.abs(getattr(lite, name).astype(int) - getattr(keras_result, name))
         assert difference.max() <= 1, name
@@ -123,9 +130,13 @@ def test_aligned_crops_need_no_detection(tiny_model):
     np.testing.assert_array_equal(face.result.restored, to_uint8(direct["restored"])[0])
 
 
-def test_restore_folder_good_nonface_corrupt(tiny_model, tmp_path):
-    """One output set for the face photo, one line per bad photo or guide, exit status 1."""
-    _, model_path = tiny_model
+def test_restore_folder_good_nonface_corrupt(tiny_savedmodel, tmp_path):
+    """One output set for the face photo, one line per bad photo or guide, exit status 1.
+
+    From a SavedModel without `--image_size`: the recorded size must be used (at the
+    default 256 the export would refuse every face), and its flow drawn (`--flow`).
+    """
+    model_path = tiny_savedmodel
     photos = tmp_path / "photos"
     photos.mkdir()
     photo = cv2.resize(astronaut(), (256, 256), interpolation=cv2.INTER_AREA)  # MTCNN is faster
@@ -144,7 +155,7 @@ def test_restore_folder_good_nonface_corrupt(tiny_model, tmp_path):
         [sys.executable, "-m", "gfrnet_tf.apps.restore", f"--model={model_path}",
          f"--input={photos}", f"--guide={guides / 'flipped.png'}",
          f"--guide={guides / 'frontal.png'}", f"--guide={guides / 'landscape.png'}",
-         f"--output={out}", f"--image_size={SIZE}", "--flow"],
+         f"--output={out}", "--flow"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )

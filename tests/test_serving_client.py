@@ -91,8 +91,20 @@ def exported(tmp_path_factory):
     guide = rng.integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
     outputs = model({"degraded": to_model_range(degraded), "guide": to_model_range(guide)})
     expected = {name: to_uint8(outputs[name]).numpy() for name in ("restored", "warped_guide")}
+    expected["flow"] = outputs["flow"].numpy()
     path = export_savedmodel(model, tmp_path_factory.mktemp("models") / "gfrnet", SIZE)
     return path, degraded, guide, expected
+
+
+def _assert_outputs(answer, expected, where):
+    """Images exactly equal to Keras'; the float flow to float precision, still float32."""
+    assert set(answer) == set(expected), where
+    for output, value in expected.items():
+        if output == "flow":
+            assert answer[output].dtype == np.float32, where
+            np.testing.assert_allclose(answer[output], value, atol=1e-5, err_msg=f"{where}: flow")
+        else:
+            np.testing.assert_array_equal(answer[output], value, err_msg=f"{where}: {output}")
 
 
 def _png_list(images):
@@ -122,13 +134,10 @@ def test_requests_executed_in_a_fresh_process(exported, tmp_path):
 
     for name in ("rows", "columns", "encoded"):
         answer = client.parse_rest_response((tmp_path / f"{name}.json.answer").read_text())
-        for output, value in expected.items():
-            np.testing.assert_array_equal(answer[output], value, err_msg=f"{name}: {output}")
+        _assert_outputs(answer, expected, name)
     for name in ("tensors", "encoded"):
         response = predict_pb2.PredictResponse.FromString((tmp_path / f"{name}.pb.answer").read_bytes())
-        answer = client.parse_grpc_response(response)
-        for output, value in expected.items():
-            np.testing.assert_array_equal(answer[output], value, err_msg=f"gRPC {name}: {output}")
+        _assert_outputs(client.parse_grpc_response(response), expected, f"gRPC {name}")
     with pytest.raises(client.ServingError, match="degraded: element.*0.*is not a JPEG or PNG"):
         client.parse_rest_response((tmp_path / "undecodable.json.answer").read_text())
 
@@ -212,8 +221,11 @@ def test_parse_rest_response_forms():
     rows = {"predictions": [{"restored": [[[1, 2, 3]]]}, {"restored": [[[4, 5, 6]]]}]}
     parsed = client.parse_rest_response(json.dumps(rows))
     assert parsed["restored"].dtype == np.uint8 and parsed["restored"].shape == (2, 1, 1, 3)
-    columns = client.parse_rest_response({"outputs": {"restored": [[[[7, 8, 9]]]]}})
+    columns = client.parse_rest_response({"outputs": {"restored": [[[[7, 8, 9]]]],
+                                                      "flow": [[[[-0.25, 0.5]]]]}})
     np.testing.assert_array_equal(columns["restored"], [[[[7, 8, 9]]]])
+    assert columns["flow"].dtype == np.float32  # not cut to uint8 like the images
+    np.testing.assert_array_equal(columns["flow"], [[[[-0.25, 0.5]]]])
     with pytest.raises(client.ServingError, match="boom"):
         client.parse_rest_response({"error": "boom"})
 

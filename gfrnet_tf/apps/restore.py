@@ -39,8 +39,8 @@ ALIGNED = flags.DEFINE_bool("aligned", False, "Inputs and guides are square face
 FLOW = flags.DEFINE_bool("flow", False, "Also save a colour picture of the predicted flow.")
 IMAGE_SIZE = flags.DEFINE_integer(
     "image_size", None,
-    "Model input size. Default: the .tflite file's size; else each --aligned crop's own "
-    "size; else 256.",
+    "Model input size. Default: the SavedModel's or .tflite file's size; else each "
+    "--aligned crop's own size; else 256.",
 )
 flags.mark_flags_as_required(["model", "input", "guide", "output"])
 
@@ -87,8 +87,8 @@ def describe(photo_path: Path, faces) -> str:
 def main(argv):
     del argv
     restorer = load_restorer(MODEL.value)
-    # Aligned crops are taken to be at the model's size already (a SavedModel does not
-    # say its size; its serving signature names it when a wrong size arrives).
+    # Exported models know their size; a Keras model takes any size, so aligned crops
+    # are then used at their own size.
     image_size = IMAGE_SIZE.value or restorer.image_size or (
         None if ALIGNED.value else DEFAULT_IMAGE_SIZE)
     photos = PhotoRestorer(restorer, image_size, aligned=ALIGNED.value)

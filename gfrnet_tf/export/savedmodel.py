@@ -1,9 +1,12 @@
 """SavedModel export in the versioned layout TF Serving loads (`NAME/<version>/`).
 
-Two signatures, both returning uint8 `restored` and `warped_guide` `[B, S, S, 3]`:
+Two signatures, both returning uint8 `restored` and `warped_guide` `[B, S, S, 3]` and
+float32 `flow` `[B, S, S, 2]` (WarpNet's normalised `Phi`, for alignment measures):
 - `serving_default`: uint8 `degraded` and `guide` `[B, S, S, 3]`;
 - `serve_encoded`: `degraded` and `guide` as encoded JPEG/PNG strings `[B]` (what the
   REST API carries as `{"b64": ...}`).
+The exported size `S` is recorded as the variable collection `image_size` (one int32
+scalar), since the signatures leave H and W dynamic (see `serving_archive`).
 
 Bad requests fail inside the graph with a `tf.debugging` assertion whose message names
 the input and the problem; TF Serving answers such a request with INVALID_ARGUMENT (REST:
@@ -33,9 +36,12 @@ from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.export.transpose_conv import transpose_convs_as_phase_convs
 
-OUTPUTS = ("restored", "warped_guide")
+IMAGE_OUTPUTS = ("restored", "warped_guide")
+# `flow` is an intermediate tensor of every forward pass: exporting it costs nothing.
+OUTPUTS = (*IMAGE_OUTPUTS, "flow")
 INPUTS = ("degraded", "guide")
 DEFAULT_SIGNATURE = "serving_default"
+IMAGE_SIZE_COLLECTION = "image_size"
 ENCODED_SIGNATURE = "serve_encoded"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -44,11 +50,12 @@ _PNG_HEADER_BYTES = 24
 
 
 def infer_uint8(model, degraded, guide):
-    """uint8 `[B, S, S, 3]` pair -> uint8 `{"restored", "warped_guide"}` (rounded, clipped)."""
+    """uint8 `[B, S, S, 3]` pair -> uint8 `restored`, `warped_guide` (rounded, clipped), float `flow`."""
     outputs = model(
         {"degraded": to_model_range(degraded), "guide": to_model_range(guide)}, training=False
     )
-    return {name: to_uint8(outputs[name]) for name in OUTPUTS}
+    images = {name: to_uint8(outputs[name]) for name in IMAGE_OUTPUTS}
+    return {**images, "flow": tf.cast(outputs["flow"], tf.float32)}
 
 
 def _checked_images(images, name, image_size):
@@ -144,7 +151,16 @@ def serving_archive(model, image_size: int) -> keras.export.ExportArchive:
     archive.track(model)
     archive.add_endpoint(DEFAULT_SIGNATURE, serve_images, input_signature=[images, images])
     archive.add_endpoint(ENCODED_SIGNATURE, serve_encoded, input_signature=[strings, strings])
+    # A variable, not a third endpoint: every endpoint becomes a serving signature.
+    archive.add_variable_collection(
+        IMAGE_SIZE_COLLECTION, [tf.Variable(image_size, dtype=tf.int32, trainable=False)])
     return archive
+
+
+def recorded_image_size(loaded) -> int | None:
+    """The size `serving_archive` recorded in a loaded SavedModel; None for other exports."""
+    recorded = getattr(loaded, IMAGE_SIZE_COLLECTION, None)
+    return int(recorded[0].numpy()) if recorded else None
 
 
 def write_archive(archive, path, model, rewrite_transpose_conv: bool) -> None:

@@ -6,7 +6,7 @@ directory (also TF Serving's `NAME/<version>/` layout: the highest version is us
 restored and warped-guide batches. uint8 at this edge keeps the backends exchangeable:
 a user's photos are uint8, and so is the SavedModel's serving signature.
 The flow `Phi` is returned when the backend exposes it (Keras always; exported models
-only if they have a "flow" output), since only the evaluation's alignment measures need it.
+if they have a "flow" output, as `gfrnet-export`'s do), for the evaluation's alignment measures.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import tensorflow as tf
 from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.errors import BadModelFileError, first_line
 from gfrnet_tf.export import load_model_for_export
+from gfrnet_tf.export.savedmodel import OUTPUTS, recorded_image_size
 from gfrnet_tf.export.tflite import litert_interpreter, run_tflite
 
 
@@ -82,8 +83,10 @@ class SavedModelRestorer(Restorer):
         super().__init__(path)
         self._loaded = tf.saved_model.load(str(path))  # kept alive: the signature needs it
         self._signature = self._loaded.signatures["serving_default"]
-        # None for `gfrnet-export`'s signature, which checks the size itself.
-        self.image_size = self._signature.structured_input_signature[1]["degraded"].shape[1]
+        # `gfrnet-export`'s signature has dynamic H, W (it checks the size itself) and
+        # records the size apart; another export may fix it in the signature instead.
+        self.image_size = recorded_image_size(self._loaded) or \
+            self._signature.structured_input_signature[1]["degraded"].shape[1]
 
     def _run(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
         outputs = self._signature(degraded=tf.constant(degraded), guide=tf.constant(guide))
@@ -112,11 +115,8 @@ class TFLiteRestorer(Restorer):
             run_tflite(self._interpreter, to_model_range(d[None]), to_model_range(g[None]))
             for d, g in zip(degraded, guide)
         ]
-        restored, warped = (
-            to_uint8(np.concatenate([s[name] for s in singles])).numpy()
-            for name in ("restored", "warped_guide")
-        )
-        return Restoration(restored, warped)
+        restored, warped, flow = (np.concatenate([s[name] for s in singles]) for name in OUTPUTS)
+        return Restoration(to_uint8(restored).numpy(), to_uint8(warped).numpy(), flow)
 
 
 def load_restorer(path):
