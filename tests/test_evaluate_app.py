@@ -15,6 +15,7 @@ import tensorflow as tf
 from gfrnet_tf.data import default_input_config, encode_pair, make_dataset, write_shard
 from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.evaluation import protocol, report
+from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.io import load_image
 from gfrnet_tf.models.gfrnet import build_gfrnet
 from gfrnet_tf.restoration.restorer import Restorer
@@ -80,7 +81,8 @@ def test_protocol_rows_hand_values_and_a_failing_model_is_dropped():
 
 
 REPO = Path(__file__).resolve().parents[1]
-SIZE, PAIRS, BATCH = 32, 4, 4
+# A batch size that does not divide the test set: the last, partial batch must count too.
+SIZE, PAIRS, BATCH = 32, 5, 2
 
 
 def _pair(rng):
@@ -93,7 +95,8 @@ def _pair(rng):
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    """One gfrnet-evaluate run: a tiny model, a missing model, a good and a corrupt shard."""
+    """One gfrnet-evaluate run: a tiny model, its SavedModel export, a missing model, a good
+    and a corrupt shard."""
     root = tmp_path_factory.mktemp("evaluate")
     rng = np.random.default_rng(0)
     records = []
@@ -105,9 +108,11 @@ def evaluated(tmp_path_factory):
     model = build_gfrnet({"widths": (8, 8, 8), "discriminator_widths": (8, 8), "local_size": 16})
     model({"degraded": np.zeros((1, SIZE, SIZE, 3)), "guide": np.zeros((1, SIZE, SIZE, 3))})
     model.save(root / "tiny.keras")
+    export_savedmodel(model, root / "served", SIZE)
     command = [
         sys.executable, "-m", "gfrnet_tf.apps.evaluate",
-        f"--model={root / 'tiny.keras'}", f"--model={root / 'missing.keras'}", "--names=tiny,gone",
+        f"--model={root / 'tiny.keras'}", f"--model={root / 'missing.keras'}",
+        f"--model={root / 'served'}", "--names=tiny,gone,served",
         f"--data={root / 'test-*.tfrecord'}", f"--output={root / 'out'}",
         f"--image_size={SIZE}", f"--batch_size={BATCH}", "--synthetic_pose", "--examples=3",
     ]
@@ -151,15 +156,18 @@ def test_evaluate_writes_table_csv_json_png_equal_to_a_direct_computation(evalua
     assert "1 corrupt record(s) skipped" in errors[1]
     assert "Traceback" not in done.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "examples_tiny.png", "results.csv", "results.json"]
+        "examples_served.png", "examples_tiny.png", "results.csv", "results.json"]
 
     with open(out / "results.csv") as stream:
         rows = {row["model"]: row for row in csv.DictReader(stream)}
-    assert list(rows) == ["degraded input", "tiny"]
+    assert list(rows) == ["degraded input", "tiny", "served"]
     expected = _direct_blind_measures(root)
     for column, value in expected.items():
         assert float(rows["tiny"][column]) == pytest.approx(value, rel=1e-4, abs=1e-4), column
     assert rows["degraded input"]["landmark_error_warped"] == ""  # no model, no warp
+    # The export returns the flow, so its alignment is measured, equal to the Keras model's.
+    for column in ("landmark_error_warped", "flow_epe_px"):
+        assert float(rows["served"][column]) == pytest.approx(float(rows["tiny"][column]), abs=1e-4)
     for setting in ("4x", "8x", "blind"):
         assert 5.0 < float(rows["tiny"][f"psnr_{setting}"]) < 60.0
         assert -1.0 <= float(rows["tiny"][f"ssim_{setting}"]) <= 1.0

@@ -87,6 +87,23 @@ def test_evaluation_gives_stored_target_guide_and_landmarks(shards):
     assert len(targets) == len(expected)
 
 
+def test_evaluation_keeps_the_last_partial_batch_training_does_not(tmp_path):
+    """5 records, batch 2: an evaluation measures all 5; training batches stay full."""
+    rng = np.random.RandomState(3)
+    pairs = [_dotted_pair(rng) for _ in range(5)]
+    path = str(tmp_path / "five.tfrecord")
+    records.write_shard(path, [records.encode_pair(*pair) for pair in pairs])
+    evaluation = _epoch(pipeline.make_dataset(path, _config(), training=False))
+    assert [len(t["target"]) for _, t in evaluation] == [2, 2, 1]
+    # One shard, read in order: the batches hold exactly the 5 stored targets.
+    targets = np.concatenate([t["target"] for _, t in evaluation])
+    np.testing.assert_allclose(targets, to_model_range(np.stack([p[0] for p in pairs])), atol=1e-6)
+    training = _epoch(pipeline.make_dataset(path, _config(), training=True))
+    assert [len(t["target"]) for _, t in training] == [2, 2]
+    counted = _epoch(pipeline.make_dataset(path, _config(), training=False, drop_remainder=True))
+    assert [len(t["target"]) for _, t in counted] == [2, 2]
+
+
 def test_seeded_evaluation_is_bit_identical_across_epochs(shards):
     pattern, _ = shards
     dataset = pipeline.make_dataset(pattern, _config(), training=False)

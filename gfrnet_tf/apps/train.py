@@ -57,9 +57,14 @@ def check_train_config(train):
 
 
 def distributed_dataset(strategy, files, input_config, training):
-    """Each replica reads its share, repeated: `fit` counts steps, not passes."""
+    """Each replica reads its share, repeated: `fit` counts steps, not passes.
+
+    Full batches only, validation too: its `validation_steps` counts the whole batches of
+    one pass, and a partial batch would shift every later pass of the repeated set.
+    """
     def dataset_fn(context):
-        return make_dataset(files, input_config, training, input_context=context).repeat()
+        return make_dataset(files, input_config, training, input_context=context,
+                            drop_remainder=True).repeat()
 
     return strategy.distribute_datasets_from_function(dataset_fn)
 

@@ -3,7 +3,7 @@
     shards -> [input_context shard] -> interleave (records keep (shard, index))
       -> [shuffle] -> per-element seed -> parse + check [-> skip corrupt, counted]
       -> one per-sample map: [synthetic-pose guide] -> [flip] -> degrade (Eq. 4)
-      -> batch(drop_remainder) -> prefetch
+      -> batch -> prefetch
 
 Elements are `(inputs, targets)` as `train_step` reads them (docs/ARCHITECTURE.md):
 `inputs = {"degraded", "guide"}` float32 `[B, H, W, 3]` in `[-1, 1]` (the guide is never
@@ -180,7 +180,7 @@ def _example_fn(config, training, degradation_fn):
     return example
 
 
-def _finish(records, config, training, input_context, degradation_fn):
+def _finish(records, config, training, input_context, degradation_fn, drop_remainder):
     """`(shard, index, sample)` elements -> seeded, augmented, degraded, batched."""
     if training and config.degradation.mode == "random":
         seeded = tf.data.Dataset.zip(records, _random_seeds(config, input_context)).map(
@@ -194,6 +194,8 @@ def _finish(records, config, training, input_context, degradation_fn):
         _graph_fn(_example_fn(config, training, degradation_fn)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
+    if drop_remainder is None:
+        drop_remainder = training
     batch_size = config.batch_size
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
@@ -204,7 +206,7 @@ def _finish(records, config, training, input_context, degradation_fn):
     # sample (the degradation's GEMMs) would only oversubscribe the cores.
     options.threading.max_intra_op_parallelism = 1
     return (
-        examples.batch(batch_size, drop_remainder=True)
+        examples.batch(batch_size, drop_remainder=drop_remainder)
         .prefetch(tf.data.AUTOTUNE)
         .with_options(options)
     )
@@ -247,6 +249,7 @@ def make_dataset(
     input_context=None,
     skipped=None,
     degradation_fn=degrade_lib.degrade,
+    drop_remainder=None,
 ):
     """Batched `(inputs, targets)` from TFRecord shards of the `records` schema.
 
@@ -257,6 +260,10 @@ def make_dataset(
     an error naming the shard and record (call `records.validate_shard` at start-up for a
     `BadRecordError` instead). `degradation_fn(image, degradation, seed)` replaces Eq. 4
     (the benchmark uses it to time an OpenCV version).
+
+    `drop_remainder=None` means `training`: training batches are all full (every replica
+    needs one per step), an evaluation keeps its last, partial batch so that every record
+    is measured. A repeated validation set counted in whole batches passes True.
     """
     check_input_config(config)
     files = list_shards(file_patterns)
@@ -271,7 +278,7 @@ def make_dataset(
     parsed = records.map(_graph_fn(parse), num_parallel_calls=tf.data.AUTOTUNE)
     if config.skip_corrupt:
         parsed = parsed.ignore_errors(log_warning=True)
-    return _finish(parsed, config, training, input_context, degradation_fn)
+    return _finish(parsed, config, training, input_context, degradation_fn, drop_remainder)
 
 
 def array_dataset(images, landmarks, config, training, guides=None, guide_landmarks=None):
@@ -308,4 +315,4 @@ def array_dataset(images, landmarks, config, training, guides=None, guide_landma
     if training:
         records = records.shuffle(config.shuffle_buffer, seed=config.seed)
     records = records.map(_graph_fn(load), num_parallel_calls=tf.data.AUTOTUNE)
-    return _finish(records, config, training, None, degrade_lib.degrade)
+    return _finish(records, config, training, None, degrade_lib.degrade, drop_remainder=None)
