@@ -89,7 +89,8 @@ def test_versioned_layout_and_signature_contract(exported):
     assert {name: spec.dtype for name, spec in inputs.items()} == {"degraded": tf.uint8, "guide": tf.uint8}
     output_specs = {"restored": tf.uint8, "warped_guide": tf.uint8, "flow": tf.float32}
     for signature in loaded.signatures.values():
-        assert {name: spec.dtype for name, spec in signature.structured_outputs.items()} == output_specs
+        outputs = signature.structured_outputs
+        assert {name: spec.dtype for name, spec in outputs.items()} == output_specs
     assert default.structured_outputs["flow"].shape.as_list() == [None, SIZE, SIZE, 2]
     encoded_inputs = loaded.signatures[ENCODED_SIGNATURE].structured_input_signature[1]
     assert {spec.dtype for spec in encoded_inputs.values()} == {tf.string}

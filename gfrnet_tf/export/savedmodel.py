@@ -50,7 +50,8 @@ _PNG_HEADER_BYTES = 24
 
 
 def infer_uint8(model, degraded, guide):
-    """uint8 `[B, S, S, 3]` pair -> uint8 `restored`, `warped_guide` (rounded, clipped), float `flow`."""
+    """uint8 `[B, S, S, 3]` pair -> uint8 `restored`, `warped_guide` (rounded, clipped) and
+    float32 `flow`."""
     outputs = model(
         {"degraded": to_model_range(degraded), "guide": to_model_range(guide)}, training=False
     )

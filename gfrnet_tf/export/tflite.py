@@ -4,9 +4,9 @@ The TFLite model takes float32 `degraded` and `guide` `[batch, S, S, 3]` in the 
 range `[-1, 1]` and returns float32 `restored` and `warped_guide` in `[-1, 1]` and the
 normalised `flow` `[batch, S, S, 2]` -- the Keras model's own interface, so parity is
 measured without uint8 rounding in the way; int8 models keep float input/output and
-quantise inside (the flow's `TANH` stays float: see `WARP_FLOAT_OPS`). Only TFLite builtin ops are allowed
-(`TFLITE_BUILTINS`): the converter fails instead of emitting Flex or custom ops, which
-LiteRT on a phone would not have.
+quantise inside (the flow's `TANH` stays float: see `WARP_FLOAT_OPS`). Only TFLite
+builtin ops are allowed (`TFLITE_BUILTINS`): the converter fails instead of emitting
+Flex or custom ops, which LiteRT on a phone would not have.
 """
 
 from __future__ import annotations
