@@ -1,6 +1,6 @@
 r"""Quality evidence: guided GFRNet ("full") vs no guide ("-WG") at the smoke budget.
 
-    python benchmarks/quality.py --workdir runs/quality [--steps 3000] \
+    python benchmarks/quality.py --workdir runs/quality [--steps 5000] \
         [--override=--config.model.flow_mode=absolute ...]
 
 Writes the bundled sample shards (synthetic poses of one photo; "held-out" = unseen warps
@@ -27,7 +27,7 @@ from gfrnet_tf.restoration.restorer import load_restorer
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/quality", "Folder for data, runs and the table.")
 CONFIG = flags.DEFINE_string("config", str(Path(__file__).parents[1] / "configs" / "smoke.py"), "Config file.")
-STEPS = flags.DEFINE_integer("steps", 3000, "Joint-training steps per variant.")
+STEPS = flags.DEFINE_integer("steps", 5000, "Joint-training steps per variant.")
 VARIANTS = flags.DEFINE_list("variants", ["full", "no_guide"], "config.model.variant values to compare.")
 OVERRIDES = flags.DEFINE_multi_string("override", [], "Extra --config.* flags for every variant.")
 

@@ -1,6 +1,6 @@
 r"""gfrnet-demo: the whole system on the bundled sample face, in one command (CPU, minutes).
 
-    gfrnet-demo --workdir runs/demo [--steps 3000] [--config configs/smoke.py] \
+    gfrnet-demo --workdir runs/demo [--steps 5000] [--config configs/smoke.py] \
         [--config.model.widths='(8, 16, 32, 32, 32)' --config.input.image_size=32 ...]
 
 Stages, each the real command (run as its own process, see `demo_stages.Stages`):
@@ -44,7 +44,7 @@ SMOKE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "smoke.py"
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Folder for everything the demo writes.")
 STEPS = flags.DEFINE_integer(
-    "steps", 3000, "Joint-training steps (rounded up to whole 250-step data epochs), after "
+    "steps", 5000, "Joint-training steps (rounded up to whole 250-step data epochs), after "
     "WarpNet pre-training. The default fits the 15-minute budget on 2 CPU cores.")
 CONFIG = config_flags.DEFINE_config_file("config", str(SMOKE_CONFIG), "A configs/*.py file.", lock_config=True)
 
