@@ -11,6 +11,7 @@ training -- of the same face, not of a new person.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shlex
 import subprocess
 import sys
@@ -134,7 +135,10 @@ class Stages:
         started = self.begin(title)
         argv = [sys.executable, "-m", f"gfrnet_tf.apps.{app}", *args]
         print("$ " + shlex.join([f"gfrnet-{app}", *args]), flush=True)
-        status = subprocess.run(argv, check=False).returncode
+        # TensorFlow's C++ INFO/WARNING start-up lines (oneDNN, CUDA probing) would bury the
+        # stage output; errors still show, and a TF_CPP_MIN_LOG_LEVEL the user set wins.
+        env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ}
+        status = subprocess.run(argv, check=False, env=env).returncode
         if status:
             print(f"error: gfrnet-{app}: failed with exit status {status} (stage: {title})",
                   file=sys.stderr)
