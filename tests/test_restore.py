@@ -180,3 +180,44 @@ def test_restore_folder_good_nonface_corrupt(tiny_savedmodel, tmp_path):
     assert abs(np.ptp(rows) - np.ptp(columns)) <= 2  # a square window
     assert load_image(out / "astronaut_face0.png").shape == (SIZE, SIZE, 3)
     assert load_image(out / "astronaut_face0_compare.png").shape == (SIZE, 4 * SIZE + 6, 3)
+
+
+def test_aligned_restore_of_the_awkward_corpus_restores_or_rejects_each_file(tiny_savedmodel, tmp_path):
+    """Issue 8: every category of `image_fixtures` through gfrnet-restore -- restored, or
+    rejected in one line naming the file and the problem, with no traceback and no output."""
+    from image_fixtures import write_corpus
+
+    photos = tmp_path / "corpus"
+    photos.mkdir()
+    outcomes = write_corpus(photos)
+    guide = tmp_path / "guide.png"
+    save_image(guide, load_sample()[0])
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "gfrnet_tf.apps.restore", f"--model={tiny_savedmodel}",
+         f"--input={photos}", f"--guide={guide}", f"--output={out}", "--aligned"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    written = {p.name for p in out.iterdir()}
+    for name, (outcome, *details) in outcomes.items():
+        stem = Path(name).stem
+        mine = [line for line in errors if f"corpus/{name}: " in line]
+        if outcome == "converted":
+            height, width = details[0].shape[:2]
+            if height != width:  # decoded and oriented right, then refused as no face crop
+                assert mine == [f"error: {photos / name}: --aligned needs square face crops, "
+                                f"got {width}x{height}"], (name, mine)
+                continue
+            assert not mine, (name, mine)
+            restored = load_image(out / f"{stem}_restored.png")
+            assert restored.shape == details[0].shape, name  # aligned: the photo keeps its size
+        else:
+            assert len(mine) == 1 and details[0] in mine[0], (name, mine)
+            assert not any(f.startswith(stem + "_") for f in written), (name, written)
+    restorable = sum(o == "converted" and d[0].shape[0] == d[0].shape[1] for o, *d in outcomes.values())
+    assert restorable > 0 and len(errors) == len(outcomes) - restorable
+    assert f"failed: bad_image {len(errors)}" in done.stderr
