@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import tensorflow as tf
 
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.export.savedmodel import INPUTS
+from gfrnet_tf.io.atomic import atomic_path
 
 
 def export_onnx(model, path, image_size: int) -> Path:
@@ -27,12 +26,6 @@ def export_onnx(model, path, image_size: int) -> Path:
     path = Path(path)
     spec = {name: tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name=name)
             for name in INPUTS}
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.onnx")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp.onnx") as temp:
         model.export(temp, format="onnx", input_signature=[spec], verbose=False)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
     return path
