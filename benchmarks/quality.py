@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from gfrnet_tf.apps.common import load_config
 from gfrnet_tf.apps.demo_stages import Stages, short_run_overrides, write_sample_shards
+from gfrnet_tf.configs import load_config
 from gfrnet_tf.data import make_dataset, to_uint8
 from gfrnet_tf.evaluation import metrics
 from gfrnet_tf.restoration.restorer import load_restorer
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/quality", "Folder for data, runs and the table.")
-CONFIG = flags.DEFINE_string("config", str(Path(__file__).parents[1] / "configs" / "smoke.py"), "Config file.")
+CONFIG = flags.DEFINE_string("config", "smoke", "Preset name or config file.")
 STEPS = flags.DEFINE_integer("steps", 5000, "Joint-training steps per variant.")
 VARIANTS = flags.DEFINE_list("variants", ["full", "no_guide"], "config.model.variant values to compare.")
 OVERRIDES = flags.DEFINE_multi_string("override", [], "Extra --config.* flags for every variant.")

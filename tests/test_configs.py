@@ -1,4 +1,4 @@
-"""configs/paper.py is §4.1 and builds; smoke.py is small; overrides and bad values fail by name."""
+"""The paper preset is §4.1 and builds; smoke.py is small; overrides and bad values fail by name."""
 
 import json
 import os
@@ -7,12 +7,11 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from gfrnet_tf.apps.common import load_config, save_config
+from gfrnet_tf.configs import load_config, preset_path, save_config
 from gfrnet_tf.errors import BadConfigError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAPER = os.path.join(ROOT, "configs", "paper.py")
-SMOKE = os.path.join(ROOT, "configs", "smoke.py")
+PAPER = "paper"
+SMOKE = "smoke"
 
 
 def test_paper_config_is_section_4_1():
@@ -78,7 +77,7 @@ def test_bad_config_files_fail_by_name(tmp_path, content, problem):
 
 
 def _parse(*overrides):
-    argv = ["gfrnet-train", f"--config={SMOKE}", *overrides]
+    argv = ["gfrnet-train", f"--config={preset_path(SMOKE)}", *overrides]
     values = flags.FlagValues()
     holder = config_flags.DEFINE_config_file("config", flag_values=values, lock_config=True, sys_argv=argv)
     values(argv)

@@ -198,7 +198,7 @@ def shards(tmp_path_factory):
 
 
 def _command(workdir, shards, *extra):
-    return [sys.executable, "-m", "gfrnet_tf.apps.train", f"--config={ROOT}/configs/smoke.py",
+    return [sys.executable, "-m", "gfrnet_tf.apps.train", "--config=smoke",
             f"--workdir={workdir}", f"--data={shards}/train-*.tfrecord", "--synthetic_pose",
             *TINY, *extra]
 

@@ -7,16 +7,13 @@ A command defines its flags, writes `main(argv)` and ends with `run = make_run(m
 from __future__ import annotations
 
 import functools
-import importlib.util
-import json
-import os
 import sys
 
-import ml_collections
 from absl import app, flags
+from ml_collections.config_flags import config_flags  # the module: its parser class too
 
-from gfrnet_tf.errors import BadConfigError, GFRNetError
-from gfrnet_tf.io.atomic import atomic_writer
+from gfrnet_tf.configs import PRESETS, preset_path
+from gfrnet_tf.errors import GFRNetError
 from gfrnet_tf.training.distribute import STRATEGIES, make_strategy
 
 DEBUG = flags.DEFINE_bool("debug", False, "Show full Python tracebacks instead of one-line errors.")
@@ -74,27 +71,19 @@ def strategy_from_flags():
     return make_strategy(flags.FLAGS.strategy)
 
 
-def load_config(path: str) -> ml_collections.ConfigDict:
-    """A config from a `configs/*.py` file (its `get_config()`) or a saved `config.json`."""
-    if not os.path.isfile(path):
-        raise BadConfigError(path, "no such config file")
-    if path.endswith(".json"):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                return ml_collections.ConfigDict(json.load(handle))
-        except (OSError, ValueError) as error:
-            raise BadConfigError(path, f"not a JSON config: {error}") from None
-    spec = importlib.util.spec_from_file_location("gfrnet_user_config", path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-        return module.get_config()
-    except Exception as error:  # a config file is user code: any failure is a config error
-        raise BadConfigError(path, f"cannot build the config: {type(error).__name__}: {error}") from None
+class _PresetParser(config_flags.ConfigFileFlagParser):
+    """`--config smoke` names a preset shipped in the package; anything else is a file."""
+
+    def parse(self, path):
+        return super().parse(preset_path(path))
 
 
-def save_config(config: ml_collections.ConfigDict, path: str) -> None:
-    """Writes the resolved config as JSON, atomically (a killed run leaves no half file)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_writer(path) as stream:
-        stream.write((config.to_json_best_effort(indent=2, sort_keys=True) + "\n").encode())
+def define_config_flag(default=None):
+    """`--config NAME|FILE` plus `--config.x.y=value` overrides (ml_collections), locked."""
+    holder = config_flags.DEFINE_config_file(
+        "config", None, f"A preset ({', '.join(PRESETS)}) or a Python file with get_config().",
+        lock_config=True)
+    flags.FLAGS["config"].parser = _PresetParser(name="config", lock_config=True)
+    if default is not None:
+        flags.FLAGS.set_default("config", default)
+    return holder

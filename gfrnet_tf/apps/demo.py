@@ -1,6 +1,6 @@
 r"""gfrnet-demo: the whole system on the bundled sample face, in one command (CPU, minutes).
 
-    gfrnet-demo --workdir runs/demo [--steps 5000] [--config configs/smoke.py] \
+    gfrnet-demo --workdir runs/demo [--steps 5000] [--config smoke] \
         [--config.model.widths='(8, 16, 32, 32, 32)' --config.input.image_size=32 ...]
 
 Stages, each the real command (run as its own process, see `demo_stages.Stages`):
@@ -33,20 +33,17 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-from gfrnet_tf.apps.common import make_run
+from gfrnet_tf.apps.common import define_config_flag, make_run
 from gfrnet_tf.apps.demo_stages import Stages, degraded_pair, short_run_overrides, write_sample_shards
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.io import save_image
 
-# configs/ is not a package; an editable install (README command 1) keeps it next to gfrnet_tf.
-SMOKE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "smoke.py"
-
 WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Folder for everything the demo writes.")
 STEPS = flags.DEFINE_integer(
     "steps", 5000, "Joint-training steps (rounded up to whole 250-step data epochs), after "
     "WarpNet pre-training. The default fits the 15-minute budget on 2 CPU cores.")
-CONFIG = config_flags.DEFINE_config_file("config", str(SMOKE_CONFIG), "A configs/*.py file.", lock_config=True)
+CONFIG = define_config_flag("smoke")
 
 
 def config_overrides(argv) -> list[str]:

@@ -21,7 +21,8 @@ from pathlib import Path
 from absl import flags
 
 from gfrnet_tf.apps.batch import Failures
-from gfrnet_tf.apps.common import load_config, make_run
+from gfrnet_tf.apps.common import make_run
+from gfrnet_tf.configs import load_config
 from gfrnet_tf.data import SkippedRecords, default_input_config, make_dataset
 from gfrnet_tf.data.degrade import PARAMETERS
 from gfrnet_tf.data.pipeline import list_shards

@@ -24,9 +24,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from gfrnet_tf.apps import common
+from gfrnet_tf.configs import save_config
 from gfrnet_tf.data import make_dataset
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.models.gfrnet import build_gfrnet
@@ -35,7 +35,7 @@ from gfrnet_tf.training import distribute
 from gfrnet_tf.training.schedule import StepDownOnPlateau
 from gfrnet_tf.training.shards import check_shards, validation_steps
 
-CONFIG = config_flags.DEFINE_config_file("config", None, "A configs/*.py file.", lock_config=True)
+CONFIG = common.define_config_flag()
 WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, resume state and TensorBoard logs.")
 DATA = flags.DEFINE_string("data", None, "Glob of the training TFRecord shards.")
 VAL_DATA = flags.DEFINE_string("val_data", None, "Glob of the validation shards (drives the LR schedule).")
@@ -160,7 +160,7 @@ def main(argv):
     keras.utils.set_random_seed(config.train.seed)
     workdir = WORKDIR.value
     if distribute.is_chief(strategy):
-        common.save_config(config, os.path.join(workdir, "config.json"))
+        save_config(config, os.path.join(workdir, "config.json"))
     train_files, _ = check_shards(DATA.value, records_per_shard=1)
     val_files, val_steps = None, None
     if VAL_DATA.value:

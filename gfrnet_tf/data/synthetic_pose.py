@@ -1,6 +1,6 @@
 """Synthetic-pose guides: a guide made from the target photo itself, with its exact flow.
 
-The guide is the target under a random smooth warp plus a photometric change (DESIGN.md,
+The guide is the target under a random smooth warp plus a photometric change (docs/DESIGN.md,
 beyond the paper). Construction, in pixel coordinates with `c` the image centre:
 
     Psi(p) = c + z R (p + d(p) - c) + t        guide pixel p -> target position

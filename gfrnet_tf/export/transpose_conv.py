@@ -1,7 +1,7 @@
 """4x4 stride-2 transposed convolutions rewritten as one stride-1 convolution + depth_to_space.
 
 Why: TFLite's fp32 TRANSPOSE_CONV kernel is ~10x slower than TensorFlow's on this CPU while
-its CONV_2D is on par (DESIGN.md, "Performance facts"), and the decoders of WarpNet and
+its CONV_2D is on par (docs/DESIGN.md, "Performance facts"), and the decoders of WarpNet and
 RecNet are eight such layers each. The rewrite is exact, not an approximation: it only
 re-arranges the trained weights at export time, and keeps their number and the FLOPs.
 

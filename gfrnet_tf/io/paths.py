@@ -26,3 +26,18 @@ def safe_name(name: str) -> str:
         return cleaned
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{cleaned or 'unnamed'}-{digest}"
+
+
+def printable(path) -> str:
+    """`path` as text that any terminal and locale can print.
+
+    Scraped file names need not be valid UTF-8 (Python keeps their bytes as surrogates);
+    printing one under a strict locale raises `UnicodeEncodeError`. Such bytes become
+    `\\xNN` escapes here, and every other character is kept.
+    """
+    text = str(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

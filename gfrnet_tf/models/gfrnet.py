@@ -41,7 +41,7 @@ DEFAULT_LOSS_WEIGHTS = {
     "adv_parts": 0.5,
 }
 TRACKED = (*DEFAULT_LOSS_WEIGHTS, "g_total", "d_global", "d_local", "d_parts")
-# Part discriminators (DESIGN.md: a known improvement from the PyTorch reimplementation):
+# Part discriminators (docs/DESIGN.md: a known improvement from the PyTorch reimplementation):
 # 0-based iBUG-300W index ranges (1-based 37-42, 43-48, 28-36, 49-68); eyes are named by
 # their side in the image.
 FACE_PARTS = {"eye_left": (36, 42), "eye_right": (42, 48), "nose": (27, 36), "mouth": (48, 68)}
@@ -181,7 +181,7 @@ class GFRNet(keras.Model):
 
         Call after `compile` and under the distribution strategy's scope: with two
         optimizers, variables created lazily inside the first replicated step break
-        `MirroredStrategy` (DESIGN.md, known traps).
+        `MirroredStrategy` (docs/DESIGN.md, known traps).
         """
         if getattr(self, "g_optimizer", None) is None:
             raise BadConfigError(self.name, "call compile(g_optimizer, d_optimizer) before build_all")

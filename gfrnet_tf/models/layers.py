@@ -17,7 +17,7 @@ NORMS = ("batch", "instance", "none")
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 KERNEL_SIZE = 4
-# pix2pix generator widths; the paper's own are in a supplement we do not have (DESIGN.md).
+# pix2pix generator widths; the paper's own are in a supplement we do not have (docs/DESIGN.md).
 PIX2PIX_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 512)
 # Output layers compute in float32 even under mixed precision (Keras' advice): a float16
 # flow near |x| = 1 is only good to 1/2048, about 1/8 pixel at 256x256.

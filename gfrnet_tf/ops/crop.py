@@ -1,7 +1,7 @@
 """The local discriminator's view: the face region spanned by the 68 landmarks.
 
 GFRNet's local discriminator sees the minimal box around the landmarks of the clean image
-`I` (DESIGN.md, Models), cropped and resized to a fixed size inside the graph so the crop
+`I` (docs/DESIGN.md, Models), cropped and resized to a fixed size inside the graph so the crop
 follows each sample's face without a Python loop.
 """
 

@@ -1,7 +1,7 @@
 """Normalised <-> pixel coordinates for flows and landmarks.
 
 Normalised coordinates are align-corners style: -1 and 1 are the centres of the first and
-last pixel, so `x_n = 2 * x / (W - 1) - 1` (DESIGN.md). Images must be at least 2 pixels
+last pixel, so `x_n = 2 * x / (W - 1) - 1` (docs/DESIGN.md). Images must be at least 2 pixels
 wide and high for this to be defined.
 """
 

@@ -2,7 +2,7 @@
 
 TensorFlow Addons no longer imports on TF >= 2.16 and its custom op could neither be served
 by stock TF Serving nor converted to TFLite builtins, so the project owns this op
-(DESIGN.md, "Warping op").
+(docs/DESIGN.md, "Warping op").
 """
 
 from __future__ import annotations

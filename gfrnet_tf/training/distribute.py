@@ -14,7 +14,7 @@ unpatched failure, so it fails -- and this module should shrink -- once upstream
 
 Building before `fit`: a two-optimizer `train_step` under `MirroredStrategy` fails with "You
 must feed a value for placeholder tensor" unless the sub-models and both optimizers are built
-under the strategy scope first (DESIGN.md, Known traps); `GFRNet.build_all` does that.
+under the strategy scope first (docs/DESIGN.md, Known traps); `GFRNet.build_all` does that.
 """
 
 from __future__ import annotations

@@ -1,20 +1,16 @@
 r"""A tiny GFRNet that trains end to end in a few minutes on a CPU (64x64, depth 6).
 
-    gfrnet-train --config configs/smoke.py --workdir /tmp/gfrnet-smoke \
-        --data 'shards/train-*.tfrecord' --val_data 'shards/val-*.tfrecord' --synthetic_pose
+    gfrnet-train --config smoke --workdir /tmp/gfrnet-smoke --data DATASET_DIR
 
 It checks the plumbing (data, both phases, the LR schedule, checkpoints, resume,
 TensorBoard), not image quality. Override like any config, e.g. `--config.train.epochs=1`.
 """
 
-from pathlib import Path
-
-from gfrnet_tf.apps.common import load_config
+from gfrnet_tf.configs import paper
 
 
 def get_config():
-    # By path: config files are run from any folder, and `configs/` is not a package.
-    config = load_config(str(Path(__file__).with_name("paper.py")))
+    config = paper.get_config()
     config.input.image_size = 64
     config.input.batch_size = 2
     config.input.shuffle_buffer = 64

@@ -1,7 +1,6 @@
 r"""GFRNet exactly as trained in §4.1 of the paper (256x256, batch 1, Adam 2e-4 -> 2e-6).
 
-    gfrnet-train --config configs/paper.py --workdir runs/paper \
-        --data 'data/train-*.tfrecord' --val_data 'data/val-*.tfrecord' \
+    gfrnet-train --config paper --workdir runs/paper --data DATASET_DIR \
         --config.model.vgg_face_weights=vgg_face.npz
 
 Any value can be overridden on the command line, e.g. the wider WarpNet/RecNet of the

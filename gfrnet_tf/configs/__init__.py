@@ -1,0 +1,71 @@
+"""Training presets shipped inside the package, and loading/saving of configs.
+
+A config is an `ml_collections.ConfigDict` with `input`, `model` and `train` sections.
+`load_config` takes a preset name (`PRESETS`: any `pip install` has them), a Python file
+whose `get_config()` returns one (big_vision style), or a run's saved `config.json`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import ml_collections
+
+from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.io.atomic import atomic_writer
+
+PRESETS = ("paper", "smoke")
+MAX_CONFIG_BYTES = 2**20  # a saved config.json is a few KB; refuse to parse more
+
+
+def preset_path(name_or_path: str) -> str:
+    """The bundled file of a preset name; any other text is returned as it is (a path).
+
+    Keeps a `:argument` suffix (ml_collections passes it to `get_config`).
+    """
+    name, colon, argument = str(name_or_path).partition(":")
+    if name in PRESETS:
+        return str(Path(__file__).with_name(f"{name}.py")) + colon + argument
+    return str(name_or_path)
+
+
+def load_config(name_or_path: str) -> ml_collections.ConfigDict:
+    """A preset by name, a `get_config()` Python file or a saved `config.json`."""
+    if name_or_path in PRESETS:
+        return importlib.import_module(f"gfrnet_tf.configs.{name_or_path}").get_config()
+    path = str(name_or_path)
+    if not os.path.isfile(path):
+        raise BadConfigError(path, f"no such config file (presets: {', '.join(PRESETS)})")
+    if path.endswith(".json"):
+        return _load_json(path)
+    spec = importlib.util.spec_from_file_location("gfrnet_user_config", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        return module.get_config()
+    except Exception as error:  # a config file is user code: any failure is a config error
+        raise BadConfigError(path, f"cannot build the config: {type(error).__name__}: {error}") from None
+
+
+def _load_json(path: str) -> ml_collections.ConfigDict:
+    try:
+        if os.path.getsize(path) > MAX_CONFIG_BYTES:
+            raise BadConfigError(path, f"larger than {MAX_CONFIG_BYTES} bytes: not a saved config")
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise BadConfigError(path, f"not a JSON config: {error}") from None
+    if not isinstance(value, dict):
+        raise BadConfigError(path, f"not a JSON config: holds a {type(value).__name__}")
+    return ml_collections.ConfigDict(value)
+
+
+def save_config(config: ml_collections.ConfigDict, path: str) -> None:
+    """Writes the resolved config as JSON, atomically (a killed run leaves no half file)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_writer(path) as stream:
+        stream.write((config.to_json_best_effort(indent=2, sort_keys=True) + "\n").encode())
