@@ -3,17 +3,39 @@
 Every function returns a *per-sample* loss `[B]` instead of a scalar: under
 `tf.distribute` each replica sees only its slice of the global batch, and the correct
 reduction is `sum(per_sample) / global_batch` (`tf.nn.compute_average_loss`), which
-`GFRNet` applies once to the weighted total. Normalisations inside a sample are chosen so
-that the §4.1 weights (l2 100, perceptual 0.001, adversarial 1 / 0.5, landmark 10, TV 1)
-give terms of comparable size; each docstring says which one. Inputs are cast to float32,
-so the losses stay exact when the networks compute in `mixed_float16`.
+`GFRNet` applies once to the weighted total. Inputs are cast to float32, so the losses
+stay exact when the networks compute in `mixed_float16`.
+
+How a term is reduced *inside* a sample decides how the §4.1 weights (l2 100,
+perceptual 0.001, adversarial 1 / 0.5, landmark 10, TV 1) balance it against the others.
+Three readings exist (`LOSS_REDUCTIONS`, `config.model.loss_reduction`; docs/FIDELITY.md):
+
+| term      | "paper" (the formulas)        | "official" (GFRNet_WarpNet code)       | "project"        |
+|-----------|-------------------------------|----------------------------------------|------------------|
+| l2        | Eq. 6 `||I - I_hat||^2`: sum  | mean (`MSELoss`)                       | mean             |
+| landmark  | Eq. 9: sum over the points    | `MSELoss` of the masked `2 x H x W` map | sum over points  |
+| tv        | Eq. 10 squared norms: sums    | mean per direction, summed             | as "official"    |
+
+Perceptual (Eq. 5 divides by `C H W`) and adversarial (expectations) terms are means in
+every reading.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
+from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.ops import identity_grid, normalize_points, resample
+
+
+LOSS_REDUCTIONS = ("paper", "official", "project")
+TV_TARGETS = ("flow", "displacement")
+
+
+def check_reduction(reduction):
+    """Raise `BadConfigError` unless `reduction` is one of `LOSS_REDUCTIONS`."""
+    if reduction not in LOSS_REDUCTIONS:
+        raise BadConfigError("model.loss_reduction", f"must be one of {LOSS_REDUCTIONS}, got {reduction!r}")
 
 
 def _float32(*tensors):
@@ -25,15 +47,22 @@ def _mean_per_sample(values):
     return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
 
 
-def l2_loss(target, restored):
-    """Eq. 6's `||I - I_hat||^2` as the mean squared error over pixels and channels.
+def _sum_per_sample(values):
+    """Sum over every axis except the batch axis: `[B, ...] -> [B]`."""
+    return tf.reduce_sum(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
 
-    The paper's plain sum over a 256x256x3 image would be ~2e5 times larger and, with
-    weight 100, drown every other term; the per-pixel mean (images in [-1, 1]) is what
-    pix2pix-style implementations use with that weight.
+
+def l2_loss(target, restored, reduction="project"):
+    """Eq. 6's `||I - I_hat||^2`: the squared norm ("paper") or the per-pixel mean.
+
+    The paper's plain sum over a 256x256x3 image is ~2e5 times the mean and, with weight
+    100, dwarfs every other term; the mean over pixels and channels (images in [-1, 1])
+    is what pix2pix-style implementations use with that weight ("official", "project").
     """
+    check_reduction(reduction)
     target, restored = _float32(target, restored)
-    return _mean_per_sample(tf.math.squared_difference(target, restored))
+    squared = tf.math.squared_difference(target, restored)
+    return _sum_per_sample(squared) if reduction == "paper" else _mean_per_sample(squared)
 
 
 def perceptual_loss(features_fn, target, restored):
@@ -54,13 +83,15 @@ def _bce_per_sample(label, logits):
     return _mean_per_sample(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
-def discriminator_loss(real_logits, fake_logits, real_label=0.9):
+def discriminator_loss(real_logits, fake_logits, real_label=0.9, halved=False):
     """The discriminator's side of Eq. 7 with the smoothed labels 0 / 0.9 of §3.3.
 
-    Binary cross-entropy from logits, averaged over the PatchGAN's patches; real and fake
-    terms are summed (not halved), so the loss is exactly the negated Eq. 7 objective.
+    Binary cross-entropy from logits, averaged over the PatchGAN's patches. Real and fake
+    terms are summed, exactly the negated Eq. 7 objective; `halved=True` takes their mean
+    instead, as pix2pix does (it slows the discriminator relative to the generator).
     """
-    return _bce_per_sample(real_label, real_logits) + _bce_per_sample(0.0, fake_logits)
+    loss = _bce_per_sample(real_label, real_logits) + _bce_per_sample(0.0, fake_logits)
+    return 0.5 * loss if halved else loss
 
 
 def generator_adversarial_loss(fake_logits, real_label=0.9):
@@ -72,34 +103,59 @@ def generator_adversarial_loss(fake_logits, real_label=0.9):
     return _bce_per_sample(real_label, fake_logits)
 
 
-def landmark_loss(phi, landmarks_px, guide_landmarks_px):
+def landmark_loss(phi, landmarks_px, guide_landmarks_px, reduction="project"):
     """Eq. 9: squared distance between `Phi` at the target's landmarks and the guide's.
 
-    `phi [B, H, W, 2]` is sampled bilinearly (the differentiable `resample`, so only the
-    4 grid neighbours of each landmark receive gradient) at `landmarks_px [B, N, 2]`, pixel
-    coordinates of Phi's own grid (the target image). The guide's landmarks
-    `guide_landmarks_px [B, N, 2]` are normalised to [-1, 1] like Phi (guide and target
-    share one size throughout the project). As in Eq. 9 the squared errors are *summed*
-    over the N points and both coordinates (not averaged), so the per-sample value is
-    comparable with the paper's weight 10.
+    `landmarks_px [B, N, 2]` are pixel coordinates of Phi's own grid (the target image);
+    the guide's landmarks `guide_landmarks_px [B, N, 2]` are normalised to [-1, 1] like
+    Phi (guide and target share one size throughout the project).
+
+    "paper", "project": `phi [B, H, W, 2]` is sampled bilinearly at each landmark (the
+    differentiable `resample`: the 4 grid neighbours of each landmark get gradient) and
+    the squared errors are *summed* over the N points and both coordinates, as Eq. 9.
+    "official": the official code's `MSELoss(grid * mask, target * mask)`: Phi at the 4
+    integer pixels around each landmark (floor/ceil of x and y) against the guide's
+    landmark, summed and divided by the `2 H W` entries of the masked map -- about
+    `2 / (H W)` times the "paper" value. (The official mask also drops landmarks within
+    2 px of the border and counts a pixel shared by two landmarks once; here every
+    landmark counts.)
     """
+    check_reduction(reduction)
     phi, landmarks_px, guide_landmarks_px = _float32(phi, landmarks_px, guide_landmarks_px)
     height, width = tf.shape(phi)[1], tf.shape(phi)[2]
-    sampled = resample(phi, landmarks_px)
     expected = normalize_points(guide_landmarks_px, height, width)
-    return tf.reduce_sum(tf.math.squared_difference(sampled, expected), axis=[1, 2])
+    if reduction != "official":
+        sampled = resample(phi, landmarks_px)
+        return tf.reduce_sum(tf.math.squared_difference(sampled, expected), axis=[1, 2])
+    low, high = tf.floor(landmarks_px), tf.math.ceil(landmarks_px)
+    corners = tf.stack([
+        low, tf.stack([high[..., 0], low[..., 1]], -1), tf.stack([low[..., 0], high[..., 1]], -1), high,
+    ], axis=2)  # [B, N, 4, 2] integer pixels: resample returns Phi there exactly
+    sampled = resample(phi, corners)
+    squared = tf.math.squared_difference(sampled, expected[:, :, tf.newaxis])
+    entries = tf.cast(2 * height * width, tf.float32)
+    return tf.reduce_sum(squared, axis=[1, 2, 3]) / entries
 
 
-def tv_loss(phi):
-    """Eq. 10 on the displacement `Phi - identity`, as *mean* squared finite differences.
+def tv_loss(phi, reduction="project", target="displacement"):
+    """Eq. 10: squared finite differences of the flow along x and y, both channels.
 
-    The identity grid has a constant gradient, so subtracting it makes a pure translation
-    cost exactly zero (Eq. 10 on Phi itself would penalise the identity flow). Each of the
-    two directions is the mean over its `(H-1) W` / `H (W-1)` differences and both flow
-    channels; summing over pixels instead would scale with the image size.
+    `target="flow"` takes them on `Phi` itself, as Eq. 10 and the official code do; the
+    identity grid's constant slope then makes even the identity warp cost something and
+    pulls the flow towards a contracted grid. `target="displacement"` takes them on
+    `Phi - identity`, so any pure translation costs exactly zero.
+
+    "paper": Eq. 10's squared norms, sums over the `(H-1) W` / `H (W-1)` differences and
+    both channels. "official", "project": each direction's mean (the official `TVLoss`:
+    sum / (C (H-1) W) and sum / (C H (W-1))), the two added; independent of image size.
     """
+    check_reduction(reduction)
+    if target not in TV_TARGETS:
+        raise BadConfigError("model.tv_target", f"must be one of {TV_TARGETS}, got {target!r}")
     (phi,) = _float32(phi)
-    displacement = phi - identity_grid(tf.shape(phi)[1], tf.shape(phi)[2])
-    along_y = displacement[:, 1:] - displacement[:, :-1]
-    along_x = displacement[:, :, 1:] - displacement[:, :, :-1]
-    return _mean_per_sample(tf.square(along_x)) + _mean_per_sample(tf.square(along_y))
+    if target == "displacement":
+        phi = phi - identity_grid(tf.shape(phi)[1], tf.shape(phi)[2])
+    along_y = tf.square(phi[:, 1:] - phi[:, :-1])
+    along_x = tf.square(phi[:, :, 1:] - phi[:, :, :-1])
+    reduce = _sum_per_sample if reduction == "paper" else _mean_per_sample
+    return reduce(along_x) + reduce(along_y)

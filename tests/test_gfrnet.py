@@ -105,7 +105,7 @@ def test_every_variant_trains_a_step(variant):
     if variant == "no_flow_loss":
         assert logs["landmark"] > 0  # still reported: the ablation's misalignment stays visible
     if model.warpnet is None:
-        assert logs["landmark"] == 0.0  # nothing to align, nothing reported
+        assert "landmark" not in logs and "tv" not in logs  # nothing to align, nothing reported
         np.testing.assert_array_equal(model(inputs)["warped_guide"], inputs["guide"])
 
 
@@ -140,13 +140,14 @@ def test_warp_pretraining_then_joint_fit_on_a_fixed_batch():
     warp = model.fit(data, epochs=2, steps_per_epoch=3, verbose=0).history
     assert not any(_changed(others_before, others))
     assert all(_changed(warp_before, model.warpnet.trainable_variables))
-    assert warp["l2"] == [0.0, 0.0] and warp["landmark"][1] < warp["landmark"][0]
+    assert set(warp) == {"landmark", "tv", "g_total"}  # only the flow loss runs
+    assert warp["landmark"][1] < warp["landmark"][0]
     assert warp["g_total"][0] == pytest.approx(10 * warp["landmark"][0] + warp["tv"][0], rel=1e-5)
 
     # The setter must drop the traced warp step: a stale one would leave l2 at 0.
     model.phase = "joint"
     joint = model.fit(data, epochs=4, steps_per_epoch=8, verbose=0).history
-    assert set(joint) == set(TRACKED)
+    assert set(joint) == set(TRACKED) - {"perceptual", "adv_parts", "d_parts"}  # no VGG, no parts
     assert joint["l2"][-1] < 0.5 * joint["l2"][0]
 
 
@@ -263,7 +264,8 @@ def test_two_replicas_step_like_one_device_on_the_same_global_batch():
                              capture_output=True, timeout=300)
     assert process.returncode == 0, process.stderr[-3000:]
     initial, (one, two) = json.loads(process.stdout.strip().splitlines()[-1])
-    for name in TRACKED:
+    assert set(two["logs"]) == set(one["logs"])
+    for name in one["logs"]:
         np.testing.assert_allclose(two["logs"][name], one["logs"][name], rtol=1e-4, atol=1e-6)
     assert sum(not np.allclose(a, b) for a, b in zip(initial, one["weights"])) > len(initial) // 2
     for a, b in zip(one["weights"], two["weights"]):  # a replica-count scaling bug moves them ~1

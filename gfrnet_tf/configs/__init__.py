@@ -18,7 +18,7 @@ import ml_collections
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.io.atomic import atomic_writer
 
-PRESETS = ("paper", "smoke")
+PRESETS = ("paper", "paper512", "official", "recommended", "smoke")
 MAX_CONFIG_BYTES = 2**20  # a saved config.json is a few KB; refuse to parse more
 
 

@@ -2,15 +2,16 @@ r"""A tiny GFRNet that trains end to end in a few minutes on a CPU (64x64, depth
 
     gfrnet-train --config smoke --workdir /tmp/gfrnet-smoke --data DATASET_DIR
 
-It checks the plumbing (data, both phases, the LR schedule, checkpoints, resume,
-TensorBoard), not image quality. Override like any config, e.g. `--config.train.epochs=1`.
+The `recommended` preset made small. It checks the plumbing (data, both phases, the LR
+schedule, checkpoints, resume, TensorBoard), not image quality. Override like any
+config, e.g. `--config.train.epochs=1`.
 """
 
-from gfrnet_tf.configs import paper
+from gfrnet_tf.configs import recommended
 
 
 def get_config():
-    config = paper.get_config()
+    config = recommended.get_config()
     config.input.image_size = 64
     config.input.batch_size = 2
     config.input.shuffle_buffer = 64

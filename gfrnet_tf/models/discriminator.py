@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf.models.layers import OUTPUT_DTYPE, ConvBlock, check_network
+from gfrnet_tf.models.layers import OUTPUT_DTYPE, PIX2PIX_INIT_STDDEV, ConvBlock, check_network
 
 PATCHGAN_WIDTHS = (64, 128, 256, 512)
 
@@ -19,14 +19,15 @@ class PatchDiscriminator(keras.Model):
     but the first layer. Every conv pads 1 pixel on each side and then convolves "valid",
     exactly like PyTorch's `padding=1`, so with the default widths each logit sees a 70x70
     patch and a 256x256 input gives a 30x30 map (Keras "same" would give 32x32 and a
-    different receptive field).
+    different receptive field). Weights are initialised N(0, `init_stddev`).
     """
 
-    def __init__(self, widths=PATCHGAN_WIDTHS, norm="batch", **kwargs):
+    def __init__(self, widths=PATCHGAN_WIDTHS, norm="batch", init_stddev=PIX2PIX_INIT_STDDEV, **kwargs):
         super().__init__(**kwargs)
         check_network(widths, norm, self.name)
         self.widths = tuple(widths)
         self.norm = norm
+        self.init_stddev = init_stddev
         last = len(self.widths) - 1
         self.blocks = [
             ConvBlock(
@@ -34,6 +35,7 @@ class PatchDiscriminator(keras.Model):
                 strides=1 if i == last else 2,
                 norm="none" if i == 0 else norm,
                 explicit_padding=1,
+                init_stddev=init_stddev,
                 dtype=self.dtype_policy,
                 name=f"conv_{i}",
             )
@@ -41,7 +43,8 @@ class PatchDiscriminator(keras.Model):
         ]
         self.blocks.append(
             ConvBlock(
-                1, strides=1, activation=None, explicit_padding=1, dtype=OUTPUT_DTYPE, name="logits"
+                1, strides=1, activation=None, explicit_padding=1, init_stddev=init_stddev,
+                dtype=OUTPUT_DTYPE, name="logits",
             )
         )
 
@@ -77,5 +80,5 @@ class PatchDiscriminator(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update(widths=list(self.widths), norm=self.norm)
+        config.update(widths=list(self.widths), norm=self.norm, init_stddev=self.init_stddev)
         return config

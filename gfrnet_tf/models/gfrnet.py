@@ -25,7 +25,7 @@ from absl import logging
 from gfrnet_tf import losses
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.models.discriminator import PATCHGAN_WIDTHS, PatchDiscriminator
-from gfrnet_tf.models.layers import PIX2PIX_WIDTHS
+from gfrnet_tf.models.layers import PIX2PIX_INIT_STDDEV, PIX2PIX_WIDTHS, check_test_time_norm
 from gfrnet_tf.models.recnet import RecNet
 from gfrnet_tf.models.vgg_face import VGGFace, load_vgg_face_weights
 from gfrnet_tf.models.warpnet import WarpNet
@@ -40,7 +40,11 @@ DEFAULT_LOSS_WEIGHTS = {
     "l2": 100.0, "perceptual": 0.001, "adv_global": 1.0, "adv_local": 0.5, "landmark": 10.0, "tv": 1.0,
     "adv_parts": 0.5,
 }
-TRACKED = (*DEFAULT_LOSS_WEIGHTS, "g_total", "d_global", "d_local", "d_parts")
+# Every tracker a GFRNet owns; `GFRNet.metrics` reports the subset its variant and phase
+# compute. "reconstruction" is Eq. 6's L_r (weighted l2 + perceptual), the quantity §4.1's
+# learning-rate schedule watches on the validation set.
+TRACKED = (*DEFAULT_LOSS_WEIGHTS, "reconstruction", "g_total", "d_global", "d_local", "d_parts")
+FLOW_TERMS = ("landmark", "tv")
 # Part discriminators (docs/DESIGN.md: a known improvement from the PyTorch reimplementation):
 # 0-based iBUG-300W index ranges (1-based 37-42, 43-48, 28-36, 49-68); eyes are named by
 # their side in the image.
@@ -73,6 +77,18 @@ class GFRNet(keras.Model):
     Losses are per-sample and reduced with `tf.nn.compute_average_loss` (sum over the
     global batch), so gradients are right under `tf.distribute`. Each discriminator
     minimises its own loss (they share no variables, so their losses are simply summed).
+    The part terms `adv_parts` and `d_parts` are both *averaged* over the four parts, so
+    one weight means for all parts together what it means for one discriminator.
+
+    Fidelity switches (docs/FIDELITY.md): `loss_reduction` ("paper" | "official" |
+    "project", `gfrnet_tf.losses`), `tv_target` ("flow": Eq. 10 on Phi | "displacement":
+    on Phi - identity), `d_loss_halved` (pix2pix's 0.5 on the discriminator loss) and
+    `detach_warped_guide` (RecNet's losses do not reach WarpNet, which then learns from
+    the flow loss alone, as the PyTorch reimplementation does).
+
+    `metrics` (what `fit`, the progress bar and TensorBoard show) holds only the terms the
+    variant and phase compute: no `perceptual` without a feature network, no part terms
+    without part discriminators, only the flow loss during the "warp" phase.
     """
 
     def __init__(
@@ -91,6 +107,10 @@ class GFRNet(keras.Model):
         loss_weights=None,
         real_label=0.9,
         phase="joint",
+        loss_reduction="project",
+        tv_target="displacement",
+        d_loss_halved=False,
+        detach_warped_guide=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -100,6 +120,9 @@ class GFRNet(keras.Model):
             need = "needs" if warpnet is None else "has no use for"
             raise BadConfigError("model.variant", f"variant {variant!r} {need} a WarpNet")
         _check_known_keys("model.loss_weights", loss_weights or {}, DEFAULT_LOSS_WEIGHTS)
+        losses.check_reduction(loss_reduction)
+        if tv_target not in losses.TV_TARGETS:
+            raise BadConfigError("model.tv_target", f"{tv_target!r} is not one of {losses.TV_TARGETS}")
         if part_discriminators is not None and set(part_discriminators) != set(FACE_PARTS):
             raise BadConfigError("part_discriminators", f"needs exactly the parts {sorted(FACE_PARTS)}")
         self.recnet = recnet
@@ -115,6 +138,10 @@ class GFRNet(keras.Model):
         self.part_margin = part_margin
         self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
         self.real_label = real_label
+        self.loss_reduction = loss_reduction
+        self.tv_target = tv_target
+        self.d_loss_halved = d_loss_halved
+        self.detach_warped_guide = detach_warped_guide
         self.phase = phase
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKED}
 
@@ -145,6 +172,8 @@ class GFRNet(keras.Model):
             # Warp in float32 even under mixed precision: float16 pixel coordinates are
             # only 1/8 px exact at 256.
             warped = tf.cast(warp_image(tf.cast(guide, tf.float32), flow), guide.dtype)
+            if self.detach_warped_guide:
+                warped = tf.stop_gradient(warped)
         rec_input = degraded if self.variant == "no_guide" else tf.concat([degraded, warped], -1)
         restored = self.recnet(rec_input, training=training)
         # float32 outputs whatever the compute dtype (mixed precision), for losses and export.
@@ -224,7 +253,20 @@ class GFRNet(keras.Model):
 
     @property
     def metrics(self):
-        return list(self.trackers.values())
+        return [self.trackers[name] for name in self.reported_terms()]
+
+    def reported_terms(self):
+        """Names of the terms the current variant and phase compute, in `TRACKED` order."""
+        flow = FLOW_TERMS if self.warpnet is not None else ()
+        if self.phase == "warp":
+            names = {*flow, "g_total"}
+        else:
+            names = {"l2", "adv_global", "adv_local", "reconstruction", "g_total", "d_global", "d_local", *flow}
+            if self.perceptual_network is not None:
+                names.add("perceptual")
+            if self.part_discriminators:
+                names.update(("adv_parts", "d_parts"))
+        return [name for name in TRACKED if name in names]
 
     # -------------------------------------------------------------- training
     def train_step(self, data):
@@ -289,7 +331,7 @@ class GFRNet(keras.Model):
         condition = self._condition(inputs)
         fake = tf.concat([condition, restored], -1)
         terms = {
-            "l2": losses.l2_loss(target, restored),
+            "l2": losses.l2_loss(target, restored, self.loss_reduction),
             "adv_global": losses.generator_adversarial_loss(
                 self.global_discriminator(fake, training=training), self.real_label
             ),
@@ -312,8 +354,9 @@ class GFRNet(keras.Model):
 
     def _flow_terms(self, flow, targets):
         return {
-            "landmark": losses.landmark_loss(flow, targets["landmarks"], targets["guide_landmarks"]),
-            "tv": losses.tv_loss(flow),
+            "landmark": losses.landmark_loss(
+                flow, targets["landmarks"], targets["guide_landmarks"], self.loss_reduction),
+            "tv": losses.tv_loss(flow, self.loss_reduction, self.tv_target),
         }
 
     def _discriminator_terms(self, inputs, targets, restored, training):
@@ -321,35 +364,34 @@ class GFRNet(keras.Model):
         real = tf.concat([condition, targets["target"]], -1)
         fake = tf.concat([condition, restored], -1)
         real_local, fake_local = self._local_crop(real, targets), self._local_crop(fake, targets)
+        def loss(discriminator, real_images, fake_images):
+            return losses.discriminator_loss(
+                discriminator(real_images, training=training), discriminator(fake_images, training=training),
+                self.real_label, self.d_loss_halved)
+
         terms = {
-            "d_global": losses.discriminator_loss(
-                self.global_discriminator(real, training=training),
-                self.global_discriminator(fake, training=training),
-                self.real_label,
-            ),
-            "d_local": losses.discriminator_loss(
-                self.local_discriminator(real_local, training=training),
-                self.local_discriminator(fake_local, training=training),
-                self.real_label,
-            ),
+            "d_global": loss(self.global_discriminator, real, fake),
+            "d_local": loss(self.local_discriminator, real_local, fake_local),
         }
         if self.part_discriminators:
             real_parts, fake_parts = self._part_crops(real, targets), self._part_crops(fake, targets)
             terms["d_parts"] = tf.add_n([
-                losses.discriminator_loss(discriminator(real_parts[part], training=training),
-                                          discriminator(fake_parts[part], training=training),
-                                          self.real_label)
+                loss(discriminator, real_parts[part], fake_parts[part])
                 for part, discriminator in self.part_discriminators.items()
-            ])
+            ]) / len(FACE_PARTS)
         return terms
 
     def _weighted_total(self, terms):
         """Adds `g_total`, the weighted sum the generator minimises (-F drops the flow terms
-        from it but still reports them, so the ablation's misalignment stays visible)."""
-        dropped = ("landmark", "tv") if self.variant == "no_flow_loss" else ()
-        weighted = [self.loss_weights[n] * value for n, value in terms.items() if n not in dropped]
-        total = tf.add_n(weighted)
-        return {**terms, "g_total": total}
+        from it but still reports them, so the ablation's misalignment stays visible), and
+        with `l2` Eq. 6's weighted `reconstruction` loss."""
+        dropped = FLOW_TERMS if self.variant == "no_flow_loss" else ()
+        weighted = {n: self.loss_weights[n] * value for n, value in terms.items()}
+        total = tf.add_n([value for n, value in weighted.items() if n not in dropped])
+        extra = {"g_total": total}
+        if "l2" in terms:
+            extra["reconstruction"] = tf.add_n([weighted[n] for n in ("l2", "perceptual") if n in weighted])
+        return {**terms, **extra}
 
     # --------------------------------------------------------------- helpers
     def _pair_guides(self, inputs, targets):
@@ -409,7 +451,7 @@ class GFRNet(keras.Model):
             self.trackers[name].update_state(values)
 
     def _results(self):
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return {tracker.name: tracker.result() for tracker in self.metrics}
 
     # ------------------------------------------------------------ serialising
     def get_config(self):
@@ -429,6 +471,10 @@ class GFRNet(keras.Model):
             loss_weights=dict(self.loss_weights),
             real_label=self.real_label,
             phase=self.phase,
+            loss_reduction=self.loss_reduction,
+            tv_target=self.tv_target,
+            d_loss_halved=self.d_loss_halved,
+            detach_warped_guide=self.detach_warped_guide,
         )
         return config
 
@@ -444,17 +490,28 @@ class GFRNet(keras.Model):
         return cls(**config)
 
 
-# `config.model` keys understood by `build_gfrnet`, with their defaults (§4.1, pix2pix widths).
+# `config.model` keys understood by `build_gfrnet`, with their defaults: the project's
+# readings where paper and official code differ (docs/FIDELITY.md names every one).
 MODEL_CONFIG_DEFAULTS = {
     "widths": PIX2PIX_WIDTHS,  # WarpNet and RecNet encoder widths; decoders mirror them
+    "warpnet_widths": (),  # WarpNet's own widths; () = `widths`
+    "recnet_widths": (),  # RecNet's own widths; () = `widths`
     "discriminator_widths": PATCHGAN_WIDTHS,  # global and local PatchGAN alike
     "norm": "batch",  # "batch" | "instance" | "none", every network
-    "flow_mode": "offset",  # WarpNet: "offset" (identity + scaled tanh) | "absolute"
+    "init_stddev": PIX2PIX_INIT_STDDEV,  # RecNet and discriminators: N(0, s) weights
+    "warpnet_init_stddev": PIX2PIX_INIT_STDDEV,  # WarpNet (official code: 0.04)
+    "flow_mode": "offset",  # WarpNet: "offset" (identity + scaled tanh) | "absolute" (Eq. 1)
     "flow_offset_scale": 1.0,  # WarpNet offset range, normalised units
-    "dropout": 0.5,  # RecNet dropout on its first decoder layers
+    "dropout": 0.5,  # RecNet dropout on its first decoder layers (pix2pix; not in the paper)
+    "test_time_norm": "moving",  # BatchNorm at inference: "moving" | "per_image" (official test)
+    "test_time_dropout": False,  # RecNet dropout at inference too (official test script)
+    "loss_reduction": "project",  # "paper" | "official" | "project" (gfrnet_tf.losses)
+    "tv_target": "displacement",  # TV on "flow" (Eq. 10) or "displacement" (Phi - identity)
+    "d_loss_halved": False,  # pix2pix's 0.5 on the discriminator loss (not in Eq. 7)
+    "detach_warped_guide": False,  # joint phase: WarpNet learns from the flow loss alone
     "variant": "full",  # one of VARIANTS (§4.3 ablations)
     "local_size": 128,  # side of the local discriminator's landmark crop, pixels
-    "local_margin": 0.1,  # landmark-box margin passed to `crop_to_landmarks`
+    "local_margin": 0.1,  # landmark-box margin for the local crop (0 = §3.3's minimal box)
     "part_discriminators": False,  # eyes/nose/mouth PatchGANs (FACE_PARTS; not in the paper)
     "part_size": 32,  # side of each part crop, pixels
     "part_margin": 0.5,  # part-box margin: the eyes' landmark boxes are very flat
@@ -475,9 +532,12 @@ def build_gfrnet(model_config) -> GFRNet:
     config = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
     _check_known_keys("config.model", config, MODEL_CONFIG_DEFAULTS)
     c = {**MODEL_CONFIG_DEFAULTS, **config}
+    _check_test_time_mode(c)
     warpnet = None
     if c["variant"] not in ("no_warp", "no_guide"):
-        warpnet = WarpNet(c["widths"], c["norm"], c["flow_mode"], c["flow_offset_scale"], name="warpnet")
+        warpnet = WarpNet(c["warpnet_widths"] or c["widths"], c["norm"], c["flow_mode"], c["flow_offset_scale"],
+                          init_stddev=c["warpnet_init_stddev"], test_time_norm=c["test_time_norm"],
+                          name="warpnet")
     perceptual_network = None
     if c["vgg_face_weights"]:
         vgg = VGGFace(c["perceptual_layer"], name="vgg_face")
@@ -485,13 +545,15 @@ def build_gfrnet(model_config) -> GFRNet:
     else:
         logging.warning("No VGG-Face weights (config.model.vgg_face_weights): perceptual loss is off.")
     def discriminator(name):
-        return PatchDiscriminator(c["discriminator_widths"], c["norm"], name=name)
+        return PatchDiscriminator(c["discriminator_widths"], c["norm"], init_stddev=c["init_stddev"], name=name)
 
     parts = None
     if c["part_discriminators"]:
         parts = {part: discriminator(f"{part}_discriminator") for part in FACE_PARTS}
     return GFRNet(
-        recnet=RecNet(c["widths"], c["norm"], dropout=c["dropout"], name="recnet"),
+        recnet=RecNet(c["recnet_widths"] or c["widths"], c["norm"], dropout=c["dropout"],
+                      init_stddev=c["init_stddev"], test_time_norm=c["test_time_norm"],
+                      test_time_dropout=c["test_time_dropout"], name="recnet"),
         global_discriminator=discriminator("global_discriminator"),
         local_discriminator=discriminator("local_discriminator"),
         warpnet=warpnet,
@@ -504,7 +566,17 @@ def build_gfrnet(model_config) -> GFRNet:
         part_margin=c["part_margin"],
         loss_weights=dict(c["loss_weights"]),
         real_label=c["real_label"],
+        loss_reduction=c["loss_reduction"],
+        tv_target=c["tv_target"],
+        d_loss_halved=c["d_loss_halved"],
+        detach_warped_guide=c["detach_warped_guide"],
     )
+
+
+def _check_test_time_mode(config):
+    check_test_time_norm(config["test_time_norm"], "config.model.test_time_norm")
+    if config["test_time_dropout"] and not config["dropout"]:
+        raise BadConfigError("config.model.test_time_dropout", "needs config.model.dropout > 0")
 
 
 def _check_known_keys(source, given, known):

@@ -1,32 +1,72 @@
 """Building blocks shared by WarpNet, RecNet and the PatchGAN discriminator.
 
 Layer order is conv -> norm -> activation (post-activation, as in the paper's
-"conv-BN-ReLU"). Convolutions are initialised N(0, 0.02) and BatchNorm gammas N(1, 0.02),
-as in pix2pix. A convolution followed by BatchNorm has no bias (BN's beta replaces it);
-every other convolution has one. BatchNorm uses PyTorch's defaults (momentum 0.1, i.e.
-Keras momentum 0.9, epsilon 1e-5) so the PyTorch twin in `benchmarks/` matches it exactly.
+"conv-BN-ReLU"). Convolutions are initialised N(0, `init_stddev`) and BatchNorm gammas
+N(1, `init_stddev`): 0.02 as in pix2pix, 0.04 in the official WarpNet code. A convolution
+followed by BatchNorm has no bias (BN's beta replaces it); every other convolution has
+one. BatchNorm uses PyTorch's defaults (momentum 0.1, i.e. Keras momentum 0.9, epsilon
+1e-5) so the PyTorch twin in `benchmarks/` matches it exactly.
+
+Inference (`training=False`) is Keras' by default: BatchNorm on its moving averages, no
+dropout. The official GFRNet test script never puts Torch in evaluation mode, so there
+BatchNorm normalises with the statistics of the test batch (one image) and dropout stays
+on; `test_time_norm="per_image"` and `test_time_dropout=True` reproduce that, with ops
+that export to SavedModel and builtin TFLite (no variable is updated at inference).
 """
 
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 from gfrnet_tf.errors import BadConfigError
 
 NORMS = ("batch", "instance", "none")
+TEST_TIME_NORMS = ("moving", "per_image")
+PIX2PIX_INIT_STDDEV = 0.02
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 KERNEL_SIZE = 4
-# pix2pix generator widths; the paper's own are in a supplement we do not have (docs/DESIGN.md).
+# pix2pix generator widths, capped at 512; the paper's own are in a supplement we do not
+# have. The official WarpNet code (GFRNet_WarpNet, models/networks.py) goes to 1024.
 PIX2PIX_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 512)
+OFFICIAL_WARPNET_WIDTHS = (64, 128, 256, 512, 1024, 1024, 1024, 1024)
 # Output layers compute in float32 even under mixed precision (Keras' advice): a float16
 # flow near |x| = 1 is only good to 1/2048, about 1/8 pixel at 256x256.
 OUTPUT_DTYPE = "float32"
 
 
-def conv_initializer():
-    """pix2pix weight init: N(0, 0.02)."""
-    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+def conv_initializer(stddev=PIX2PIX_INIT_STDDEV):
+    """Weight init N(0, stddev): 0.02 in pix2pix, 0.04 in the official WarpNet."""
+    return keras.initializers.RandomNormal(mean=0.0, stddev=stddev)
+
+
+def check_test_time_norm(mode, source):
+    """Raise `BadConfigError` unless `mode` is one of `TEST_TIME_NORMS`."""
+    if mode not in TEST_TIME_NORMS:
+        raise BadConfigError(source, f"test_time_norm must be one of {TEST_TIME_NORMS}, got {mode!r}")
+
+
+def per_image_batch_norm(layer, x):
+    """`layer` (a BatchNormalization) applied with each image's own statistics over H, W.
+
+    What Torch's BatchNorm in training mode computes on a batch of one image, which is
+    how the official test script runs; nothing is updated (moving averages stay), so it
+    exports. Computed in float32, as Keras' BatchNormalization does under mixed precision.
+    """
+    values = tf.cast(x, tf.float32)
+    mean, variance = tf.nn.moments(values, axes=[1, 2], keepdims=True)
+    gamma = tf.cast(layer.gamma, tf.float32)
+    beta = tf.cast(layer.beta, tf.float32)
+    normalised = (values - mean) * tf.math.rsqrt(variance + layer.epsilon) * gamma + beta
+    return tf.cast(normalised, x.dtype)
+
+
+def inference_dropout(x, rate):
+    """Dropout without a Keras seed generator (whose state variable TFLite cannot update):
+    a stateful `RandomUniform`, a builtin TFLite op, at test time."""
+    keep = tf.cast(tf.random.uniform(tf.shape(x)) >= rate, x.dtype)
+    return x * keep / tf.cast(1.0 - rate, x.dtype)
 
 
 def check_norm(norm, source):
@@ -42,13 +82,13 @@ def check_network(widths, norm, source):
         raise BadConfigError(source, "widths must name at least one layer")
 
 
-def make_norm(norm, dtype):
+def make_norm(norm, dtype, init_stddev=PIX2PIX_INIT_STDDEV):
     """A normalisation layer for `norm` ("batch", "instance"), or None for "none"."""
     if norm == "batch":
         return keras.layers.BatchNormalization(
             momentum=BN_MOMENTUM,
             epsilon=BN_EPSILON,
-            gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),
+            gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=init_stddev),
             dtype=dtype,
             name="norm",
         )
@@ -86,6 +126,7 @@ class ConvBlock(keras.layers.Layer):
     """4x4 convolution (or transposed convolution) -> optional norm -> optional dropout -> activation.
 
     `transpose=True` upsamples by `strides` (decoder), otherwise the conv downsamples by it.
+    `test_time_norm` / `test_time_dropout`: what `training=False` does (module docstring).
     Without `explicit_padding` the conv pads "same": for even sizes Keras pads a 4x4
     stride-2 conv 1 pixel before and 1 after, exactly PyTorch's `padding=1`. The
     discriminator passes `explicit_padding=1` ("valid" conv after zero padding) to get
@@ -101,10 +142,14 @@ class ConvBlock(keras.layers.Layer):
         activation="leaky_relu",
         dropout=0.0,
         explicit_padding=0,
+        init_stddev=PIX2PIX_INIT_STDDEV,
+        test_time_norm="moving",
+        test_time_dropout=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_norm(norm, self.name)
+        check_test_time_norm(test_time_norm, self.name)
         self.filters = filters
         self.strides = strides
         self.transpose = transpose
@@ -112,6 +157,9 @@ class ConvBlock(keras.layers.Layer):
         self.activation = activation
         self.dropout = dropout
         self.explicit_padding = explicit_padding
+        self.init_stddev = init_stddev
+        self.test_time_norm = test_time_norm
+        self.test_time_dropout = test_time_dropout
         # Sub-layers follow this block's dtype policy (Keras 3 does not propagate it).
         dtype = self.dtype_policy
         conv_class = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
@@ -124,11 +172,11 @@ class ConvBlock(keras.layers.Layer):
             strides=strides,
             padding="valid" if explicit_padding else "same",
             use_bias=norm != "batch",
-            kernel_initializer=conv_initializer(),
+            kernel_initializer=conv_initializer(init_stddev),
             dtype=dtype,
             name="conv",
         )
-        self.norm_layer = make_norm(norm, dtype)
+        self.norm_layer = make_norm(norm, dtype, init_stddev)
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=dtype, name="dropout") if dropout else None
         self.activation_layer = make_activation(activation, dtype)
 
@@ -145,9 +193,15 @@ class ConvBlock(keras.layers.Layer):
         x = inputs if self.pad is None else self.pad(inputs)
         x = self.conv(x)
         if self.norm_layer is not None:
-            x = self.norm_layer(x, training=training)
+            if not training and self.norm == "batch" and self.test_time_norm == "per_image":
+                x = per_image_batch_norm(self.norm_layer, x)
+            else:
+                x = self.norm_layer(x, training=training)
         if self.dropout_layer is not None:
-            x = self.dropout_layer(x, training=training)
+            if not training and self.test_time_dropout:
+                x = inference_dropout(x, self.dropout)
+            else:
+                x = self.dropout_layer(x, training=training)
         return x if self.activation_layer is None else self.activation_layer(x)
 
     def compute_output_shape(self, input_shape):
@@ -164,6 +218,9 @@ class ConvBlock(keras.layers.Layer):
             activation=self.activation,
             dropout=self.dropout,
             explicit_padding=self.explicit_padding,
+            init_stddev=self.init_stddev,
+            test_time_norm=self.test_time_norm,
+            test_time_dropout=self.test_time_dropout,
         )
         return config
 
@@ -179,7 +236,8 @@ class EncoderDecoder(keras.layers.Layer):
     batch 1 its output is 1x1 at 256x256 and depth 8, where BatchNorm would normalise a
     single value to beta (pix2pix drops the norm there for the same reason).
     With `skips`, encoder output i is concatenated to decoder output L-i (U-Net); the
-    first `dropout_layers` decoder layers get `dropout`.
+    first `dropout_layers` decoder layers get `dropout`. `init_stddev`, `test_time_norm`
+    and `test_time_dropout` go to every block (`ConvBlock`).
     """
 
     def __init__(
@@ -191,6 +249,9 @@ class EncoderDecoder(keras.layers.Layer):
         skips=False,
         dropout=0.0,
         dropout_layers=0,
+        init_stddev=PIX2PIX_INIT_STDDEV,
+        test_time_norm="moving",
+        test_time_dropout=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -202,6 +263,11 @@ class EncoderDecoder(keras.layers.Layer):
         self.skips = skips
         self.dropout = dropout
         self.dropout_layers = dropout_layers
+        self.init_stddev = init_stddev
+        self.test_time_norm = test_time_norm
+        self.test_time_dropout = test_time_dropout
+        block_options = dict(init_stddev=init_stddev, test_time_norm=test_time_norm,
+                             test_time_dropout=test_time_dropout)
         depth = len(self.widths)
         self.encoder = [
             ConvBlock(
@@ -210,6 +276,7 @@ class EncoderDecoder(keras.layers.Layer):
                 activation="leaky_relu",
                 dtype=self.dtype_policy,
                 name=f"down_{i}",
+                **block_options,
             )
             for i, width in enumerate(self.widths)
         ]
@@ -223,6 +290,7 @@ class EncoderDecoder(keras.layers.Layer):
                 dropout=dropout if j < dropout_layers else 0.0,
                 dtype=self.dtype_policy,
                 name=f"up_{j}",
+                **block_options,
             )
             for j, width in enumerate(reversed(self.widths[:-1]))
         ]
@@ -233,6 +301,7 @@ class EncoderDecoder(keras.layers.Layer):
                 activation=out_activation,
                 dtype=OUTPUT_DTYPE,
                 name=f"up_{depth - 1}",
+                **block_options,
             )
         )
 
@@ -281,5 +350,8 @@ class EncoderDecoder(keras.layers.Layer):
             skips=self.skips,
             dropout=self.dropout,
             dropout_layers=self.dropout_layers,
+            init_stddev=self.init_stddev,
+            test_time_norm=self.test_time_norm,
+            test_time_dropout=self.test_time_dropout,
         )
         return config

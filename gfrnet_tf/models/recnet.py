@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import keras
 
-from gfrnet_tf.models.layers import PIX2PIX_WIDTHS, EncoderDecoder
+from gfrnet_tf.models.layers import PIX2PIX_INIT_STDDEV, PIX2PIX_WIDTHS, EncoderDecoder
 
 
 @keras.saving.register_keras_serializable(package="gfrnet_tf")
 class RecNet(keras.Model):
     """`concat(I_d, I_w)` `[B, H, W, C]` -> restored face `[B, H, W, out_channels]` in `[-1, 1]`.
 
-    The WarpNet encoder-decoder plus U-Net skips (encoder layer i -> decoder layer L-i)
-    and pix2pix dropout on the first `dropout_layers` decoder layers, active only with
-    `training=True` (GFRNet §3.2). H and W must be multiples of `2**len(widths)`. Any
-    number of input channels works, so the -WG ablation can feed `I_d` alone.
+    The WarpNet encoder-decoder plus U-Net skips (encoder layer i -> decoder layer L-i,
+    GFRNet §3.1 "Reconstruction Subnetwork"). H and W must be multiples of
+    `2**len(widths)`. Any number of input channels works, so the -WG ablation can feed
+    `I_d` alone.
+
+    `dropout` on the first `dropout_layers` decoder layers is pix2pix's U-Net, not the
+    paper (which names no dropout); `dropout=0` switches it off. It is active with
+    `training=True`, and at inference too with `test_time_dropout` (the official test
+    script never leaves Torch's training mode). `init_stddev` and `test_time_norm`: see
+    `gfrnet_tf.models.layers`.
     """
 
     def __init__(
@@ -24,6 +30,9 @@ class RecNet(keras.Model):
         dropout=0.5,
         dropout_layers=3,
         out_channels=3,
+        init_stddev=PIX2PIX_INIT_STDDEV,
+        test_time_norm="moving",
+        test_time_dropout=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -32,6 +41,9 @@ class RecNet(keras.Model):
         self.dropout = dropout
         self.dropout_layers = dropout_layers
         self.out_channels = out_channels
+        self.init_stddev = init_stddev
+        self.test_time_norm = test_time_norm
+        self.test_time_dropout = test_time_dropout
         self.body = EncoderDecoder(
             self.widths,
             norm,
@@ -40,6 +52,9 @@ class RecNet(keras.Model):
             skips=True,
             dropout=dropout,
             dropout_layers=dropout_layers,
+            init_stddev=init_stddev,
+            test_time_norm=test_time_norm,
+            test_time_dropout=test_time_dropout,
             dtype=self.dtype_policy,
             name=f"{self.name}_body",
         )
@@ -61,5 +76,8 @@ class RecNet(keras.Model):
             dropout=self.dropout,
             dropout_layers=self.dropout_layers,
             out_channels=self.out_channels,
+            init_stddev=self.init_stddev,
+            test_time_norm=self.test_time_norm,
+            test_time_dropout=self.test_time_dropout,
         )
         return config

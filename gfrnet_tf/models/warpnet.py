@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf.models.layers import PIX2PIX_WIDTHS, EncoderDecoder
+from gfrnet_tf.models.layers import PIX2PIX_INIT_STDDEV, PIX2PIX_WIDTHS, EncoderDecoder
 from gfrnet_tf.ops import identity_grid
 
 FLOW_MODES = ("absolute", "offset")
@@ -19,7 +19,10 @@ class WarpNet(keras.Model):
     `2**len(widths)`. `flow_mode="absolute"`: the tanh output is `Phi`, so the network
     must learn the mesh grid itself. `flow_mode="offset"` (default): `Phi = identity +
     offset_scale * tanh(output)`, so an untrained WarpNet already starts near the identity
-    warp; `Phi` may then leave `[-1, 1]`, where the resampler samples zeros.
+    warp; `Phi` may then leave `[-1, 1]`, where the resampler samples zeros. Eq. 1-3 and
+    both public codes use "absolute" (docs/FIDELITY.md has the measured difference).
+    `init_stddev` (official code: 0.04) and `test_time_norm` go to every layer
+    (`gfrnet_tf.models.layers`).
     """
 
     def __init__(
@@ -28,6 +31,8 @@ class WarpNet(keras.Model):
         norm="batch",
         flow_mode="offset",
         offset_scale=1.0,
+        init_stddev=PIX2PIX_INIT_STDDEV,
+        test_time_norm="moving",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -37,11 +42,15 @@ class WarpNet(keras.Model):
         self.norm = norm
         self.flow_mode = flow_mode
         self.offset_scale = offset_scale
+        self.init_stddev = init_stddev
+        self.test_time_norm = test_time_norm
         self.body = EncoderDecoder(
             self.widths,
             norm,
             out_channels=2,
             out_activation="tanh",
+            init_stddev=init_stddev,
+            test_time_norm=test_time_norm,
             dtype=self.dtype_policy,
             name=f"{self.name}_body",
         )
@@ -66,5 +75,7 @@ class WarpNet(keras.Model):
             norm=self.norm,
             flow_mode=self.flow_mode,
             offset_scale=self.offset_scale,
+            init_stddev=self.init_stddev,
+            test_time_norm=self.test_time_norm,
         )
         return config

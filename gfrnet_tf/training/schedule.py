@@ -1,4 +1,9 @@
-"""The §4.1 learning-rate schedule: 2e-4 -> 2e-5 -> 2e-6 when validation l2 stops decreasing."""
+"""The §4.1 learning-rate schedule: 2e-4 -> 2e-5 -> 2e-6 when a validation loss stops decreasing.
+
+§4.1 watches "the reconstruction loss on validation set": Eq. 6's weighted l2 + perceptual
+(`val_reconstruction`, the `paper` preset). The project's presets watch the l2 term alone
+(`val_l2`); without VGG-Face weights the two make the same decisions.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,10 @@ import math
 
 import keras
 from absl import logging
+
+from gfrnet_tf.errors import BadConfigError
+
+PLATEAU_MONITORS = ("val_l2", "val_reconstruction")
 
 
 class StepDownOnPlateau(keras.callbacks.Callback):
@@ -65,3 +74,12 @@ class StepDownOnPlateau(keras.callbacks.Callback):
             self._apply(stage + 1)
             logging.info("epoch %d: %s did not improve on %.4g for %d epochs, learning rate -> %g",
                          epoch + 1, self.monitor, self.best, self.patience, self.learning_rates[stage + 1])
+
+
+def plateau_schedule(train_config) -> StepDownOnPlateau:
+    """The schedule of `config.train`: its rates, patience and `plateau_monitor` (one of
+    `PLATEAU_MONITORS`; "val_l2" for configs saved before the key existed)."""
+    monitor = train_config.get("plateau_monitor", "val_l2")
+    if monitor not in PLATEAU_MONITORS:
+        raise BadConfigError("config.train.plateau_monitor", f"{monitor!r} is not one of {PLATEAU_MONITORS}")
+    return StepDownOnPlateau(train_config.learning_rates, monitor=monitor, patience=train_config.plateau_patience)
