@@ -6,8 +6,6 @@ import csv
 import math
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +18,6 @@ from gfrnet_tf.io import load_image
 from gfrnet_tf.restoration.restorer import load_restorer
 from gfrnet_tf.sample import Split, degraded_pair, write_sample_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZE = 32
 TINY = [
     f"--config.input.image_size={SIZE}",
@@ -30,17 +27,20 @@ TINY = [
 ]
 
 
-def run_demo(workdir, *args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def run_demo(bin_dir, workdir, *args):
+    """README command 1 as a user runs it: the installed wheel's `gfrnet-demo`, from an
+    empty folder (its stages start the venv's Python, so they run the wheel too)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run(
-        [sys.executable, "-m", "gfrnet_tf.apps.demo", f"--workdir={workdir}", *args],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600, check=False)
+        [str(bin_dir / "gfrnet-demo"), f"--workdir={workdir}", *args],
+        capture_output=True, text=True, env=env, cwd=workdir, timeout=900, check=False)
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("demo")
-    result = run_demo(workdir, "--steps=2", *TINY)
+def demo(tmp_path_factory, installed_wheel):
+    workdir = tmp_path_factory.mktemp("demo") / "run"
+    result = run_demo(installed_wheel[0], workdir, "--steps=2", *TINY)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return workdir, result.stdout
 
@@ -89,8 +89,8 @@ def test_demo_restored_images_decode(demo):
     assert str(workdir / "restored" / "degraded_4x_face0.png") in stdout
 
 
-def test_bad_steps_is_one_line_error(tmp_path):
-    result = run_demo(tmp_path, "--steps=0")
+def test_bad_steps_is_one_line_error(tmp_path, installed_wheel):
+    result = run_demo(installed_wheel[0], tmp_path, "--steps=0")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: --steps: must be >= 1, got 0"
 

@@ -1,6 +1,5 @@
 """SavedModel export: TF Serving layout, both signatures, in-graph input checks, loading."""
 
-import json
 import os
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from gfrnet_tf.data.images import to_model_range, to_uint8
-from gfrnet_tf.errors import BadConfigError, BadModelFileError
+from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.export.savedmodel import ENCODED_SIGNATURE, next_version, recorded_image_size
 from gfrnet_tf.models.gfrnet import build_gfrnet
