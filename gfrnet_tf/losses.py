@@ -117,7 +117,7 @@ def landmark_loss(phi, landmarks_px, guide_landmarks_px, reduction="project"):
     integer pixels around each landmark (floor/ceil of x and y) against the guide's
     landmark, summed and divided by the `2 H W` entries of the masked map -- about
     `2 / (H W)` times the "paper" value. (The official mask also drops landmarks within
-    2 px of the border and counts a pixel shared by two landmarks once; here every
+    2 px of the border and keeps one of two landmarks that share a pixel; here every
     landmark counts.)
     """
     check_reduction(reduction)
@@ -131,8 +131,11 @@ def landmark_loss(phi, landmarks_px, guide_landmarks_px, reduction="project"):
     corners = tf.stack([
         low, tf.stack([high[..., 0], low[..., 1]], -1), tf.stack([low[..., 0], high[..., 1]], -1), high,
     ], axis=2)  # [B, N, 4, 2] integer pixels: resample returns Phi there exactly
+    # On an integer coordinate floor = ceil: the official mask marks that pixel once.
+    distinct_x, distinct_y = tf.unstack(tf.cast(high > low, tf.float32), axis=-1)
+    counts = tf.stack([tf.ones_like(distinct_x), distinct_x, distinct_y, distinct_x * distinct_y], axis=-1)
     sampled = resample(phi, corners)
-    squared = tf.math.squared_difference(sampled, expected[:, :, tf.newaxis])
+    squared = tf.math.squared_difference(sampled, expected[:, :, tf.newaxis]) * counts[..., tf.newaxis]
     entries = tf.cast(2 * height * width, tf.float32)
     return tf.reduce_sum(squared, axis=[1, 2, 3]) / entries
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.models import PatchDiscriminator, RecNet, WarpNet
-from gfrnet_tf.models.layers import PIX2PIX_WIDTHS
+from gfrnet_tf.models.layers import OFFICIAL_WARPNET_WIDTHS, PIX2PIX_WIDTHS, ConvBlock, inference_dropout
 from gfrnet_tf.models.discriminator import PATCHGAN_WIDTHS
 from gfrnet_tf.ops import identity_grid
 
@@ -267,6 +267,74 @@ def test_pix2pix_initialisation():
     assert abs(gamma.mean() - 1.0) < 0.01 and 0.01 < gamma.std() < 0.03
 
 
+def test_official_warpnet_initialisation_and_widths():
+    warpnet = WarpNet((32, 64, 64), init_stddev=0.04)
+    warpnet.build((None, 8, 8, 6))
+    assert 0.038 < warpnet.body.encoder[1].conv.kernel.numpy().std() < 0.042
+    assert 0.03 < warpnet.body.encoder[1].norm_layer.gamma.numpy().std() < 0.05
+    official = WarpNet(OFFICIAL_WARPNET_WIDTHS)
+    official.build((None, 256, 256, 6))
+    assert official.count_params() == _generator_params(6, OFFICIAL_WARPNET_WIDTHS, 2, "batch", False)
+
+
+# --- test-time mode (the official test script never leaves Torch's training mode) ---
+
+
+def _moved_statistics(model, x):
+    """Run a few training steps' worth of BatchNorm updates so moving averages differ from
+    any one image's statistics."""
+    for shift in (0.5, -0.3, 0.8):
+        model(x + shift, training=True)
+
+
+def test_per_image_norm_normalises_each_image_with_its_own_statistics():
+    block = ConvBlock(5, norm="batch", activation=None, test_time_norm="per_image")
+    x = _inputs(8, 3, batch=3)
+    block(x, training=True)
+    block.norm_layer.gamma.assign(np.linspace(0.5, 1.5, 5).astype("float32"))
+    block.norm_layer.beta.assign(np.linspace(-0.2, 0.2, 5).astype("float32"))
+    _moved_statistics(block, x)
+    moving = [v.numpy().copy() for v in block.norm_layer.non_trainable_variables]
+    conv = block.conv(x).numpy()
+    mean = conv.mean(axis=(1, 2), keepdims=True)
+    variance = conv.var(axis=(1, 2), keepdims=True)
+    expected = (conv - mean) / np.sqrt(variance + 1e-5) * block.norm_layer.gamma.numpy() + block.norm_layer.beta.numpy()
+    got = block(x, training=False).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    # Batch-independent (each image alone gives the same), and nothing is updated.
+    np.testing.assert_allclose(block(x[1:2], training=False).numpy(), got[1:2], atol=1e-5)
+    for before, variable in zip(moving, block.norm_layer.non_trainable_variables):
+        np.testing.assert_array_equal(variable.numpy(), before)
+    block.test_time_norm = "moving"
+    assert np.abs(block(x, training=False).numpy() - got).max() > 1e-3
+
+
+def test_batch_of_one_in_training_mode_equals_per_image_inference():
+    """Torch's training-mode BatchNorm on one test image (the official test) is "per_image"."""
+    model = RecNet(TINY, dropout=0.0, test_time_norm="per_image")
+    x = _inputs(32, batch=2)
+    _moved_statistics(model, x)
+    weights = model.get_weights()
+    per_image = model(x[:1], training=False).numpy()
+    training = model(x[:1], training=True).numpy()  # also moves the averages: compare first
+    model.set_weights(weights)
+    np.testing.assert_allclose(per_image, training, atol=1e-5)
+
+
+def test_test_time_dropout_keeps_dropout_on_at_inference():
+    on = RecNet(TINY, norm="instance", dropout=0.5, test_time_dropout=True)
+    x = _inputs(32)
+    first, second = on(x, training=False).numpy(), on(x, training=False).numpy()
+    assert np.abs(first - second).max() > 1e-6
+    off = RecNet.from_config({**on.get_config(), "test_time_dropout": False})
+    off.build(x.shape)
+    off.set_weights(on.get_weights())
+    np.testing.assert_array_equal(off(x, training=False).numpy(), off(x, training=False).numpy())
+    # Inverted dropout, as in training: units are 0 or 1 / (1 - rate), the mean is kept.
+    samples = inference_dropout(tf.ones((400, 64)), 0.5).numpy()
+    assert set(np.unique(samples)) == {0.0, 2.0} and abs(samples.mean() - 1.0) < 0.02
+
+
 # --- errors ---
 
 
@@ -289,6 +357,7 @@ def test_too_small_discriminator_input_is_a_config_error():
         lambda: PatchDiscriminator(TINY_D, norm=None),
         lambda: WarpNet(TINY, flow_mode="relative"),
         lambda: RecNet(()),
+        lambda: RecNet(TINY, test_time_norm="batch"),
     ],
 )
 def test_bad_constructor_arguments_are_config_errors(make):
@@ -305,6 +374,8 @@ def _tiny_models():
         (WarpNet(TINY, offset_scale=0.5), 6),
         (RecNet(TINY, dropout=0.3, dropout_layers=2, out_channels=1), 6),
         (PatchDiscriminator(TINY_D), 9),
+        (WarpNet(TINY, init_stddev=0.04, test_time_norm="per_image"), 6),
+        (RecNet(TINY, test_time_norm="per_image"), 6),
     ]
 
 

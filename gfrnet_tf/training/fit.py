@@ -36,7 +36,7 @@ from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
 from gfrnet_tf.training import callbacks as callbacks_lib
 from gfrnet_tf.training import distribute
-from gfrnet_tf.training.schedule import StepDownOnPlateau
+from gfrnet_tf.training.schedule import plateau_schedule
 from gfrnet_tf.training.shards import check_shards, validation_steps
 
 CONFIG_FILE = "config.json"
@@ -201,8 +201,7 @@ def run_phases(model, config, train_data, val_data, val_steps, callbacks, verbos
         model.phase = "warp"
         model.fit(epochs=pretrain_rounds, callbacks=callbacks, **fit)
     model.phase = "joint"
-    schedule = StepDownOnPlateau(train_config.learning_rates, monitor="val_l2",
-                                 patience=train_config.plateau_patience)
+    schedule = plateau_schedule(train_config)
     # The schedule goes first: it acts only at epoch ends, where the backup should hold the
     # new rate and TensorBoard should see it; at batch ends the NaN stop still comes first.
     model.fit(initial_epoch=pretrain_rounds, epochs=pretrain_rounds + train_config.epochs * rounds_per_epoch,

@@ -1,0 +1,81 @@
+r"""The measured rows of docs/FIDELITY.md: loss reduction, flow parameterisation and the
+test-time mode, at the demo's data and budget.
+
+    python -m benchmarks.fidelity --workdir runs/fidelity [--steps 5000]
+
+Writes the bundled sample dataset (synthetic poses of one photo; "test" = unseen warps
+and degradations of the same face) and trains one `smoke` run per training switch with
+`gfrnet-train` on the same data, budget and seed (re-running resumes or skips finished
+runs). Then evaluates on the test split in one table: every run as trained (BatchNorm
+moving averages, no dropout at inference), and the baseline run again in the official
+test script's mode (`test_time_norm=per_image`, with and without `test_time_dropout`),
+which needs no retraining: the mode only changes inference. Same-run comparison only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from absl import app, flags
+
+from gfrnet_tf.apps.demo_stages import Stages, short_run_overrides
+from gfrnet_tf.configs import load_config, save_config
+from gfrnet_tf.evaluation.runner import evaluate_models
+from gfrnet_tf.sample import write_sample_dataset
+
+WORKDIR = flags.DEFINE_string("workdir", "runs/fidelity", "Folder for data, runs and the table.")
+STEPS = flags.DEFINE_integer("steps", 5000, "Joint-training steps per run.")
+EVALUATE_ONLY = flags.DEFINE_bool("evaluate_only", False, "Skip training: evaluate the runs in --workdir.")
+
+BASELINE = "project"
+# Run name -> the switch it changes against the smoke preset (the project's readings).
+TRAINING_SWITCHES = {
+    BASELINE: [],
+    "flow_absolute": ["--config.model.flow_mode=absolute"],
+    "reduction_official": ["--config.model.loss_reduction=official"],
+    "reduction_paper": ["--config.model.loss_reduction=paper"],
+}
+# Inference-only variants of the baseline run: name -> config.model values.
+TEST_MODES = {
+    "project+per_image": {"test_time_norm": "per_image"},
+    "project+per_image+dropout": {"test_time_norm": "per_image", "test_time_dropout": True},
+}
+
+
+def with_test_mode(run: Path, folder: Path, model_values: dict) -> Path:
+    """A workdir that shares `run`'s checkpoints and differs in its config's test-time mode."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = load_config(str(run / "config.json"))
+    config.model.update(model_values)
+    save_config(config, str(folder / "config.json"))
+    link = folder / "checkpoints"
+    if not link.exists():
+        os.symlink((run / "checkpoints").resolve(), link)
+    return folder
+
+
+def main(argv):
+    del argv
+    workdir = Path(WORKDIR.value)
+    dataset = write_sample_dataset(workdir / "data", load_config("smoke").input.image_size)
+    stages = Stages(total=len(TRAINING_SWITCHES) + 1)
+    if not EVALUATE_ONLY.value:
+        for name, switches in TRAINING_SWITCHES.items():
+            stages.command(f"train {name}", "train", [
+                "--config=smoke", f"--workdir={workdir / name}", f"--data={workdir / 'data'}",
+                *short_run_overrides(STEPS.value), *switches])
+    started = stages.begin("evaluate on the test split")
+    models = {name: workdir / name for name in TRAINING_SWITCHES}
+    for name, values in TEST_MODES.items():
+        models[name] = with_test_mode(workdir / BASELINE, workdir / name, values)
+    result = evaluate_models(models, dataset, "test", workdir / "eval")
+    stages.end("evaluate on the test split", started)
+    print(json.dumps(result.rows, indent=1))
+    for error in result.failures:
+        print(f"error: {error}")
+
+
+if __name__ == "__main__":
+    app.run(main)
