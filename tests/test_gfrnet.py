@@ -207,6 +207,47 @@ def test_vgg_weights_switch_the_perceptual_term_on(tmp_path):
     expected = np.mean(losses.perceptual_loss(model.perceptual_network, targets["target"], restored))
     assert float(logs["perceptual"]) == pytest.approx(float(expected), rel=1e-5) and expected > 0
     assert model.perceptual_network.trainable_variables == []
+    # Eq. 6's reconstruction loss, what §4.1's schedule watches, is the weighted sum of both.
+    reconstruction = 100.0 * float(logs["l2"]) + 0.001 * float(logs["perceptual"])
+    assert float(logs["reconstruction"]) == pytest.approx(reconstruction, rel=1e-5)
+    assert set(logs) == JOINT | {"landmark", "tv", "perceptual"}
+
+
+# Issue 14: only what runs is logged.
+JOINT = {"l2", "adv_global", "adv_local", "reconstruction", "g_total", "d_global", "d_local"}
+
+
+@pytest.mark.parametrize("config, phase, expected", [
+    ({}, "warp", {"landmark", "tv", "g_total"}),
+    ({}, "joint", JOINT | {"landmark", "tv"}),
+    ({"variant": "no_guide"}, "joint", JOINT),
+    ({"part_discriminators": True, "part_size": 16}, "joint", JOINT | {"landmark", "tv", "adv_parts", "d_parts"}),
+])
+def test_logged_terms_are_those_the_variant_and_phase_compute(config, phase, expected):
+    model = _model(**config)
+    model.phase = phase
+    batch = _batch()
+    assert set(model.train_step(batch)) == expected
+    assert set(model.test_step(batch)) == expected
+    assert {metric.name for metric in model.metrics} == expected  # what fit resets and logs
+
+
+def test_part_terms_are_averaged_over_the_four_parts():
+    model = _model(part_discriminators=True, part_size=16)
+    inputs, targets = _batch()
+    outputs = model(inputs)
+    condition = model._condition(inputs)
+    real = tf.concat([condition, targets["target"]], -1)
+    fake = tf.concat([condition, outputs["restored"]], -1)
+    real_parts, fake_parts = model._part_crops(real, targets), model._part_crops(fake, targets)
+    per_part_d = [losses.discriminator_loss(d(real_parts[p]), d(fake_parts[p]))
+                  for p, d in model.part_discriminators.items()]
+    per_part_g = [losses.generator_adversarial_loss(d(fake_parts[p]))
+                  for p, d in model.part_discriminators.items()]
+    d_terms = model._discriminator_terms(inputs, targets, outputs["restored"], training=False)
+    g_terms = model._generator_terms(inputs, targets, outputs, training=False)
+    np.testing.assert_allclose(d_terms["d_parts"], np.mean(per_part_d, axis=0), rtol=1e-5)
+    np.testing.assert_allclose(g_terms["adv_parts"], np.mean(per_part_g, axis=0), rtol=1e-5)
 
 
 def test_mixed_precision_trains_with_float32_outputs():
