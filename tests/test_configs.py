@@ -3,11 +3,12 @@
 import json
 import os
 
+import numpy as np
 import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from gfrnet_tf.configs import load_config, preset_path, save_config
+from gfrnet_tf.configs import PRESETS, load_config, preset_path, save_config
 from gfrnet_tf.errors import BadConfigError
 
 PAPER = "paper"
@@ -23,23 +24,55 @@ def test_paper_config_is_section_4_1():
     paper_weights = {"l2": 100.0, "perceptual": 0.001, "adv_global": 1.0, "adv_local": 0.5, "landmark": 10.0, "tv": 1.0}
     assert {name: config.model.loss_weights[name] for name in paper_weights} == paper_weights
     assert not config.model.part_discriminators  # an extension, off as in the paper
-    # Depth 8 takes 256 px to 1x1, as WarpNet/RecNet's encoders require.
+    # Depth 8 takes 256 px to 1x1, as WarpNet/RecNet's encoders require; the official
+    # WarpNet's widths for both (§3.1: RecNet "of the same structure").
     assert config.input.image_size == 2 ** len(config.model.widths)
+    assert tuple(config.model.widths) == (64, 128, 256, 512, 1024, 1024, 1024, 1024)
+    assert config.model.warpnet_widths == () and config.model.recnet_widths == ()
     assert config.input.flip and config.input.degradation.mode == "random"
 
 
-def test_smoke_config_is_the_paper_config_made_small():
-    paper, smoke = load_config(PAPER), load_config(SMOKE)
+def test_smoke_config_is_the_recommended_config_made_small():
+    recommended, smoke = load_config("recommended"), load_config(SMOKE)
     assert smoke.input.image_size == 64 == 2 ** len(smoke.model.widths)
     assert max(smoke.model.widths) <= 32
     assert smoke.train.steps_per_epoch % smoke.train.checkpoint_every == 0
-    # Only sizes and lengths differ: the schedule and loss weights are the paper's.
-    assert smoke.train.learning_rates == paper.train.learning_rates
-    assert smoke.model.loss_weights == paper.model.loss_weights
-    assert set(smoke.keys()) == set(paper.keys())
+    # Only sizes and lengths differ: the schedule, loss weights and readings are recommended's.
+    assert smoke.train.learning_rates == recommended.train.learning_rates
+    assert smoke.model.loss_weights == recommended.model.loss_weights
+    assert set(smoke.keys()) == set(recommended.keys())
+    sizes = {"widths", "discriminator_widths", "local_size"}
+    assert {key: smoke.model[key] for key in smoke.model if key not in sizes} == {
+        key: recommended.model[key] for key in recommended.model if key not in sizes}
 
 
-@pytest.mark.parametrize("path", [PAPER, SMOKE])
+def test_presets_differ_from_paper_only_in_their_named_readings():
+    paper = load_config(PAPER).to_dict()
+
+    def differences(name):
+        other = load_config(name).to_dict()
+        return {f"{section}.{key}" for section in paper for key in paper[section]
+                if other[section][key] != paper[section][key]}
+
+    assert differences("paper512") == {"model.widths"}
+    assert differences("official") == {"model.loss_reduction", "input.degradation"}
+    assert differences("recommended") == {
+        "model.widths", "model.warpnet_init_stddev", "model.flow_mode", "model.loss_reduction",
+        "model.tv_target", "model.local_margin", "model.test_time_norm", "model.test_time_dropout",
+        "train.plateau_monitor"}
+
+
+def test_official_degradation_sets_reproduce_the_official_probabilities():
+    sets = load_config("official").input.degradation
+    # GFRNet_WarpNet data/facefh_dataset.py: e.g. blur randint(20, 41) applied when <= 25.
+    assert np.mean(np.array(sets.blur) > 0) == pytest.approx(6 / 22)
+    assert np.mean(np.array(sets.scale) > 1) == pytest.approx(70 / 81)  # 1.1 to 8.0
+    assert np.mean(np.array(sets.noise) > 0) == pytest.approx(11 / 36)
+    assert np.mean(np.array(sets.jpeg_quality) > 0) == pytest.approx(20 / 31)
+    assert max(sets.blur) == 2.5 and max(sets.scale) == 8.0 and set(sets.noise) - {0.0} == set(range(5, 16))
+
+
+@pytest.mark.parametrize("path", PRESETS)
 def test_configs_build_a_gfrnet_and_offer_every_model_key(path):
     from gfrnet_tf.models.gfrnet import DEFAULT_LOSS_WEIGHTS, MODEL_CONFIG_DEFAULTS, build_gfrnet
 
