@@ -2,7 +2,7 @@
 
 A 256x256 face crop of scikit-image's `astronaut` (Eileen Collins, NASA, public domain)
 with its 68 landmarks, for the demo, docs and tests. Regenerate with
-`python -m pipelines.make_sample`.
+`python -m gfrnet_tf.pipelines.make_sample`.
 """
 
 from __future__ import annotations
