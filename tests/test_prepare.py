@@ -56,7 +56,7 @@ def prepared(collection, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def rerun(prepared, collection, tmp_path_factory):
-    """The same flags in a new process, with photos batched 2 by 2 instead of 16, into a
+    """The same flags in a new process, with photos one per element instead of 16, into a
     folder holding an earlier run's shard and a file of the user's."""
     output = tmp_path_factory.mktemp("rerun")
     unused = next(f"train-{i:05d}-of-00004.tfrecord" for i in range(4)
@@ -65,7 +65,7 @@ def rerun(prepared, collection, tmp_path_factory):
     (output / "notes.txt").write_text("not ours")
     completed = subprocess.run(
         [sys.executable, "-m", "gfrnet_tf.apps.prepare", "--input", str(collection[0]),
-         "--output", str(output), *SMALL, "--photos-per-batch", "2", *IN_PROCESS],
+         "--output", str(output), *SMALL, "--photos-per-batch", "1", *IN_PROCESS],
         capture_output=True, text=True, cwd=REPO, timeout=600,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     return output, completed, unused
@@ -374,3 +374,38 @@ def test_landmark_file_for_another_photo_is_rejected(tmp_path):
     with pytest.raises(RejectedFaceError) as caught:
         prepare_image(image, "s/wrong.png", "s", source)
     assert caught.value.reason == "landmarks_outside_crop"
+
+
+def _file_size_limit(limit):
+    """For `preexec_fn`: writes past `limit` bytes fail with EFBIG, as on a full disk."""
+    import resource
+    import signal
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills the writer
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_full_disk_is_one_line_and_leaves_no_temp_files(collection, tmp_path):
+    root = tmp_path / "photos"
+    (root / "astronaut").mkdir(parents=True)
+    for photo in (collection[0] / "astronaut").iterdir():
+        (root / "astronaut" / photo.name).write_bytes(photo.read_bytes())
+    before = tree_state(root)
+    output = tmp_path / "out"
+    completed = subprocess.run(
+        [sys.executable, "-m", "gfrnet_tf.apps.prepare", "--input", str(root),
+         "--output", str(output), *SMALL, *IN_PROCESS],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+        preexec_fn=_file_size_limit(64 * 1024),  # a shard of 4 pairs is ~600 KB
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert completed.returncode == 1
+    errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {output}: the pipeline failed: {errors[0].split(': ', 3)[3]}"]
+    assert "File too large" in errors[0] and "Traceback" not in completed.stderr
+    left = sorted(p.name for p in output.rglob("*"))
+    assert "manifest.json" not in left
+    assert not [n for n in left if n.startswith(".") or "tmp" in n or "beam-temp" in n], left
+    assert tree_state(root) == before

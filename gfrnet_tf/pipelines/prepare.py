@@ -40,7 +40,7 @@ import math
 import re
 import time
 
-from gfrnet_tf.errors import BadConfigError, GFRNetError
+from gfrnet_tf.errors import BadConfigError, GFRNetError, first_line
 from gfrnet_tf.io.paths import safe_name
 from gfrnet_tf.pipelines import listing
 from gfrnet_tf.pipelines.identity import (SPLITS, PairOptions, keep_candidates, make_pairs,
@@ -402,7 +402,12 @@ def run_pipeline(settings: PrepareSettings, beam_args: list[str]) -> dict:
         direct.direct_running_mode, direct.direct_num_workers = "multi_processing", 0
     pipeline = beam.Pipeline(options=options)
     build(pipeline, settings, identities)
-    pipeline.run().wait_until_finish()
+    try:
+        pipeline.run().wait_until_finish()
+    except Exception as error:  # pylint: disable=broad-except
+        # A worker's failure (disk full, a runner's own error) arrives as whatever the
+        # runner raises; the manifest is not written, so DIR is no dataset.
+        raise GFRNetError(settings.output, f"the pipeline failed: {first_line(error)}") from error
     manifest_path = f"{settings.output}/manifest.json"
     if not tf.io.gfile.exists(manifest_path):
         raise BadConfigError(settings.output, "the pipeline finished without writing "
