@@ -17,10 +17,12 @@ import pytest
 import tensorflow as tf
 
 from gfrnet_tf.apps import prepare as prepare_app
+from gfrnet_tf.data import PreparedDataset
 from gfrnet_tf.data.records import SCHEMA_VERSION, parse_pair, validate_shard
 from gfrnet_tf.errors import BadImageError
 from gfrnet_tf.io.paths import safe_name
 from gfrnet_tf.pipelines import identity as identity_lib
+from gfrnet_tf.pipelines.identity import SPLITS
 from gfrnet_tf.pipelines import listing
 from gfrnet_tf.pipelines.photo import PreparedFace
 
@@ -157,6 +159,13 @@ def test_manifest_is_the_dataset_handle(prepared):
         assert all(name.startswith(f"{split}-") for name in entry["shards"])
     assert sum(e["records"] for e in manifest["splits"].values()) == len(_records(output))
     assert "output" not in manifest["configuration"]  # the same dataset wherever it is
+    dataset = PreparedDataset(output)  # what `gfrnet-train --data DIR` opens
+    assert (dataset.splits, dataset.image_size, dataset.synthetic_pose) == (SPLITS, 256, True)
+    for split in SPLITS:
+        assert dataset.records(split) == manifest["splits"][split]["records"]
+        if dataset.records(split):
+            assert dataset.files(split) == [str(output / name)
+                                            for name in manifest["splits"][split]["shards"]]
 
 
 def test_guides_exported_under_safe_names(prepared):

@@ -47,7 +47,6 @@ from gfrnet_tf.pipelines.identity import (SPLITS, PairOptions, keep_candidates, 
                                           shard_of, split_of)
 from gfrnet_tf.pipelines.photo import FaceOptions, prepare_photo
 
-FORMAT = "gfrnet_tf.prepared"
 # Unreadable inputs are failures (exit status 1); faces filtered out are expected.
 FAILURE_REASONS = ("bad_image", "no_landmarks", "unlistable")
 MAX_PHOTO_BYTES = 200 * 2**20
@@ -273,31 +272,24 @@ class Finish:
         removed = remove_stale_shards(output, shards)
         if removed:
             logging.info("gfrnet-prepare: removed %d shards of an earlier run", len(removed))
-        manifest = make_manifest(self.settings, dict(counts), shards)
-        _write_bytes(f"{output}/manifest.json", json.dumps(manifest, indent=1).encode())
+        write_dataset_manifest(self.settings, dict(counts), shards)
         return len(rows)
 
 
-def make_manifest(settings: PrepareSettings, counts: dict, shards: dict) -> dict:
-    """The `PreparedDataset` manifest: format, schema, size, mode, splits; then details."""
-    from gfrnet_tf.data.records import SCHEMA_VERSION
+def write_dataset_manifest(settings: PrepareSettings, counts: dict, shards: dict) -> dict:
+    """The `PreparedDataset` manifest (splits with their shards and exact record counts),
+    then the run's details: records per shard, counts, the settings that made the data."""
+    from gfrnet_tf.data.prepared import write_manifest
 
     splits = {}
     for split in SPLITS:
         names = sorted(name for name in shards if name.startswith(f"{split}-"))
         splits[split] = {"shards": names, "records": sum(shards[name] for name in names)}
     identities_listed = counts.pop("identities_listed", 0)
-    return {
-        "format": FORMAT,
-        "schema_version": SCHEMA_VERSION,
-        "image_size": settings.faces.size,
-        "synthetic_pose": settings.pairs.synthetic_pose,
-        "splits": splits,
-        "shards": dict(sorted(shards.items())),
-        "counts": dict(sorted(counts.items())),
-        "identities_listed": identities_listed,
-        "configuration": settings.recorded(),
-    }
+    return write_manifest(
+        settings.output, splits, settings.faces.size, settings.pairs.synthetic_pose,
+        shards=dict(sorted(shards.items())), counts=dict(sorted(counts.items())),
+        identities_listed=identities_listed, configuration=settings.recorded())
 
 
 class _Progress:
