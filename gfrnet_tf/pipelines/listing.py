@@ -57,8 +57,8 @@ def list_folder(folder) -> tuple[list, list]:
 
     names = sorted(name.rstrip("/") for name in tf.io.gfile.listdir(folder))
     names = [name for name in names if not name.startswith(".")]
-    folders = [name for name in names if tf.io.gfile.isdir(join(folder, name))]
-    return folders, [name for name in names if name not in set(folders)]
+    folders = {name for name in names if tf.io.gfile.isdir(join(folder, name))}
+    return sorted(folders), [name for name in names if name not in folders]
 
 
 def _is_dir(entry) -> bool:

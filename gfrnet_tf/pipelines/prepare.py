@@ -266,7 +266,8 @@ class Finish:
             else:
                 shards[value[0]] = value[1]
         rows.sort()
-        counts.update(f"rejected_{row.split(chr(9))[1]}" for row in rows)
+        reasons = (row.split("\t")[1] for row in rows)
+        counts.update(f"rejected_{reason}" for reason in reasons)
         output = self.settings.output
         _write_bytes(f"{output}/rejected.tsv", "".join(f"{row}\n" for row in rows).encode())
         removed = remove_stale_shards(output, shards)
