@@ -29,46 +29,27 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from gfrnet_tf.configs import load_config
+from gfrnet_tf.configs.budget import short_run_schedule
 from gfrnet_tf.configs.variants import TABLE1_ROWS, variant_config
-from gfrnet_tf.data import make_dataset
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf.evaluation import figure, protocol, report
+from gfrnet_tf.evaluation import figure, protocol, report, runner
 from gfrnet_tf.evaluation.paper_table1 import PAPER_TABLE1, SUBSETS
 from gfrnet_tf.io import save_image
-from gfrnet_tf.restoration.restorer import load_restorer
+from gfrnet_tf.training import fit
 from gfrnet_tf.training.callbacks import latest_checkpoint
 
-BASELINE = "degraded input"
+BASELINE = runner.BASELINE
 REFERENCE_ROW = "Full"
 TABLE_SETTINGS = ("4x", "8x")
 # Measures where lower is better; all others (PSNR, SSIM, identity_match) higher is better.
 LOWER_IS_BETTER = ("identity_distance", "arcface_deg", "lmd")
-# Short-run schedule of the demo (a constant rate: at this length the config's step-down on
-# a small validation split falls to its last rate within 1000 steps; measured in the demo).
-SHORT_RUN_LEARNING_RATE = 2e-4
-SHORT_RUN_PRETRAIN_EPOCHS = 2
-EPOCH_STEPS = 250
-
-
-def with_joint_steps(config, steps: int, epoch_steps: int = EPOCH_STEPS):
-    """A copy of `config` trained for about `steps` joint steps (whole data epochs of
-    `epoch_steps`, each ending with validation) after `SHORT_RUN_PRETRAIN_EPOCHS` such epochs
-    of WarpNet pre-training, at a constant rate, a checkpoint every half epoch."""
-    if steps < 1:
-        raise BadConfigError("--steps", f"must be >= 1, got {steps}")
-    config = config.copy_and_resolve_references()
-    epoch_steps = max(1, min(epoch_steps, steps))
-    config.train.learning_rates = (SHORT_RUN_LEARNING_RATE,)
-    config.train.warp_pretrain_epochs = SHORT_RUN_PRETRAIN_EPOCHS
-    config.train.steps_per_epoch = epoch_steps
-    config.train.checkpoint_every = epoch_steps // 2 if epoch_steps % 2 == 0 else epoch_steps
-    config.train.epochs = -(-steps // epoch_steps)
-    return config
 
 
 def row_config(base_config, row: str, steps: int):
-    """The training config of one Table 1 row at the study's budget."""
-    return variant_config(with_joint_steps(base_config, steps), row)
+    """The training config of one Table 1 row at the study's budget (`short_run_schedule`)."""
+    config = base_config.copy_and_resolve_references()
+    config.train.update(short_run_schedule(steps))
+    return variant_config(config, row)
 
 
 def total_steps(config) -> int:
@@ -103,10 +84,14 @@ class Study:
 
 
 def run_study(base_config, dataset, workdir, steps: int, rows: Sequence[str] = tuple(TABLE1_ROWS),
-              *, test_split: str = "test", train: Callable, face_measures=None,
+              *, test_split: str = "test", train: Callable = fit.train, face_measures=None,
               face_note: str = "", test_protocol: str = protocol.DEFAULT_TEST_PROTOCOL,
               batch_size: int = 8, examples: int = 4, log=print) -> Study:
-    """Trains the missing rows with `train(config, workdir, dataset)`, evaluates, writes."""
+    """Trains the missing rows with `train(config, workdir, dataset)`, evaluates, writes.
+
+    `face_measures` / `face_note`: as `runner.evaluate_models` takes them. A row that
+    cannot be evaluated is an error: a study with a hole is not Table 1.
+    """
     rows = list(dict.fromkeys(rows))
     for row in rows:
         if row not in TABLE1_ROWS:
@@ -122,7 +107,7 @@ def run_study(base_config, dataset, workdir, steps: int, rows: Sequence[str] = t
         log(f"{row}: training in {run_dir} ({total_steps(config)} steps)")
         train(config, str(run_dir), dataset)
         trained.append(row)
-    evaluation = evaluate_rows(base_config, dataset, workdir, rows, test_split, face_measures,
+    evaluation = evaluate_rows(dataset, workdir, rows, test_split, face_measures, face_note,
                                test_protocol, batch_size, examples)
     paired = paired_comparison(evaluation.per_image, REFERENCE_ROW, rows)
     write_study(workdir, evaluation, paired, rows, {
@@ -134,22 +119,18 @@ def run_study(base_config, dataset, workdir, steps: int, rows: Sequence[str] = t
     return Study(evaluation, paired, trained)
 
 
-def evaluate_rows(base_config, dataset, workdir, rows, test_split, face_measures,
+def evaluate_rows(dataset, workdir, rows, test_split, face_measures, face_note,
                   test_protocol, batch_size, examples) -> protocol.Evaluation:
-    """Every row (and the degraded input) on the same seeded test inputs of `test_split`."""
-    config = dataset.input_config(base_config.input, test_split)
-    config.batch_size = batch_size
-    config.deterministic = True
-    files = dataset.files(test_split)
-    restorers = {BASELINE: protocol.DegradedInput()}
-    for row in rows:
-        restorers[row] = load_restorer(Path(workdir) / "train" / TABLE1_ROWS[row].folder)
-
-    def make_batches(setting):
-        return make_dataset(files, protocol.setting_config(config, setting, test_protocol),
-                            training=False)
-
-    return protocol.evaluate(restorers, make_batches, examples, face_measures)
+    """Every row (and the degraded input) on the same seeded test inputs of `test_split`;
+    `runner.evaluate_models` also writes its files into `WORKDIR/eval`."""
+    models = {row: str(Path(workdir) / "train" / TABLE1_ROWS[row].folder) for row in rows}
+    result = runner.evaluate_models(
+        models, dataset, test_split, Path(workdir) / "eval", batch_size=batch_size,
+        examples=examples, face_measures=face_measures, face_note=face_note,
+        test_protocol=test_protocol)
+    if result.failures:
+        raise result.failures[0]
+    return result.evaluation
 
 
 def paired_comparison(per_image: Mapping[str, Mapping[str, np.ndarray]], reference: str,
@@ -162,8 +143,8 @@ def paired_comparison(per_image: Mapping[str, Mapping[str, np.ndarray]], referen
     for row in rows:
         if row == reference or row not in per_image:
             continue
-        for measure in per_image[reference]:
-            if measure not in per_image[row] or measure.startswith(protocol.ALIGNMENT_COLUMNS):
+        for measure in paired_measures(per_image[reference]):
+            if measure not in per_image[row]:
                 continue
             difference = per_image[reference][measure] - per_image[row][measure]
             better = -difference if measure.startswith(LOWER_IS_BETTER) else difference
@@ -175,6 +156,12 @@ def paired_comparison(per_image: Mapping[str, Mapping[str, np.ndarray]], referen
                 "win_rate": float(np.mean(better > 0) + 0.5 * np.mean(better == 0)),
             })
     return comparisons
+
+
+def paired_measures(values: Mapping[str, np.ndarray]) -> list[str]:
+    """The measures worth pairing: Table 1's settings, continuous measures (not the 0/1 match)."""
+    return [f"{m}_{s}" for s in TABLE_SETTINGS for m in ("psnr", "ssim", "identity_distance", "arcface_deg", "lmd")
+            if f"{m}_{s}" in values]
 
 
 def table1_rows(evaluation: protocol.Evaluation, rows: Sequence[str]) -> tuple[list[str], list[list[str]]]:
@@ -261,7 +248,7 @@ def study_figure(evaluation: protocol.Evaluation, rows: Sequence[str]) -> np.nda
                 f"{measure} {s}": [by_name[n][f"{measure}_{s}"] for n in names] for s in TABLE_SETTINGS}))
     faces = evaluation.setting_examples.get("4x", {})
     columns = [*names, protocol.GROUND_TRUTH]
-    parts = list(charts)
+    parts = [figure.stack(charts, axis=1)]
     if all(faces.get(name) for name in columns):
         count = min(len(faces[name]) for name in columns)
         grid_rows = [[faces[name][i] for name in columns] for i in range(count)]

@@ -19,7 +19,7 @@ BAR_COLOURS = ((66, 133, 244), (234, 67, 53), (251, 188, 5), (52, 168, 83))
 
 
 def bar_chart(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float]],
-              height: int = 260, bar_width: int = 18) -> np.ndarray:
+              height: int = 260, bar_width: int = 30) -> np.ndarray:
     """uint8 RGB chart: one group of bars per label, one bar per series (NaN: no bar).
 
     The value axis starts below the smallest value (PSNRs differ by tenths of a dB on
@@ -71,15 +71,17 @@ def labelled_face_grid(column_labels: Sequence[str], rows: Sequence[Sequence[np.
     return np.concatenate([header, grid])
 
 
-def stack(parts: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
-    """Images one above the other on white, left-aligned."""
-    width = max(part.shape[1] for part in parts)
+def stack(parts: Sequence[np.ndarray], gap: int = 8, axis: int = 0) -> np.ndarray:
+    """Images one above the other (`axis=0`) or side by side (1) on white, top-left aligned."""
+    height = max(part.shape[0] for part in parts) + (gap if axis == 1 else 0)
+    width = max(part.shape[1] for part in parts) + (gap if axis == 0 else 0)
     padded = []
     for part in parts:
-        canvas = np.full((part.shape[0] + gap, width, 3), 255, np.uint8)
+        shape = (part.shape[0] + gap, width) if axis == 0 else (height, part.shape[1] + gap)
+        canvas = np.full((*shape, 3), 255, np.uint8)
         canvas[: part.shape[0], : part.shape[1]] = part
         padded.append(canvas)
-    return np.concatenate(padded)
+    return np.concatenate(padded, axis=axis)
 
 
 def _y(value, bottom, top, plot_top, plot_bottom) -> int:
