@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from gfrnet_tf.configs.budget import EPOCH_STEPS, short_run_schedule
+from gfrnet_tf.configs.budget import EPOCH_STEPS, LEARNING_RATE, PRETRAIN_EPOCHS, short_run_schedule
 
 
 class Stages:
@@ -56,9 +56,13 @@ class Stages:
         self.end(title, started)
 
 
+# The schedule's fixed part (`configs.budget`), as flags.
+SHORT_RUN_OVERRIDES = (f"--config.train.learning_rates=({LEARNING_RATE!r},)",
+                       f"--config.train.warp_pretrain_epochs={PRETRAIN_EPOCHS}")
+
+
 def short_run_overrides(steps: int, epoch_steps: int = EPOCH_STEPS) -> list[str]:
     """`--config.train.*` flags of `configs.budget.short_run_schedule(steps, epoch_steps)`."""
     schedule = short_run_schedule(steps, epoch_steps)
-    rates = ",".join(repr(rate) for rate in schedule.pop("learning_rates"))
-    return [f"--config.train.learning_rates=({rates},)",
-            *(f"--config.train.{key}={value}" for key, value in schedule.items())]
+    return [*SHORT_RUN_OVERRIDES, *(f"--config.train.{key}={schedule[key]}"
+                                    for key in ("steps_per_epoch", "checkpoint_every", "epochs"))]
