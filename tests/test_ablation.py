@@ -65,7 +65,7 @@ def _input_config(size=32):
 @pytest.fixture(scope="module")
 def sample_data(tmp_path_factory):
     directory = tmp_path_factory.mktemp("data")
-    return write_sample_dataset(directory, 32, (Split("train", 8, 1, 1), Split("val", 2, 1, 2),
+    return write_sample_dataset(directory, 32, (Split("train", 8, 1, 1), Split("val", 4, 1, 2),
                                                 Split("test", 4, 1, 3)))
 
 

@@ -106,6 +106,9 @@ def run_study(base_config, dataset, workdir, steps: int, rows: Sequence[str] = t
             continue
         log(f"{row}: training in {run_dir} ({total_steps(config)} steps)")
         train(config, str(run_dir), dataset)
+        if not finished(config, run_dir):  # e.g. a resume state from another schedule
+            raise BadConfigError(run_dir, f"training ended before step {total_steps(config)}; "
+                                          "use a new --workdir")
         trained.append(row)
     evaluation = evaluate_rows(dataset, workdir, rows, test_split, face_measures, face_note,
                                test_protocol, batch_size, examples)
