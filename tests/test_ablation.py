@@ -184,3 +184,11 @@ def test_ablate_refuses_an_unknown_row_in_one_line(sample_data, tmp_path):
     output = process.communicate()[0]
     assert process.returncode == 1
     assert output.strip().splitlines()[-1].startswith("error: --variants: '-Q' is not a Table 1 row")
+
+
+def test_a_row_whose_training_stops_short_is_an_error(tmp_path):
+    calls = []
+    with pytest.raises(BadConfigError, match="training ended before step 10"):
+        ablation.run_study(load_config("smoke"), None, tmp_path, 10, ["-WG"],
+                           train=lambda config, workdir, dataset: calls.append(workdir))
+    assert calls == [str(tmp_path / "train" / "no_guide")]
