@@ -160,6 +160,7 @@ def main(argv):
     keras.utils.set_random_seed(config.train.seed)
     workdir = WORKDIR.value
     if distribute.is_chief(strategy):
+        callbacks_lib.make_output_folder(workdir)
         save_config(config, os.path.join(workdir, "config.json"))
     train_files, _ = check_shards(DATA.value, records_per_shard=1)
     val_files, val_steps = None, None
