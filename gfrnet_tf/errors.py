@@ -15,12 +15,27 @@ _TF_NOISE = re.compile(
     r"|\[\[\{\{node [^}]*\}\}\]\]"
     r"|\[Op:[^\]]*\](?:\s*name:[^\n]*)?"
 )
+# A graph error opens with this line, then "Detected at node X defined at ...:" and the
+# indented Python frames that built the node, then the op's message.
+_GRAPH_ERROR = "Graph execution error:"
+_DETECTED_AT = "Detected at node"
 
 
 def strip_tf_noise(text: str) -> str:
-    """`text` without TF's `{{function_node ...}}`, `[[{{node ...}}]]` and `[Op:...]` parts."""
-    lines = (" ".join(_TF_NOISE.sub(" ", line).split()) for line in str(text).splitlines())
-    return "\n".join(line for line in lines if line)
+    """`text` without TF's `{{function_node ...}}`, `[[{{node ...}}]]`, `[Op:...]` parts and
+    the "Graph execution error: / Detected at node ..." preamble with its Python frames."""
+    kept, in_frames = [], False
+    for line in str(text).splitlines():
+        if line.startswith(_DETECTED_AT):
+            in_frames = True
+            continue
+        if in_frames and (not line.strip() or line[0].isspace()):
+            continue
+        in_frames = False
+        line = " ".join(_TF_NOISE.sub(" ", line).split())
+        if line and line != _GRAPH_ERROR:
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def first_line(error) -> str:

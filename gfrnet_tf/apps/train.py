@@ -28,6 +28,7 @@ from absl import app, flags, logging
 from gfrnet_tf.apps import common
 from gfrnet_tf.configs import save_config
 from gfrnet_tf.data import make_dataset
+from gfrnet_tf.data.records import record_errors
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.models.gfrnet import build_gfrnet
 from gfrnet_tf.training import callbacks as callbacks_lib
@@ -173,8 +174,9 @@ def main(argv):
     val_data = None
     if val_files:
         val_data = distributed_dataset(strategy, val_files, config.input, training=False)
-    callbacks = make_callbacks(config, workdir, strategy, val_files or train_files)
-    train(model, config, train_data, val_data, val_steps, callbacks)
+    with record_errors(", ".join(filter(None, (DATA.value, VAL_DATA.value)))):  # past the start-up check
+        callbacks = make_callbacks(config, workdir, strategy, val_files or train_files)
+        train(model, config, train_data, val_data, val_steps, callbacks)
     logging.info("done: %s", callbacks_lib.latest_checkpoint(os.path.join(workdir, "checkpoints")))
 
 

@@ -52,7 +52,7 @@ def checked_header_size(encoded, check, max_pixels=None):
         tf.strings.as_string(width), "x", tf.strings.as_string(height),
         f" is more than the {max_pixels} pixels allowed (decompression bomb?)",
     ])
-    problem = tf.where(positive, too_many, "has a side of 0 pixels")
+    problem = tf.where(positive, too_many, "states a width or height outside 1 .. 2^31 - 1")
     with tf.control_dependencies([check(tf.logical_and(positive, height * width <= max_pixels),
                                         problem)]):
         return tf.identity(size)

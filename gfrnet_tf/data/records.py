@@ -25,6 +25,7 @@ payloads skipped). And `parse_pair` reads each image's size from its PNG/JPEG he
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 
@@ -41,6 +42,10 @@ SCHEMA_VERSION = 1
 # beyond any real record and still bounds one decoded image to 48 MB (uint8) / 192 MB
 # (float32), whereas a 12000x12000 PNG of a few hundred KB would need ~3 GB.
 MAX_RECORD_PIXELS = 4096 * 4096
+# How a record's problem shows in TF's error text.
+_ASSERT_MARKER = "assertion failed: ["
+_NOT_EXAMPLE = "payload is not a tf.train.Example"
+_PARSE_FAILURE = "Could not parse example input"  # TF's text, followed by the raw payload
 _POINT_VALUES = NUM_LANDMARKS * 2
 
 # Fixed-length features get defaults so a missing key becomes a readable check failure
@@ -331,16 +336,48 @@ def validate_shard(path, limit=None) -> int:
     except UnicodeDecodeError as error:
         # TF quotes an unparseable payload's raw bytes in its message, which then fails to
         # decode on the way to Python.
-        raise BadRecordError(f"{printable(path)}: record {count}",
-                             "payload is not a tf.train.Example") from error
+        raise BadRecordError(f"{printable(path)}: record {count}", _NOT_EXAMPLE) from error
     return count
 
 
+def _record_assertion(message: str):
+    """`(shard, index, problem)` from the text of a `parse_pair` assertion in a TF error
+    message, or None if the error is not one of ours."""
+    if _ASSERT_MARKER not in message:
+        return None
+    text = message.split(_ASSERT_MARKER, 1)[1].split("]", 1)[0]
+    shard, _, rest = text.rpartition(": record ")
+    index, _, problem = rest.partition(": ")
+    return shard, index, problem
+
+
+@contextlib.contextmanager
+def record_errors(source):
+    """Turns a bad record met while iterating a dataset of `parse_pair` records (training
+    steps, a batch drawn with `next`) into `BadRecordError("<shard>: record <i>", problem)`.
+
+    `source` (e.g. the shard pattern) is named when TF's error does not say the shard: a
+    payload that is not a `tf.train.Example` (TF quotes its raw bytes, which then fail to
+    decode on the way to Python). Other errors pass through unchanged.
+    """
+    try:
+        yield
+    except tf.errors.OpError as error:
+        found = _record_assertion(error.message or "")
+        if found is not None:
+            shard, index, problem = found
+            raise BadRecordError(f"{shard}: record {index}", problem) from None
+        if _PARSE_FAILURE not in (error.message or ""):
+            raise
+        raise BadRecordError(printable(source), f"a record's {_NOT_EXAMPLE}") from None
+    except UnicodeDecodeError:
+        raise BadRecordError(printable(source), f"a record's {_NOT_EXAMPLE}") from None
+
+
 def readable_problem(message: str) -> str:
-    """The problem in a TF op error from `parse_pair`: our assert's text if there is one
+    """The problem in a TF op error from `parse_pair`: our assertion's text if there is one
     (without its `<shard>: record <i>: ` prefix), else the cleaned first line."""
-    marker = "assertion failed: ["
-    if marker in message:
-        text = message.split(marker, 1)[1].split("]", 1)[0]
-        return text.split(": record ", 1)[-1].split(": ", 1)[-1]
-    return first_line(message)
+    found = _record_assertion(message)
+    if found:
+        return found[2]
+    return _NOT_EXAMPLE if _PARSE_FAILURE in message else first_line(message)
