@@ -3,6 +3,7 @@ pipeline, `gfrnet-train` and `gfrnet-evaluate`: one line naming shard and record
 status 1, never a signal or a traceback, memory bounded whatever a header claims."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -271,9 +272,13 @@ def tiny_model(tmp_path_factory):
     return path
 
 
-def _evaluate(model, output, *shards):
+def _evaluate(model, folder, *shards):
+    """gfrnet-evaluate on a glob matching copies of `shards` (in `folder`, sorted as given)."""
+    (folder / "data").mkdir()
+    for number, shard in enumerate(shards):
+        shutil.copyfile(shard, folder / "data" / f"{number}-{shard.name}")
     return [sys.executable, "-m", "gfrnet_tf.apps.evaluate", f"--model={model}",
-            *(f"--data={shard}" for shard in shards), f"--output={output}",
+            f"--data={folder / 'data'}/*.tfrecord", f"--output={folder / 'out'}",
             f"--image_size={SIZE}", "--batch_size=2", "--synthetic_pose"]
 
 
@@ -281,8 +286,8 @@ def _evaluate(model, output, *shards):
 @pytest.mark.parametrize("case", ["huge_length", "truncated_payload", "empty"])
 def test_evaluate_refuses_a_hostile_header_in_one_line(corpus, tiny_model, tmp_path, case):
     record, problem = HEADER_CASES[case]
-    result = _run(_evaluate(tiny_model, tmp_path / "out", corpus["good"], corpus[case]))
-    _assert_one_line(result, _where(corpus[case], record), problem)
+    result = _run(_evaluate(tiny_model, tmp_path, corpus["good"], corpus[case]))
+    _assert_one_line(result, _where(tmp_path / "data" / f"1-{case}.tfrecord", record), problem)
 
 
 @pytest.mark.slow
@@ -290,8 +295,8 @@ def test_evaluate_skips_and_counts_bad_payloads_and_bombs(corpus, tiny_model, tm
     import json
 
     shards = [corpus["good"], *(corpus[case] for case in sorted(PAYLOAD_CASES))]
-    result = _run(_evaluate(tiny_model, tmp_path / "out", *shards))
-    _assert_one_line(result, ", ".join(map(str, shards)),
+    result = _run(_evaluate(tiny_model, tmp_path, *shards))
+    _assert_one_line(result, f"{tmp_path / 'data'}/*.tfrecord",
                      f"{len(PAYLOAD_CASES)} corrupt record(s) skipped")
     report = json.loads((tmp_path / "out" / "results.json").read_text())
     assert report["skipped_records"] == len(PAYLOAD_CASES)
