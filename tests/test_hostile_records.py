@@ -173,8 +173,8 @@ def test_header_size_equals_the_decoded_size_for_png_and_jpeg():
 
 
 def test_header_size_refuses_other_formats_and_too_many_pixels():
-    gif = b"GIF89a" + bytes(40)
-    assert "is not a JPEG or PNG image" in _size_or_error(gif)
+    for other in (b"GIF89a" + bytes(40), b"", b"\x89PNG\r\n\x1a\n", b"\x89PNG\r\n\x1a\n" + bytes(16)):
+        assert "is not a JPEG or PNG image" in _size_or_error(other)
     bomb = _size_or_error(hostile_records.png_bomb(), max_pixels=4096 * 4096)
     assert "12000x12000 is more than the 16777216 pixels allowed" in bomb
     png = tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy()
@@ -261,17 +261,6 @@ def test_train_names_a_bad_record_met_after_the_start_up_check(corpus, tmp_path)
     _assert_one_line(result, f"{corpus['png_bomb']}: record 1", PAYLOAD_CASES["png_bomb"][1])
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from gfrnet_tf.models.gfrnet import build_gfrnet
-
-    model = build_gfrnet({"widths": (8, 8, 8), "discriminator_widths": (8, 8), "local_size": 16})
-    model({"degraded": np.zeros((1, SIZE, SIZE, 3)), "guide": np.zeros((1, SIZE, SIZE, 3))})
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model.save(path)
-    return path
-
-
 def _evaluate(model, folder, *shards):
     """gfrnet-evaluate on a glob matching copies of `shards` (in `folder`, sorted as given)."""
     (folder / "data").mkdir()
@@ -286,7 +275,7 @@ def _evaluate(model, folder, *shards):
 @pytest.mark.parametrize("case", ["huge_length", "truncated_payload", "empty"])
 def test_evaluate_refuses_a_hostile_header_in_one_line(corpus, tiny_model, tmp_path, case):
     record, problem = HEADER_CASES[case]
-    result = _run(_evaluate(tiny_model, tmp_path, corpus["good"], corpus[case]))
+    result = _run(_evaluate(tiny_model[1], tmp_path, corpus["good"], corpus[case]))
     _assert_one_line(result, _where(tmp_path / "data" / f"1-{case}.tfrecord", record), problem)
 
 
@@ -295,7 +284,7 @@ def test_evaluate_skips_and_counts_bad_payloads_and_bombs(corpus, tiny_model, tm
     import json
 
     shards = [corpus["good"], *(corpus[case] for case in sorted(PAYLOAD_CASES))]
-    result = _run(_evaluate(tiny_model, tmp_path, *shards))
+    result = _run(_evaluate(tiny_model[1], tmp_path, *shards))
     _assert_one_line(result, f"{tmp_path / 'data'}/*.tfrecord",
                      f"{len(PAYLOAD_CASES)} corrupt record(s) skipped")
     report = json.loads((tmp_path / "out" / "results.json").read_text())

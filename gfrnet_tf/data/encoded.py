@@ -26,17 +26,21 @@ def checked_header_size(encoded, check, max_pixels=None):
     image" and, with `max_pixels`, for more pixels than that (or a side of 0). The result
     depends on those assertions: a decode that depends on it never runs on a refused image.
     """
+    # Padded with zeros: `substr` past the end of a short input is an op error (whose
+    # message quotes the raw bytes), and both sides of a `logical_and` are evaluated.
+    head = tf.strings.join([tf.strings.substr(encoded, 0, _PNG_HEADER_BYTES),
+                            bytes(_PNG_HEADER_BYTES)])
     is_png = tf.logical_and(
         tf.strings.length(encoded) >= _PNG_HEADER_BYTES,
-        tf.logical_and(tf.equal(tf.strings.substr(encoded, 0, len(PNG_MAGIC)), PNG_MAGIC),
-                       tf.equal(tf.strings.substr(encoded, 12, 4), b"IHDR")),
+        tf.logical_and(tf.equal(tf.strings.substr(head, 0, len(PNG_MAGIC)), PNG_MAGIC),
+                       tf.equal(tf.strings.substr(head, 12, 4), b"IHDR")),
     )
-    is_jpeg = tf.equal(tf.strings.substr(encoded, 0, len(JPEG_MAGIC)), JPEG_MAGIC)
+    is_jpeg = tf.equal(tf.strings.substr(head, 0, len(JPEG_MAGIC)), JPEG_MAGIC)
     format_check = check(tf.logical_or(is_png, is_jpeg), "is not a JPEG or PNG image")
 
     def png_size():
         width_height = tf.io.decode_raw(
-            tf.strings.substr(encoded, 16, 8), tf.int32, little_endian=False
+            tf.strings.substr(head, 16, 8), tf.int32, little_endian=False
         )
         return tf.reverse(width_height, [0])
 
