@@ -133,3 +133,19 @@ def test_train_with_a_workdir_that_is_a_file_is_one_line(tmp_path):
                   f"--workdir={workdir}", f"--data={tmp_path}/missing-*.tfrecord")
     assert _one_error_line(result) == f"error: {workdir}: is a file, not a folder"
     assert workdir.read_text() == "not a folder"
+
+
+def test_what_a_killed_save_left_behind_is_removed_at_the_next_start(tmp_path):
+    from gfrnet_tf.training.callbacks import BackupAndRestore, StepCheckpoint
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])
+    model.compile(optimizer="adam")
+    for directory in (tmp_path / "checkpoints", tmp_path / "backup"):
+        directory.mkdir()
+        (directory / ".step-00000005.weights.h5.x1y2.tmp").write_bytes(b"half")
+        (directory / "keep.txt").write_text("not ours to remove")
+    saver, backup = StepCheckpoint(str(tmp_path / "checkpoints")), BackupAndRestore(str(tmp_path / "backup"))
+    for callback in (saver, backup):
+        callback.set_model(model)
+        callback.on_train_begin()
+    assert os.listdir(tmp_path / "checkpoints") == os.listdir(tmp_path / "backup") == ["keep.txt"]

@@ -7,7 +7,8 @@ which Keras' own `TensorBoard` callback (it restarts its batch counter every `fi
 Weights are serialised in memory and then written to a temporary name and renamed
 (`write_weights`): HDF5 writing straight to a disk that fills up fails, and then crashes the
 process (SIGSEGV in `h5py.File.close`, measured with a small RLIMIT_FSIZE); a Python write
-that fails is one `BadOutputError` and leaves the last good checkpoint as it was.
+that fails is one `BadOutputError` and leaves the last good checkpoint as it was. The price
+is one copy of the weights file in memory while it is saved.
 """
 
 from __future__ import annotations
@@ -72,6 +73,12 @@ def write_weights(model, path: str) -> None:
         raise BadOutputError(path, f"cannot write: {error.strerror or error}") from None
 
 
+def _remove_temporaries(directory: str) -> None:
+    """Deletes what a killed save left behind: `atomic_writer`'s dot-prefixed `.tmp` files."""
+    for name in glob.glob(os.path.join(glob.escape(directory), ".*.tmp")):
+        os.remove(name)
+
+
 def make_output_folder(path: str) -> str:
     """Creates `path` if needed and checks that files can be created in it.
 
@@ -123,6 +130,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                                  f"cannot write the backup: {error.strerror or error}") from None
 
     def on_train_begin(self, logs=None):
+        if os.path.isdir(self.backup_dir):
+            _remove_temporaries(self.backup_dir)
         try:
             super().on_train_begin(logs)
         except (ValueError, OSError, KeyError) as error:
@@ -165,10 +174,7 @@ class StepCheckpoint(_GlobalStepCallback):
         self.keep = keep
 
     def on_train_begin(self, logs=None):
-        make_output_folder(self.directory)
-        # What a killed save left behind (`atomic_writer`'s temporary names).
-        for name in glob.glob(os.path.join(self.directory, ".step-*.weights.h5.*.tmp")):
-            os.remove(name)
+        _remove_temporaries(make_output_folder(self.directory))
 
     def on_epoch_end(self, epoch, logs=None):
         step = self.global_step(self.params["steps"] - 1)
