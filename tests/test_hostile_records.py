@@ -238,7 +238,8 @@ def _assert_one_line(result, where, problem):
 def _train(workdir, *data):
     return [sys.executable, "-m", "gfrnet_tf.apps.train", "--config=smoke", f"--workdir={workdir}",
             "--synthetic_pose", "--config.input.image_size=32", "--config.input.batch_size=2",
-            *data]
+            "--config.model.widths=(8,16,16,16,16)", "--config.model.discriminator_widths=(8,16)",
+            "--config.model.local_size=16", *data]
 
 
 @pytest.mark.slow

@@ -127,10 +127,14 @@ def test_weights_round_trip_through_memory(tmp_path):
 
 @pytest.mark.slow
 def test_train_with_a_workdir_that_is_a_file_is_one_line(tmp_path):
+    from gfrnet_tf.data import encode_pair, write_shard
+
+    image, points = np.zeros((32, 32, 3), np.uint8), np.full((68, 2), 16.0, np.float32)
+    write_shard(tmp_path / "train-0.tfrecord", [encode_pair(image, image, points, points)] * 2)
     workdir = tmp_path / "run"
     workdir.write_text("not a folder")
     result = _run(sys.executable, "-m", "gfrnet_tf.apps.train", "--config=smoke",
-                  f"--workdir={workdir}", f"--data={tmp_path}/missing-*.tfrecord")
+                  f"--workdir={workdir}", f"--data={tmp_path}/train-*.tfrecord", "--synthetic_pose")
     assert _one_error_line(result) == f"error: {workdir}: is a file, not a folder"
     assert workdir.read_text() == "not a folder"
 
