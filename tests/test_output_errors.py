@@ -106,8 +106,18 @@ def test_output_folders_that_cannot_be_written_are_refused_by_name(tmp_path):
     with pytest.raises(BadOutputError, match="cannot write here") as raised:
         make_output_folder(str(read_only))
     assert raised.value.source == str(read_only)
-    assert make_output_folder(str(tmp_path / "new" / "run")) == str(tmp_path / "new" / "run")
-    assert os.listdir(tmp_path / "new" / "run") == []  # the probe file is gone
+    for create in (False, True):
+        with pytest.raises(BadOutputError, match="is a file, not a folder"):
+            make_output_folder(str(blocker), create=create)
+        with pytest.raises(BadOutputError, match="Not a directory"):
+            make_output_folder(str(blocker / "below" / "deeper"), create=create)
+        with pytest.raises(BadOutputError, match="cannot write here"):
+            make_output_folder(os.path.join(read_only, "new"), create=create)
+    new = tmp_path / "new" / "run"
+    assert make_output_folder(str(new), create=False) == str(new)
+    assert not (tmp_path / "new").exists()  # only checked, through tmp_path
+    assert make_output_folder(str(new)) == str(new)
+    assert os.listdir(new) == []  # the probe file is gone
 
 
 def test_weights_round_trip_through_memory(tmp_path):

@@ -14,6 +14,7 @@ is one copy of the weights file in memory while it is saved.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import io
 import json
@@ -79,15 +80,25 @@ def _remove_temporaries(directory: str) -> None:
         os.remove(name)
 
 
-def make_output_folder(path: str) -> str:
-    """Creates `path` if needed and checks that files can be created in it.
+def make_output_folder(path: str, create: bool = True) -> str:
+    """Checks that files can be created in the folder `path`, creating it if `create`.
 
     Raises `BadOutputError(path, ...)` for a path that is a file (or below one), read-only
-    or on a full disk, before a run spends any time on work it could not save.
+    or on a full disk, before a run spends any time on work it could not save. With
+    `create=False` nothing is made: a missing folder is checked through the closest
+    folder that exists (where it would be created).
     """
+    probe = path
+    if not create:
+        while not os.path.lexists(probe) and os.path.dirname(os.path.abspath(probe)) != probe:
+            probe = os.path.dirname(os.path.abspath(probe))
     try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
+        if create:
+            os.makedirs(path, exist_ok=True)
+        elif os.path.exists(probe) and not os.path.isdir(probe):  # what makedirs would meet
+            raise FileExistsError() if probe == path else NotADirectoryError(
+                errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        with tempfile.TemporaryFile(dir=probe):
             pass
     except FileExistsError:
         raise BadOutputError(path, "is a file, not a folder") from None
