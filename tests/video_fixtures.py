@@ -64,7 +64,8 @@ def write_clip(path, images, width: int = WIDTH, height: int = HEIGHT, rate: int
     """
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=rate)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.width, video.height = width, height
+        video.pix_fmt = "yuv420p" if width % 2 == height % 2 == 0 else "yuv444p"
         time_base = video.time_base = time_base or Fraction(1, rate)  # the muxer changes the stream's
         tone = container.add_stream("aac", rate=TONE_RATE) if audio else None
         if tone is not None:

@@ -11,6 +11,7 @@ count its header declares is a `BadVideoError` naming it.
 from __future__ import annotations
 
 import dataclasses
+import os
 from fractions import Fraction
 from typing import Callable, Iterator
 
@@ -19,6 +20,9 @@ import numpy as np
 
 from gfrnet_tf.errors import BadVideoError, first_line
 from gfrnet_tf.io.images import DEFAULT_MAX_PIXELS
+
+# How much shorter than its declared duration a clip without a frame count may decode.
+TRUNCATION_TOLERANCE = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +43,7 @@ class VideoInfo:
     rate: Fraction  # frames per second (the average over the clip)
     time_base: Fraction
     declared_frames: int  # 0 when the container does not say
+    declared_seconds: float  # the stream's (else the container's) duration; 0 if unknown
     audio: tuple  # PyAV audio streams, for copying their packets
 
 
@@ -50,12 +55,18 @@ class VideoReader:
 
     def __init__(self, path, max_pixels: int = DEFAULT_MAX_PIXELS):
         self.source = path
-        self._file = open(path, "rb")  # noqa: SIM115 -- closed in close()
+        try:
+            self._file = open(path, "rb")  # noqa: SIM115 -- closed in close()
+        except OSError as error:
+            raise BadVideoError(path, f"cannot open ({error.strerror or error})") from error
         try:
             self._container = av.open(self._file, "r")
-        except (av.FFmpegError, ValueError) as error:
+        # FFmpeg's errors, and OSError from the Python file's seek on an empty file.
+        except (av.FFmpegError, OSError, ValueError) as error:
+            empty = os.fstat(self._file.fileno()).st_size == 0
             self._file.close()
-            raise BadVideoError(path, f"cannot read as a video ({first_line(error)})") from error
+            raise BadVideoError(path, "empty file" if empty else
+                                f"cannot read as a video ({ffmpeg_problem(error)})") from error
         try:
             self.info = self._info(max_pixels)
         except BadVideoError:
@@ -75,13 +86,18 @@ class VideoReader:
         if not rate:
             raise BadVideoError(self.source, "the video stream has no frame rate")
         stream.thread_type = "AUTO"
-        return VideoInfo(width, height, Fraction(rate), Fraction(stream.time_base or 1 / rate),
-                         int(stream.frames or 0), tuple(self._container.streams.audio))
+        time_base = Fraction(stream.time_base or 1 / rate)
+        if stream.duration:
+            seconds = float(stream.duration * time_base)
+        else:
+            seconds = (self._container.duration or 0) / av.time_base
+        return VideoInfo(width, height, Fraction(rate), time_base, int(stream.frames or 0),
+                         seconds, tuple(self._container.streams.audio))
 
     def frames(self, on_audio: Callable[[av.Packet], None] = lambda packet: None
                ) -> Iterator[Frame]:
         """Every video frame in presentation order; audio packets go to `on_audio` as met."""
-        index, last_pts = 0, None
+        index, first_pts, last_pts = 0, None, None
         ticks_per_frame = 1 / (self.info.rate * self.info.time_base)
         try:
             for packet in self._container.demux(self._stream, *self.info.audio):
@@ -98,15 +114,28 @@ class VideoReader:
                                                          f"(timestamp {pts} after {last_pts})")
                     yield Frame(index, decoded.to_ndarray(format="rgb24"), pts)
                     index, last_pts = index + 1, pts
+                    first_pts = pts if first_pts is None else first_pts
         except av.FFmpegError as error:
             raise BadVideoError(self.source, f"corrupt or truncated after {index} frames "
-                                             f"({first_line(error)})") from error
+                                             f"({ffmpeg_problem(error)})") from error
         if index == 0:
             raise BadVideoError(self.source, "the video stream has no frames")
-        if index < self.info.declared_frames:
-            raise BadVideoError(self.source, f"truncated: {index} of the "
-                                             f"{self.info.declared_frames} frames its header "
-                                             "declares could be decoded")
+        self._check_complete(index, float((last_pts - first_pts) * self.info.time_base
+                                          + 1 / self.info.rate))
+
+    def _check_complete(self, frames: int, seconds: float) -> None:
+        """A clip that ends early: fewer frames, or (when the count is not stored, as in
+        Matroska) a much shorter time than the header declares. The time is compared
+        loosely, since a container's duration also covers audio that may run longer."""
+        info = self.info
+        if frames < info.declared_frames:
+            raise BadVideoError(self.source, f"truncated: {frames} of the {info.declared_frames} "
+                                             "frames its header declares could be decoded")
+        if not info.declared_frames and seconds < info.declared_seconds - max(
+                0.5, TRUNCATION_TOLERANCE * info.declared_seconds):
+            raise BadVideoError(self.source, f"truncated: its frames end after {seconds:.2f} s "
+                                             f"of the {info.declared_seconds:.2f} s its header "
+                                             "declares")
 
     def close(self) -> None:
         self._container.close()
@@ -117,3 +146,8 @@ class VideoReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def ffmpeg_problem(error: Exception) -> str:
+    """FFmpeg's own words for `error`, without the errno and file name PyAV adds."""
+    return getattr(error, "strerror", None) or first_line(error)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import av
 import numpy as np
 
-from gfrnet_tf.errors import BadVideoError, first_line
-from gfrnet_tf.video.reader import VideoInfo
+from gfrnet_tf.errors import BadVideoError
+from gfrnet_tf.video.reader import VideoInfo, ffmpeg_problem
 
 DEFAULT_CRF = 18
 PRESET = "medium"
@@ -34,7 +34,9 @@ class VideoWriter:
         video.width, video.height = info.width, info.height
         even = info.width % 2 == 0 and info.height % 2 == 0
         video.pix_fmt = "rgb24" if lossless else ("yuv420p" if even else "yuv444p")
-        video.time_base = info.time_base
+        # The encoder's clock too: left at 1 / rate, a variable rate's timestamps would be
+        # rounded onto it and collide.
+        video.time_base = video.codec_context.time_base = info.time_base
         video.options = {"qp": "0"} if lossless else {"crf": str(crf), "preset": PRESET}
         self._video, self._time_base = video, info.time_base
         self._audio, self.dropped_audio = {}, []
@@ -61,7 +63,7 @@ class VideoWriter:
         try:
             self._container.mux(packets)
         except av.FFmpegError as error:
-            raise BadVideoError(self.source, f"cannot write the video ({first_line(error)})") from error
+            raise BadVideoError(self.source, f"cannot write the video ({ffmpeg_problem(error)})") from error
 
     def close(self, flush: bool = True) -> None:
         """Flushes the encoder (when `flush`) and finishes the file."""

@@ -1,0 +1,253 @@
+"""Video restoration: decoding/encoding with audio, tracking, smoothing, streaming, measures.
+
+Clips are made from the bundled face (`video_fixtures`): its true motion per frame is
+known, so tracking error and motion-compensated flicker are measured, not guessed.
+"""
+
+import math
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+import video_fixtures as clips
+from gfrnet_tf.errors import BadVideoError
+from gfrnet_tf.faces import square_window
+from gfrnet_tf.faces.detect import Face
+from gfrnet_tf.video.files import is_video_file
+from gfrnet_tf.video.measures import Flicker, RunningStats, face_crop
+from gfrnet_tf.video.reader import VideoReader
+from gfrnet_tf.video.smoothing import TrackSmoother, centred_line_fit
+from gfrnet_tf.video.tracking import FaceTracker, TrackedFace
+from gfrnet_tf.video.writer import VideoWriter
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def true_box(t):
+    """The sample's face region placed in frame `t`, as a detector box (x, y, w, h)."""
+    matrix = clips.photo_to_frame(t)
+    x0, y0, x1, y1 = clips.FACE_REGION
+    (fx0, fy0), (fx1, fy1) = np.array([[x0, y0, 1], [x1, y1, 1]]) @ matrix.T
+    return fx0, fy0, fx1 - fx0, fy1 - fy0
+
+
+# --- smoothing -------------------------------------------------------------------------
+
+def test_centred_line_fit_matches_numpy_polyfit_and_keeps_a_line():
+    rng = np.random.default_rng(0)
+    offsets = np.arange(-3, 5, dtype=np.float64)
+    values = rng.normal(size=(8, 3))
+    weights = 1 - np.abs(offsets) / 5
+    fitted = centred_line_fit(offsets, values, radius=4)
+    for column in range(3):
+        # polyfit weights multiply residuals, so they are the square roots of the LSQ weights.
+        slope, intercept = np.polyfit(offsets, values[:, column], 1, w=np.sqrt(weights))
+        assert fitted[column] == pytest.approx(intercept, abs=1e-9)
+    # A steady motion passes unchanged, also from a one-sided window (a track's start).
+    line = 5.0 + 2.5 * offsets[3:, None]
+    assert centred_line_fit(offsets[3:], line, radius=4)[0] == pytest.approx(5.0)
+    assert centred_line_fit(np.zeros(1), np.ones((1, 2)), radius=4) == pytest.approx([1, 1])
+
+
+def _face(track, x, y=10.0):
+    return TrackedFace(track, (x, y, 20.0, 20.0), np.full((5, 2), x))
+
+
+def test_smoother_delays_by_its_radius_keeps_order_and_smooths_each_track():
+    rng = np.random.default_rng(1)
+    smoother = TrackSmoother(radius=3)
+    truth = 2.0 * np.arange(30)
+    noisy = truth + rng.normal(0, 1.0, 30)
+    out = []
+    for t in range(30):
+        faces = [_face(0, noisy[t])] + ([_face(1, 100.0)] if 10 <= t < 14 else [])
+        ready = smoother.push(t, faces)
+        assert [item for item, _ in ready] == ([t - 3] if t >= 3 else [])
+        out += ready
+    out += smoother.flush()
+    assert [item for item, _ in out] == list(range(30))
+    smoothed = np.array([next(f.box[0] for f in faces if f.track == 0) for _, faces in out])
+    assert np.abs(smoothed - truth).mean() < 0.7 * np.abs(noisy - truth).mean()
+    np.testing.assert_allclose([f.keypoints[0, 0] for _, fs in out for f in fs if f.track == 0],
+                               smoothed)  # landmarks smoothed the same way
+    assert [item for item, faces in out if any(f.track == 1 for f in faces)] == [10, 11, 12, 13]
+    assert TrackSmoother(0).push("a", [_face(0, 1.5)])[0][1][0].box[0] == 1.5
+
+
+# --- tracking --------------------------------------------------------------------------
+
+def test_tracker_follows_the_true_motion_between_detections():
+    frames = [clips.degraded_frame(t) for t in range(40)]
+    tracker = FaceTracker(detect_every=10)
+    per_frame = FaceTracker(detect_every=1)
+    followed, detected = [], []
+    for t, image in enumerate(frames):
+        (face,) = tracker.update(image)
+        followed.append(face)
+        detected.append(per_frame.update(image)[0])
+    assert tracker.detections == 4 and per_frame.detections == 40
+    assert {face.track for face in followed} == {0}
+    assert followed[0].detection is not None and all(f.detection is None for f in followed[1:])
+
+    def centres(faces):
+        return np.array([[x + w / 2, y + h / 2] for x, y, w, h in (f.box for f in faces)])
+
+    truth = centres([TrackedFace(0, true_box(t), None) for t in range(40)])
+    # MTCNN's box is not the sample's face region: compare motion, not position.
+    for faces in (followed, detected):
+        offset = (centres(faces) - truth).mean(axis=0)
+        assert np.abs(centres(faces) - truth - offset).max() < 2.5
+    # Jitter: frame-to-frame change of the box beyond the true motion.
+    def jitter(faces):
+        return np.abs(np.diff(centres(faces) - truth, axis=0)).mean()
+    assert jitter(followed) < 0.6 * jitter(detected)
+
+
+def test_tracks_end_when_the_face_leaves_and_a_new_one_starts_on_return():
+    face = clips.degraded_frame(0)
+    blank = np.full_like(face, 128)
+    tracker = FaceTracker(detect_every=5)
+    images = [face] * 3 + [blank] * 3 + [face] * 4
+    tracks = [[f.track for f in tracker.update(image)] for image in images]
+    assert tracks[:3] == [[0]] * 3
+    # Flow finds nothing to follow on a flat frame: lost at frame 3, where a detection
+    # (finding nothing) is made at once; without tracks the next is due 5 frames later.
+    assert tracks[3:8] == [[]] * 5 and tracker.detections == 3
+    assert tracks[8:] == [[1], [1]]  # a new id, so its guide is chosen afresh
+
+
+# --- reading and writing ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def clip_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clips") / "clip.mp4"
+    clips.write_clip(path, (clips.degraded_frame(t) for t in range(30)))
+    return path
+
+
+def _streams(path):
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        audio = [(s.codec_context.name, s.sample_rate) for s in container.streams.audio]
+        frames = [(f.pts, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+        return video.average_rate, video.time_base, audio, frames
+
+
+def _audio_packets(path):
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(audio=0) if p.dts is not None]
+
+
+def test_lossless_round_trip_keeps_frames_timestamps_and_audio_bytes(clip_file, tmp_path):
+    out = tmp_path / "copy.mp4"
+    with VideoReader(clip_file) as reader:
+        assert (reader.info.width, reader.info.height, reader.info.declared_frames) == (160, 128, 30)
+        with VideoWriter(out, reader.info, crf=0) as writer:
+            for frame in reader.frames(writer.copy_audio):
+                writer.write(frame.image, frame.pts)
+    rate, time_base, audio, frames = _streams(clip_file)
+    rate2, time_base2, audio2, frames2 = _streams(out)
+    assert (rate2, time_base2, audio2) == (rate, time_base, audio) and audio == [("aac", 16000)]
+    assert [pts for pts, _ in frames2] == [pts for pts, _ in frames]
+    for (_, a), (_, b) in zip(frames, frames2):
+        np.testing.assert_array_equal(a, b)  # crf 0: libx264rgb, exact
+    assert _audio_packets(out) == _audio_packets(clip_file)  # copied, not re-encoded
+
+
+def test_odd_frame_sizes_and_variable_rates_are_kept(tmp_path):
+    source, out = tmp_path / "vfr.mp4", tmp_path / "out.mp4"
+    pts = [0, 40, 80, 160, 200, 320, 360]  # ms: some frames last twice or thrice as long
+    images = [cv2.resize(clips.degraded_frame(t), (75, 61)) for t in range(len(pts))]
+    clips.write_clip(source, iter(images), 75, 61, audio=False, pts=pts, time_base=Fraction(1, 1000))
+    with VideoReader(source) as reader, VideoWriter(out, reader.info) as writer:
+        for frame in reader.frames():
+            writer.write(frame.image, frame.pts)
+    _, time_base, audio, frames = _streams(out)
+    assert audio == [] and frames[0][1].shape == (61, 75, 3)
+    assert [float(p * time_base) for p, _ in frames] == pytest.approx([p / 1000 for p in pts])
+
+
+def _truncated(data):
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize("name, content, problem", [
+    ("empty.mp4", b"", "empty file"),
+    ("noise.mp4", bytes(range(256)) * 8, "cannot read as a video"),
+    ("half.mp4", _truncated, "cannot read as a video"),
+])
+def test_unreadable_videos_are_named(clip_file, tmp_path, name, content, problem):
+    path = tmp_path / name
+    path.write_bytes(content(clip_file.read_bytes()) if callable(content) else content)
+    with pytest.raises(BadVideoError, match=problem) as raised:
+        with VideoReader(path) as reader:
+            list(reader.frames())
+    assert raised.value.source == str(path) and "\n" not in raised.value.problem
+
+
+def test_truncation_is_found_by_frame_count_and_by_duration(clip_file, tmp_path):
+    for suffix, options in ((".mp4", {"movflags": "faststart"}), (".mkv", {})):
+        whole = tmp_path / f"whole{suffix}"
+        with av.open(str(clip_file)) as source, av.open(str(whole), "w", options=options) as target:
+            streams = {s.index: target.add_stream_from_template(s) for s in source.streams}
+            for packet in source.demux():
+                if packet.dts is not None:
+                    packet.stream = streams[packet.stream.index]
+                    target.mux(packet)
+        with VideoReader(whole) as reader:
+            assert len(list(reader.frames())) == 30
+        cut = tmp_path / f"cut{suffix}"
+        cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+        with pytest.raises(BadVideoError, match="truncated"), VideoReader(cut) as reader:
+            list(reader.frames())
+
+
+def test_videos_are_told_from_photos_by_name_or_content(clip_file, tmp_path):
+    renamed = tmp_path / "clip.jpg"
+    renamed.write_bytes(clip_file.read_bytes())
+    heic = tmp_path / "photo.bin"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(20))
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
+    assert is_video_file(clip_file) and is_video_file(renamed) and is_video_file("x.MKV")
+    assert not is_video_file(heic) and not is_video_file(photo)
+    assert not is_video_file(tmp_path / "absent.png")
+
+
+# --- measures --------------------------------------------------------------------------
+
+def test_face_crop_undoes_the_known_motion():
+    region = clips.FACE_REGION
+    clean = [face_crop(clips.clean_frame(t), clips.photo_to_frame(t), region, 48) for t in (0, 17)]
+    reference = cv2.resize(clips.load_sample()[0][region[1]:region[3], region[0]:region[2]],
+                           (48, 48), interpolation=cv2.INTER_AREA)
+    for crop in clean:  # the face drawn at scale ~0.43, sampled back: blurred, but in place
+        assert np.abs(crop.astype(float) - reference).mean() < 12
+    # Motion compensation is what makes the flicker small: without it, the crops differ more.
+    still = face_crop(clips.clean_frame(17), clips.photo_to_frame(0), region, 48)
+    assert np.abs(still.astype(float) - clean[0]).mean() > 3 * np.abs(clean[1].astype(float) - clean[0]).mean()
+
+
+def test_flicker_and_running_stats_match_numpy():
+    rng = np.random.default_rng(2)
+    crops = rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    flicker = Flicker()
+    for t, crop in enumerate(crops):
+        flicker.add({0: crop} if t != 3 else {})  # frame 3 has no face: no pair across it
+    pairs = [(0, 1), (1, 2), (4, 5)]
+    assert flicker.value == pytest.approx(
+        np.mean([np.abs(crops[a].astype(float) - crops[b]).mean() for a, b in pairs]))
+    values = rng.normal(3, 2, 50)
+    stats = RunningStats()
+    for v in values:
+        stats.add(v)
+    assert (stats.mean, stats.std) == pytest.approx((values.mean(), values.std()))
+    assert (stats.minimum, stats.maximum) == (values.min(), values.max())
+    assert math.isnan(Flicker().value)
