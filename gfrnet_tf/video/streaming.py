@@ -2,9 +2,9 @@
 
 Frames go through three stages chained as generators: the tracker (detections every few
 frames, optical flow in between), the smoother (a centred window over each track's box
-and landmarks) and the restorer (crops of `batch_size` faces per model call, pasted back
-with the photos' feathered edge). Memory holds the smoother's window and one batch of
-frames, whatever the clip's length. Each track gets its guide once, when it starts: the
+and landmarks) and the restorer (sub-pixel crops, see `subpixel`, of `batch_size` faces
+per model call, pasted back with the photos' feathered edge). Memory holds the
+smoother's window and one batch of frames, whatever the clip's length. Each track gets its guide once, when it starts: the
 guide closest in pose to its first detection, as a photo's face would. Frames without a
 face leave unchanged, and no pixel outside a face's crop window is ever changed.
 """
@@ -16,10 +16,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from gfrnet_tf.faces import CropWindow, crop_face, detect_faces
+from gfrnet_tf.faces import detect_faces
 from gfrnet_tf.restoration.guide_choice import choose_guide
-from gfrnet_tf.restoration.paste import paste_face
 from gfrnet_tf.restoration.photos import PhotoRestorer
+from gfrnet_tf.video import subpixel
 from gfrnet_tf.video.reader import Frame
 from gfrnet_tf.video.smoothing import DEFAULT_RADIUS, TrackSmoother
 from gfrnet_tf.video.tracking import DEFAULT_DETECT_EVERY, FaceTracker, TrackedFace
@@ -32,7 +32,7 @@ class RestoredFace:
     """One face of one frame: its track, crop window, guide index and both crops."""
 
     track: int
-    window: CropWindow
+    window: subpixel.Window
     guide: int
     degraded: np.ndarray
     restored: np.ndarray
@@ -100,8 +100,9 @@ class VideoRestorer:
         jobs = []  # (frame position, track, window, guide, crop)
         for position, (frame, faces) in enumerate(pending):
             for face in faces:
-                crop, window = crop_face(frame.image, face.box, photos.margin, photos.image_size)
-                jobs.append((position, face.track, window, guides[face.track], crop))
+                window = subpixel.window_around(face.box, photos.margin, photos.image_size)
+                jobs.append((position, face.track, window, guides[face.track],
+                             subpixel.crop(frame.image, window)))
         restored = []
         for start in range(0, len(jobs), self.batch_size):
             chunk = jobs[start:start + self.batch_size]
@@ -111,8 +112,7 @@ class VideoRestorer:
         images = [frame.image for frame, _ in pending]
         faces = [[] for _ in pending]
         for (position, track, window, guide, crop), face in zip(jobs, restored):
-            box = (window.x0, window.y0, window.x0 + window.side, window.y0 + window.side)
-            images[position] = paste_face(images[position], face, box)
+            images[position] = subpixel.paste(images[position], face, window)
             faces[position].append(RestoredFace(track, window, guide, crop, face))
         for (frame, _), image, frame_faces in zip(pending, images, faces):
             yield RestoredFrame(frame, image, frame_faces)
