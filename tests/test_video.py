@@ -359,3 +359,61 @@ def test_a_fixed_size_batch_one_backend_restores_a_clip_alike(trained, tmp_path)
     assert load_restorer(lite).image_size == SIZE
     for a, b in zip(results["keras"], results["tflite"]):
         assert np.abs(a - b).max() <= 2
+
+
+# --- gfrnet-restore on a folder of videos and photos -----------------------------------
+
+def test_restore_command_on_a_folder_of_videos_and_a_photo(trained, clip_file, tmp_path):
+    """Each video restored with its frames, timing and audio, each bad one refused in one
+    line by name with no output left behind, and the photo restored as before. Lossless
+    video (`--video_crf=0`) shows that no pixel away from the face changed."""
+    _, model_path, _ = trained
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    wide = 320  # room beside the face's crop window, where nothing may change
+    clips.write_clip(inputs / "clip.mp4", (clips.degraded_frame(t, wide) for t in range(30)), wide)
+    vfr_pts = [0, 40, 80, 160, 200, 320, 360, 400]
+    clips.write_clip(inputs / "vfr.mov", (clips.degraded_frame(t) for t in range(8)), audio=False,
+                     pts=vfr_pts, time_base=Fraction(1, 1000))
+    clips.write_clip(inputs / "noface.mp4", (np.full((128, 160, 3), 90, np.uint8) for _ in range(12)))
+    (inputs / "broken.mp4").write_bytes(clip_file.read_bytes()[:5000])
+    cv2.imwrite(str(inputs / "photo.png"), cv2.cvtColor(clips.clean_frame(5), cv2.COLOR_RGB2BGR))
+    guide = tmp_path / "guide.png"
+    cv2.imwrite(str(guide), cv2.cvtColor(clips.load_sample()[0], cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "gfrnet_tf.apps.restore", f"--model={model_path}",
+         f"--input={inputs}", f"--guide={guide}", f"--output={out}", f"--image_size={SIZE}", "--video_crf=0"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"},
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    errors = sorted(line for line in done.stderr.splitlines() if line.startswith("error:"))
+    assert errors == [f"error: {inputs / 'broken.mp4'}: cannot read as a video (Invalid data found "
+                      "when processing input)",
+                      f"error: {inputs / 'noface.mp4'}: no face found in any of the 12 frames "
+                      "(MTCNN, confidence >= 0.9)"], errors
+    assert "failed: bad_video 1, no_face 1" in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "clip_restored.mp4", "photo_face0.png", "photo_face0_compare.png", "photo_restored.png",
+        "vfr_restored.mp4"]
+    summary = next(line for line in done.stdout.splitlines() if line.startswith(str(inputs / "clip.mp4")))
+    assert "restored 30 frames (25 fps, 1 audio stream(s) copied)" in summary
+    assert "1 track(s), 3 detections" in summary and "identity distance to guide" in summary
+    assert "variable rate kept" in next(line for line in done.stdout.splitlines() if "vfr.mov" in line)
+
+    rate, time_base, audio, frames = _streams(inputs / "clip.mp4")
+    rate2, time_base2, audio2, restored = _streams(out / "clip_restored.mp4")
+    assert (rate2, time_base2, audio2) == (rate, time_base, audio)
+    assert [pts for pts, _ in restored] == [pts for pts, _ in frames]
+    assert _audio_packets(out / "clip_restored.mp4") == _audio_packets(inputs / "clip.mp4")
+    for t, ((_, before), (_, after)) in enumerate(zip(frames, restored)):
+        x, y, w, h = clips.face_box(t, wide)
+        away = np.ones(before.shape[:2], bool)  # the crop window is ~1.5 MTCNN boxes wide
+        away[:, max(int(x - w), 0):int(x + 2 * w)] = False
+        difference = np.abs(after.astype(int) - before)
+        assert not difference[away].any()  # crf 0: lossless, so exactly the source's pixels
+        assert difference[int(y + 0.3 * h):int(y + 0.7 * h), int(x + 0.3 * w):int(x + 0.7 * w)].mean() > 2
+    _, vfr_base, _, vfr_frames = _streams(out / "vfr_restored.mp4")
+    assert [round(float(p * vfr_base) * 1000) for p, _ in vfr_frames] == vfr_pts

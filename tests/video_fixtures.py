@@ -106,10 +106,10 @@ def _smoothed_sample(sigma: float) -> np.ndarray:
     return _SMOOTHED[sigma]
 
 
-def face_box(t: int) -> tuple[float, float, float, float]:
-    """`FACE_REGION` of the sample as placed in frame `t`, as a detector box (x, y, w, h)."""
+def face_box(t: int, width: int = WIDTH, height: int = HEIGHT) -> tuple[float, float, float, float]:
+    """`FACE_REGION` of the sample as placed in frame `t`, as a box (x, y, w, h)."""
     x0, y0, x1, y1 = FACE_REGION
-    (fx0, fy0), (fx1, fy1) = np.array([[x0, y0, 1], [x1, y1, 1]]) @ photo_to_frame(t).T
+    (fx0, fy0), (fx1, fy1) = np.array([[x0, y0, 1], [x1, y1, 1]]) @ photo_to_frame(t, width, height).T
     return fx0, fy0, fx1 - fx0, fy1 - fy0
 
 
