@@ -417,3 +417,44 @@ def test_restore_command_on_a_folder_of_videos_and_a_photo(trained, clip_file, t
         assert difference[int(y + 0.3 * h):int(y + 0.7 * h), int(x + 0.3 * w):int(x + 0.7 * w)].mean() > 2
     _, vfr_base, _, vfr_frames = _streams(out / "vfr_restored.mp4")
     assert [round(float(p * vfr_base) * 1000) for p, _ in vfr_frames] == vfr_pts
+
+
+# --- memory ----------------------------------------------------------------------------
+
+_PEAK_RSS_OF_A_RESTORE = """
+import sys
+from gfrnet_tf.restoration.photos import PhotoRestorer
+from gfrnet_tf.restoration.restorer import load_restorer
+from gfrnet_tf.sample import load_sample
+from gfrnet_tf.video.clip import restore_clip
+from gfrnet_tf.video.streaming import VideoRestorer
+
+photos = PhotoRestorer(load_restorer(sys.argv[1]), 32)
+photos.add_guide(load_sample()[0], "sample", pose=False)
+report = restore_clip(VideoRestorer(photos), sys.argv[2], sys.argv[3], progress=False)
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(report.frames, report.frames_with_faces, int(status["VmHWM"].split()[0]))
+"""
+
+
+@pytest.mark.slow
+def test_peak_memory_does_not_grow_with_the_clip_length(trained, tmp_path):
+    """Peak RSS restoring 100 and 1000 frames: holding the extra 900 decoded frames alone
+    would add 55 MB (160x128 RGB), their restored copies as much again."""
+    _, model_path, _ = trained
+    cycle = [clips.degraded_frame(t) for t in range(50)]
+    peaks = {}
+    for count in (100, 1000):
+        source = tmp_path / f"clip{count}.mp4"
+        clips.write_clip(source, (cycle[t % 50] for t in range(count)))
+        done = subprocess.run(
+            [sys.executable, "-c", _PEAK_RSS_OF_A_RESTORE, str(model_path), str(source),
+             str(tmp_path / f"out{count}.mp4")],
+            cwd=REPO, capture_output=True, text=True, timeout=900,
+            env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert done.returncode == 0, done.stderr[-3000:]
+        frames, with_faces, peak_kb = map(int, done.stdout.split()[-3:])
+        assert frames == with_faces == count
+        peaks[count] = peak_kb / 1024
+    print(f"peak RSS: {peaks[100]:.0f} MB at 100 frames, {peaks[1000]:.0f} MB at 1000")
+    assert peaks[1000] - peaks[100] < 20, peaks
