@@ -1,6 +1,6 @@
 """Video restoration: decoding/encoding with audio, tracking, smoothing, streaming, measures.
 
-Clips are made from the bundled face (`video_fixtures`): its true motion per frame is
+Clips are made from the bundled face (`gfrnet_tf.video.synthetic`): its true motion per frame is
 known, so tracking error and motion-compensated flicker are measured, not guessed.
 """
 
@@ -13,12 +13,18 @@ from pathlib import Path
 
 import av
 import cv2
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-import video_fixtures as clips
+from gfrnet_tf.data.images import to_model_range
 from gfrnet_tf.errors import BadVideoError
+from gfrnet_tf.faces import crop_face
+from gfrnet_tf.models.gfrnet import build_gfrnet
+from gfrnet_tf.sample import load_sample
 from gfrnet_tf.video import subpixel
+from gfrnet_tf.video import synthetic as clips
 from gfrnet_tf.video.files import is_video_file
 from gfrnet_tf.video.measures import Flicker, RunningStats, face_crop
 from gfrnet_tf.video.reader import VideoReader
@@ -217,7 +223,7 @@ def test_videos_are_told_from_photos_by_name_or_content(clip_file, tmp_path):
 def test_face_crop_undoes_the_known_motion():
     region = clips.FACE_REGION
     clean = [face_crop(clips.clean_frame(t), clips.photo_to_frame(t), region, 48) for t in (0, 17)]
-    reference = cv2.resize(clips.load_sample()[0][region[1]:region[3], region[0]:region[2]],
+    reference = cv2.resize(load_sample()[0][region[1]:region[3], region[0]:region[2]],
                            (48, 48), interpolation=cv2.INTER_AREA)
     for crop in clean:  # the face drawn at scale ~0.43, sampled back: blurred, but in place
         assert np.abs(crop.astype(float) - reference).mean() < 12
@@ -279,6 +285,30 @@ def test_subpixel_crop_matches_slices_and_resize_and_pastes_back_in_place():
 SIZE = 32
 
 
+def trained_tiny_model(size: int = 32, frames: int = 30, epochs: int = 2):
+    """A tiny GFRNet fitted (L2 only, 100 steps) to restore this clip's face crops.
+
+    Restoring flicker is about how a network reacts to what it sees, which an untrained
+    network (an almost constant output) does not show; this one behaves like a restorer.
+    """
+    pairs = [(crop_face(clips.degraded_frame(t), clips.face_box(t), size=size)[0],
+              crop_face(clips.clean_frame(t), clips.face_box(t), size=size)[0]) for t in range(0, 2 * frames, 2)]
+    guide = crop_face(load_sample()[0], (64, 64, 128, 128), size=size)[0]
+    landmarks = np.full((len(pairs), 68, 2), size / 2, np.float32)  # unused: no landmark loss
+    inputs = {"degraded": to_model_range(np.stack([d for d, _ in pairs])),
+              "guide": to_model_range(np.repeat(guide[None], len(pairs), axis=0))}
+    targets = {"target": to_model_range(np.stack([c for _, c in pairs])),
+               "landmarks": landmarks, "guide_landmarks": landmarks}
+    model = build_gfrnet({"widths": (8, 16, 16, 16, 16), "discriminator_widths": (8, 16),
+                          "local_size": 16, "loss_weights": {
+                              "adv_global": 0.0, "adv_local": 0.0, "landmark": 0.0, "tv": 0.0}})
+    model.compile(keras.optimizers.Adam(2e-3, beta_1=0.5), keras.optimizers.Adam(2e-3, beta_1=0.5))
+    model.build_all((size, size))
+    data = tf.data.Dataset.from_tensor_slices((inputs, targets)).shuffle(len(pairs), seed=0)
+    model.fit(data.repeat().batch(8), epochs=epochs, steps_per_epoch=50, verbose=0)
+    return model
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny GFRNet fitted to this clip's faces, as a `.keras` file and a `PhotoRestorer`."""
@@ -286,10 +316,10 @@ def trained(tmp_path_factory):
     from gfrnet_tf.restoration.restorer import load_restorer
 
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model = clips.trained_tiny_model(SIZE)
+    model = trained_tiny_model(SIZE)
     model.save(path)
     photos = PhotoRestorer(load_restorer(path), SIZE)
-    photos.add_guide(clips.load_sample()[0], "sample", pose=False)
+    photos.add_guide(load_sample()[0], "sample", pose=False)
     return model, path, photos
 
 
@@ -354,7 +384,7 @@ def test_a_fixed_size_batch_one_backend_restores_a_clip_alike(trained, tmp_path)
     for name, path in (("keras", keras_path), ("tflite", lite)):
         restorer = load_restorer(path)
         photos = PhotoRestorer(restorer, restorer.image_size or SIZE)
-        photos.add_guide(clips.load_sample()[0], "sample", pose=False)
+        photos.add_guide(load_sample()[0], "sample", pose=False)
         results[name] = [r.image.astype(int) for r in _restored(photos, frames, batch_size=4)[0]]
     assert load_restorer(lite).image_size == SIZE
     for a, b in zip(results["keras"], results["tflite"]):
@@ -379,13 +409,13 @@ def test_restore_command_on_a_folder_of_videos_and_a_photo(trained, clip_file, t
     (inputs / "broken.mp4").write_bytes(clip_file.read_bytes()[:5000])
     cv2.imwrite(str(inputs / "photo.png"), cv2.cvtColor(clips.clean_frame(5), cv2.COLOR_RGB2BGR))
     guide = tmp_path / "guide.png"
-    cv2.imwrite(str(guide), cv2.cvtColor(clips.load_sample()[0], cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(guide), cv2.cvtColor(load_sample()[0], cv2.COLOR_RGB2BGR))
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-m", "gfrnet_tf.apps.restore", f"--model={model_path}",
          f"--input={inputs}", f"--guide={guide}", f"--output={out}", f"--image_size={SIZE}", "--video_crf=0"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"},
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 1, done.stderr[-3000:]
     assert "Traceback" not in done.stderr

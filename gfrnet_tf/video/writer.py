@@ -9,6 +9,8 @@ fewer players open). Audio packets are copied untouched: no re-encoding, no drif
 
 from __future__ import annotations
 
+import contextlib
+
 import av
 import numpy as np
 
@@ -28,7 +30,11 @@ class VideoWriter:
     def __init__(self, path, info: VideoInfo, crf: int = DEFAULT_CRF, source=None):
         self.source = source or path
         self._file = open(path, "wb")  # noqa: SIM115 -- closed in close(); any name works
-        self._container = av.open(self._file, "w", format="mp4")
+        try:
+            self._container = av.open(self._file, "w", format="mp4")
+        except av.FFmpegError as error:
+            self._file.close()
+            raise BadVideoError(self.source, f"cannot write mp4 ({ffmpeg_problem(error)})") from error
         lossless = crf == 0
         video = self._container.add_stream("libx264rgb" if lossless else "libx264", rate=info.rate)
         video.width, video.height = info.width, info.height
@@ -65,17 +71,22 @@ class VideoWriter:
         except av.FFmpegError as error:
             raise BadVideoError(self.source, f"cannot write the video ({ffmpeg_problem(error)})") from error
 
-    def close(self, flush: bool = True) -> None:
-        """Flushes the encoder (when `flush`) and finishes the file."""
+    def close(self) -> None:
+        """Flushes the encoder and finishes the file."""
         try:
-            if flush:
-                self._mux(self._video.encode(None))
-        finally:
+            self._mux(self._video.encode(None))
             self._container.close()
+        finally:
             self._file.close()
 
     def __enter__(self) -> "VideoWriter":
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
-        self.close(flush=exc_type is None)
+        if exc_type is None:
+            self.close()
+            return
+        # Failing already: the half-written file is discarded, its own errors do not matter.
+        with contextlib.suppress(av.FFmpegError, OSError):
+            self._container.close()
+        self._file.close()

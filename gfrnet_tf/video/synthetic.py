@@ -1,10 +1,11 @@
-"""Test clips made from the bundled face: a moving, scaling copy with seeded degradations.
+"""Clips made from the bundled face, for tests, benchmarks and docs: a moving, scaling copy.
 
 Frame `t` shows the sample photo placed by a known similarity `photo_to_frame(t)` (the
 face drifts along a smooth path and breathes in scale), so the true motion of every face
 pixel is known and the clean clip is known; `degraded_frame` adds blur, a 2x
 down/up-scale, noise and JPEG, seeded per frame. `write_clip` encodes frames with PyAV,
-with a sine-wave AAC stream unless told not to.
+with a sine-wave AAC stream unless told not to. The face's size follows the frame's:
+about 55 px across at the default 160x128.
 """
 
 from __future__ import annotations
@@ -112,33 +113,3 @@ def face_box(t: int, width: int = WIDTH, height: int = HEIGHT) -> tuple[float, f
     (fx0, fy0), (fx1, fy1) = np.array([[x0, y0, 1], [x1, y1, 1]]) @ photo_to_frame(t, width, height).T
     return fx0, fy0, fx1 - fx0, fy1 - fy0
 
-
-def trained_tiny_model(size: int = 32, frames: int = 30, epochs: int = 2):
-    """A tiny GFRNet fitted (L2 only, 100 steps) to restore this clip's face crops.
-
-    Restoring flicker is about how a network reacts to what it sees, which an untrained
-    network (an almost constant output) does not show; this one behaves like a restorer.
-    """
-    import keras
-    import tensorflow as tf
-
-    from gfrnet_tf.data.images import to_model_range
-    from gfrnet_tf.faces import crop_face
-    from gfrnet_tf.models.gfrnet import build_gfrnet
-
-    pairs = [(crop_face(degraded_frame(t), face_box(t), size=size)[0],
-              crop_face(clean_frame(t), face_box(t), size=size)[0]) for t in range(0, 2 * frames, 2)]
-    guide = crop_face(load_sample()[0], (64, 64, 128, 128), size=size)[0]
-    landmarks = np.full((len(pairs), 68, 2), size / 2, np.float32)  # unused: no landmark loss
-    inputs = {"degraded": to_model_range(np.stack([d for d, _ in pairs])),
-              "guide": to_model_range(np.repeat(guide[None], len(pairs), axis=0))}
-    targets = {"target": to_model_range(np.stack([c for _, c in pairs])),
-               "landmarks": landmarks, "guide_landmarks": landmarks}
-    model = build_gfrnet({"widths": (8, 16, 16, 16, 16), "discriminator_widths": (8, 16),
-                          "local_size": 16, "loss_weights": {
-                              "adv_global": 0.0, "adv_local": 0.0, "landmark": 0.0, "tv": 0.0}})
-    model.compile(keras.optimizers.Adam(2e-3, beta_1=0.5), keras.optimizers.Adam(2e-3, beta_1=0.5))
-    model.build_all((size, size))
-    data = tf.data.Dataset.from_tensor_slices((inputs, targets)).shuffle(len(pairs), seed=0)
-    model.fit(data.repeat().batch(8), epochs=epochs, steps_per_epoch=50, verbose=0)
-    return model
