@@ -369,6 +369,7 @@ def test_frames_without_a_face_pass_through_unchanged(trained):
     assert all(r.faces for r in result[:4] + result[8:])  # lost at 4, found at 8
 
 
+@pytest.mark.slow
 def test_a_fixed_size_batch_one_backend_restores_a_clip_alike(trained, tmp_path):
     """TFLite (size fixed at export, one image per call) against the Keras model; that
     the backends agree on single images is `test_restore`'s."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from gfrnet_tf.video.tracking import TrackedFace
 
-DEFAULT_RADIUS = 4
+DEFAULT_RADIUS = 3
 
 
 class TrackSmoother:

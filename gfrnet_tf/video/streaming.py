@@ -97,23 +97,23 @@ class VideoRestorer:
 
     def _restore(self, pending, guides: dict[int, int]) -> Iterator[RestoredFrame]:
         photos = self.photos
-        jobs = []  # (frame position, track, window, guide, crop)
+        jobs = []  # (frame position in `pending`, its face before restoration)
         for position, (frame, faces) in enumerate(pending):
             for face in faces:
                 window = subpixel.window_around(face.box, photos.margin, photos.image_size)
-                jobs.append((position, face.track, window, guides[face.track],
-                             subpixel.crop(frame.image, window)))
+                jobs.append((position, RestoredFace(face.track, window, guides[face.track],
+                                                    subpixel.crop(frame.image, window), None)))
         restored = []
         for start in range(0, len(jobs), self.batch_size):
-            chunk = jobs[start:start + self.batch_size]
-            result = photos.restorer(np.stack([job[4] for job in chunk]),
-                                     np.stack([photos.guides[job[3]].crop for job in chunk]))
+            chunk = [face for _, face in jobs[start:start + self.batch_size]]
+            result = photos.restorer(np.stack([face.degraded for face in chunk]),
+                                     np.stack([photos.guides[face.guide].crop for face in chunk]))
             restored.extend(result.restored)
         images = [frame.image for frame, _ in pending]
         faces = [[] for _ in pending]
-        for (position, track, window, guide, crop), face in zip(jobs, restored):
-            images[position] = subpixel.paste(images[position], face, window)
-            faces[position].append(RestoredFace(track, window, guide, crop, face))
+        for (position, face), pixels in zip(jobs, restored):
+            images[position] = subpixel.paste(images[position], pixels, face.window)
+            faces[position].append(dataclasses.replace(face, restored=pixels))
         for (frame, _), image, frame_faces in zip(pending, images, faces):
             yield RestoredFrame(frame, image, frame_faces)
 
