@@ -261,7 +261,7 @@ def _flicker(images):
 
 def _psnr(images, clean):
     error = np.mean((np.array(_face_crops(images), np.float64) - np.array(_face_crops(clean))) ** 2)
-    return 10 * np.log10(255**2 / error)
+    return 10 * np.log10(255**2 / error) if error else float("inf")
 
 
 def uptime() -> str:
