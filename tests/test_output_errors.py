@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gfrnet_tf.errors import BadOutputError
-from gfrnet_tf.training.callbacks import make_output_folder
+from gfrnet_tf.io.paths import make_output_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNITS = 2000  # Dense(3 -> 2000) + Adam state: a ~45 KB weights file
@@ -94,29 +94,29 @@ def test_output_folders_that_cannot_be_written_are_refused_by_name(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("in the way")
     with pytest.raises(BadOutputError, match="is a file, not a folder") as raised:
-        make_output_folder(str(blocker))
+        make_output_dir(str(blocker))
     assert raised.value.source == str(blocker)
     with pytest.raises(BadOutputError, match="Not a directory"):
-        make_output_folder(str(blocker / "below"))
+        make_output_dir(str(blocker / "below"))
     if os.geteuid() == 0:  # root writes through permission bits; sysfs refuses new files
         read_only = "/sys"
     else:
         read_only = tmp_path / "read-only"
         read_only.mkdir(mode=0o555)
     with pytest.raises(BadOutputError, match="cannot write here") as raised:
-        make_output_folder(str(read_only))
+        make_output_dir(str(read_only))
     assert raised.value.source == str(read_only)
     for create in (False, True):
         with pytest.raises(BadOutputError, match="is a file, not a folder"):
-            make_output_folder(str(blocker), create=create)
+            make_output_dir(str(blocker), create=create)
         with pytest.raises(BadOutputError, match="Not a directory"):
-            make_output_folder(str(blocker / "below" / "deeper"), create=create)
+            make_output_dir(str(blocker / "below" / "deeper"), create=create)
         with pytest.raises(BadOutputError, match="cannot write here"):
-            make_output_folder(os.path.join(read_only, "new"), create=create)
+            make_output_dir(os.path.join(read_only, "new"), create=create)
     new = tmp_path / "new" / "run"
-    assert make_output_folder(str(new), create=False) == str(new)
+    assert make_output_dir(str(new), create=False) == str(new)
     assert not (tmp_path / "new").exists()  # only checked, through tmp_path
-    assert make_output_folder(str(new)) == str(new)
+    assert make_output_dir(str(new)) == str(new)
     assert os.listdir(new) == []  # the probe file is gone
 
 

@@ -14,13 +14,11 @@ is one copy of the weights file in memory while it is saved.
 from __future__ import annotations
 
 import contextlib
-import errno
 import glob
 import io
 import json
 import os
 import re
-import tempfile
 
 import keras
 import numpy as np
@@ -28,6 +26,7 @@ import tensorflow as tf
 
 from gfrnet_tf.errors import BadModelFileError, BadOutputError, TrainingDivergedError, first_line
 from gfrnet_tf.io.atomic import atomic_writer
+from gfrnet_tf.io.paths import make_output_dir
 
 _CHECKPOINT = re.compile(r"^step-(\d+)\.weights\.h5$")
 
@@ -80,33 +79,6 @@ def _remove_temporaries(directory: str) -> None:
         os.remove(name)
 
 
-def make_output_folder(path: str, create: bool = True) -> str:
-    """Checks that files can be created in the folder `path`, creating it if `create`.
-
-    Raises `BadOutputError(path, ...)` for a path that is a file (or below one), read-only
-    or on a full disk, before a run spends any time on work it could not save. With
-    `create=False` nothing is made: a missing folder is checked through the closest
-    folder that exists (where it would be created).
-    """
-    probe = path
-    if not create:
-        while not os.path.lexists(probe) and os.path.dirname(os.path.abspath(probe)) != probe:
-            probe = os.path.dirname(os.path.abspath(probe))
-    try:
-        if create:
-            os.makedirs(path, exist_ok=True)
-        elif os.path.exists(probe) and not os.path.isdir(probe):  # what makedirs would meet
-            raise FileExistsError() if probe == path else NotADirectoryError(
-                errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except FileExistsError:
-        raise BadOutputError(path, "is a file, not a folder") from None
-    except OSError as error:
-        raise BadOutputError(path, f"cannot write here: {error.strerror or error}") from None
-    return path
-
-
 def latest_checkpoint(directory: str) -> str | None:
     """Path of the highest-step `step-N.weights.h5` in `directory`, or None."""
     if not os.path.isdir(directory):
@@ -124,7 +96,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         metadata = json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
         try:
-            make_output_folder(self.backup_dir)
+            make_output_dir(self.backup_dir)
             contents = {}
             if self.double_checkpoint:  # the copies Keras falls back on if the latest is corrupt
                 for current, previous in ((self._weights_path, self._prev_weights_path),
@@ -185,11 +157,11 @@ class StepCheckpoint(_GlobalStepCallback):
         self.keep = keep
 
     def on_train_begin(self, logs=None):
-        _remove_temporaries(make_output_folder(self.directory))
+        _remove_temporaries(make_output_dir(self.directory))
 
     def on_epoch_end(self, epoch, logs=None):
         step = self.global_step(self.params["steps"] - 1)
-        path = os.path.join(make_output_folder(self.directory), f"step-{step:08d}.weights.h5")
+        path = os.path.join(make_output_dir(self.directory), f"step-{step:08d}.weights.h5")
         write_weights(self.model, path)  # a killed or failed save never looks like a checkpoint
         old = sorted(name for name in os.listdir(self.directory) if _CHECKPOINT.match(name))
         for name in old[: -self.keep]:

@@ -33,6 +33,7 @@ from gfrnet_tf.configs import save_config
 from gfrnet_tf.data import make_dataset
 from gfrnet_tf.data.records import record_errors
 from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.io.paths import make_output_dir
 from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
 from gfrnet_tf.training import callbacks as callbacks_lib
 from gfrnet_tf.training import distribute
@@ -54,7 +55,7 @@ def train(config, workdir, dataset, *, strategy=None, mixed_precision=False,
     strategy = strategy or distribute.make_strategy("auto")
     config = resolve_config(config, dataset)
     if distribute.is_chief(strategy):  # a workdir that is a file or read-only: fail now
-        callbacks_lib.make_output_folder(workdir, create=False)
+        make_output_dir(workdir, create=False)
     mixed_precision = distribute.configure_mixed_precision(mixed_precision)
     keras.utils.set_random_seed(config.train.seed)
     train_files, _ = check_shards(dataset.files("train"), records_per_shard=1)
