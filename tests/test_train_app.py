@@ -268,7 +268,9 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(resumed
     assert result.returncode == 1
     last = str(workdir / "checkpoints" / "step-00000018.weights.h5")
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: step 19: loss g_total became NaN/inf; training stopped, last good checkpoint: {last}")
+        # The l2 weight makes both weighted sums infinite: the total and Eq. 6's reconstruction.
+        f"error: step 19: loss g_total, reconstruction became NaN/inf; training stopped, "
+        f"last good checkpoint: {last}")
     assert "Traceback" not in result.stderr
     after = {name: (workdir / "checkpoints" / name).read_bytes() for name in os.listdir(workdir / "checkpoints")}
     assert after == before
