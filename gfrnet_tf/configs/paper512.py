@@ -1,5 +1,5 @@
-"""The `paper` preset with the pix2pix widths capped at 512: a lighter network (about a
-third of the weights), otherwise the paper's settings."""
+"""The `paper` preset with the pix2pix widths capped at 512: a lighter network (WarpNet +
+RecNet 94 M weights instead of 291 M), otherwise the paper's settings."""
 
 from gfrnet_tf.configs import paper
 from gfrnet_tf.models.layers import PIX2PIX_WIDTHS
