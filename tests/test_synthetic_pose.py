@@ -56,7 +56,7 @@ def test_inverse_undoes_forward_at_the_largest_allowed_elastic_amplitude():
     # 2 * 0.06 * 4 = 0.48: just inside the bound check_pose_settings accepts.
     settings = _settings(elastic_amplitude=0.06, elastic_grid=4)
     synthetic_pose.check_pose_settings(settings)
-    warp = synthetic_pose.PoseWarp(tf.constant([1, 2], tf.int64), SIZE, SIZE, settings)
+    warp = synthetic_pose.PoseWarp.sample(tf.constant([1, 2], tf.int64), SIZE, SIZE, settings)
     points = tf.constant(np.random.RandomState(1).uniform(8, 56, (500, 2)), tf.float32)
     back = warp.forward(warp.inverse(points)).numpy()
     np.testing.assert_allclose(back, points.numpy(), atol=2e-3)
