@@ -45,8 +45,8 @@ from gfrnet_tf.training import distribute, fit  # noqa: E402
 
 PRECISIONS = {"fp32": (False, False), "mixed": (True, False), "xla": (False, True),
               "mixed+xla": (True, True)}
-COLUMNS = ("strategy", "replicas", "precision", "batch", "steps/s", "images/s", "TFLOP/s",
-           "utilisation", "peak memory")
+COLUMNS = ("strategy", "replicas", "precision", "batch", "steps/s", "images/s", "host CPU-s/step",
+           "TFLOP/s", "utilisation", "peak memory")
 SMOKE_SIZE = 32
 
 
@@ -191,7 +191,8 @@ def build(config, strategy, precision):
 
 
 def time_train_step(model, strategy, size, batch_size, steps):
-    """Steps/s of Keras' train function (as `fit` runs it) and the device's peak memory."""
+    """Steps/s of Keras' train function (as `fit` runs it), this process's CPU seconds per
+    step (all threads: on CPU the compute, on a GPU the host's share) and peak device memory."""
     data = tf.data.Dataset.from_tensors(synthetic_batch(size, batch_size)).repeat()
     iterator = iter(strategy.experimental_distribute_dataset(data))
     model.make_train_function(force=True)
@@ -201,13 +202,14 @@ def time_train_step(model, strategy, size, batch_size, steps):
         _sync(step(iterator))
     if device:
         tf.config.experimental.reset_memory_stats(device)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         logs = step(iterator)
     _sync(logs)
     rate = steps / (time.perf_counter() - start)
+    cpu_seconds = (time.process_time() - start_cpu) / steps
     peak = tf.config.experimental.get_memory_info(device)["peak"] if device else None
-    return rate, peak
+    return rate, cpu_seconds, peak
 
 
 def _sync(logs):
@@ -221,7 +223,8 @@ def _memory_device():
 
 
 def sgemm_gflops(size=2048, repeats=5):
-    """numpy's float32 GEMM rate on this host (all cores): the CPU's practical peak."""
+    """numpy's float32 GEMM rate on this host (all cores), best of `repeats`: the CPU's
+    practical peak, measured under the same load as the steps."""
     a = np.random.default_rng(0).standard_normal((size, size), np.float32)
     a @ a
     best = min(_seconds(lambda: a @ a) for _ in range(repeats))
@@ -260,7 +263,7 @@ def torch_ratio(config, batch, steps):
     size = config.input.image_size
     strategy = tf.distribute.get_strategy()
     model = build(config, strategy, "fp32")
-    tf_rate, _ = time_train_step(model, strategy, size, batch, steps)
+    tf_rate, _, _ = time_train_step(model, strategy, size, batch, steps)
     data = synthetic_batch(size, batch)
     torch_step = train_step.torch_step(model, data, size)
     torch_step()
@@ -308,39 +311,44 @@ def run(args):
     peak_tflops = args.peak_tflops
     peak_label = f"--peak_tflops {peak_tflops}" if peak_tflops else None
     if device_kind == "CPU" and not peak_tflops:
-        peak_tflops = sgemm_gflops(256 if args.smoke else 2048) / 1e3
+        peak_tflops = sgemm_gflops(1024 if args.smoke else 2048) / 1e3
         peak_label = f"numpy sgemm {peak_tflops * 1e3:.1f} GFLOP/s, measured now"
 
-    rows, flops_per_image, model = [], None, None
-    for label, strategy in strategies(device_kind):
+    rows = []
+    runs = strategies(device_kind)
+    # Counted on its own one-device float32 model: a replicated model's step only traces
+    # inside `strategy.run`.
+    flops_per_image = counted_step_flops(build(config, tf.distribute.get_strategy(), "fp32"),
+                                         synthetic_batch(size, 1))
+    for label, strategy in runs:
         for precision in precisions:
             model = build(config, strategy, precision)
-            if flops_per_image is None:
-                flops_per_image = counted_step_flops(model, synthetic_batch(size, 1))
             for batch in batch_sizes:
                 global_batch = batch * strategy.num_replicas_in_sync
-                rate, peak = time_train_step(model, strategy, size, global_batch, steps)
+                rate, cpu_seconds, peak = time_train_step(model, strategy, size, global_batch, steps)
                 achieved = rate * global_batch * flops_per_image / 1e12
                 rows.append({
                     "strategy": label, "replicas": strategy.num_replicas_in_sync,
                     "precision": precision, "batch": global_batch, "steps/s": f"{rate:.3g}",
-                    "images/s": f"{rate * global_batch:.3g}", "TFLOP/s": f"{achieved:.3g}",
+                    "images/s": f"{rate * global_batch:.3g}", "host CPU-s/step": f"{cpu_seconds:.3g}",
+                    "TFLOP/s": f"{achieved:.3g}",
                     "utilisation": f"{achieved / peak_tflops:.1%}" if peak_tflops else "n/a",
                     "peak memory": _format_memory(peak),
                 })
                 print(f"  {label} {precision} batch {global_batch}: {rate:.3g} steps/s", flush=True)
 
     if _is_chief(strategy):
-        report(args, config, model, rows, flops_per_image, peak_label, device_kind, batch_sizes, steps)
+        report(args, config, rows, flops_per_image, peak_label, device_kind, batch_sizes, steps)
 
 
 def _is_chief(strategy):
     return distribute.is_chief(strategy)
 
 
-def report(args, config, model, rows, flops_per_image, peak_label, device_kind, batch_sizes, steps):
+def report(args, config, rows, flops_per_image, peak_label, device_kind, batch_sizes, steps):
     size = config.input.image_size
-    print(f"\nGFRNet train step, {size}x{size}, paper widths{' (smoke: tiny widths)' if args.smoke else ''}, "
+    widths = "tiny widths (--smoke)" if args.smoke else "paper (pix2pix) widths"
+    print(f"\nGFRNet train step, {size}x{size}, {widths}, "
           f"VGG-Face random weights; {device_kind}: {_device_names(device_kind)}; "
           f"tf {tf.__version__}; {os.cpu_count()} host cores; {uptime()}")
     if peak_label:
@@ -349,10 +357,10 @@ def report(args, config, model, rows, flops_per_image, peak_label, device_kind, 
     print(markdown_table(rows))
 
     analytic = analytic_forward_flops(config.model, size)
-    print(f"\nFLOPs per image pair: train step {flops_per_image / 1e9:.2f} GFLOP counted "
+    print(f"\nFLOPs per image pair: train step {flops_per_image / 1e9:.3g} GFLOP counted "
           f"(tf.compat.v1.profiler on the traced step, batch 1); analytic forward, convolutions only: "
-          + ", ".join(f"{name} {value / 1e9:.2f}" for name, value in analytic.items())
-          + f" GFLOP (sum {sum(analytic.values()) / 1e9:.2f})")
+          + ", ".join(f"{name} {value / 1e9:.3g}" for name, value in analytic.items())
+          + f" GFLOP (sum {sum(analytic.values()) / 1e9:.3g})")
 
     best = max(rows, key=lambda row: float(row["images/s"]))
     consumed = float(best["images/s"])

@@ -66,7 +66,7 @@ def test_smoke_run_prints_the_table_with_finite_positive_figures():
     assert {(row["precision"], row["batch"]) for row in rows} == {
         (p, b) for p in ("fp32", "mixed", "xla") for b in ("1", "2")}
     for row in rows:
-        for column in ("steps/s", "images/s", "TFLOP/s", "utilisation"):
+        for column in ("steps/s", "images/s", "host CPU-s/step", "TFLOP/s", "utilisation"):
             value = _number(row[column])
             assert math.isfinite(value) and value > 0, (column, row)
         assert row["peak memory"] == "n/a (CPU)"
