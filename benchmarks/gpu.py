@@ -372,7 +372,7 @@ def report(args, config, rows, flops_per_image, peak_label, device_kind, batch_s
           f"({best['strategy']}, {best['precision']}, batch {best['batch']}) consumes {consumed:.3g} "
           f"images/s: ratio {ratio:.2f}"
           + (" -- BELOW 1.0: the device waits for data" if ratio < 1.0 else " (the pipeline keeps up)"))
-    print(f"host cores one such device needs for its input: {consumed / per_core:.1f} ({uptime()})")
+    print(f"host cores one such device needs for its input: {consumed / per_core:.2g} ({uptime()})")
 
     if device_kind == "CPU" and not args.no_torch:
         pair = torch_ratio(config, 1, steps)
