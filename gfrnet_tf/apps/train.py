@@ -17,7 +17,7 @@ from absl import app, flags
 
 from gfrnet_tf.apps import common
 from gfrnet_tf.data import PreparedDataset
-from gfrnet_tf.training import distribute, fit
+from gfrnet_tf.training import fit
 
 CONFIG = common.define_config_flag()
 WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, resume state and TensorBoard logs.")

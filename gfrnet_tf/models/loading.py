@@ -17,7 +17,6 @@ Every failure is one `BadModelFileError` naming the file.
 from __future__ import annotations
 
 import dataclasses
-import json
 import zipfile
 from pathlib import Path
 from typing import Any
