@@ -144,23 +144,6 @@ def test_unusable_sets_raise_bad_config(name, values, size):
         degrade.check_parameter_sets(sets, size)
 
 
-@pytest.mark.parametrize("rho", [0.0, 1.0, 2.3, 3.0])
-def test_compiled_blur_matrix_matches_the_graph_one(rho):
-    rho = tf.constant(rho)
-    compiled = degrade._blur_matrix_xla(64, rho).numpy()  # pylint: disable=protected-access
-    np.testing.assert_allclose(compiled, degrade.blur_matrix(64, rho).numpy(), atol=1e-7)
-
-
-def test_static_and_unknown_image_sizes_degrade_alike():
-    # A static size takes the compiled blur matrix, an unknown one the graph version.
-    image = _texture()
-    setting = _setting(blur=2.1, scale=3.0, noise=3.0, jpeg_quality=0)
-    unknown = tf.function(lambda im: degrade.degrade(im, setting, SEED),
-                          input_signature=[tf.TensorSpec([None, None, 3], tf.float32)])
-    static = degrade.degrade(image, setting, SEED).numpy()
-    np.testing.assert_allclose(static, unknown(image).numpy(), atol=1e-6)
-
-
 @pytest.mark.parametrize("small, size", [((4, 4), (64, 64)), ((16, 12), (64, 48))])
 def test_separable_bicubic_upscale_matches_tf_image_resize(small, size):
     image = tf.constant(np.random.RandomState(3).uniform(-1, 1, (*small, 2)), tf.float32)
