@@ -12,8 +12,9 @@ Rows: batch 1 and a larger batch; float32, `mixed_float16`, XLA (`jit_compile`);
 and, with several, `MirroredStrategy` over all of them; with `TF_CONFIG` set, every row runs
 under `MultiWorkerMirroredStrategy` (start the same command on every worker; worker 0
 prints). Columns: steps/s, images/s, achieved TFLOP/s from the FLOPs counted in the traced
-step (`tf.compat.v1.profiler`), utilisation against `--peak_tflops` (on CPU: against numpy's
-float32 GEMM rate measured in this run), peak device memory.
+step (`tf.compat.v1.profiler`), utilisation against `--peak_tflops` (on CPU: the step's
+FLOPs per CPU-second against numpy's float32 GEMM per CPU-second, both measured in this
+run, so other load on the machine cancels out), peak device memory.
 
 Below the table: the FLOPs per step (counted, and the analytic forward count of each
 network), the input pipeline's images/s on this host (real degradations and synthetic
@@ -222,19 +223,20 @@ def _memory_device():
     return "GPU:0" if tf.config.list_logical_devices("GPU") else None
 
 
-def sgemm_gflops(size=2048, repeats=5):
-    """numpy's float32 GEMM rate on this host (all cores), best of `repeats`: the CPU's
-    practical peak, measured under the same load as the steps."""
+def sgemm_rates(size=2048, repeats=5):
+    """numpy's float32 GEMM on this host, best of `repeats`: (GFLOP/s on all cores, GFLOP per
+    CPU-second). The second is a core's practical peak and, like the steps' CPU seconds,
+    hardly moves with other load on the machine."""
     a = np.random.default_rng(0).standard_normal((size, size), np.float32)
     a @ a
-    best = min(_seconds(lambda: a @ a) for _ in range(repeats))
-    return 2 * size**3 / best / 1e9
-
-
-def _seconds(function):
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
+    wall, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        a @ a
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    flops = 2 * size**3 / 1e9
+    return flops / min(wall), flops / min(cpu)
 
 
 def pipeline_rate(config, batch_size, batches):
@@ -291,6 +293,12 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
+def _utilisation(achieved_tflops, peak_tflops, gflops_per_cpu_second, core_peak):
+    if core_peak:
+        return f"{gflops_per_cpu_second / core_peak:.1%}"
+    return f"{achieved_tflops / peak_tflops:.1%}" if peak_tflops else "n/a"
+
+
 def _format_memory(peak):
     return "n/a (CPU)" if peak is None else f"{peak / 2**30:.2f} GiB"
 
@@ -308,11 +316,13 @@ def run(args):
         if name not in PRECISIONS:
             raise DeviceError(f"--precisions: {name!r} is not one of {', '.join(PRECISIONS)}")
     print(f"start: {uptime()}", flush=True)
-    peak_tflops = args.peak_tflops
+    peak_tflops, core_peak = args.peak_tflops, None
     peak_label = f"--peak_tflops {peak_tflops}" if peak_tflops else None
     if device_kind == "CPU" and not peak_tflops:
-        peak_tflops = sgemm_gflops(1024 if args.smoke else 2048) / 1e3
-        peak_label = f"numpy sgemm {peak_tflops * 1e3:.1f} GFLOP/s, measured now"
+        # On CPU: achieved FLOPs per CPU-second of the step against sgemm's per CPU-second.
+        wall_gflops, core_peak = sgemm_rates(1024 if args.smoke else 2048)
+        peak_label = (f"numpy sgemm: {core_peak:.1f} GFLOP per CPU-second ({wall_gflops:.1f} GFLOP/s "
+                      f"wall on all cores, measured now), against the step's FLOPs per CPU-second")
 
     rows = []
     runs = strategies(device_kind)
@@ -332,7 +342,8 @@ def run(args):
                     "precision": precision, "batch": global_batch, "steps/s": f"{rate:.3g}",
                     "images/s": f"{rate * global_batch:.3g}", "host CPU-s/step": f"{cpu_seconds:.3g}",
                     "TFLOP/s": f"{achieved:.3g}",
-                    "utilisation": f"{achieved / peak_tflops:.1%}" if peak_tflops else "n/a",
+                    "utilisation": _utilisation(achieved, peak_tflops, flops_per_image * global_batch
+                                                / cpu_seconds / 1e9, core_peak),
                     "peak memory": _format_memory(peak),
                 })
                 print(f"  {label} {precision} batch {global_batch}: {rate:.3g} steps/s", flush=True)
