@@ -58,13 +58,14 @@ def _number(text):
 def test_smoke_run_prints_the_table_with_finite_positive_figures():
     env = dict(os.environ, PYTHONPATH=ROOT, CUDA_VISIBLE_DEVICES="")
     env.pop("TF_CONFIG", None)
-    result = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--smoke"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=1200)
+    # Without the XLA rows: compiling the whole train step takes minutes on a CPU.
+    command = [sys.executable, "-m", "benchmarks.gpu", "--smoke", "--precisions", "fp32,mixed"]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-2000:]
     header, rows = _table(result.stdout)
     assert tuple(header) == gpu.COLUMNS
     assert {(row["precision"], row["batch"]) for row in rows} == {
-        (p, b) for p in ("fp32", "mixed", "xla") for b in ("1", "2")}
+        (p, b) for p in ("fp32", "mixed") for b in ("1", "2")}
     for row in rows:
         for column in ("steps/s", "images/s", "host CPU-s/step", "TFLOP/s", "utilisation"):
             value = _number(row[column])
@@ -75,6 +76,7 @@ def test_smoke_run_prints_the_table_with_finite_positive_figures():
     assert any(line.startswith("input pipeline (Eq. 4 + synthetic pose") for line in lines)
     assert any(line.startswith("host cores one such device needs") for line in lines)
     assert sum("load average" in line for line in lines) >= 2
+    assert any(line.startswith("PyTorch twin") for line in lines)
 
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="a GPU is present")
