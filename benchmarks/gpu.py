@@ -386,12 +386,15 @@ def report(args, config, rows, flops_per_image, peak_label, device_kind, batch_s
     print(f"host cores one such device needs for its input: {consumed / per_core:.2g} ({uptime()})")
 
     if device_kind == "CPU" and not args.no_torch:
-        pair = torch_ratio(config, 1, steps)
+        # The twin crops the local patch to size/2 (16 px in --smoke), where batch 1 would
+        # leave PyTorch's BatchNorm one value per channel, which it refuses.
+        batch = 2 if args.smoke else 1
+        pair = torch_ratio(config, batch, steps)
         if pair is None:
             print("PyTorch twin: torch not installed")
         else:
             tf_rate, torch_rate = pair
-            print(f"PyTorch twin (no VGG, batch 1): {torch_rate:.3g} steps/s vs TF fp32 without VGG "
+            print(f"PyTorch twin (no VGG, batch {batch}): {torch_rate:.3g} steps/s vs TF fp32 without VGG "
                   f"{tf_rate:.3g}: TF/PyTorch {tf_rate / torch_rate:.2f}x")
     elif device_kind == "GPU":
         print("PyTorch twin: not timed (benchmarks/train_step.py's twin runs on CPU only)")
