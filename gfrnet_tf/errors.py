@@ -6,15 +6,49 @@ one line, so the absl entry points can print `path: problem` instead of a traceb
 
 from __future__ import annotations
 
+import re
 
-def first_line(error: Exception) -> str:
-    """The first line of `error`'s message (at most 200 characters), or its type name.
+# What TF wraps around an op's own message: the function it ran in, the node that failed,
+# the eager op (with an optional `name:` suffix). Nothing in them is about the user's file.
+_TF_NOISE = re.compile(
+    r"\{\{function_node [^}]*\}\}"
+    r"|\[\[\{\{node [^}]*\}\}\]\]"
+    r"|\[Op:[^\]]*\](?:\s*name:[^\n]*)?"
+)
+# A graph error opens with this line, then "Detected at node X defined at ...:" and the
+# indented Python frames that built the node, then the op's message.
+_GRAPH_ERROR = "Graph execution error:"
+_DETECTED_AT = "Detected at node"
+
+
+def strip_tf_noise(text: str) -> str:
+    """`text` without TF's `{{function_node ...}}`, `[[{{node ...}}]]`, `[Op:...]` parts and
+    the "Graph execution error: / Detected at node ..." preamble with its Python frames."""
+    kept, in_frames = [], False
+    for line in str(text).splitlines():
+        if line.startswith(_DETECTED_AT):
+            in_frames = True
+            continue
+        if in_frames and (not line.strip() or line[0].isspace()):
+            continue
+        in_frames = False
+        line = " ".join(_TF_NOISE.sub(" ", line).split())
+        if line and line != _GRAPH_ERROR:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def first_line(error) -> str:
+    """The first line of an error's message (or of a message string), without TF's noise
+    (`strip_tf_noise`), at most 200 characters; the type name if nothing is left.
 
     Library errors (TF, Keras, h5py, LiteRT) are often many lines long; their first line is
     what a `source: problem` message needs.
     """
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0][:200]
+    if isinstance(error, BaseException):
+        text = strip_tf_noise(getattr(error, "message", None) or str(error))
+        return (text.splitlines() or [type(error).__name__])[0][:200]
+    return (strip_tf_noise(error).splitlines() or ["unknown error"])[0][:200]
 
 
 class GFRNetError(Exception):
@@ -34,6 +68,12 @@ class BadImageError(GFRNetError):
     reason = "bad_image"
 
 
+class BadVideoError(GFRNetError):
+    """A video file that cannot be opened, decoded to its end or written."""
+
+    reason = "bad_video"
+
+
 class NoFaceError(GFRNetError):
     """An image in which the face detector found no usable face."""
 
@@ -50,6 +90,13 @@ class BadModelFileError(GFRNetError):
     """A checkpoint, `.keras`, SavedModel, TFLite or weights file that cannot be used."""
 
     reason = "bad_model_file"
+
+
+class BadOutputError(GFRNetError):
+    """An output file or folder that cannot be written: a file where a folder should be,
+    read-only, or a full disk."""
+
+    reason = "bad_output"
 
 
 class BadConfigError(GFRNetError):

@@ -17,6 +17,19 @@ def _seed():
     np.random.seed(0)
 
 
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """`(model, path)`: an untrained GFRNet at 32x32 saved as a `.keras` file (what training
+    checkpoints are)."""
+    from gfrnet_tf.models.gfrnet import build_gfrnet
+
+    model = build_gfrnet({"widths": (8, 8, 8), "discriminator_widths": (8, 8), "local_size": 16})
+    model({"degraded": np.zeros((1, 32, 32, 3)), "guide": np.zeros((1, 32, 32, 3))})
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    model.save(path)
+    return model, path
+
+
 @pytest.fixture(scope="session")
 def installed_wheel(tmp_path_factory):
     """The project built as a wheel and installed into a fresh venv (`--no-deps`, over this

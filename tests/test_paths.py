@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.errors import BadOutputError
 from gfrnet_tf.io.paths import make_output_dir, printable
 
 
@@ -20,7 +20,7 @@ def test_output_folder_is_created_or_refused_by_name(tmp_path):
     assert made.is_dir()
     (tmp_path / "file").write_text("x")
     for path, problem in ((tmp_path / "file", "is a file"),
-                          (tmp_path / "file" / "sub", "cannot create the output folder")):
-        with pytest.raises(BadConfigError, match=problem) as error:
+                          (tmp_path / "file" / "sub", "cannot write here: Not a directory")):
+        with pytest.raises(BadOutputError, match=problem) as error:
             make_output_dir(path)
         assert error.value.source == str(path)

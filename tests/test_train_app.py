@@ -288,7 +288,7 @@ def test_shards_are_checked_before_training(tmp_path, shards):
     (tmp_path / "bad-0.tfrecord").write_bytes(b"not a TFRecord at all")
     with pytest.raises(BadRecordError) as raised:
         check_shards(str(tmp_path / "bad-*.tfrecord"), records_per_shard=1)
-    assert raised.value.source == str(tmp_path / "bad-0.tfrecord")
+    assert raised.value.source == f"{tmp_path / 'bad-0.tfrecord'}: record 0"
 
 
 def test_errors_become_one_line_and_exit_status_1(capsys):
@@ -308,7 +308,7 @@ def test_command_refuses_an_unreadable_shard_in_one_line(tmp_path, shards):
     (tmp_path / "train-0.tfrecord").write_bytes((shards / "train-0.tfrecord").read_bytes()[:100])
     result = _run(_command(tmp_path / "run", tmp_path))
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"error: {tmp_path / 'train-0.tfrecord'}: record 0: truncated or corrupt shard")
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"error: {tmp_path / 'train-0.tfrecord'}: record 0: states a length of ")
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()

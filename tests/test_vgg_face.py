@@ -1,5 +1,7 @@
 """VGG-Face: layout, preprocessing, frozen weights and the two weights-file formats."""
 
+import re
+
 import h5py
 import keras
 import numpy as np
@@ -166,3 +168,99 @@ def test_convert_command_writes_a_loadable_npz_and_rejects_other_files(tmp_path,
     with pytest.raises(BadModelFileError, match="conv1_1"):
         vgg_face_convert.main(["convert", str(tmp_path / "other.pth"), str(tmp_path / "x.npz")])
     assert not (tmp_path / "x.npz").exists()
+
+
+def _npz_cases():
+    """Malformed `.npz` contents -> the key the error must name."""
+    good = _random_weights("conv1_2")
+    strings = dict(good, **{"conv1_2/bias": np.array(["x"] * 64)})
+    rank = dict(good, **{"conv1_1/kernel": good["conv1_1/kernel"][0]})
+    missing = {k: v for k, v in good.items() if k != "conv1_1/bias"}
+    nan = dict(good, **{"conv1_2/kernel": np.full((3, 3, 64, 64), np.nan, np.float32)})
+    return {
+        "strings": (strings, "conv1_2/bias", "holds <U1 values"),
+        "object": ({**good, "conv1_1/kernel": np.array([{"a": 1}], dtype=object)},
+                   "conv1_1/kernel", "allow_pickle"),
+        "rank": (rank, "conv1_1/kernel", r"shape \(3, 3, 64\), expected \(3, 3, 3, 64\)"),
+        "missing": (missing, "conv1_1/bias", "no weight"),
+        "nan": (nan, "conv1_2/kernel", "NaN"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_npz_cases()))
+def test_malformed_npz_contents_name_file_and_key(tmp_path, case):
+    arrays, key, problem = _npz_cases()[case]
+    path = tmp_path / f"{case}.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(BadModelFileError) as raised:
+        load_vgg_face_weights(VGGFace("conv1_2"), path)
+    assert raised.value.source == str(path)
+    assert key in raised.value.problem
+    assert re.search(problem, raised.value.problem), raised.value.problem
+
+
+def test_a_bare_npy_under_an_npz_name_is_refused(tmp_path):
+    path = tmp_path / "array.npz"
+    with open(path, "wb") as stream:
+        np.save(stream, np.zeros(3))
+    with pytest.raises(BadModelFileError, match="single .npy array"):
+        load_vgg_face_weights(VGGFace("conv1_1"), path)
+
+
+def _h5_wrong_groups(path, case):
+    weights = _random_weights("conv1_1")
+    _write_keras_vggface_h5(path, weights)
+    with h5py.File(path, "a") as file:
+        if case == "listed_layer_missing":
+            file.attrs["layer_names"] = [b"conv1_1", b"conv0_9"]
+            return "conv0_9"
+        if case == "weight_is_a_group":
+            del file["conv1_1"]["conv1_1/bias:0"]
+            file["conv1_1"].create_group("conv1_1/bias:0")
+            return "conv1_1/bias:0"
+        if case == "layer_names_not_names":
+            file.attrs["layer_names"] = np.arange(3)
+            return "layer_names"
+        if case == "string_dataset":
+            del file["conv1_1"]["conv1_1/bias:0"]
+            file["conv1_1"]["conv1_1/bias:0"] = np.array([b"x"] * 64)
+            return "conv1_1/bias"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["listed_layer_missing", "weight_is_a_group",
+                                  "layer_names_not_names", "string_dataset"])
+def test_h5_with_wrong_groups_names_file_and_key(tmp_path, case):
+    path = tmp_path / f"{case}.h5"
+    key = _h5_wrong_groups(path, case)
+    with pytest.raises(BadModelFileError) as raised:
+        load_vgg_face_weights(VGGFace("conv1_1"), path)
+    assert raised.value.source == str(path)
+    assert key in raised.value.problem, raised.value.problem
+
+
+@pytest.mark.parametrize("case, key", [
+    ("kernel_rank", "conv1_1.weight"), ("no_bias", "conv1_1.bias"),
+    ("bias_shape", "conv1_2.bias"), ("bool_kernel", "conv1_2.weight"),
+    ("string_value", "conv1_1.bias"),
+])
+def test_pth_with_wrong_contents_names_file_and_key(tmp_path, case, key):
+    import torch
+
+    state = _torch_state_dict("conv1_2")
+    if case == "kernel_rank":
+        state["conv1_1.weight"] = state["conv1_1.weight"][0]
+    elif case == "no_bias":
+        del state["conv1_1.bias"]
+    elif case == "bias_shape":
+        state["conv1_2.bias"] = torch.zeros(3)
+    elif case == "bool_kernel":
+        state["conv1_2.weight"] = state["conv1_2.weight"] > 0
+    else:
+        state["conv1_1.bias"] = "not a tensor"
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(BadModelFileError) as raised:
+        vgg_face_convert.main(["convert", str(tmp_path / "bad.pth"), str(tmp_path / "out.npz")])
+    assert raised.value.source == str(tmp_path / "bad.pth")
+    assert repr(key) in raised.value.problem, raised.value.problem
+    assert not (tmp_path / "out.npz").exists()

@@ -28,7 +28,7 @@ from gfrnet_tf.data import degrade as degrade_lib
 from gfrnet_tf.data import synthetic_pose
 from gfrnet_tf.data.images import to_model_range
 from gfrnet_tf.data.landmarks import IMAGE_POINTS, flip_sample
-from gfrnet_tf.data.records import parse_pair, resize_with_landmarks
+from gfrnet_tf.data.records import check_record_headers, parse_pair, resize_with_landmarks
 from gfrnet_tf.errors import BadConfigError
 
 DEGRADATION_MODES = ("random", "seeded", "fixed")
@@ -260,7 +260,9 @@ def make_dataset(
     record-seeded degradation. With `config.skip_corrupt` a bad record is logged and
     dropped (counted in `skipped`, a `SkippedRecords`); otherwise it stops iteration with
     an error naming the shard and record (call `records.validate_shard` at start-up for a
-    `BadRecordError` instead). `degradation_fn(image, degradation, seed)` replaces Eq. 4
+    `BadRecordError` instead). Every shard's record headers are checked first
+    (`records.check_record_headers`): a hostile or truncated one is a `BadRecordError`
+    naming shard and record, whatever `skip_corrupt` says. `degradation_fn(image, degradation, seed)` replaces Eq. 4
     (the benchmark uses it to time an OpenCV version).
 
     `drop_remainder=None` means `training`: training batches are all full (every replica
@@ -269,6 +271,8 @@ def make_dataset(
     """
     check_input_config(config)
     files = list_shards(file_patterns)
+    for path in files:  # before TF's reader can trust a hostile record length
+        check_record_headers(path)
     records = _read_shards(files, config, training, input_context)
 
     # A synthetic-pose guide replaces the stored one: leaving it out of the parse output

@@ -57,7 +57,7 @@ def evaluate_models(models: dict, dataset, split: str = "test", output="eval", *
             failures.append(error)
     config = evaluation_input_config(restorers, input_config, image_size, batch_size)
     config = dataset.input_config(config, split)
-    output = make_output_dir(output)
+    output = Path(make_output_dir(output))
     counters = []  # one per pass over the data: every pass meets the same bad records
 
     def make_batches(setting):

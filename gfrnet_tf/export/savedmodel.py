@@ -32,6 +32,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from gfrnet_tf.data.encoded import checked_header_size
 from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.export.transpose_conv import transpose_convs_as_phase_convs
@@ -43,10 +44,6 @@ INPUTS = ("degraded", "guide")
 DEFAULT_SIGNATURE = "serving_default"
 IMAGE_SIZE_COLLECTION = "image_size"
 ENCODED_SIGNATURE = "serve_encoded"
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_JPEG_MAGIC = b"\xff\xd8\xff"
-# A PNG header is 8 magic bytes + IHDR length/type (8) + width and height (4 + 4).
-_PNG_HEADER_BYTES = 24
 
 
 def infer_uint8(model, degraded, guide):
@@ -71,34 +68,13 @@ def _checked_images(images, name, image_size):
         return tf.ensure_shape(images, [None, image_size, image_size, 3])
 
 
-def _header_size(encoded, name, index):
-    """`[height, width]` from a JPEG or PNG header, asserting the format first."""
-    is_png = tf.logical_and(
-        tf.equal(tf.strings.substr(encoded, 0, len(_PNG_MAGIC)), _PNG_MAGIC),
-        tf.strings.length(encoded) >= _PNG_HEADER_BYTES,
-    )
-    is_jpeg = tf.equal(tf.strings.substr(encoded, 0, len(_JPEG_MAGIC)), _JPEG_MAGIC)
-    check = tf.debugging.Assert(
-        tf.logical_or(is_png, is_jpeg),
-        [f"{name}: element", index, "is not a JPEG or PNG image"],
-    )
-
-    def png_size():
-        width_height = tf.io.decode_raw(
-            tf.strings.substr(encoded, 16, 8), tf.int32, little_endian=False
-        )
-        return tf.reverse(width_height, [0])
-
-    with tf.control_dependencies([check]):
-        return tf.cond(is_png, png_size, lambda: tf.image.extract_jpeg_shape(encoded)[:2])
-
-
 def decode_checked(encoded, name, image_size):
     """Encoded JPEG/PNG strings `[B]` -> uint8 `[B, S, S, 3]`, size checked before decoding."""
 
     def decode_one(element):
         data, index = element
-        size = _header_size(data, name, index)
+        size = checked_header_size(
+            data, lambda ok, problem: tf.debugging.Assert(ok, [f"{name}: element", index, problem]))
         check = tf.debugging.Assert(
             tf.reduce_all(tf.equal(size, image_size)),
             [f"{name}: element", index, f"must be {image_size}x{image_size}; got height, width",

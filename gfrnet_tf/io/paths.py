@@ -7,13 +7,14 @@ output folder, nor the terminal that prints them.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import tempfile
 import unicodedata
-from pathlib import Path
 
-from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.errors import BadOutputError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_LENGTH = 80
@@ -48,16 +49,29 @@ def printable(path) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def make_output_dir(path) -> Path:
-    """Creates the output folder `path` (and parents); one `BadConfigError` naming it when it
-    is a file, cannot be created or cannot be written to, before any work is done."""
-    path = Path(path)
+def make_output_dir(path, create: bool = True):
+    """Checks that files can be created in the output folder `path`, creating it if `create`;
+    returns `path`. A real file is created and removed: permission bits do not stop root.
+
+    Raises `BadOutputError(path, ...)` for a path that is a file (or below one), read-only
+    or on a full disk, before a run spends any time on work it could not save. With
+    `create=False` nothing is made: a missing folder is checked through the closest
+    folder that exists (where it would be created).
+    """
+    probe = os.fspath(path)
+    if not create:
+        while not os.path.lexists(probe) and os.path.dirname(os.path.abspath(probe)) != probe:
+            probe = os.path.dirname(os.path.abspath(probe))
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        if create:
+            os.makedirs(path, exist_ok=True)
+        elif os.path.exists(probe) and not os.path.isdir(probe):  # what makedirs would meet
+            raise FileExistsError() if probe == os.fspath(path) else NotADirectoryError(
+                errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        with tempfile.TemporaryFile(dir=probe):
+            pass
     except FileExistsError:
-        raise BadConfigError(printable(path), "is a file, not an output folder") from None
+        raise BadOutputError(printable(path), "is a file, not a folder") from None
     except OSError as error:
-        raise BadConfigError(printable(path), f"cannot create the output folder: {error.strerror}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise BadConfigError(printable(path), "the output folder is not writable")
+        raise BadOutputError(printable(path), f"cannot write here: {error.strerror or error}") from None
     return path

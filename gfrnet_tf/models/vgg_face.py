@@ -24,13 +24,15 @@ The network expects what keras-vggface's `preprocess_input(version=1)` produces:
 
 from __future__ import annotations
 
+import zipfile
+
 import h5py
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from gfrnet_tf.errors import BadConfigError, BadModelFileError
+from gfrnet_tf.errors import BadConfigError, BadModelFileError, first_line
 
 # Filters per block of the VGG16 layout; layers are named conv{block}_{i}.
 _FILTERS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
@@ -93,8 +95,9 @@ def load_vgg_face_weights(model: VGGFace, path) -> VGGFace:
     """Fills `model`'s convolutions from a `.npz` or keras-vggface `.h5` file (module docstring),
     or leaves them random for `RANDOM_WEIGHTS`.
 
-    Raises `BadModelFileError(path, ...)` naming the missing or mismatched weight, so a wrong
-    file never fails later as a shape error deep inside the training graph.
+    Raises `BadModelFileError(path, ...)` naming the missing or malformed weight (absent, of
+    strings or pickled objects, of the wrong rank or shape, not finite) or the bad group, so
+    a wrong file never fails later as a shape error deep inside the training graph.
     """
     path = str(path)
     if not model.built:
@@ -118,20 +121,36 @@ def load_vgg_face_weights(model: VGGFace, path) -> VGGFace:
 
 
 def _checked(arrays, path, key, shape):
+    """The weight `key` as float32, if it is there, of real numbers and of `shape`."""
     if key not in arrays:
         raise BadModelFileError(path, f"no weight {key!r} (needed up to the perceptual layer)")
-    if tuple(arrays[key].shape) != tuple(shape):
-        found = tuple(arrays[key].shape)
-        raise BadModelFileError(path, f"{key!r} has shape {found}, expected {tuple(shape)}")
-    return arrays[key]
+    array = arrays[key]
+    if array.dtype.kind not in "fiu":  # strings, bytes, booleans, compound records
+        raise BadModelFileError(path, f"{key!r} holds {array.dtype} values, expected numbers")
+    if tuple(array.shape) != tuple(shape):
+        raise BadModelFileError(path, f"{key!r} has shape {tuple(array.shape)}, expected {tuple(shape)}")
+    array = array.astype(np.float32)
+    if not np.all(np.isfinite(array)):
+        raise BadModelFileError(path, f"{key!r} holds NaN or infinite values")
+    return array
 
 
 def _read_npz(path):
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as error:  # missing, truncated, not a zip, or pickled objects
-        raise BadModelFileError(path, f"cannot read as .npz: {error}") from None
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:  # missing, truncated or not a zip
+        raise BadModelFileError(path, f"cannot read as .npz: {first_line(error)}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # a bare .npy array under a .npz name
+        raise BadModelFileError(path, "is a single .npy array, not an .npz archive of weights")
+    arrays = {}
+    with archive:
+        for key in archive.files:
+            try:
+                arrays[key] = archive[key]
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+                # Pickled objects (refused), or a member that is not a valid .npy.
+                raise BadModelFileError(path, f"{key!r}: {first_line(error)}") from None
+    return arrays
 
 
 def _read_keras_h5(path):
@@ -139,18 +158,31 @@ def _read_keras_h5(path):
         with h5py.File(path, "r") as file:
             root = file["model_weights"] if "model_weights" in file else file
             arrays = {}
-            for layer_name in _strings(root.attrs.get("layer_names", [])):
-                group = root[layer_name]
-                for weight_name in _strings(group.attrs.get("weight_names", [])):
+            for layer_name in _names(root, "layer_names", path):
+                group = root.get(layer_name)
+                if not isinstance(group, h5py.Group):
+                    raise BadModelFileError(path, f"'layer_names' lists {layer_name!r}, which is "
+                                                  f"not a group of the file")
+                for weight_name in _names(group, "weight_names", path):
+                    dataset = group.get(weight_name)
+                    if not isinstance(dataset, h5py.Dataset):
+                        raise BadModelFileError(path, f"{layer_name!r} lists weight {weight_name!r}, "
+                                                      f"which is not a dataset of the file")
                     # "conv1_1/kernel:0" -> "conv1_1/kernel"
                     short = weight_name.split("/")[-1].split(":")[0]
-                    arrays[f"{layer_name}/{short}"] = np.asarray(group[weight_name])
-    except (OSError, KeyError) as error:
-        raise BadModelFileError(path, f"cannot read as a keras-vggface .h5 file: {error}") from None
+                    arrays[f"{layer_name}/{short}"] = np.asarray(dataset)
+    except (OSError, KeyError, TypeError, ValueError) as error:
+        raise BadModelFileError(path, f"cannot read as a keras-vggface .h5 file: {first_line(error)}") from None
     if not arrays:
         raise BadModelFileError(path, "no 'layer_names'/'weight_names' attributes: not Keras 2 weights")
     return arrays
 
 
-def _strings(values):
-    return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
+def _names(node, attribute, path):
+    """A Keras 2 name-list attribute (`layer_names`, `weight_names`) as strings."""
+    values = np.asarray(node.attrs.get(attribute, []))
+    if values.size == 0:
+        return []
+    if values.ndim != 1 or not all(isinstance(v, (bytes, str)) for v in values.tolist()):
+        raise BadModelFileError(path, f"attribute {attribute!r} of {node.name!r} is not a list of names")
+    return [v.decode("utf8", "replace") if isinstance(v, bytes) else v for v in values.tolist()]

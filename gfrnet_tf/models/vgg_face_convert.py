@@ -30,14 +30,35 @@ def from_torch_state_dict(state_dict, source) -> dict:
     for name in LAYER_NAMES:
         if f"{name}.weight" not in state_dict:
             break
-        kernel = np.asarray(state_dict[f"{name}.weight"], np.float32).transpose(2, 3, 1, 0)
+        weight = _array(state_dict, f"{name}.weight", source)
+        if weight.ndim != 4 or weight.shape[2:] != (3, 3):
+            raise BadModelFileError(source, f"'{name}.weight' has shape {weight.shape}, "
+                                            f"expected [out, in, 3, 3]")
+        bias = _array(state_dict, f"{name}.bias", source)
+        if bias.shape != weight.shape[:1]:
+            raise BadModelFileError(source, f"'{name}.bias' has shape {bias.shape}, "
+                                            f"expected ({weight.shape[0]},)")
+        kernel = weight.transpose(2, 3, 1, 0)
         if name == "conv1_1":
             kernel = kernel[:, :, ::-1, :]  # RGB-input weights -> BGR-input weights
         arrays[f"{name}/kernel"] = np.ascontiguousarray(kernel)
-        arrays[f"{name}/bias"] = np.asarray(state_dict[f"{name}.bias"], np.float32)
+        arrays[f"{name}/bias"] = bias
     if not arrays:
         raise BadModelFileError(source, "no 'conv1_1.weight': not a VGG-Face state dict")
     return arrays
+
+
+def _array(state_dict, key, source):
+    """`state_dict[key]` as float32 numbers, or `BadModelFileError` naming the key."""
+    if key not in state_dict:
+        raise BadModelFileError(source, f"no {key!r}")
+    try:
+        array = np.asarray(state_dict[key])
+    except (TypeError, ValueError):  # e.g. a ragged list
+        raise BadModelFileError(source, f"{key!r} is not an array") from None
+    if array.dtype.kind not in "fiu":
+        raise BadModelFileError(source, f"{key!r} holds {array.dtype} values, expected numbers")
+    return array.astype(np.float32)
 
 
 def main(argv):
@@ -52,8 +73,10 @@ def main(argv):
         raise BadModelFileError(source, f"cannot read as a PyTorch state dict: {error}") from None
     if not isinstance(state_dict, dict):
         raise BadModelFileError(source, f"holds a {type(state_dict).__name__}, not a state dict")
-    tensors = {k: v.numpy() for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
-    arrays = from_torch_state_dict(tensors, source)
+    # Anything that is not a tensor of numbers fails `_array`'s check, by key.
+    values = {k: (v.detach().float() if v.is_floating_point() else v.detach()).numpy()
+              if isinstance(v, torch.Tensor) else v for k, v in state_dict.items()}
+    arrays = from_torch_state_dict(values, source)
     with atomic_writer(target) as stream:
         np.savez(stream, **arrays)
     print(f"{target}: {', '.join(n for n in LAYER_NAMES if f'{n}/kernel' in arrays)}")

@@ -3,11 +3,20 @@
 All of them count the global step as `epoch * steps_per_epoch + batch + 1`; because the train
 command resumes at epoch boundaries (`BackupAndRestore`), this stays right across restarts,
 which Keras' own `TensorBoard` callback (it restarts its batch counter every `fit`) does not.
+
+Weights are serialised in memory and then written to a temporary name and renamed
+(`write_weights`): HDF5 writing straight to a disk that fills up fails, and then crashes the
+process (SIGSEGV in `h5py.File.close`, measured with a small RLIMIT_FSIZE); a Python write
+that fails is one `BadOutputError` and leaves the last good checkpoint as it was. The price
+is one copy of the weights file in memory while it is saved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import io
+import json
 import os
 import re
 
@@ -15,7 +24,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gfrnet_tf.errors import BadModelFileError, TrainingDivergedError, first_line
+from gfrnet_tf.errors import BadModelFileError, BadOutputError, TrainingDivergedError, first_line
+from gfrnet_tf.io.atomic import atomic_writer
+from gfrnet_tf.io.paths import make_output_dir
 
 _CHECKPOINT = re.compile(r"^step-(\d+)\.weights\.h5$")
 
@@ -32,6 +43,42 @@ class _GlobalStepCallback(keras.callbacks.Callback):
         return self._epoch * self.params["steps"] + batch + 1
 
 
+class _WeightsBuffer(io.BytesIO):
+    """An in-memory `save_weights` target (Keras checks that the name ends in `.weights.h5`)."""
+
+    def __str__(self):
+        return "memory.weights.h5"
+
+
+def weights_bytes(model) -> bytes:
+    """`model.save_weights` output (a `.weights.h5` file) as bytes, never touching the disk."""
+    buffer = _WeightsBuffer()
+    model.save_weights(buffer)
+    return buffer.getvalue()
+
+
+def _write_files(contents: dict) -> None:
+    """Writes `{path: bytes}`, every file to a temporary name first; the renames come only
+    after all of them were written, so a full disk changes none of them."""
+    with contextlib.ExitStack() as stack:
+        for path, data in contents.items():
+            stack.enter_context(atomic_writer(path)).write(data)
+
+
+def write_weights(model, path: str) -> None:
+    """Saves `model`'s weights to `path` atomically; `BadOutputError(path, ...)` if it cannot."""
+    try:
+        _write_files({path: weights_bytes(model)})
+    except OSError as error:
+        raise BadOutputError(path, f"cannot write: {error.strerror or error}") from None
+
+
+def _remove_temporaries(directory: str) -> None:
+    """Deletes what a killed save left behind: `atomic_writer`'s dot-prefixed `.tmp` files."""
+    for name in glob.glob(os.path.join(glob.escape(directory), ".*.tmp")):
+        os.remove(name)
+
+
 def latest_checkpoint(directory: str) -> str | None:
     """Path of the highest-step `step-N.weights.h5` in `directory`, or None."""
     if not os.path.isdir(directory):
@@ -43,9 +90,31 @@ def latest_checkpoint(directory: str) -> str | None:
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras' resume state, but a backup that does not fit the model (the run's config was
     changed between the interruption and the re-run) is a `BadModelFileError`, not a
-    traceback from deep inside `fit`."""
+    traceback from deep inside `fit`, and a backup that cannot be written is a
+    `BadOutputError` that leaves the previous one whole (Keras writes in place)."""
+
+    def _save_model(self):
+        metadata = json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
+        try:
+            make_output_dir(self.backup_dir)
+            contents = {}
+            if self.double_checkpoint:  # the copies Keras falls back on if the latest is corrupt
+                for current, previous in ((self._weights_path, self._prev_weights_path),
+                                          (self._training_metadata_path,
+                                           self._prev_training_metadata_path)):
+                    if os.path.exists(current):
+                        with open(current, "rb") as stream:
+                            contents[previous] = stream.read()
+            contents[self._weights_path] = weights_bytes(self.model)
+            contents[self._training_metadata_path] = metadata.encode()
+            _write_files(contents)
+        except OSError as error:
+            raise BadOutputError(self._weights_path,
+                                 f"cannot write the backup: {error.strerror or error}") from None
 
     def on_train_begin(self, logs=None):
+        if os.path.isdir(self.backup_dir):
+            _remove_temporaries(self.backup_dir)
         try:
             super().on_train_begin(logs)
         except (ValueError, OSError, KeyError) as error:
@@ -88,17 +157,12 @@ class StepCheckpoint(_GlobalStepCallback):
         self.keep = keep
 
     def on_train_begin(self, logs=None):
-        # What a killed save left behind.
-        for name in glob.glob(os.path.join(self.directory, ".partial-*")):
-            os.remove(name)
+        _remove_temporaries(make_output_dir(self.directory))
 
     def on_epoch_end(self, epoch, logs=None):
-        os.makedirs(self.directory, exist_ok=True)
         step = self.global_step(self.params["steps"] - 1)
-        path = os.path.join(self.directory, f"step-{step:08d}.weights.h5")
-        partial = os.path.join(self.directory, f".partial-{step:08d}.weights.h5")
-        self.model.save_weights(partial, overwrite=True)
-        os.replace(partial, path)  # a killed save never looks like a checkpoint
+        path = os.path.join(make_output_dir(self.directory), f"step-{step:08d}.weights.h5")
+        write_weights(self.model, path)  # a killed or failed save never looks like a checkpoint
         old = sorted(name for name in os.listdir(self.directory) if _CHECKPOINT.match(name))
         for name in old[: -self.keep]:
             os.remove(os.path.join(self.directory, name))

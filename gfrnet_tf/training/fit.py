@@ -31,7 +31,9 @@ from absl import logging
 
 from gfrnet_tf.configs import save_config
 from gfrnet_tf.data import make_dataset
+from gfrnet_tf.data.records import record_errors
 from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.io.paths import make_output_dir
 from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
 from gfrnet_tf.training import callbacks as callbacks_lib
 from gfrnet_tf.training import distribute
@@ -52,6 +54,8 @@ def train(config, workdir, dataset, *, strategy=None, mixed_precision=False,
     """
     strategy = strategy or distribute.make_strategy("auto")
     config = resolve_config(config, dataset)
+    if distribute.is_chief(strategy):  # a workdir that is a file or read-only: fail now
+        make_output_dir(workdir, create=False)
     mixed_precision = distribute.configure_mixed_precision(mixed_precision)
     keras.utils.set_random_seed(config.train.seed)
     train_files, _ = check_shards(dataset.files("train"), records_per_shard=1)
@@ -65,8 +69,9 @@ def train(config, workdir, dataset, *, strategy=None, mixed_precision=False,
     val_data = None
     if val_files:
         val_data = distributed_dataset(strategy, val_files, config.input, training=False)
-    callbacks = make_callbacks(config, workdir, strategy, val_files or train_files)
-    run_phases(model, config, train_data, val_data, val_steps, callbacks, verbose)
+    with record_errors(dataset.source):  # a bad record past the start-up check
+        callbacks = make_callbacks(config, workdir, strategy, val_files or train_files)
+        run_phases(model, config, train_data, val_data, val_steps, callbacks, verbose)
     logging.info("done: %s", callbacks_lib.latest_checkpoint(os.path.join(workdir, "checkpoints")))
     return model
 

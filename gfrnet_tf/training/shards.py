@@ -14,9 +14,10 @@ from gfrnet_tf.errors import BadConfigError
 
 
 def check_shards(pattern: str, records_per_shard=None) -> tuple[list[str], int]:
-    """The shards `pattern` matches and how many records were checked (the first
-    `records_per_shard` of each, or all): a missing or unreadable shard fails now with a
-    `BadRecordError`, not an hour into training."""
+    """The shards `pattern` matches and how many records were parsed (the first
+    `records_per_shard` of each, or all; every record header is checked either way): a
+    missing, unreadable, empty or hostile shard fails now with a `BadRecordError`, not an
+    hour into training, and never reaches TF's record reader."""
     files = list_shards(pattern)
     checked = sum(validate_shard(path, limit=records_per_shard) for path in files)
     logging.info("%s: %d shard(s)", pattern, len(files))
