@@ -159,8 +159,8 @@ def benchmark_config(smoke):
         config.input.degradation.scale = (1.0, 2.0)
         config.input.degradation.blur = (0.0, 1.0)
         config.model.widths = (8, 16, 16, 16, 16)  # depth 5: 32 -> 1x1
-        config.model.discriminator_widths = (8, 16, 16, 16)
-        config.model.local_size = 32
+        config.model.discriminator_widths = (8, 16, 16)  # 3 layers: 16 px local crops
+        config.model.local_size = 16  # size / 2 as in the paper (and the PyTorch twin)
         config.model.perceptual_layer = "conv2_2"
     return config
 
@@ -386,15 +386,12 @@ def report(args, config, rows, flops_per_image, peak_label, device_kind, batch_s
     print(f"host cores one such device needs for its input: {consumed / per_core:.2g} ({uptime()})")
 
     if device_kind == "CPU" and not args.no_torch:
-        # The twin crops the local patch to size/2 (16 px in --smoke), where batch 1 would
-        # leave PyTorch's BatchNorm one value per channel, which it refuses.
-        batch = 2 if args.smoke else 1
-        pair = torch_ratio(config, batch, steps)
+        pair = torch_ratio(config, 1, steps)
         if pair is None:
             print("PyTorch twin: torch not installed")
         else:
             tf_rate, torch_rate = pair
-            print(f"PyTorch twin (no VGG, batch {batch}): {torch_rate:.3g} steps/s vs TF fp32 without VGG "
+            print(f"PyTorch twin (no VGG, batch 1): {torch_rate:.3g} steps/s vs TF fp32 without VGG "
                   f"{tf_rate:.3g}: TF/PyTorch {tf_rate / torch_rate:.2f}x")
     elif device_kind == "GPU":
         print("PyTorch twin: not timed (benchmarks/train_step.py's twin runs on CPU only)")

@@ -267,12 +267,14 @@ def test_unknown_mode_and_empty_pattern_raise_bad_config(shards, tmp_path):
 
 
 def test_synthetic_pose_never_decodes_the_stored_guide(tmp_path):
-    # The stored guide is replaced, so its decoding is pruned: a guide that is not an image
-    # at all goes unnoticed in synthetic-pose mode and stops a stored-guide pipeline.
+    # The stored guide is replaced, so its decoding is pruned: a PNG cut off after its
+    # header (which the header checks still read) goes unnoticed in synthetic-pose mode and
+    # stops a stored-guide pipeline at the decode.
     rng = np.random.RandomState(2)
-    target, _, points, _ = _dotted_pair(rng)
+    target, guide, points, _ = _dotted_pair(rng)
+    truncated = tf.io.encode_png(guide).numpy()[:64]
     path = str(tmp_path / "bad-guide.tfrecord")
-    records.write_shard(path, [records.encode_pair(target, b"not an image", points, points)])
+    records.write_shard(path, [records.encode_pair(target, truncated, points, points)])
     config = _config(batch_size=1)
     with pytest.raises(tf.errors.InvalidArgumentError):
         _epoch(pipeline.make_dataset(path, config, training=False))
