@@ -141,6 +141,7 @@ def _next_step_logs(model):
     return {name: float(value) for name, value in logs.items()}
 
 
+@pytest.mark.slow
 def test_loss_scale_optimizers_survive_a_keras_file_round_trip(mixed_policy, tmp_path):
     model = _trained_mixed_model()
     path = str(tmp_path / "mixed.keras")
@@ -154,6 +155,7 @@ def test_loss_scale_optimizers_survive_a_keras_file_round_trip(mixed_policy, tmp
     assert _next_step_logs(loaded) == pytest.approx(_next_step_logs(model), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_loss_scale_state_survives_the_weights_checkpoint_used_to_resume(mixed_policy, tmp_path):
     # StepCheckpoint and BackupAndRestore both go through save_weights / load_weights.
     model = _trained_mixed_model()
