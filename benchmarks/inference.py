@@ -15,13 +15,13 @@ face (on the [0, 1] scale; inf = identical), since no trained weights ship with 
     python -m benchmarks.inference [--size 256] [--batch 8] [--rounds 5] [--batch_rounds 2]
         [--width_scale 1.0] [--quantizations fp32 fp16 int8] [--workdir DIR]
     python -m benchmarks.inference --quality_model runs/smoke --size 64 \
-        --quality_data 'data/heldout-*.tfrecord' --calibration_data 'data/val-*.tfrecord'
+        --quality_data 'data/test-*.tfrecord' --calibration_data 'data/val-*.tfrecord'
         [--calibration_steps 16]
 
 `--workdir` keeps the SavedModel and the .tflite files and reuses them on the next run
 (the conversions of the ~94M-parameter model take most of a first run).
 
-With `--quality_model RUN --quality_data 'heldout-*.tfrecord'` it instead measures what
+With `--quality_model RUN --quality_data 'test-*.tfrecord'` it instead measures what
 quantisation costs a trained model: PSNR against the ground truth of the held-out pairs
 (evaluation pipeline, seeded degradations) for Keras and TFLite fp32/fp16/int8 (int8
 calibrated on `--calibration_steps` pairs of `--calibration_data`), and the change from Keras.
@@ -47,7 +47,8 @@ from benchmarks.torch_reference import TorchGFRNet, twin_of  # noqa: E402
 from benchmarks.warp import time_round_robin  # noqa: E402
 from gfrnet_tf.data.images import to_model_range  # noqa: E402
 from gfrnet_tf.data import default_input_config, make_dataset  # noqa: E402
-from gfrnet_tf.export import export_savedmodel, load_model_for_export  # noqa: E402
+from gfrnet_tf.export import export_savedmodel  # noqa: E402
+from gfrnet_tf.models import load_gfrnet  # noqa: E402
 from gfrnet_tf.export.tflite import convert_to_tflite, litert_interpreter, run_tflite  # noqa: E402
 from gfrnet_tf.io import load_image  # noqa: E402
 from gfrnet_tf.models.gfrnet import build_gfrnet  # noqa: E402
@@ -136,7 +137,7 @@ def convert_all(model, size, batch, quantizations, rewrites, calibration, workdi
 
 def quantisation_quality(model_path, data_pattern, calibration_pattern, size, calibration_steps):
     """Prints PSNR vs ground truth of Keras and each TFLite variant on held-out pairs."""
-    model = load_model_for_export(model_path)
+    model = load_gfrnet(model_path).model
     config = default_input_config()
     config.image_size = size
     config.batch_size = 1

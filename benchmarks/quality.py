@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from gfrnet_tf.apps.demo_stages import Stages, short_run_overrides, write_sample_shards
+from gfrnet_tf.apps.demo_stages import Stages, short_run_overrides
 from gfrnet_tf.configs import load_config
 from gfrnet_tf.data import make_dataset, to_uint8
 from gfrnet_tf.evaluation import metrics
 from gfrnet_tf.restoration.restorer import load_restorer
+from gfrnet_tf.sample import write_sample_dataset
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/quality", "Folder for data, runs and the table.")
 CONFIG = flags.DEFINE_string("config", "smoke", "Preset name or config file.")
@@ -41,20 +42,19 @@ def main(argv):
     workdir = Path(WORKDIR.value)
     stages = Stages(total=2 + len(VARIANTS.value))
     started = stages.begin("sample shards")
-    data = write_sample_shards(workdir / "data", load_config(CONFIG.value).input.image_size)
+    data = write_sample_dataset(workdir / "data", load_config(CONFIG.value).input.image_size)
     stages.end("sample shards", started)
     for variant in VARIANTS.value:
         stages.command(f"train {variant}", "train", [
             f"--config={CONFIG.value}", f"--workdir={workdir / variant}",
-            f"--data={data['train']}", f"--val_data={data['val']}", "--synthetic_pose",
+            f"--data={workdir / 'data'}",
             f"--config.model.variant={variant}", *short_run_overrides(STEPS.value), *OVERRIDES.value,
             *(["--config.train.warp_pretrain_epochs=0"] if variant in NO_FLOW_LOSS else [])])
     stages.command("evaluate on held-out", "evaluate", [
         *[f"--model={workdir / variant}" for variant in VARIANTS.value],
         f"--names={','.join(NAMES[v] for v in VARIANTS.value)}",
-        f"--data={data['heldout']}", f"--output={workdir / 'eval'}",
-        f"--config={workdir / VARIANTS.value[0] / 'config.json'}", "--synthetic_pose"])
-    psnr = paired_psnr_4x(workdir, data["heldout"])
+        f"--data={workdir / 'data'}", f"--output={workdir / 'eval'}"])
+    psnr = paired_psnr_4x(workdir, data.files("test"))
     first = VARIANTS.value[0]
     for variant in VARIANTS.value[1:]:
         gain = psnr[first] - psnr[variant]
@@ -63,7 +63,7 @@ def main(argv):
               f"{NAMES[first]} better on {np.mean(gain > 0):.0%}")
 
 
-def paired_psnr_4x(workdir: Path, pattern: str) -> dict[str, np.ndarray]:
+def paired_psnr_4x(workdir: Path, files: list[str]) -> dict[str, np.ndarray]:
     """Per-image 4x PSNR of each variant on the same seeded held-out inputs (gfrnet-evaluate's
     4x setting: its input config, seeded degradations with the scale fixed to 4)."""
     config = load_config(str(workdir / VARIANTS.value[0] / "config.json")).input
@@ -72,7 +72,7 @@ def paired_psnr_4x(workdir: Path, pattern: str) -> dict[str, np.ndarray]:
     config.synthetic_pose.enabled = True
     restorers = {variant: load_restorer(workdir / variant) for variant in VARIANTS.value}
     values = {variant: [] for variant in VARIANTS.value}
-    for inputs, targets in make_dataset(pattern, config, training=False):
+    for inputs, targets in make_dataset(files, config, training=False):
         degraded, guide, target = (
             to_uint8(t).numpy() for t in (inputs["degraded"], inputs["guide"], targets["target"]))
         for variant, restorer in restorers.items():

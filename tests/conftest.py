@@ -15,3 +15,33 @@ def _seed():
 
     keras.utils.set_random_seed(0)
     np.random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def installed_wheel(tmp_path_factory):
+    """The project built as a wheel and installed into a fresh venv (`--no-deps`, over this
+    environment's packages): the `bin/` folder of its commands and its Python.
+
+    The source is copied first, so building leaves nothing in the checkout.
+    """
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    work = tmp_path_factory.mktemp("wheel")
+    source = work / "source"
+    shutil.copytree(root, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", "runs", ".pytest_cache"))
+
+    def run(*command):
+        subprocess.run(command, check=True, capture_output=True, timeout=600, cwd=work)
+
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+        "-w", str(work / "dist"), str(source))
+    venv = work / "venv"
+    run(sys.executable, "-m", "venv", "--system-site-packages", str(venv))
+    (wheel,) = (work / "dist").glob("gfrnet_tf-*.whl")
+    run(str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel))
+    return venv / "bin", wheel

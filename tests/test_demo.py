@@ -6,21 +6,18 @@ import csv
 import math
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from gfrnet_tf.apps.demo import config_overrides
-from gfrnet_tf.apps.demo_stages import (
-    SHORT_RUN_OVERRIDES, Split, Stages, degraded_pair, short_run_overrides, write_sample_shards)
+from gfrnet_tf.apps.demo_stages import SHORT_RUN_OVERRIDES, Stages, short_run_overrides
 from gfrnet_tf.data import parse_pair
 from gfrnet_tf.io import load_image
 from gfrnet_tf.restoration.restorer import load_restorer
+from gfrnet_tf.sample import Split, degraded_pair, write_sample_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZE = 32
 TINY = [
     f"--config.input.image_size={SIZE}",
@@ -30,17 +27,20 @@ TINY = [
 ]
 
 
-def run_demo(workdir, *args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def run_demo(bin_dir, workdir, *args):
+    """README command 1 as a user runs it: the installed wheel's `gfrnet-demo`, from an
+    empty folder (its stages start the venv's Python, so they run the wheel too)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run(
-        [sys.executable, "-m", "gfrnet_tf.apps.demo", f"--workdir={workdir}", *args],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600, check=False)
+        [str(bin_dir / "gfrnet-demo"), f"--workdir={workdir}", *args],
+        capture_output=True, text=True, env=env, cwd=workdir, timeout=900, check=False)
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("demo")
-    result = run_demo(workdir, "--steps=2", *TINY)
+def demo(tmp_path_factory, installed_wheel):
+    workdir = tmp_path_factory.mktemp("demo") / "run"
+    result = run_demo(installed_wheel[0], workdir, "--steps=2", *TINY)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return workdir, result.stdout
 
@@ -89,8 +89,8 @@ def test_demo_restored_images_decode(demo):
     assert str(workdir / "restored" / "degraded_4x_face0.png") in stdout
 
 
-def test_bad_steps_is_one_line_error(tmp_path):
-    result = run_demo(tmp_path, "--steps=0")
+def test_bad_steps_is_one_line_error(tmp_path, installed_wheel):
+    result = run_demo(installed_wheel[0], tmp_path, "--steps=0")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: --steps: must be >= 1, got 0"
 
@@ -126,15 +126,18 @@ def test_config_overrides_keep_only_config_fields():
 
 
 def test_sample_shards_are_posed_copies_with_disjoint_splits(tmp_path):
-    splits = (Split("train", 3, 2, 1), Split("heldout", 2, 1, 3))
-    patterns = write_sample_shards(tmp_path, SIZE, splits)
+    splits = (Split("train", 3, 2, 1), Split("test", 2, 1, 3))
+    dataset = write_sample_dataset(tmp_path, SIZE, splits)
     records = {
-        name: [parse_pair(r) for r in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern))]
-        for name, pattern in patterns.items()
+        name: [parse_pair(r) for r in tf.data.TFRecordDataset(dataset.files(name))]
+        for name in dataset.splits
     }
     assert [len(r) for r in records.values()] == [3, 2]
+    assert {name: dataset.records(name) for name in dataset.splits} == {"train": 3, "test": 2}
+    assert dataset.synthetic_pose and dataset.image_size == SIZE
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "heldout-00000-of-00001.tfrecord", "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
+        "manifest.json", "test-00000-of-00001.tfrecord", "train-00000-of-00002.tfrecord",
+        "train-00001-of-00002.tfrecord"]
     targets = [r["target"].numpy() for split in records.values() for r in split]
     for record in (r for split in records.values() for r in split):
         assert record["target"].shape == (SIZE, SIZE, 3)
@@ -147,6 +150,6 @@ def test_sample_shards_are_posed_copies_with_disjoint_splits(tmp_path):
         for second in targets[i + 1:]:
             assert np.abs(first - second).mean() > 0.01
     # Deterministic: a second write gives the same bytes.
-    first_bytes = (tmp_path / "heldout-00000-of-00001.tfrecord").read_bytes()
-    write_sample_shards(tmp_path, SIZE, splits)
-    assert (tmp_path / "heldout-00000-of-00001.tfrecord").read_bytes() == first_bytes
+    first_bytes = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    write_sample_dataset(tmp_path, SIZE, splits)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == first_bytes

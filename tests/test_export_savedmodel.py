@@ -1,7 +1,6 @@
 """SavedModel export: TF Serving layout, both signatures, in-graph input checks, loading."""
 
 import io
-import json
 import os
 import struct
 import subprocess
@@ -17,8 +16,8 @@ from image_fixtures import blocks
 from PIL import Image
 
 from gfrnet_tf.data.images import to_model_range, to_uint8
-from gfrnet_tf.errors import BadConfigError, BadImageError, BadModelFileError
-from gfrnet_tf.export import export_savedmodel, load_model_for_export
+from gfrnet_tf.errors import BadConfigError, BadImageError
+from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.export.graph_decode import decode_upright_rgb
 from gfrnet_tf.export.savedmodel import ENCODED_SIGNATURE, next_version, recorded_image_size
 from gfrnet_tf.io.images import decode_image
@@ -275,36 +274,6 @@ def test_saved_model_cli_run_matches_keras(model, exported, images, tmp_path):
     expected = _keras_uint8(model, *images)
     _assert_equals_keras({name: np.load(tmp_path / "out" / f"{name}.npy") for name in expected},
                          expected)
-
-
-def test_load_model_from_keras_file_and_checkpoint(model, images, tmp_path):
-    model.save(tmp_path / "model.keras")
-    workdir = tmp_path / "run"
-    (workdir / "checkpoints").mkdir(parents=True)
-    (workdir / "config.json").write_text(json.dumps(
-        {"model": MODEL_CONFIG, "input": {"image_size": SIZE}}))
-    model.save_weights(workdir / "checkpoints" / "step-00000005.weights.h5")
-    expected = _keras_uint8(model, *images)
-    for path in (tmp_path / "model.keras", workdir,
-                 workdir / "checkpoints" / "step-00000005.weights.h5"):
-        loaded = load_model_for_export(path)
-        np.testing.assert_array_equal(_keras_uint8(loaded, *images)["restored"], expected["restored"])
-
-
-def test_load_model_errors_name_the_file(tmp_path):
-    (tmp_path / "garbage.keras").write_bytes(b"\x00" * 64)
-    (tmp_path / "model.txt").write_text("hello")
-    (tmp_path / "empty").mkdir()
-    cases = {
-        tmp_path / "missing.keras": "no such file",
-        tmp_path / "garbage.keras": "not a .keras archive",
-        tmp_path / "model.txt": "expected a .keras file",
-        tmp_path / "empty": "no step-N.weights.h5 checkpoint",
-    }
-    for path, problem in cases.items():
-        with pytest.raises(BadModelFileError, match=problem) as error:
-            load_model_for_export(path)
-        assert error.value.source == str(path)
 
 
 def test_export_app_reports_bad_model_in_one_line(tmp_path):

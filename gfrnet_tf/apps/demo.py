@@ -4,13 +4,13 @@ r"""gfrnet-demo: the whole system on the bundled sample face, in one command (CP
         [--config.model.widths='(8, 16, 32, 32, 32)' --config.input.image_size=32 ...]
 
 Stages, each the real command (run as its own process, see `demo_stages.Stages`):
-1. sample data: synthetic poses of the one bundled photo as TFRecord shards in
-   WORKDIR/data -- `train`, `val` (validation loss each data epoch) and `heldout`. With
-   one photo, held-out means warps and degradations unseen in training, of the same face;
-2. `gfrnet-train --synthetic_pose` of the config (500 steps of WarpNet pre-training, then
+1. sample data: synthetic poses of the one bundled photo as a dataset folder WORKDIR/data
+   -- `train`, `val` (validation loss each data epoch) and `test` splits. With one photo,
+   test means warps and degradations unseen in training, of the same face;
+2. `gfrnet-train` of the config (500 steps of WarpNet pre-training, then
    about `--steps` joint steps, constant learning rate: `demo_stages.SHORT_RUN_OVERRIDES`
    says why) into WORKDIR/train;
-3. `gfrnet-evaluate` on the held-out split: Table-1 style PSNR/SSIM at 4x and 8x and the
+3. `gfrnet-evaluate` on the test split: Table-1 style PSNR/SSIM at 4x and 8x and the
    landmark error of the guide before and after the warp, into WORKDIR/eval;
 4. `gfrnet-export`: SavedModel (WORKDIR/export/<version>/) and TFLite fp32
    (WORKDIR/export/gfrnet-v<version>-fp32.tflite);
@@ -34,10 +34,11 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from gfrnet_tf.apps.common import define_config_flag, make_run
-from gfrnet_tf.apps.demo_stages import Stages, degraded_pair, short_run_overrides, write_sample_shards
+from gfrnet_tf.apps.demo_stages import Stages, short_run_overrides
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.io import save_image
+from gfrnet_tf.sample import degraded_pair, write_sample_dataset
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Folder for everything the demo writes.")
 STEPS = flags.DEFINE_integer(
@@ -67,24 +68,23 @@ def main(argv):
     stages = Stages(total=5)
 
     started = stages.begin(f"sample data: {image_size} px synthetic poses of the bundled photo")
-    data = write_sample_shards(paths["data"], image_size)
+    data = write_sample_dataset(paths["data"], image_size)
     paths["sample"].mkdir(parents=True, exist_ok=True)
     degraded, guide = degraded_pair(image_size)
     save_image(paths["sample"] / "degraded_4x.png", degraded)
     save_image(paths["sample"] / "guide.png", guide)
-    print(f"shards {', '.join(data.values())}; held-out = unseen warps/degradations of the same face")
+    counts = ", ".join(f"{split} {data.records(split)}" for split in data.splits)
+    print(f"dataset {paths['data']} ({counts} pairs); test = unseen warps/degradations of the same face")
     stages.end("sample data", started)
 
     stages.command("train", "train", [
         f"--config={config_path}", *short_run_overrides(STEPS.value), *config_overrides(sys.argv),
-        f"--workdir={paths['train']}", f"--data={data['train']}", f"--val_data={data['val']}",
-        "--synthetic_pose"])
-    stages.command("evaluate on the held-out split", "evaluate", [
-        f"--model={paths['train']}", "--names=gfrnet", f"--data={data['heldout']}",
-        f"--output={paths['eval']}", f"--config={paths['train'] / 'config.json'}", "--synthetic_pose"])
+        f"--workdir={paths['train']}", f"--data={paths['data']}"])
+    stages.command("evaluate on the test split", "evaluate", [
+        f"--model={paths['train']}", "--names=gfrnet", f"--data={paths['data']}",
+        f"--output={paths['eval']}"])
     stages.command("export SavedModel + TFLite fp32", "export", [
-        f"--model={paths['train']}", f"--output={paths['export']}", "--formats=savedmodel,tflite_fp32",
-        f"--image_size={image_size}"])
+        f"--model={paths['train']}", f"--output={paths['export']}", "--formats=savedmodel,tflite_fp32"])
     stages.command("restore the degraded sample", "restore", [
         f"--model={paths['export']}", f"--input={paths['sample'] / 'degraded_4x.png'}",
         f"--guide={paths['sample'] / 'guide.png'}", f"--output={paths['restored']}", "--aligned"])
@@ -99,7 +99,7 @@ def print_summary(paths, stages) -> None:
     rows = [{k: float("nan") if v is None else v for k, v in row.items()} for row in results["rows"]]
     print(report.markdown_table(rows, protocol.COLUMNS))
     print(f"""
-PSNR/SSIM on RGB uint8 of {results['image_size']} px held-out faces; landmark errors are
+PSNR/SSIM on RGB uint8 of {results["image_size"]} px test faces; landmark errors are
 normalised by the inter-ocular distance (guide = before WarpNet, warped = after).
 table       {paths['eval'] / 'results.csv'} (and results.json, examples_gfrnet.png)
 checkpoint  {paths['train'] / 'checkpoints'}   TensorBoard: {paths['train'] / 'tensorboard'}

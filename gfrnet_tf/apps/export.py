@@ -2,15 +2,18 @@
 
     gfrnet-export --model runs/full --output savedmodel/gfrnet \
         --formats savedmodel,tflite_fp32,tflite_fp16,tflite_int8 \
-        --calibration_data 'data/val-*.tfrecord' [--image_size 256] [--version N]
+        --calibration_data DATASET_DIR [--image_size N] [--version N]
 
-`--model` is a `.keras` file, a `step-N.weights.h5` checkpoint or a training workdir (its
-latest checkpoint). Into `--output` (TF Serving's model folder) go:
+`--model` is a training workdir (its latest checkpoint), a `step-N.weights.h5` checkpoint
+or a `.keras` file. The export's image size is the one the run trained at
+(`--image_size` overrides it; a `.keras` file, which records none, needs it). Into
+`--output` (TF Serving's model folder) go:
 - `savedmodel`: `<version>/`, the SavedModel TF Serving loads (signatures
   `serving_default` on uint8 tensors and `serve_encoded` on JPEG/PNG bytes);
 - `tflite_fp32|fp16|int8`: `gfrnet-v<version>-<quant>.tflite` (float `[-1, 1]` in/out,
   TFLite builtin ops only; TF Serving ignores these files). int8 is calibrated on
-  `--calibration_steps` pairs of `--calibration_data`, read by the training input pipeline;
+  `--calibration_steps` pairs of `--calibration_data` (a dataset folder's validation
+  split, or a glob), read by the evaluation input pipeline;
 - `onnx`: `gfrnet-v<version>.onnx` through Keras' ONNX export (needs `tf2onnx` and `onnx`).
 `--version` defaults to one more than the highest existing version folder. Every file is
 written under a temporary name and renamed, so a killed export leaves nothing complete-looking.
@@ -24,23 +27,25 @@ from pathlib import Path
 from absl import flags
 
 from gfrnet_tf.apps.common import make_run
-from gfrnet_tf.data import default_input_config, make_dataset
+from gfrnet_tf.data import PreparedDataset, default_input_config, make_dataset
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf.export import export_savedmodel, load_model_for_export
+from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.export.onnx_export import export_onnx
 from gfrnet_tf.export.savedmodel import next_version
 from gfrnet_tf.export.tflite import CALIBRATION_STEPS, convert_to_tflite
 from gfrnet_tf.io.atomic import atomic_writer
+from gfrnet_tf.models import load_gfrnet
 
 FORMATS = ("savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx")
 
 MODEL = flags.DEFINE_string("model", None, ".keras file, step-N.weights.h5 checkpoint or workdir.")
 OUTPUT = flags.DEFINE_string("output", None, "Model folder, e.g. savedmodel/gfrnet (TF Serving layout).")
 EXPORT_FORMATS = flags.DEFINE_list("formats", ["savedmodel"], f"Comma-separated, of {FORMATS}.")
-IMAGE_SIZE = flags.DEFINE_integer("image_size", 256, "Input height = width of the exported model.")
+IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size", None, "Input height = width of the export (default: the size the run trained at).")
 VERSION = flags.DEFINE_integer("version", None, "Version number (default: next free one).")
 CALIBRATION_DATA = flags.DEFINE_string(
-    "calibration_data", None, "TFRecord pattern of representative pairs for tflite_int8.")
+    "calibration_data", None, "Dataset folder or TFRecord glob of representative pairs for tflite_int8.")
 CALIBRATION = flags.DEFINE_integer(
     "calibration_steps", CALIBRATION_STEPS, "Pairs used to calibrate tflite_int8.")
 REWRITE = flags.DEFINE_bool(
@@ -59,13 +64,23 @@ def check_formats(formats, calibration_data):
             "--formats", "tflite_int8 needs --calibration_data (TFRecord shards of face pairs)")
 
 
-def calibration_inputs(pattern, image_size, steps):
+def calibration_inputs(data, image_size, steps):
     """`steps` `{"degraded", "guide"}` batches of 1 from the evaluation input pipeline."""
+    dataset = PreparedDataset.open(data, glob_split="val")
+    split = "val" if dataset.has("val") else dataset.splits[0]
     config = default_input_config()
     config.image_size = image_size
     config.batch_size = 1
-    dataset = make_dataset(pattern, config, training=False)
-    return list(itertools.islice((inputs for inputs, _ in dataset.as_numpy_iterator()), steps))
+    batches = make_dataset(dataset.files(split), dataset.input_config(config, split), training=False)
+    return list(itertools.islice((inputs for inputs, _ in batches.as_numpy_iterator()), steps))
+
+
+def export_size(trained) -> int:
+    """`--image_size`, else the size the model was trained at."""
+    size = IMAGE_SIZE.value or trained.image_size
+    if size is None:
+        raise BadConfigError(trained.source, "records no image size (a .keras file): pass --image_size")
+    return size
 
 
 def main(argv):
@@ -74,8 +89,9 @@ def main(argv):
     check_formats(formats, CALIBRATION_DATA.value)
     output = Path(OUTPUT.value)
     version = VERSION.value if VERSION.value is not None else next_version(output)
-    model = load_model_for_export(MODEL.value)
-    size = IMAGE_SIZE.value
+    trained = load_gfrnet(MODEL.value)
+    model, size = trained.model, export_size(trained)
+    print(f"exporting {trained.source} at {size}x{size}", flush=True)
     output.mkdir(parents=True, exist_ok=True)
     for index, export_format in enumerate(formats, 1):
         print(f"[{index}/{len(formats)}] {export_format} ...", flush=True)
@@ -97,10 +113,6 @@ def main(argv):
 
 
 run = make_run(main)
-
-if __name__ == "__main__":
-    run()
-
 
 if __name__ == "__main__":
     run()

@@ -21,8 +21,6 @@ import ml_collections
 from gfrnet_tf.data import default_input_config
 from gfrnet_tf.models.gfrnet import DEFAULT_LOSS_WEIGHTS, MODEL_CONFIG_DEFAULTS
 
-TRAIN_PAIRS = 20_273  # §4.1: pairs from the VGGFace2 training set
-
 
 def get_config():
     config = ml_collections.ConfigDict()
@@ -46,13 +44,14 @@ def get_config():
     config.train = ml_collections.ConfigDict()
     config.train.warp_pretrain_epochs = 5  # WarpNet on the flow loss alone
     config.train.epochs = 100  # joint training after the pre-training
-    config.train.steps_per_epoch = TRAIN_PAIRS  # one pass over the pairs at batch 1
+    config.train.steps_per_epoch = 0  # one pass over the dataset's training pairs
     config.train.learning_rates = (2e-4, 2e-5, 2e-6)
     config.train.adam_beta_1 = 0.5
     # "trained until the reconstruction loss on the validation set becomes non-decreasing":
     # one epoch without a decrease moves to the next rate.
     config.train.plateau_patience = 1
-    config.train.checkpoint_every = 1843  # steps; must divide steps_per_epoch (20273 = 11 * 1843)
+    # Steps; one pass is rounded up to whole intervals (the paper's 20273 pairs = 11 * 1843).
+    config.train.checkpoint_every = 1843
     config.train.keep_checkpoints = 3
     config.train.summary_every = 500  # steps between TensorBoard scalars + image grids
     config.train.jit_compile = False

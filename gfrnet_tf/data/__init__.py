@@ -7,9 +7,11 @@ from gfrnet_tf.data.pipeline import (
     default_input_config,
     make_dataset,
 )
+from gfrnet_tf.data.prepared import PreparedDataset
 from gfrnet_tf.data.records import encode_pair, parse_pair, validate_shard, write_shard
 
 __all__ = [
+    "PreparedDataset",
     "SkippedRecords",
     "array_dataset",
     "default_input_config",

@@ -1,6 +1,5 @@
-"""Deployment artefacts: SavedModel for TF Serving, TFLite (LiteRT) for on-device use."""
+"""A trained GFRNet as a TF Serving SavedModel, TFLite (LiteRT) flatbuffers or ONNX."""
 
-from gfrnet_tf.export.model_file import load_model_for_export
 from gfrnet_tf.export.savedmodel import export_savedmodel
 
-__all__ = ["load_model_for_export", "export_savedmodel"]
+__all__ = ["export_savedmodel"]

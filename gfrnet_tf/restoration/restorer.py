@@ -1,8 +1,8 @@
 """One small interface over every form a trained model takes.
 
-`load_restorer(path)` accepts a training checkpoint or `.keras` file, a SavedModel
-directory (also TF Serving's `NAME/<version>/` layout: the highest version is used) or a
-`.tflite` file, and returns a callable mapping uint8 degraded and guide batches to uint8
+`load_restorer(path)` accepts whatever `gfrnet_tf.models.load_trained` does (a workdir,
+checkpoint or `.keras` file, a SavedModel directory or TF Serving model folder, a
+`.tflite` file) and returns a callable mapping uint8 degraded and guide batches to uint8
 restored and warped-guide batches. uint8 at this edge keeps the backends exchangeable:
 a user's photos are uint8, and so is the SavedModel's serving signature.
 The flow `Phi` is returned when the backend exposes it (Keras always; exported models
@@ -12,16 +12,15 @@ if they have a "flow" output, as `gfrnet-export`'s do), for the evaluation's ali
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.errors import BadModelFileError, first_line
-from gfrnet_tf.export import load_model_for_export
-from gfrnet_tf.export.savedmodel import OUTPUTS, recorded_image_size
-from gfrnet_tf.export.tflite import litert_interpreter, run_tflite
+from gfrnet_tf.export.savedmodel import OUTPUTS
+from gfrnet_tf.export.tflite import run_tflite
+from gfrnet_tf.models.loading import TrainedModel, load_trained
 
 
 @dataclasses.dataclass
@@ -36,13 +35,15 @@ class Restoration:
 class Restorer:
     """Runs a model on uint8 batches; a model that cannot run on them is a `BadModelFileError`.
 
-    `image_size` is the size the model requires, or None when it takes any suitable size.
+    `image_size` is the size the model was made for: exports require it; a Keras model
+    takes any suitable size (None when nothing records one, as for a `.keras` file).
+    `config` is the training config where the artefact keeps one (checkpoints), else None.
     """
 
-    image_size = None
-
-    def __init__(self, source):
-        self.source = source
+    def __init__(self, trained: TrainedModel):
+        self.source = trained.source
+        self.image_size = trained.image_size
+        self.config = trained.config  # the training config, when the artefact has one
 
     def __call__(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
         try:
@@ -60,9 +61,9 @@ class Restorer:
 class KerasRestorer(Restorer):
     """A `GFRNet` in memory (from a checkpoint or `.keras` file); any suitable image size."""
 
-    def __init__(self, model, source):
-        super().__init__(source)
-        self.model = model
+    def __init__(self, trained: TrainedModel):
+        super().__init__(trained)
+        model = self.model = trained.model
         self._infer = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
 
     def _run(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
@@ -79,14 +80,10 @@ class KerasRestorer(Restorer):
 class SavedModelRestorer(Restorer):
     """The exported `serving_default` signature (uint8 in, uint8 out)."""
 
-    def __init__(self, path: Path):
-        super().__init__(path)
-        self._loaded = tf.saved_model.load(str(path))  # kept alive: the signature needs it
+    def __init__(self, trained: TrainedModel):
+        super().__init__(trained)
+        self._loaded = trained.model  # kept alive: the signature needs it
         self._signature = self._loaded.signatures["serving_default"]
-        # `gfrnet-export`'s signature has dynamic H, W (it checks the size itself) and
-        # records the size apart; another export may fix it in the signature instead.
-        self.image_size = recorded_image_size(self._loaded) or \
-            self._signature.structured_input_signature[1]["degraded"].shape[1]
 
     def _run(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
         outputs = self._signature(degraded=tf.constant(degraded), guide=tf.constant(guide))
@@ -102,13 +99,9 @@ class TFLiteRestorer(Restorer):
     because XNNPACK cannot resize the converted graph to another batch size.
     """
 
-    def __init__(self, path: Path):
-        super().__init__(path)
-        self._interpreter = litert_interpreter(path.read_bytes())
-        shape = self._interpreter.get_signature_runner().get_input_details()["degraded"]["shape"]
-        if shape[0] != 1:
-            raise BadModelFileError(path, f"converted for batch {shape[0]}; export it with batch 1")
-        self.image_size = int(shape[1])
+    def __init__(self, trained: TrainedModel):
+        super().__init__(trained)
+        self._interpreter = trained.model
 
     def _run(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
         singles = [
@@ -119,23 +112,13 @@ class TFLiteRestorer(Restorer):
         return Restoration(to_uint8(restored).numpy(), to_uint8(warped).numpy(), flow)
 
 
-def load_restorer(path):
-    """Picks the backend from what `path` is; `BadModelFileError` if none can use it."""
-    path = Path(path)
-    if not path.exists():
-        raise BadModelFileError(path, "no such file or directory")
-    try:
-        if path.suffix == ".tflite":
-            return TFLiteRestorer(path)
-        saved_model = _saved_model_dir(path)
-        if saved_model is not None:
-            return SavedModelRestorer(saved_model)
-    except BadModelFileError:
-        raise
-    # TensorFlow and LiteRT raise many types for a bad file; all mean the same to a user.
-    except Exception as error:  # noqa: BLE001
-        raise BadModelFileError(path, f"cannot load the model: {first_line(error)}") from error
-    return KerasRestorer(load_model_for_export(path), path)
+BACKENDS = {"keras": KerasRestorer, "savedmodel": SavedModelRestorer, "tflite": TFLiteRestorer}
+
+
+def load_restorer(path) -> Restorer:
+    """The backend for what `path` is; `BadModelFileError` if none can use it."""
+    trained = load_trained(path)
+    return BACKENDS[trained.format](trained)
 
 
 def _run_problem(error: Exception) -> str:
@@ -149,14 +132,3 @@ def _run_problem(error: Exception) -> str:
             if line.startswith("assertion failed: ["):
                 return line.removeprefix("assertion failed: [").split("] [Condition")[0]
     return first_line(error)
-
-
-def _saved_model_dir(path: Path) -> Path | None:
-    """`path` itself, or its highest numeric version folder, if it holds a SavedModel."""
-    if not path.is_dir():
-        return None
-    if (path / "saved_model.pb").is_file():
-        return path
-    versions = [p for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()]
-    return max(versions, key=lambda p: int(p.name)) if versions else None
-

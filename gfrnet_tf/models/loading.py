@@ -1,0 +1,216 @@
+"""One loader for every form a trained GFRNet takes, with the image size it was made for.
+
+| what `path` is | format | image size from |
+| --- | --- | --- |
+| a training workdir (or its `checkpoints/`) | keras | its latest `step-N.weights.h5` + `config.json` |
+| `step-N.weights.h5` | keras | the run's `config.json` (next to `checkpoints/`) |
+| `.keras` file | keras | unknown (a Keras model takes any suitable size) |
+| SavedModel folder, or TF Serving's `NAME/<version>/` | savedmodel | the size the export recorded |
+| `.tflite` file | tflite | its fixed input shape |
+
+Checkpoints are the training run's; `.keras` files and exports are what `gfrnet-export`
+makes from them (docs/ARCHITECTURE.md, "Artefacts"). Inference never needs the perceptual
+network, so a checkpoint whose config names a VGG-Face file loads without that file.
+Every failure is one `BadModelFileError` naming the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import h5py
+import keras
+import ml_collections
+
+from gfrnet_tf.errors import BadModelFileError, first_line
+from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
+from gfrnet_tf.training.callbacks import latest_checkpoint
+
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_SUFFIX = ".weights.h5"
+RUN_CONFIG = "config.json"
+# A .keras archive's config.json and metadata.json are kilobytes; their declared size is
+# checked before Keras decompresses them (a small file can unpack to gigabytes).
+MAX_KERAS_JSON_BYTES = 16 * 2**20
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """A loaded artefact: `model` is the `GFRNet` ("keras"), the loaded SavedModel object
+    ("savedmodel") or a LiteRT interpreter ("tflite"); `config` is the training config
+    when the artefact came with one."""
+
+    source: Path
+    format: str
+    image_size: int | None
+    model: Any
+    config: ml_collections.ConfigDict | None = None
+
+
+def load_trained(path) -> TrainedModel:
+    """Whatever `path` is (see the module table), loaded; `BadModelFileError` if unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise BadModelFileError(path, "no such file or directory")
+    if path.suffix == ".tflite":
+        return _guarded(path, _load_tflite)
+    saved_model = _saved_model_dir(path)
+    if saved_model is not None:
+        return _guarded(saved_model, _load_saved_model)
+    return load_gfrnet(path)
+
+
+def load_gfrnet(path) -> TrainedModel:
+    """A trained Keras `GFRNet` from a workdir, a checkpoint or a `.keras` file."""
+    path = Path(path)
+    if path.is_dir():
+        path = latest_checkpoint_in(path)
+    if not path.is_file():
+        raise BadModelFileError(path, "no such file")
+    if path.name.endswith(CHECKPOINT_SUFFIX):
+        loaded = _load_checkpoint(path)
+    elif path.suffix == ".keras":
+        loaded = TrainedModel(path, "keras", None, _load_keras_file(path))
+    else:
+        raise BadModelFileError(
+            path, f"expected a .keras file, a step-N{CHECKPOINT_SUFFIX} checkpoint, a workdir, "
+                  "a SavedModel or a .tflite file")
+    if not isinstance(loaded.model, GFRNet):
+        raise BadModelFileError(path, f"holds a {type(loaded.model).__name__}, not a GFRNet")
+    return loaded
+
+
+def latest_checkpoint_in(directory) -> Path:
+    """The highest-step checkpoint of a workdir or of its `checkpoints/` folder."""
+    directory = Path(directory)
+    for folder in (directory / CHECKPOINT_DIR, directory):
+        checkpoint = latest_checkpoint(str(folder))
+        if checkpoint:
+            return Path(checkpoint)
+    raise BadModelFileError(directory, f"no step-N{CHECKPOINT_SUFFIX} checkpoint in this folder")
+
+
+def run_config(checkpoint: Path) -> tuple[Path, ml_collections.ConfigDict]:
+    """The training config of a checkpoint: `config.json` beside `checkpoints/`, checked."""
+    path = next((folder / RUN_CONFIG for folder in (checkpoint.parent.parent, checkpoint.parent)
+                 if (folder / RUN_CONFIG).is_file()), None)
+    if path is None:
+        raise BadModelFileError(checkpoint, f"no {RUN_CONFIG} of the training run next to {CHECKPOINT_DIR}/")
+    from gfrnet_tf.configs import load_config  # configs import models: load lazily
+
+    try:
+        config = load_config(str(path))
+    except Exception as error:  # noqa: BLE001  (a BadConfigError: it is the model's file here)
+        raise BadModelFileError(path, f"not a training config: {first_line(error)}") from None
+    size = config.get("input", {}).get("image_size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+        raise BadModelFileError(path, f"input.image_size must be an integer >= 8, got {size!r}")
+    if not isinstance(config.get("model"), ml_collections.ConfigDict):
+        raise BadModelFileError(path, "no model section")
+    return path, config
+
+
+def _load_checkpoint(path: Path) -> TrainedModel:
+    config_path, config = run_config(path)
+    size = config.input.image_size
+    model_config = config.model.to_dict()
+    model_config["vgg_face_weights"] = ""  # training-only: inference never runs it
+    try:
+        model = build_gfrnet(model_config)
+    except Exception as error:  # noqa: BLE001  (any config value the builder refuses)
+        raise BadModelFileError(config_path, f"cannot build its model: {first_line(error)}") from None
+    model.build({"degraded": (None, size, size, 3), "guide": (None, size, size, 3)})
+    if not h5py.is_hdf5(path):
+        raise BadModelFileError(path, "not an HDF5 weights file")
+    try:
+        _load_weights_without_perceptual(model, path)
+    except Exception as error:  # noqa: BLE001  (h5py and Keras raise many types)
+        raise BadModelFileError(path, f"weights do not fit {config_path}: {first_line(error)}") from error
+    return TrainedModel(path, "keras", size, model, config)
+
+
+def _load_weights_without_perceptual(model: GFRNet, path: Path) -> None:
+    """`model.load_weights(path)`, ignoring the frozen VGG-Face weights a run with the
+    perceptual term saved (the model here was built without that network)."""
+    with h5py.File(path, "r") as stored:
+        has_perceptual = any("vgg_face" in name for name in _group_names(stored))
+    if not has_perceptual or model.perceptual_network is not None:
+        model.load_weights(path)
+        return
+    from keras.src.saving import saving_lib  # only for the filter below
+
+    store = saving_lib.H5IOStore(path, mode="r")
+    try:
+        saving_lib._load_state(model, weights_store=store, assets_store=None, inner_path="",
+                               visited_saveables=set(), error_msgs={})
+    finally:
+        store.close()
+
+
+def _group_names(stored) -> list[str]:
+    names = []
+    stored.visit(names.append)
+    return names
+
+
+def _load_keras_file(path: Path):
+    if not zipfile.is_zipfile(path):
+        raise BadModelFileError(path, "not a .keras archive (it is not a zip file)")
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.filename.endswith(".json") and info.file_size > MAX_KERAS_JSON_BYTES:
+                raise BadModelFileError(
+                    path, f"{info.filename} unpacks to {info.file_size} bytes, more than "
+                          f"{MAX_KERAS_JSON_BYTES}: not a GFRNet model file")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    # Keras raises ValueError, TypeError, KeyError, OSError... for the many ways a file
+    # can be wrong; all of them mean the same thing to the user.
+    except Exception as error:  # noqa: BLE001
+        raise BadModelFileError(path, f"cannot load the model: {first_line(error)}") from error
+
+
+def _load_saved_model(path: Path) -> TrainedModel:
+    import tensorflow as tf
+
+    from gfrnet_tf.export.savedmodel import recorded_image_size
+
+    loaded = tf.saved_model.load(str(path))
+    signature = loaded.signatures["serving_default"]
+    # `gfrnet-export`'s signature has dynamic H, W (it checks the size itself) and records
+    # the size apart; another export may fix it in the signature instead.
+    size = recorded_image_size(loaded) or signature.structured_input_signature[1]["degraded"].shape[1]
+    return TrainedModel(path, "savedmodel", size, loaded)
+
+
+def _load_tflite(path: Path) -> TrainedModel:
+    from gfrnet_tf.export.tflite import litert_interpreter
+
+    interpreter = litert_interpreter(path.read_bytes())
+    shape = interpreter.get_signature_runner().get_input_details()["degraded"]["shape"]
+    if shape[0] != 1:
+        raise BadModelFileError(path, f"converted for batch {shape[0]}; export it with batch 1")
+    return TrainedModel(path, "tflite", int(shape[1]), interpreter)
+
+
+def _guarded(path: Path, load) -> TrainedModel:
+    try:
+        return load(path)
+    except BadModelFileError:
+        raise
+    # TensorFlow and LiteRT raise many types for a bad file; all mean the same to a user.
+    except Exception as error:  # noqa: BLE001
+        raise BadModelFileError(path, f"cannot load the model: {first_line(error)}") from error
+
+
+def _saved_model_dir(path: Path) -> Path | None:
+    """`path` itself, or its highest numeric version folder, if it holds a SavedModel."""
+    if not path.is_dir():
+        return None
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = [p for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()]
+    return max(versions, key=lambda p: int(p.name)) if versions else None

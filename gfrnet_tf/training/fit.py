@@ -1,0 +1,209 @@
+"""Training as a library call: `train(config, workdir, dataset)` runs §4.1 end to end.
+
+    from gfrnet_tf.configs import load_config
+    from gfrnet_tf.data import PreparedDataset
+    from gfrnet_tf.training import fit
+
+    config = load_config("smoke")
+    model = fit.train(config, "runs/smoke", PreparedDataset("data/"))
+
+`gfrnet-train` is a thin command-line wrapper around `train`. In `workdir`: `config.json`
+(the resolved config), `checkpoints/step-N.weights.h5` (sub-models and optimizer state),
+`backup/` (resume state) and `tensorboard/`. Calling `train` again on the same workdir
+resumes from the last backup, even after kill -9; a workdir trained with another model
+configuration is refused before anything in it is written.
+
+One progress-bar "epoch" of `fit` is one checkpoint interval (`train.checkpoint_every`
+steps), not a pass over the data: Keras' `BackupAndRestore` resumes at epoch boundaries, so
+this makes a restart continue exactly at the saved step. Validation (one pass over the
+validation split) and the learning-rate schedule run once per data epoch
+(`train.steps_per_epoch` steps; 0 means one pass over the training split).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from gfrnet_tf.configs import load_config, save_config
+from gfrnet_tf.data import make_dataset
+from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
+from gfrnet_tf.training import callbacks as callbacks_lib
+from gfrnet_tf.training import distribute
+from gfrnet_tf.training.schedule import StepDownOnPlateau
+from gfrnet_tf.training.shards import check_shards, validation_steps
+
+CONFIG_FILE = "config.json"
+VALIDATION_SPLIT = "val"
+
+
+def train(config, workdir, dataset, *, strategy=None, mixed_precision=False,
+          verbose=1) -> GFRNet:
+    """Trains on `dataset`'s "train" split (validating on "val" if it has one); returns the model.
+
+    `config` is a full config (`gfrnet_tf.configs.load_config`); it is not modified.
+    `strategy` defaults to `distribute.make_strategy("auto")`; `mixed_precision` asks for
+    mixed_float16 (ignored on CPU).
+    """
+    strategy = strategy or distribute.make_strategy("auto")
+    config = resolve_config(config, dataset)
+    if distribute.is_chief(strategy):
+        save_run_config(config, workdir)
+    mixed_precision = distribute.configure_mixed_precision(mixed_precision)
+    keras.utils.set_random_seed(config.train.seed)
+    train_files, _ = check_shards(dataset.files("train"), records_per_shard=1)
+    val_files = val_steps = None
+    if dataset.has(VALIDATION_SPLIT):
+        val_files, val_steps = validation_steps(dataset.files(VALIDATION_SPLIT), config.input.batch_size)
+    else:
+        logging.warning("no validation split: the learning rate stays at %g", config.train.learning_rates[0])
+    model = build_model(config, strategy, mixed_precision)
+    train_data = distributed_dataset(strategy, train_files, config.input, training=True)
+    val_data = None
+    if val_files:
+        val_data = distributed_dataset(strategy, val_files, config.input, training=False)
+    callbacks = make_callbacks(config, workdir, strategy, val_files or train_files)
+    run_phases(model, config, train_data, val_data, val_steps, callbacks, verbose)
+    logging.info("done: %s", callbacks_lib.latest_checkpoint(os.path.join(workdir, "checkpoints")))
+    return model
+
+
+def resolve_config(config, dataset):
+    """A checked copy of `config` for `dataset`: its input mode, and `steps_per_epoch` 0
+    turned into one pass over the training pairs (rounded up to whole checkpoint intervals)."""
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+        config.input = dataset.input_config(config.input, "train")
+        train = config.train
+        if train.steps_per_epoch == 0:
+            records = dataset.records("train")
+            if records is None:
+                raise BadConfigError("config.train.steps_per_epoch",
+                                     "0 (one pass over the data) needs a dataset folder with a "
+                                     "manifest; with globs, set the number of steps")
+            steps = max(1, records // config.input.batch_size)
+            train.checkpoint_every = min(train.checkpoint_every, steps)
+            train.steps_per_epoch = -(-steps // train.checkpoint_every) * train.checkpoint_every
+            logging.info("%d training pairs: %d steps per epoch", records, train.steps_per_epoch)
+    check_train_config(config.train)
+    return config
+
+
+def save_run_config(config, workdir) -> None:
+    """Writes `workdir/config.json`, refusing a workdir trained with another model config
+    (its checkpoints would no longer load) before anything is written."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if os.path.isfile(path):
+        saved = load_config(path).get("model")
+        current = json.loads(config.model.to_json_best_effort())
+        if saved is not None and saved.to_dict() != current:
+            changed = sorted(k for k in set(current) | set(saved)
+                             if current.get(k) != saved.to_dict().get(k))
+            raise BadConfigError(path, f"this workdir was trained with other model settings "
+                                       f"({', '.join(changed)}); use a new --workdir")
+    try:
+        save_config(config, path)
+    except OSError as error:
+        raise BadConfigError(workdir, f"cannot write the run's config: {error.strerror or error}") from None
+
+
+def check_train_config(train):
+    """Raises `BadConfigError` for schedule settings `fit` cannot follow."""
+    for key in ("steps_per_epoch", "checkpoint_every", "summary_every", "epochs"):
+        if train[key] < 1:
+            raise BadConfigError(f"config.train.{key}", f"must be >= 1, got {train[key]}")
+    if train.steps_per_epoch % train.checkpoint_every:
+        raise BadConfigError("config.train.checkpoint_every",
+                             f"{train.checkpoint_every} does not divide steps_per_epoch {train.steps_per_epoch}")
+
+
+def distributed_dataset(strategy, files, input_config, training):
+    """Each replica reads its share, repeated: `fit` counts steps, not passes.
+
+    Full batches only, validation too: its `validation_steps` counts the whole batches of
+    one pass, and a partial batch would shift every later pass of the repeated set.
+    """
+    def dataset_fn(context):
+        return make_dataset(files, input_config, training, input_context=context,
+                            drop_remainder=True).repeat()
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def make_optimizer(train, learning_rate, mixed_precision):
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1=train.adam_beta_1)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if mixed_precision else optimizer
+
+
+def build_model(config, strategy, mixed_precision):
+    """GFRNet with every variable (both optimizers' too) created under the strategy scope."""
+    size = config.input.image_size
+    with strategy.scope():
+        model = build_gfrnet(config.model)
+        model.compile(
+            g_optimizer=make_optimizer(config.train, config.train.learning_rates[0], mixed_precision),
+            d_optimizer=make_optimizer(config.train, config.train.learning_rates[0], mixed_precision),
+            jit_compile=config.train.jit_compile,
+        )
+        model.build_all((size, size))
+    distribute.patch_for_multi_worker(model)
+    return model
+
+
+def fixed_batch(files, input_config):
+    """One deterministic `(inputs, targets)` numpy batch for the TensorBoard image grid."""
+    batch = next(iter(make_dataset(files, input_config, training=False)))
+    return tf.nest.map_structure(np.asarray, batch)
+
+
+def make_callbacks(config, workdir, strategy, grid_files):
+    """NaN stop first (it must fire before anything saves), resume state, then chief-only logs
+    (the image grid shows the first batch of `grid_files`)."""
+    checkpoints = os.path.join(workdir, "checkpoints")
+    callbacks = [
+        callbacks_lib.StopOnNonFinite(checkpoints),
+        # One backup per task: every worker must restore the same state, and Keras'
+        # callback knows nothing of workers.
+        callbacks_lib.BackupAndRestore(
+            os.path.join(workdir, "backup", distribute.task_name(strategy)),
+            save_freq="epoch", double_checkpoint=True, delete_checkpoint=False),
+    ]
+    if distribute.is_chief(strategy):
+        callbacks += [
+            callbacks_lib.StepCheckpoint(checkpoints, keep=config.train.keep_checkpoints),
+            callbacks_lib.TensorBoardLogger(
+                os.path.join(workdir, "tensorboard"), config.train.summary_every,
+                fixed_batch(grid_files, config.input)),
+        ]
+    return callbacks
+
+
+def run_phases(model, config, train_data, val_data, val_steps, callbacks, verbose=1):
+    """§4.1: WarpNet on the flow loss for `warp_pretrain_epochs`, then the full objective.
+
+    Both phases share one epoch count and one backup, so a resumed run skips a finished
+    pre-training (its `fit` starts at the restored epoch, past its end).
+    """
+    train_config = config.train
+    rounds_per_epoch = train_config.steps_per_epoch // train_config.checkpoint_every
+    fit = dict(x=train_data, steps_per_epoch=train_config.checkpoint_every, shuffle=False,
+               validation_data=val_data, validation_steps=val_steps, validation_freq=rounds_per_epoch,
+               verbose=verbose)
+    pretrain_rounds = 0
+    if train_config.warp_pretrain_epochs:  # variants without a flow loss refuse the "warp" phase
+        pretrain_rounds = train_config.warp_pretrain_epochs * rounds_per_epoch
+        model.phase = "warp"
+        model.fit(epochs=pretrain_rounds, callbacks=callbacks, **fit)
+    model.phase = "joint"
+    schedule = StepDownOnPlateau(train_config.learning_rates, monitor="val_l2",
+                                 patience=train_config.plateau_patience)
+    # The schedule goes first: it acts only at epoch ends, where the backup should hold the
+    # new rate and TensorBoard should see it; at batch ends the NaN stop still comes first.
+    model.fit(initial_epoch=pretrain_rounds, epochs=pretrain_rounds + train_config.epochs * rounds_per_epoch,
+              callbacks=[schedule, *callbacks], **fit)
