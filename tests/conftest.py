@@ -45,3 +45,16 @@ def installed_wheel(tmp_path_factory):
     (wheel,) = (work / "dist").glob("gfrnet_tf-*.whl")
     run(str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel))
     return venv / "bin", wheel
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """An untrained 32x32 GFRNet and its `.keras` file (what training checkpoints are), for
+    the commands that restore photos."""
+    from gfrnet_tf.models.gfrnet import build_gfrnet
+
+    model = build_gfrnet({"widths": (8, 8, 8), "discriminator_widths": (8, 8), "local_size": 16})
+    model({"degraded": np.zeros((1, 32, 32, 3)), "guide": np.zeros((1, 32, 32, 3))})
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    model.save(path)
+    return model, path

@@ -137,7 +137,8 @@ def _saved(image, **options):
 def _exif(orientation, byte_order="II", kind=3):
     """An APP1/eXIf payload by hand: one IFD0 entry, orientation as SHORT (3) or LONG (4)."""
     e = "<" if byte_order == "II" else ">"
-    value = struct.pack(e + "HH", orientation, 0) if kind == 3 else struct.pack(e + "I", orientation)
+    value = struct.pack(e + ("HH" if kind == 3 else "I"), *(
+        (orientation, 0) if kind == 3 else (orientation,)))
     return (b"Exif\0\0" + byte_order.encode() + struct.pack(e + "HI", 42, 8)
             + struct.pack(e + "HHHI", 1, 0x0112, kind, 1) + value + struct.pack(e + "I", 0))
 
@@ -206,6 +207,7 @@ def test_uint8_signature_rejects_wrong_shapes(exported, degraded, guide, message
 
 
 _JPEG = _saved(_picture(), format="JPEG", quality=95, exif=_exif(6))
+_ELEMENT_1 = "element\\] \\[1\\]"  # the assertion names the bad element of the batch
 _PNG = _saved(_picture(), format="PNG")
 
 
@@ -221,10 +223,11 @@ def _cut(jpeg, fraction):
     (_png(np.zeros((16, SIZE, 3), np.uint8)), f"must be {SIZE}x{SIZE}; got height, width\\] \\[16 {SIZE}\\]"),
     # Cut in half: TF's decoder would fail with its internal text, or (JPEG) a cut file
     # could pass the header check; the graph names the element and the problem instead.
-    (_cut(_JPEG, 0.5), "element\\] \\[1\\] \\[is truncated or corrupt JPEG data"),
-    (_cut(_JPEG, 0.99), "element\\] \\[1\\] \\[is truncated or corrupt JPEG data"),
-    (_PNG[: len(_PNG) // 2], "element\\] \\[1\\] \\[is truncated or corrupt PNG data"),
-], ids=["text", "png_signature_only", "wrong_size", "jpeg_cut_in_scan", "jpeg_cut_at_end", "png_cut"])
+    (_cut(_JPEG, 0.5), f"{_ELEMENT_1} \\[is truncated or corrupt JPEG data"),
+    (_cut(_JPEG, 0.99), f"{_ELEMENT_1} \\[is truncated or corrupt JPEG data"),
+    (_PNG[: len(_PNG) // 2], f"{_ELEMENT_1} \\[is truncated or corrupt PNG data"),
+], ids=["text", "png_signature_only", "wrong_size", "jpeg_cut_in_scan", "jpeg_cut_at_end",
+        "png_cut"])
 def test_encoded_signature_rejects_bad_files(exported, bad, message):
     """Bad files fail in the graph with a message naming the element (INVALID_ARGUMENT);
     `load_image` refuses the corrupt ones as well."""
@@ -240,8 +243,8 @@ def test_encoded_signature_rejects_bad_files(exported, bad, message):
 def test_documented_differences_from_load_image():
     """What `graph_decode` says it leaves: an orientation only in XMP is applied by
     `load_image`, not in the graph; a JPEG cut and closed with an end marker decodes to the
-    same pixels in both (libjpeg only warns); an EXIF block that is not TIFF data is
-    ignored by both."""
+    same pixels in both (libjpeg only warns); a PNG without IEND is refused in the graph
+    only; an EXIF block that is not TIFF data is ignored by both."""
     decode = tf.function(lambda data: decode_upright_rgb(data, "degraded", 0))
     xmp = _saved(_picture(), format="JPEG", quality=95,
                  xmp=b'<rdf:Description tiff:Orientation="6"/>')
@@ -249,6 +252,9 @@ def test_documented_differences_from_load_image():
                                   np.rot90(decode_image(xmp, "xmp", min_size=1), k=1))
     closed = _cut(_JPEG, 0.6) + b"\xff\xd9"
     np.testing.assert_array_equal(decode(closed).numpy(), decode_image(closed, "cut", min_size=1))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="truncated or corrupt PNG"):
+        decode(_PNG[:-12])  # no IEND
+    assert decode_image(_PNG[:-12], "cut", min_size=1).shape == (SIZE, SIZE, 3)
     not_tiff = _saved(_picture(), format="JPEG", exif=b"Exif\0\0not a TIFF block")
     np.testing.assert_array_equal(decode(not_tiff).numpy(),
                                   decode_image(not_tiff, "exif", min_size=1))

@@ -16,7 +16,6 @@ from gfrnet_tf.errors import BadImageError, BadModelFileError
 from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.export.tflite import convert_to_tflite
 from gfrnet_tf.io import load_image, save_image
-from gfrnet_tf.models.gfrnet import build_gfrnet
 from gfrnet_tf.restoration.photos import PhotoRestorer
 from gfrnet_tf.restoration.restorer import load_restorer
 from gfrnet_tf.sample import load_sample
@@ -45,17 +44,7 @@ def test_image_grid_layout():
 
 
 REPO = Path(__file__).resolve().parents[1]
-SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """An untrained GFRNet at 32x32 saved as a `.keras` file (what training checkpoints are)."""
-    model = build_gfrnet({"widths": (8, 8, 8), "discriminator_widths": (8, 8), "local_size": 16})
-    model({"degraded": np.zeros((1, SIZE, SIZE, 3)), "guide": np.zeros((1, SIZE, SIZE, 3))})
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model.save(path)
-    return model, path
+SIZE = 32  # conftest's `tiny_model` size
 
 
 @pytest.fixture(scope="module")

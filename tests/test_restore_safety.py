@@ -19,22 +19,12 @@ import pytest
 from PIL import Image
 
 from gfrnet_tf.io import load_image, save_image
-from gfrnet_tf.models.gfrnet import build_gfrnet
 from gfrnet_tf.restoration.outputs import NAME_MAX, OutputFolder, OutputFolderError
 
 REPO = Path(__file__).resolve().parents[1]
-SIZE = 32
+SIZE = 32  # conftest's `tiny_model` size
 # A photo name that fits the file system alone but not with `_face0_compare.png` added.
 LONG_NAME = "x" * 240 + ".png"
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    model = build_gfrnet({"widths": (8, 8, 8), "discriminator_widths": (8, 8), "local_size": 16})
-    model({"degraded": np.zeros((1, SIZE, SIZE, 3)), "guide": np.zeros((1, SIZE, SIZE, 3))})
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model.save(path)
-    return path
 
 
 def _face(seed):
@@ -74,7 +64,7 @@ def tree_hashes(root):
 
 def restore(model, input_path, output, guide, *extra, env=None, wrap=(), preexec_fn=None):
     done = subprocess.run(
-        [*wrap, sys.executable, "-m", "gfrnet_tf.apps.restore", f"--model={model}",
+        [*wrap, sys.executable, "-m", "gfrnet_tf.apps.restore", f"--model={model[1]}",
          f"--input={input_path}", f"--guide={guide}", f"--output={output}", "--aligned", *extra],
         cwd=REPO, capture_output=True, timeout=300, preexec_fn=preexec_fn,
         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},

@@ -11,10 +11,12 @@ same file, so this decoder follows Pillow's conversions exactly (tested against
   rounded (`v / 257`), 16-bit colour cut to its high byte, as Pillow does.
 The marker segments (JPEG) or chunks (PNG) are walked in the graph; a file that ends
 before its end marker fails with a readable assertion; an EXIF block that is not TIFF
-data is ignored, as Pillow ignores it. Known differences, left because they are rare: an orientation given only in
-XMP metadata, or in ImageMagick's PNG text "Raw profile type exif", is applied by
-`load_image` and ignored here. A JPEG that is cut and then given an end marker decodes
-in both (libjpeg only warns), its missing rows grey.
+data is ignored, as Pillow ignores it. Known differences, left because they are rare:
+- an orientation given only in XMP metadata, or in ImageMagick's PNG text "Raw profile
+  type exif", is applied by `load_image` and ignored here;
+- a PNG cut after its pixel data (IEND or a CRC missing) is refused here and read by
+  Pillow; a JPEG cut and then closed with an end marker is read by both (libjpeg only
+  warns), its missing rows grey.
 """
 
 from __future__ import annotations
