@@ -100,8 +100,10 @@ def report(failures: Failures, error: GFRNetError) -> None:
 
 def main(argv):
     del argv
-    # Whatever the locale: a name it cannot encode is printed escaped, never a crash.
-    sys.stdout.reconfigure(errors="backslashreplace")
+    # Whatever the locale: a name it cannot encode is printed escaped, never a crash
+    # (stderr already escapes; a notebook's stdout has no `reconfigure` and needs none).
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     input_path = Path(INPUT.value)
     inputs = input_photos(input_path)
     # Checked before anything is loaded or written.
