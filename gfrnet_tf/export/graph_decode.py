@@ -55,19 +55,18 @@ def decode_upright_rgb(data, name, index):
         check = tf.debugging.Assert(complete, [
             *label, "is truncated or corrupt PNG data (its chunks do not end with IEND)"])
         with tf.control_dependencies([check]):
-            return _orient(_decode_png(data, raw, transparent),
-                           _exif_orientation(raw, length, exif))
+            return _decode_png(data, raw, transparent), exif
 
     def jpeg():
         exif, complete = _jpeg_segments(raw, length)
         check = tf.debugging.Assert(complete, [
             *label, "is truncated or corrupt JPEG data (no end-of-image marker after the scan)"])
         with tf.control_dependencies([check]):
-            image = tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
-            return _orient(image, _exif_orientation(raw, length, exif))
+            return tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"), exif
 
     is_png = tf.equal(tf.strings.substr(data, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
-    return tf.cond(is_png, png, jpeg)
+    image, exif = tf.cond(is_png, png, jpeg)
+    return _orient(image, _exif_orientation(raw, length, exif))
 
 
 def _decode_png(data, raw, transparent):
@@ -92,20 +91,19 @@ def _decode_png(data, raw, transparent):
 
 
 def _orient(image, orientation):
-    """`ImageOps.exif_transpose` for EXIF orientations 1-8 (anything else: unchanged)."""
-    transposed = lambda: tf.transpose(image, [1, 0, 2])  # noqa: E731
-    branches = [
-        lambda: image,                                # 1 (and invalid values)
-        lambda: tf.reverse(image, [1]),               # 2: mirrored left-right
-        lambda: tf.image.rot90(image, 2),             # 3: upside down
-        lambda: tf.reverse(image, [0]),               # 4: mirrored top-bottom
-        transposed,                                   # 5: Pillow's TRANSPOSE
-        lambda: tf.image.rot90(image, 3),             # 6: Pillow's ROTATE_270 (90 clockwise)
-        lambda: tf.image.rot90(transposed(), 2),      # 7: Pillow's TRANSVERSE
-        lambda: tf.image.rot90(image, 1),             # 8: Pillow's ROTATE_90
-    ]
-    valid = tf.logical_and(orientation >= 1, orientation <= 8)
-    return tf.switch_case(tf.where(valid, orientation - 1, 0), branches)
+    """`ImageOps.exif_transpose` for EXIF orientations 2-8 (anything else: unchanged).
+
+    Each orientation is a transpose (5-8) followed by flips: 2 left-right, 3 both,
+    4 top-bottom, 5 none (TRANSPOSE), 6 left-right (90 degrees clockwise), 7 both
+    (TRANSVERSE), 8 top-bottom (90 degrees anticlockwise). Dynamic `perm` and `axis`
+    inputs do it without a branch per orientation.
+    """
+    def among(*values):
+        return tf.reduce_any(tf.equal(orientation, values))
+
+    image = tf.transpose(image, tf.where(among(5, 6, 7, 8), [1, 0, 2], [0, 1, 2]))
+    axes = tf.boolean_mask([0, 1], tf.stack([among(3, 4, 7, 8), among(2, 3, 6, 7)]))
+    return tf.reverse(image, axes)
 
 
 def _png_chunks(raw, length):
