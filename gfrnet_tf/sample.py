@@ -1,7 +1,7 @@
 """The bundled sample face, and the small dataset the demo, benchmarks and tests make of it.
 
 A 256x256 face crop of scikit-image's `astronaut` (Eileen Collins, NASA, public domain)
-with its 68 landmarks. Regenerate with `python -m pipelines.make_sample`.
+with its 68 landmarks. Regenerate with `python -m gfrnet_tf.pipelines.make_sample`.
 
 With one photo there is only one face. Every record of the sample dataset is a different
 synthetic pose and lighting of it (a `synthetic_pose` warp of the photo, stored as the

@@ -2,8 +2,14 @@
 
 One fake identity of transformed copies of the same photo (only one upright and frontal),
 a lone-photo identity, a folder of non-faces and a truncated JPEG, an empty folder, and
-`junk/` holding the loader's whole corpus of awkward files (`image_fixtures`).
+`junk/` holding the loader's whole corpus of awkward files (`image_fixtures`); `add_hostile`
+adds the file-system hazards of a scraped collection.
 """
+
+import hashlib
+import os
+import socket
+import stat
 
 import cv2
 import numpy as np
@@ -55,3 +61,68 @@ def make_collection(root):
     (root / "junk").mkdir()
     listing["junk"] = write_corpus(root / "junk")
     return listing
+
+
+LONG_NAME = "l" * 240 + ".png"  # 244 bytes: within the file system's 255, long for anything else
+MAX_PHOTO_BYTES = 2 * 2**20  # the run's --max-photo-bytes: every real photo here is smaller
+
+
+def add_hostile(root):
+    """What years of scraping leave in a collection, next to `make_collection`'s folders.
+
+    Returns `(accepted, rejected)`: the photo keys that must be prepared (names that are
+    not UTF-8 or very long, under their escaped text) and `{key: problem words}` for the
+    files that must be rejected one row each (FIFO, socket, symlink loop, oversize,
+    empty and undecodable files) without stopping or hanging the run.
+    """
+    photo = (root / "astronaut" / "frontal.png").read_bytes()
+    tilted = (root / "astronaut" / "tilted_left.png").read_bytes()
+    # An identity folder whose name is Latin-1, not UTF-8, holding a good pair.
+    latin = os.path.join(os.fsencode(root), b"caf\xe9")
+    os.mkdir(latin)
+    for name, data in [(b"frontal.png", photo), (b"tilted.png", tilted)]:
+        with open(os.path.join(latin, name), "wb") as stream:
+            stream.write(data)
+    hostile = root / "hostile"
+    hostile.mkdir()
+    with open(os.path.join(os.fsencode(hostile), b"\xff\xfe.png"), "wb") as stream:
+        stream.write(photo)
+    (hostile / LONG_NAME).write_bytes(tilted)
+    os.mkfifo(hostile / "pipe.jpg")
+    (hostile / "loop.jpg").symlink_to("loop.jpg")
+    (hostile / "empty.png").write_bytes(b"")
+    (hostile / "tab\tname.jpg").write_bytes(b"not an image")
+    with open(hostile / "huge.jpg", "wb") as stream:
+        stream.truncate(MAX_PHOTO_BYTES + 1)  # sparse: large, but costs no disk
+    with socket.socket(socket.AF_UNIX) as server:
+        cwd = os.getcwd()
+        os.chdir(hostile)  # AF_UNIX paths are limited to ~108 bytes: bind a relative name
+        try:
+            server.bind("socket.jpg")
+        finally:
+            os.chdir(cwd)
+    accepted = {"caf\\xe9/frontal.png", "caf\\xe9/tilted.png", "hostile/\\xff\\xfe.png",
+                f"hostile/{LONG_NAME}"}
+    rejected = {"hostile/pipe.jpg": "not a regular file",
+                "hostile/socket.jpg": "not a regular file",
+                "hostile/loop.jpg": "cannot open", "hostile/empty.png": "empty file",
+                "hostile/huge.jpg": f"more than {MAX_PHOTO_BYTES} bytes",
+                "hostile/tab name.jpg": "not an image file"}
+    return accepted, rejected
+
+
+def tree_state(root):
+    """`{relative path bytes: (mode, size, mtime_ns, content digest)}` of everything under
+    `root`, without following links or opening FIFOs: to assert nothing there changed."""
+    state = {}
+    for folder, dirs, files in os.walk(os.fsencode(root)):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            info = os.lstat(path)
+            digest = None
+            if stat.S_ISREG(info.st_mode):
+                with open(path, "rb") as stream:
+                    digest = hashlib.sha256(stream.read()).hexdigest()
+            state[os.path.relpath(path, os.fsencode(root))] = (
+                info.st_mode, info.st_size, info.st_mtime_ns, digest)
+    return state

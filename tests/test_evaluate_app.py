@@ -17,6 +17,7 @@ from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.io import load_image
+from gfrnet_tf.models import TrainedModel
 from gfrnet_tf.models.gfrnet import build_gfrnet
 from gfrnet_tf.restoration.restorer import Restorer
 
@@ -66,7 +67,9 @@ def test_protocol_rows_hand_values_and_a_failing_model_is_dropped():
          "guide_landmarks": points},
     )
     evaluation = protocol.evaluate(
-        {"input": protocol.DegradedInput(), "wrong size": _WrongSizeModel("w.tflite")}, lambda _: [batch],
+        {"input": protocol.DegradedInput(),
+         "wrong size": _WrongSizeModel(TrainedModel(Path("w.tflite"), "tflite", 256, None))},
+        lambda _: [batch],
         example_limit=1,
     )
     (row,) = evaluation.rows

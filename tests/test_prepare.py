@@ -1,4 +1,9 @@
-"""gfrnet-prepare on a small real-photo collection: guides, rejections, splits, shards."""
+"""gfrnet-prepare on a small real-photo collection with the hazards of a scraped one.
+
+One in-process DirectRunner run (module fixture) is checked for guides, rejections, splits,
+the manifest and the input left untouched; a second run in a new process with another
+batch size, and a third on Dask workers (slow), must write the same bytes.
+"""
 
 import hashlib
 import json
@@ -11,33 +16,61 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gfrnet_tf.data.records import parse_pair, validate_shard
+from gfrnet_tf.apps import prepare as prepare_app
+from gfrnet_tf.data import PreparedDataset
+from gfrnet_tf.data.records import SCHEMA_VERSION, parse_pair, validate_shard
+from gfrnet_tf.errors import BadImageError
 from gfrnet_tf.io.paths import safe_name
-from pipelines import identity as identity_lib
-from pipelines import prepare
-from pipelines.photo import PreparedFace
+from gfrnet_tf.pipelines import identity as identity_lib
+from gfrnet_tf.pipelines.identity import SPLITS
+from gfrnet_tf.pipelines import listing
+from gfrnet_tf.pipelines.photo import PreparedFace
 
 sys.path.insert(0, str(Path(__file__).parent))
-from prepare_fixtures import make_collection  # noqa: E402
+from prepare_fixtures import MAX_PHOTO_BYTES, add_hostile, make_collection, tree_state  # noqa: E402
 
 # The fixture photos are 256 px with ~45 px faces: lower the size and sharpness filters.
-SMALL = ["--min-face-size", "32", "--min-sharpness", "0", "--num-shards", "4"]
+SMALL = ["--min-face-size", "32", "--min-sharpness", "0", "--num-shards", "4",
+         "--max-photo-bytes", str(MAX_PHOTO_BYTES), "--synthetic-pose", "--export-guides"]
 IN_PROCESS = ["--direct_running_mode=in_memory"]
+REPO = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory):
     root = tmp_path_factory.mktemp("photos")
-    return root, make_collection(root)
+    listing_ = make_collection(root)
+    accepted, rejected = add_hostile(root)
+    return root, listing_, accepted, rejected, tree_state(root)
+
+
+def _prepare(collection, output, *extra):
+    settings, beam_args, _ = prepare_app.parse_args(
+        ["--input", str(collection[0]), "--output", str(output), *SMALL, *extra])
+    return prepare_app.run_pipeline(settings, beam_args)
 
 
 @pytest.fixture(scope="module")
 def prepared(collection, tmp_path_factory):
     output = tmp_path_factory.mktemp("prepared")
-    settings, beam_args, _ = prepare.parse_args(
-        ["--input", str(collection[0]), "--output", str(output), "--synthetic-pose",
-         "--export-guides", *SMALL, *IN_PROCESS])
-    return output, prepare.run_pipeline(settings, beam_args)
+    return output, _prepare(collection, output, "--photos-per-batch", "16", *IN_PROCESS)
+
+
+@pytest.fixture(scope="module")
+def rerun(prepared, collection, tmp_path_factory):
+    """The same flags in a new process, with photos one per element instead of 16, into a
+    folder holding an earlier run's shard and a file of the user's."""
+    output = tmp_path_factory.mktemp("rerun")
+    unused = next(f"train-{i:05d}-of-00004.tfrecord" for i in range(4)
+                  if f"train-{i:05d}-of-00004.tfrecord" not in prepared[1]["shards"])
+    (output / unused).write_bytes(b"an earlier run's shard")
+    (output / "notes.txt").write_text("not ours")
+    completed = subprocess.run(
+        [sys.executable, "-m", "gfrnet_tf.apps.prepare", "--input", str(collection[0]),
+         "--output", str(output), *SMALL, "--photos-per-batch", "1", *IN_PROCESS],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return output, completed, unused
 
 
 def _records(output):
@@ -49,21 +82,47 @@ def _records(output):
     return records
 
 
-def test_rejections_counted_by_reason(prepared, collection):
+def _files(folder):
+    """`{relative path: sha256}` of every file under `folder` (hidden ones included)."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _rejected(output):
+    return dict((key, (reason, problem)) for key, reason, problem in
+                (line.split("\t") for line in (output / "rejected.tsv").read_text().splitlines()))
+
+
+def test_rejections_one_row_each_by_reason(prepared, collection):
     output, manifest = prepared
-    junk = collection[1]["junk"]
+    junk, hostile = collection[1]["junk"], collection[3]
     unreadable = sorted(f"junk/{n}" for n, outcome in junk.items() if outcome[0] == "rejected")
     faceless = sorted(f"junk/{n}" for n, outcome in junk.items() if outcome[0] == "converted")
     counts = manifest["counts"]
-    assert counts["photos_read"] == 8 + len(junk)
+    photos = 8 + len(junk) + len(collection[2]) + len(hostile)
+    assert counts["photos_read"] == photos
     assert counts["rejected_no_face"] == 1 + len(faceless)  # + the cloud texture
-    assert counts["rejected_bad_image"] == 1 + len(unreadable)  # + the truncated JPEG
+    # + the truncated JPEG; the FIFO, socket, symlink loop, empty and huge files.
+    assert counts["rejected_bad_image"] == 1 + len(unreadable) + len(hostile)
     assert counts["rejected_empty_identity"] == 1
-    reasons = dict(line.split("\t")[:2]
-                   for line in (output / "rejected.tsv").read_text().splitlines())
-    assert reasons == {"no_faces/clouds.png": "no_face", "no_faces/cut.jpg": "bad_image",
-                       **{name: "bad_image" for name in unreadable},
-                       **{name: "no_face" for name in faceless}}
+    rows = _rejected(output)
+    assert {key: reason for key, (reason, _) in rows.items()} == {
+        "no_faces/clouds.png": "no_face", "no_faces/cut.jpg": "bad_image",
+        **{name: "bad_image" for name in unreadable + list(hostile)},
+        **{name: "no_face" for name in faceless}}
+    for key, words in hostile.items():
+        assert words in rows[key][1], (key, rows[key])
+    lines = (output / "rejected.tsv").read_text().splitlines()
+    assert lines == sorted(lines) and len(lines) == len(rows)
+
+
+def test_hostile_names_are_prepared_under_escaped_names(prepared, collection):
+    records = _records(prepared[0])
+    targets = {r["target_file"].decode() for r in records} | {
+        r["guide_file"].decode() for r in records}
+    assert collection[2] <= targets  # caf\xe9/..., hostile/\xff\xfe.png, the 244-byte name
+    identities = {r["identity"].decode() for r in records}
+    assert {"caf\\xe9", "hostile"} <= identities
 
 
 def test_frontal_copy_is_the_guide_and_output_parses(prepared):
@@ -82,47 +141,146 @@ def test_frontal_copy_is_the_guide_and_output_parses(prepared):
     solo, = [r for r in records if r["identity"] == b"solo"]
     assert solo["guide_file"] == solo["target_file"] == b"solo/only.jpg"
     np.testing.assert_array_equal(solo["guide"], solo["target"])
-    for shard, count in manifest["shards"].items():
-        assert validate_shard(output / shard) == count  # the train command's start-up check
-    total = sum(v for k, v in manifest["counts"].items() if k.startswith("pairs_"))
-    assert total == len(records) == sum(manifest["shards"].values()) == 5
+    assert len(records) == 4 + 1 + 1 + 1  # astronaut, solo, caf\xe9, hostile
+
+
+def test_manifest_is_the_dataset_handle(prepared):
+    output, manifest = prepared
+    assert manifest == json.loads((output / "manifest.json").read_text())
+    assert (manifest["format"], manifest["schema_version"]) == ("gfrnet_tf.prepared",
+                                                                SCHEMA_VERSION)
+    assert manifest["image_size"] == 256 and manifest["synthetic_pose"] is True
+    on_disk = sorted(p.name for p in output.glob("*.tfrecord"))
+    listed = sorted(name for split in manifest["splits"].values() for name in split["shards"])
+    assert listed == on_disk
+    for split, entry in manifest["splits"].items():
+        # The train command's start-up check counts each shard's records independently.
+        assert entry["records"] == sum(validate_shard(output / name) for name in entry["shards"])
+        assert all(name.startswith(f"{split}-") for name in entry["shards"])
+    assert sum(e["records"] for e in manifest["splits"].values()) == len(_records(output))
+    assert "output" not in manifest["configuration"]  # the same dataset wherever it is
+    dataset = PreparedDataset(output)  # what `gfrnet-train --data DIR` opens
+    assert (dataset.splits, dataset.image_size, dataset.synthetic_pose) == (SPLITS, 256, True)
+    for split in SPLITS:
+        assert dataset.records(split) == manifest["splits"][split]["records"]
+        if dataset.records(split):
+            assert dataset.files(split) == [str(output / name)
+                                            for name in manifest["splits"][split]["shards"]]
 
 
 def test_guides_exported_under_safe_names(prepared):
     output, _ = prepared
     exported = sorted(p.relative_to(output / "guides").as_posix()
                       for p in (output / "guides").rglob("*.json"))
-    assert [p.split("/")[1] for p in exported] == ["astronaut.json", "solo.json"]
-    details = json.loads((output / "guides" / exported[0]).read_text())
-    assert details["photo"] == "astronaut/frontal.png" and len(details["landmarks"]) == 68
+    assert sorted(p.split("/")[1] for p in exported) == sorted(
+        f"{safe_name(n)}.json" for n in ["astronaut", "solo", "caf\\xe9", "hostile"])
+    details = {json.loads((output / "guides" / p).read_text())["identity"]: p for p in exported}
+    astronaut = json.loads((output / "guides" / details["astronaut"]).read_text())
+    assert astronaut["photo"] == "astronaut/frontal.png" and len(astronaut["landmarks"]) == 68
 
 
-def test_rerun_in_a_new_process_writes_identical_shards(prepared, collection, tmp_path):
+def test_rerun_with_other_batches_is_byte_identical(prepared, rerun):
     output, manifest = prepared
-    unused = next(f"train-{i:05d}-of-00004.tfrecord" for i in range(4)
-                  if f"train-{i:05d}-of-00004.tfrecord" not in manifest["shards"])
-    (tmp_path / unused).write_bytes(b"an earlier run's shard")
-    (tmp_path / "notes.txt").write_text("not ours")
-    completed = subprocess.run(
-        [sys.executable, "-m", "pipelines.prepare", "--input", str(collection[0]),
-         "--output", str(tmp_path), "--synthetic-pose", *SMALL, *IN_PROCESS],
-        capture_output=True, text=True, cwd=Path(__file__).parents[1],
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    # Unreadable files are failures: summary printed, exit status 1.
+    rerun_output, completed, unused = rerun
+    # Unreadable files are failures: summary printed, exit status 1, no traceback.
     assert completed.returncode == 1, completed.stderr[-2000:]
+    assert "Traceback" not in completed.stderr
     counts = manifest["counts"]
     assert (f"rejected: bad_image {counts['rejected_bad_image']}, empty_identity 1, "
             f"no_face {counts['rejected_no_face']}") in completed.stdout
-    rerun = json.loads((tmp_path / "manifest.json").read_text())
-    assert rerun["shards"] == manifest["shards"]
-    assert rerun["stale_shards_removed"] == [unused] and not (tmp_path / unused).exists()
-    assert (tmp_path / "notes.txt").exists()
+    assert not (rerun_output / unused).exists()  # the earlier run's shard is gone
+    assert (rerun_output / "notes.txt").read_text() == "not ours"
+    (rerun_output / "notes.txt").unlink()
+    files = _files(output)
+    assert files == _files(rerun_output)
+    assert {"manifest.json", "rejected.tsv"} <= set(files) and len(files) > 10
 
-    def digests(folder):
-        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in folder.glob("*.tfrecord")}
 
-    assert digests(tmp_path) == digests(output) and digests(output)
+def test_input_untouched_and_no_partial_output(prepared, rerun, collection):
+    assert tree_state(collection[0]) == collection[4]
+    for output in (prepared[0], rerun[0]):
+        names = [p.name for p in output.rglob("*")]
+        assert not [n for n in names if n.startswith(".") or "tmp" in n or "beam-temp" in n]
+
+
+def test_output_inside_input_is_refused(collection, capsys):
+    root, before = collection[0], collection[4]
+    for output in (root / "astronaut" / "prepared", root, root / "new"):
+        assert prepare_app.main(["--input", str(root), "--output", str(output), *SMALL]) == 1
+        error = capsys.readouterr().err
+        assert error == (f"error: {output}: --output is inside --input {root}: its files "
+                         "would be read back as photos; choose a folder outside the input\n")
+    assert tree_state(root) == before
+
+
+def test_unwritable_output_is_one_line(collection, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("x")
+    for output in (tmp_path / "a_file", tmp_path / "a_file" / "below"):
+        assert prepare_app.main(["--input", str(collection[0]), "--output", str(output),
+                                 *SMALL, *IN_PROCESS]) == 1
+        error = capsys.readouterr().err
+        assert error.startswith(f"error: {output}: cannot write the output folder (")
+        assert error.count("\n") == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["a_file"]
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """An existing folder nobody can write into: mode 0555, or immutable for root (whom
+    file modes do not stop)."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("running as root without chattr +i: no folder is read-only to root")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_read_only_output_is_one_line(collection, read_only_folder, capsys):
+    assert prepare_app.main(["--input", str(collection[0]), "--output", str(read_only_folder),
+                             *SMALL, *IN_PROCESS]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {read_only_folder}: cannot write the output folder (")
+    assert error.count("\n") == 1
+    assert list(read_only_folder.iterdir()) == []
+
+
+def test_a_file_that_changes_size_while_read_is_rejected(tmp_path, monkeypatch):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"12345")
+    real_fstat = os.fstat
+
+    class Grown:
+        def __init__(self, info):
+            self.st_mode, self.st_size = info.st_mode, info.st_size + 10
+
+    monkeypatch.setattr(listing.os, "fstat", lambda fd: Grown(real_fstat(fd)))
+    with pytest.raises(BadImageError, match="states 15 bytes but 5 were read"):
+        listing.read_photo(os.fsencode(path), "a/photo.jpg", 100)
+    monkeypatch.undo()
+    assert listing.read_photo(os.fsencode(path), "a/photo.jpg", 100) == b"12345"
+    with pytest.raises(BadImageError, match="more than 4 bytes"):
+        listing.read_photo(os.fsencode(path), "a/photo.jpg", 4)
+
+
+@pytest.mark.slow
+def test_dask_runner_on_two_workers_writes_the_same_bytes(prepared, collection, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    output = tmp_path / "dask"
+    with distributed.LocalCluster(host="127.0.0.1", n_workers=2, threads_per_worker=1,
+                                  processes=True, dashboard_address=None) as cluster:
+        manifest = _prepare(collection, output, "--photos-per-batch", "5", "--runner",
+                            "apache_beam.runners.dask.dask_runner.DaskRunner",
+                            "--dask_client_address", cluster.scheduler_address)
+    assert manifest == prepared[1]
+    assert _files(output) == _files(prepared[0])
 
 
 def _face(key, yaw=0.0, roll=0.0, ear=0.3, sharpness=100.0, identity="a"):
@@ -171,16 +329,16 @@ def test_safe_names_keep_distinct_names_apart():
 
 def test_missing_beam_is_one_line(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "apache_beam", None)
-    status = prepare.main(["--input", str(tmp_path), "--output", str(tmp_path / "out")])
+    status = prepare_app.main(["--input", str(tmp_path), "--output", str(tmp_path / "out")])
     assert status == 1
     error = capsys.readouterr().err.strip()
     assert error == "error: apache_beam: not installed: pip install gfrnet_tf[beam]"
 
 
 def test_bad_flags_are_one_line(capsys, tmp_path):
-    assert prepare.main(["--input", str(tmp_path / "nope"), "--output", str(tmp_path)]) == 1
+    assert prepare_app.main(["--input", str(tmp_path / "nope"), "--output", str(tmp_path)]) == 1
     assert capsys.readouterr().err.strip().endswith("nope: --input is not a folder")
-    assert prepare.main(["--input", str(tmp_path), "--output", str(tmp_path),
+    assert prepare_app.main(["--input", str(tmp_path), "--output", str(tmp_path),
                          "--max-per-identity", "1"]) == 1
     assert "--max-per-identity: must be at least 2" in capsys.readouterr().err
 
@@ -190,7 +348,7 @@ def test_photo_filters_and_all_faces():
 
     from gfrnet_tf.faces import DlibLandmarks
     from gfrnet_tf.sample import load_sample
-    from pipelines.photo import FaceOptions, RejectedFaceError, prepare_image
+    from gfrnet_tf.pipelines.photo import FaceOptions, RejectedFaceError, prepare_image
 
     image, _ = load_sample()
     landmarks = DlibLandmarks()
@@ -228,7 +386,7 @@ def test_candidates_reduce_without_changing_the_pairs():
 def test_landmark_file_for_another_photo_is_rejected(tmp_path):
     from gfrnet_tf.faces import FileLandmarks
     from gfrnet_tf.sample import load_sample
-    from pipelines.photo import RejectedFaceError, prepare_image
+    from gfrnet_tf.pipelines.photo import RejectedFaceError, prepare_image
 
     image, landmarks = load_sample()
     header = "image," + ",".join(f"x{i},y{i}" for i in range(68))
@@ -242,3 +400,38 @@ def test_landmark_file_for_another_photo_is_rejected(tmp_path):
     with pytest.raises(RejectedFaceError) as caught:
         prepare_image(image, "s/wrong.png", "s", source)
     assert caught.value.reason == "landmarks_outside_crop"
+
+
+def _file_size_limit(limit):
+    """For `preexec_fn`: writes past `limit` bytes fail with EFBIG, as on a full disk."""
+    import resource
+    import signal
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills the writer
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_full_disk_is_one_line_and_leaves_no_temp_files(collection, tmp_path):
+    root = tmp_path / "photos"
+    (root / "astronaut").mkdir(parents=True)
+    for photo in (collection[0] / "astronaut").iterdir():
+        (root / "astronaut" / photo.name).write_bytes(photo.read_bytes())
+    before = tree_state(root)
+    output = tmp_path / "out"
+    completed = subprocess.run(
+        [sys.executable, "-m", "gfrnet_tf.apps.prepare", "--input", str(root),
+         "--output", str(output), *SMALL, *IN_PROCESS],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+        preexec_fn=_file_size_limit(64 * 1024),  # a shard of 4 pairs is ~600 KB
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert completed.returncode == 1
+    errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {output}: the pipeline failed: {errors[0].split(': ', 3)[3]}"]
+    assert "File too large" in errors[0] and "Traceback" not in completed.stderr
+    left = sorted(p.name for p in output.rglob("*"))
+    assert "manifest.json" not in left
+    assert not [n for n in left if n.startswith(".") or "tmp" in n or "beam-temp" in n], left
+    assert tree_state(root) == before

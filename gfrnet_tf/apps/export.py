@@ -34,6 +34,7 @@ from gfrnet_tf.export.onnx_export import export_onnx
 from gfrnet_tf.export.savedmodel import next_version
 from gfrnet_tf.export.tflite import CALIBRATION_STEPS, convert_to_tflite
 from gfrnet_tf.io.atomic import atomic_writer
+from gfrnet_tf.io.paths import make_output_dir
 from gfrnet_tf.models import load_gfrnet
 
 FORMATS = ("savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx")
@@ -92,7 +93,7 @@ def main(argv):
     trained = load_gfrnet(MODEL.value)
     model, size = trained.model, export_size(trained)
     print(f"exporting {trained.source} at {size}x{size}", flush=True)
-    output.mkdir(parents=True, exist_ok=True)
+    make_output_dir(output)
     for index, export_format in enumerate(formats, 1):
         print(f"[{index}/{len(formats)}] {export_format} ...", flush=True)
         if export_format == "savedmodel":

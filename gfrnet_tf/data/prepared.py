@@ -34,7 +34,8 @@ class PreparedDataset:
     """The splits of a dataset folder (or of glob patterns) and what is known about them.
 
     `PreparedDataset(directory)` reads `directory/manifest.json`; `from_patterns` wraps globs.
-    `records(split)` and `image_size` are None when no manifest states them.
+    `records(split)` and `image_size` are None when no manifest states them, and so is
+    `synthetic_pose` for globs given without the flag.
     """
 
     def __init__(self, directory):
@@ -60,8 +61,9 @@ class PreparedDataset:
                                                  allow_zero=True)
 
     @classmethod
-    def from_patterns(cls, patterns: dict, synthetic_pose: bool = False) -> "PreparedDataset":
-        """Splits given as glob patterns (`{"train": "data/train-*.tfrecord", ...}`)."""
+    def from_patterns(cls, patterns: dict, synthetic_pose: bool | None = None) -> "PreparedDataset":
+        """Splits given as glob patterns (`{"train": "data/train-*.tfrecord", ...}`);
+        `synthetic_pose` None leaves the config's setting."""
         dataset = cls.__new__(cls)
         dataset.source = ", ".join(patterns.values())
         dataset.image_size = None
@@ -78,7 +80,7 @@ class PreparedDataset:
         mode; a bool must agree with it (globs have no manifest: it is the mode)."""
         other_patterns = {k: v for k, v in (other_patterns or {}).items() if v}
         if not tf.io.gfile.isdir(data):
-            return cls.from_patterns({glob_split: data, **other_patterns}, bool(synthetic_pose))
+            return cls.from_patterns({glob_split: data, **other_patterns}, synthetic_pose)
         if other_patterns:
             raise BadConfigError(data, "a dataset folder lists its own splits; drop the globs "
                                        f"for {', '.join(other_patterns)}")
@@ -107,7 +109,8 @@ class PreparedDataset:
         return self._records[split]
 
     def input_config(self, input_config, split: str | None = None):
-        """A copy of `config.input` for this data: synthetic pose as the manifest says.
+        """A copy of `config.input` for this data: synthetic pose as the manifest says
+        (whatever the config that trained a model on other data said).
 
         Records larger than the model's size are resized by the pipeline; smaller ones
         would be upscaled, which no training or evaluation should do silently.
@@ -115,7 +118,8 @@ class PreparedDataset:
         if split is not None:
             self._check_split(split)
         config = copy.deepcopy(input_config)
-        config.synthetic_pose.enabled = bool(self.synthetic_pose)
+        if self.synthetic_pose is not None:
+            config.synthetic_pose.enabled = self.synthetic_pose
         if self.image_size is not None and config.image_size > self.image_size:
             raise BadConfigError(
                 self.source, f"records are {self.image_size} px, smaller than the model's "

@@ -24,6 +24,7 @@ from gfrnet_tf.data import SkippedRecords, default_input_config, make_dataset
 from gfrnet_tf.data.degrade import PARAMETERS
 from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError
 from gfrnet_tf.evaluation import protocol, report
+from gfrnet_tf.io.paths import make_output_dir
 from gfrnet_tf.restoration.restorer import load_restorer
 
 BASELINE = "degraded input"
@@ -56,8 +57,7 @@ def evaluate_models(models: dict, dataset, split: str = "test", output="eval", *
             failures.append(error)
     config = evaluation_input_config(restorers, input_config, image_size, batch_size)
     config = dataset.input_config(config, split)
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    output = make_output_dir(output)
     counters = []  # one per pass over the data: every pass meets the same bad records
 
     def make_batches(setting):

@@ -1,14 +1,19 @@
-"""Names from datasets made safe to use as one path component.
+"""Names from datasets made safe and printable, and output folders checked up front.
 
 Identity and file names of scraped collections are untrusted: `../x`, `/etc/passwd`, a
-NUL byte or a 300-character name must not escape or break the output folder.
+NUL byte, bytes that are not UTF-8 or a 300-character name must not escape or break the
+output folder, nor the terminal that prints them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import unicodedata
+from pathlib import Path
+
+from gfrnet_tf.errors import BadConfigError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_LENGTH = 80
@@ -41,3 +46,18 @@ def printable(path) -> str:
         return text
     except UnicodeEncodeError:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def make_output_dir(path) -> Path:
+    """Creates the output folder `path` (and parents); one `BadConfigError` naming it when it
+    is a file, cannot be created or cannot be written to, before any work is done."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise BadConfigError(printable(path), "is a file, not an output folder") from None
+    except OSError as error:
+        raise BadConfigError(printable(path), f"cannot create the output folder: {error.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise BadConfigError(printable(path), "the output folder is not writable")
+    return path

@@ -10,8 +10,8 @@
 `gfrnet-train` is a thin command-line wrapper around `train`. In `workdir`: `config.json`
 (the resolved config), `checkpoints/step-N.weights.h5` (sub-models and optimizer state),
 `backup/` (resume state) and `tensorboard/`. Calling `train` again on the same workdir
-resumes from the last backup, even after kill -9; a workdir trained with another model
-configuration is refused before anything in it is written.
+resumes from the last backup, even after kill -9; a workdir whose backup no longer fits
+the model (another `config.model`) is refused before its `config.json` is rewritten.
 
 One progress-bar "epoch" of `fit` is one checkpoint interval (`train.checkpoint_every`
 steps), not a pass over the data: Keras' `BackupAndRestore` resumes at epoch boundaries, so
@@ -22,7 +22,6 @@ validation split) and the learning-rate schedule run once per data epoch
 
 from __future__ import annotations
 
-import json
 import os
 
 import keras
@@ -30,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from gfrnet_tf.configs import load_config, save_config
+from gfrnet_tf.configs import save_config
 from gfrnet_tf.data import make_dataset
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
@@ -53,8 +52,6 @@ def train(config, workdir, dataset, *, strategy=None, mixed_precision=False,
     """
     strategy = strategy or distribute.make_strategy("auto")
     config = resolve_config(config, dataset)
-    if distribute.is_chief(strategy):
-        save_run_config(config, workdir)
     mixed_precision = distribute.configure_mixed_precision(mixed_precision)
     keras.utils.set_random_seed(config.train.seed)
     train_files, _ = check_shards(dataset.files("train"), records_per_shard=1)
@@ -95,22 +92,21 @@ def resolve_config(config, dataset):
     return config
 
 
-def save_run_config(config, workdir) -> None:
-    """Writes `workdir/config.json`, refusing a workdir trained with another model config
-    (its checkpoints would no longer load) before anything is written."""
-    path = os.path.join(workdir, CONFIG_FILE)
-    if os.path.isfile(path):
-        saved = load_config(path).get("model")
-        current = json.loads(config.model.to_json_best_effort())
-        if saved is not None and saved.to_dict() != current:
-            changed = sorted(k for k in set(current) | set(saved)
-                             if current.get(k) != saved.to_dict().get(k))
-            raise BadConfigError(path, f"this workdir was trained with other model settings "
-                                       f"({', '.join(changed)}); use a new --workdir")
-    try:
-        save_config(config, path)
-    except OSError as error:
-        raise BadConfigError(workdir, f"cannot write the run's config: {error.strerror or error}") from None
+class SaveRunConfig(keras.callbacks.Callback):
+    """Writes `workdir/config.json` once training has begun, i.e. after the resume state
+    loaded into this model: a re-run with another model config is refused (by the backup)
+    while the old `config.json` still describes the checkpoints."""
+
+    def __init__(self, config, workdir):
+        super().__init__()
+        self.config, self.workdir = config, workdir
+
+    def on_train_begin(self, logs=None):
+        try:
+            save_config(self.config, os.path.join(self.workdir, CONFIG_FILE))
+        except OSError as error:
+            raise BadConfigError(self.workdir, f"cannot write the run's config: "
+                                               f"{error.strerror or error}") from None
 
 
 def check_train_config(train):
@@ -176,6 +172,7 @@ def make_callbacks(config, workdir, strategy, grid_files):
     ]
     if distribute.is_chief(strategy):
         callbacks += [
+            SaveRunConfig(config, workdir),
             callbacks_lib.StepCheckpoint(checkpoints, keep=config.train.keep_checkpoints),
             callbacks_lib.TensorBoardLogger(
                 os.path.join(workdir, "tensorboard"), config.train.summary_every,

@@ -1,6 +1,6 @@
 """Regenerates the bundled sample face from scikit-image's public-domain `astronaut`.
 
-    python -m pipelines.make_sample
+    python -m gfrnet_tf.pipelines.make_sample
 
 Runs the same per-photo code as `gfrnet-prepare` (MTCNN box + margin, 256 crop, dlib
 68 landmarks), so the sample looks exactly like a prepared training face. Needs the
@@ -14,7 +14,7 @@ import json
 from gfrnet_tf.faces import DlibLandmarks
 from gfrnet_tf.io import atomic_writer
 from gfrnet_tf.sample import IMAGE_PATH, LANDMARKS_PATH
-from pipelines.photo import prepare_image
+from gfrnet_tf.pipelines.photo import prepare_image
 
 
 def make_sample() -> None:

@@ -62,28 +62,17 @@ class PreparedFace:
     eye_aspect_ratio: float
 
 
-def prepare_photos(photos, landmarks: faces.LandmarkSource,
-                   options: FaceOptions = FaceOptions()):
-    """Prepares a batch of `(key, identity, encoded bytes)`, detecting faces in batches.
+def prepare_photo(data: bytes, key: str, identity: str, landmarks: faces.LandmarkSource,
+                  options: FaceOptions = FaceOptions()) -> list[PreparedFace]:
+    """One encoded photo; raises the `GFRNetError` that rejects it (`reason`: its counter).
 
-    Returns, in input order, `(key, prepared faces or the GFRNetError that rejected the
-    photo)`; the error's `reason` is the counter to bump. One bad photo never stops the
-    others.
+    Detected on its own, never in a batch with other photos: mtcnn 1.0 sorts the proposals
+    of a whole batch together (an unstable sort, so tied scores of one photo are ordered by
+    its neighbours' proposals) and RNet/ONet round differently for one patch than for
+    several (measured), so a batched face's box, and hence its crop, depends on the batch.
     """
-    outcomes, decoded = {}, []
-    for key, identity, data in photos:
-        try:
-            decoded.append((key, identity, decode_image(data, key, max_pixels=options.max_pixels)))
-        except GFRNetError as error:
-            outcomes[key] = error
-    found = faces.detect_faces_batch([image for _, _, image in decoded], options.min_confidence)
-    for (key, identity, image), detections in zip(decoded, found):
-        try:
-            outcomes[key] = _prepare_detected(image, detections, key, identity, landmarks,
-                                              options)
-        except GFRNetError as error:
-            outcomes[key] = error
-    return [(key, outcomes[key]) for key, _, _ in photos]
+    return prepare_image(decode_image(data, key, max_pixels=options.max_pixels), key,
+                         identity, landmarks, options)
 
 
 def prepare_image(image: np.ndarray, key: str, identity: str,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
-from pipelines.photo import PreparedFace
+from gfrnet_tf.pipelines.photo import PreparedFace
 
 SPLITS = ("train", "val", "test")
 
