@@ -106,7 +106,7 @@ def main(argv):
         sys.stdout.reconfigure(errors="backslashreplace")
     input_path = Path(INPUT.value)
     inputs = input_photos(input_path)
-    # Checked before anything is loaded or written.
+    # Checked (and created) before the model is loaded.
     output = OutputFolder(OUTPUT.value, input_path, protected=[*inputs, *GUIDE.value],
                           longest_suffix=LONGEST_SUFFIX)
     restorer = load_restorer(MODEL.value)
@@ -126,7 +126,6 @@ def main(argv):
     if len(photos.guides) > 1:
         print(f"choosing guides by pose with {photos.pose.name}")
 
-    output.create()
     restored = 0
     stems = output.stems(inputs)
     for photo_path in inputs:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.io import save_image
+from gfrnet_tf.io.paths import make_output_dir, printable
 
 # Bytes per path component on the usual Linux and macOS file systems; `os.pathconf` tells
 # the output folder's own limit where it is smaller (e.g. 143 on eCryptfs).
@@ -35,39 +36,26 @@ class OutputFolderError(BadConfigError):
 
 
 class OutputFolder:
-    """The checked `--output` folder of a restoration run.
+    """The checked `--output` folder of a restoration run, created by the constructor.
 
     `input_path` is the photo or folder of photos; `protected` are the files that must never
     be replaced (inputs and guides); `longest_suffix` is the longest text any output name
-    adds to a photo's stem. Raises `OutputFolderError` before anything is written if the
-    folder is a file, is or lies inside the input folder (through symlinks too), or cannot
-    be created or written.
+    adds to a photo's stem. A folder that is or lies inside the input folder (through
+    symlinks too) is an `OutputFolderError` before anything is created; one that is a
+    file or cannot be created or written is `make_output_dir`'s `BadConfigError`.
     """
 
     def __init__(self, path, input_path, protected=(), longest_suffix: str = ""):
         self.path = Path(path)
         input_path = Path(input_path)
-        if self.path.is_file():
-            raise OutputFolderError(self.path, "is a file, not a folder")
         if input_path.is_dir() and _within(self.path, input_path):
             raise OutputFolderError(
-                self.path, f"is inside the input folder {input_path}; choose a folder outside it")
-        existing = next(p for p in (self.path.absolute(), *self.path.absolute().parents)
-                        if p.exists())
-        if not existing.is_dir():
-            raise OutputFolderError(self.path, f"cannot be created: {existing} is a file")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise OutputFolderError(self.path, f"cannot be written: {existing} is read-only")
+                printable(self.path),
+                f"is inside the input folder {printable(input_path)}; choose a folder outside it")
+        make_output_dir(self.path)
         self._protected = {_identity(p) for p in protected if os.path.lexists(p)}
-        name_max = min(NAME_MAX, _name_max(existing))
+        name_max = min(NAME_MAX, _name_max(self.path))
         self._stem_bytes = name_max - _TEMPORARY_EXTRA - len(os.fsencode(longest_suffix))
-
-    def create(self) -> None:
-        """Makes the folder (and its parents) if needed."""
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise OutputFolderError(self.path, f"cannot be created ({error.strerror})")
 
     def stems(self, photos: list[Path]) -> dict[Path, str]:
         """The output stem of each photo: its own stem, `stem_ext` where two photos share a
@@ -91,7 +79,7 @@ class OutputFolder:
         targets = [(self.path / f"{stem}{suffix}", image) for suffix, image in images]
         for target, _ in targets:
             if os.path.lexists(target) and _identity(target) in self._protected:
-                raise BadConfigError(target, "is an input or guide photo; not replaced")
+                raise BadConfigError(printable(target), "is an input or guide photo; not replaced")
         written = []
         try:
             for target, image in targets:
@@ -101,7 +89,8 @@ class OutputFolder:
             for done in written:
                 with contextlib.suppress(OSError):
                     done.unlink()
-            raise OutputFolderError(target, f"cannot be written ({error.strerror or error})")
+            raise OutputFolderError(printable(target),
+                                    f"cannot be written ({error.strerror or error})")
 
 
 def _within(path: Path, folder: Path) -> bool:
