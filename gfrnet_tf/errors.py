@@ -34,6 +34,12 @@ class BadImageError(GFRNetError):
     reason = "bad_image"
 
 
+class BadVideoError(GFRNetError):
+    """A video file that cannot be opened, decoded to its end or written."""
+
+    reason = "bad_video"
+
+
 class NoFaceError(GFRNetError):
     """An image in which the face detector found no usable face."""
 

@@ -157,7 +157,7 @@ def test_an_input_or_guide_is_never_replaced(tiny_model, photos):
     assert after.pop("out/b_face0.png") and after.pop("out/b_face0_compare.png")
     assert after.pop("out/b_restored.png")
     assert after == before  # nothing of photo a, the guide untouched
-    assert "restored 1 photo(s)" in stdout
+    assert "restored 1 file(s)" in stdout
 
 
 def test_long_and_undecodable_names_under_a_strict_locale(tiny_model, tmp_path):
@@ -179,7 +179,7 @@ def test_long_and_undecodable_names_under_a_strict_locale(tiny_model, tmp_path):
     assert status == 1, stderr
     assert error_lines(stderr) == [
         f"error: {photos}/br\\xffken.png: not an image file (unrecognised format)"]
-    assert "restored 5 photo(s)" in stdout and "failed: bad_image 1" in stderr
+    assert "restored 5 file(s)" in stdout and "failed: bad_image 1" in stderr
     assert "b\\xffad.png: restored 1 face(s)" in stdout
     assert "Jos\\xe9.png: restored 1 face(s)" in stdout
     assert tree_hashes(photos) == before

@@ -10,6 +10,10 @@ a feathered edge; with several guides each face gets the one closest in pose (dl
 landmarks, or MTCNN's 5 points without dlib) and the choice is printed. `--aligned`
 takes every input (and guide) as an already cropped square face.
 
+Videos (by suffix or content; a folder may mix them with photos) become
+`NAME_restored.mp4`: same frames, rate and size, audio copied, faces tracked between
+detections every `--detect_every` frames; see docs/VIDEO.md.
+
 Per photo `NAME.ext` the output folder receives `NAME_restored.png` (whole photo, same
 size; `NAME_ext_...` where two inputs share a name) and per face `k`: `NAME_face{k}.png`
 (restored crop), `NAME_face{k}_compare.png` (degraded | guide | warped guide | restored)
@@ -37,10 +41,11 @@ from gfrnet_tf.io.paths import printable
 from gfrnet_tf.restoration.outputs import OutputFolder, OutputFolderError
 from gfrnet_tf.restoration.photos import PhotoRestorer
 from gfrnet_tf.restoration.restorer import load_restorer
+from gfrnet_tf.video.files import is_video_file
 from gfrnet_tf.visualize import flow_to_rgb, image_grid
 
 MODEL = flags.DEFINE_string("model", None, "Checkpoint/.keras file, SavedModel folder or .tflite file.")
-INPUT = flags.DEFINE_string("input", None, "A photo or a folder of photos (not recursive).")
+INPUT = flags.DEFINE_string("input", None, "A photo or video, or a folder of them (not recursive).")
 GUIDE = flags.DEFINE_multi_string("guide", None, "High-quality photo of the same person; repeatable.")
 OUTPUT = flags.DEFINE_string("output", None, "Folder for the results.")
 ALIGNED = flags.DEFINE_bool("aligned", False, "Inputs and guides are square face crops already.")
@@ -50,6 +55,14 @@ IMAGE_SIZE = flags.DEFINE_integer(
     "Model input size. Default: the SavedModel's or .tflite file's size; else each "
     "--aligned crop's own size; else 256.",
 )
+DETECT_EVERY = flags.DEFINE_integer(
+    "detect_every", 10, "Videos: detect faces every N frames, track them in between "
+    "(1 = detect on every frame).")
+VIDEO_CRF = flags.DEFINE_integer(
+    "video_crf", 18, "Videos: H.264 quality, 0 (lossless RGB) .. 51; 18 looks lossless.")
+IDENTITY_EVERY = flags.DEFINE_integer(
+    "identity_every", 10, "Videos: measure the identity distance to the guide every N "
+    "frames (dlib; 0 = never).")
 flags.mark_flags_as_required(["model", "input", "guide", "output"])
 
 DEFAULT_IMAGE_SIZE = 256
@@ -98,6 +111,22 @@ def report(failures: Failures, error: GFRNetError) -> None:
     failures.add(error.reason, printable(error.source), error.problem)
 
 
+def restore_video(photos: PhotoRestorer, path: Path, destination: Path) -> str:
+    """Restores one video file; its summary line."""
+    if photos.aligned:
+        raise BadConfigError(path, "--aligned is for face-crop photos; a video's faces are tracked")
+    try:
+        from gfrnet_tf.video.clip import restore_clip
+        from gfrnet_tf.video.identity import optional_embedder
+        from gfrnet_tf.video.streaming import VideoRestorer
+    except ImportError as error:
+        raise BadConfigError(path, f"videos need PyAV: pip install 'gfrnet_tf[video]' ({error})")
+    videos = VideoRestorer(photos, detect_every=DETECT_EVERY.value)
+    identity = optional_embedder() if IDENTITY_EVERY.value else None
+    return restore_clip(videos, path, destination, crf=VIDEO_CRF.value, identity=identity,
+                        identity_every=IDENTITY_EVERY.value).describe()
+
+
 def main(argv):
     del argv
     # Whatever the locale: a name it cannot encode is printed escaped, never a crash
@@ -130,6 +159,11 @@ def main(argv):
     stems = output.stems(inputs)
     for photo_path in inputs:
         try:
+            if is_video_file(photo_path):
+                print(restore_video(photos, photo_path,
+                                    output.target(f"{stems[photo_path]}_restored.mp4")))
+                restored += 1
+                continue
             restored_photo, faces = photos.restore(load_image(photo_path), photo_path)
             output.write(stems[photo_path], output_images(restored_photo, faces))
         except (BadModelFileError, OutputFolderError):
@@ -140,7 +174,7 @@ def main(argv):
         restored += 1
         print(describe(photo_path, faces))
 
-    print(f"restored {restored} photo(s) into {printable(output.path)}")
+    print(f"restored {restored} file(s) into {printable(output.path)}")
     failures.exit_if_any()
 
 

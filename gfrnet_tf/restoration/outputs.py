@@ -69,6 +69,13 @@ class OutputFolder:
         return {p: _fitted(wanted[p], p.name, self._stem_bytes, tagged=True)
                 if taken[stem] > 1 else stem for p, stem in stems.items()}
 
+    def target(self, name: str) -> Path:
+        """`name` in the folder; `BadConfigError` naming it if it is an input or guide file."""
+        target = self.path / name
+        if os.path.lexists(target) and _identity(target) in self._protected:
+            raise BadConfigError(printable(target), "is an input or guide photo; not replaced")
+        return target
+
     def write(self, stem: str, images: list[tuple[str, object]]) -> None:
         """Saves each `(suffix, uint8 RGB image)` as `stem + suffix`, in order; all or none.
 
@@ -76,10 +83,7 @@ class OutputFolder:
         before anything is written. If a write fails, the files already written for this
         call are removed and `OutputFolderError` names the file that failed.
         """
-        targets = [(self.path / f"{stem}{suffix}", image) for suffix, image in images]
-        for target, _ in targets:
-            if os.path.lexists(target) and _identity(target) in self._protected:
-                raise BadConfigError(printable(target), "is an input or guide photo; not replaced")
+        targets = [(self.target(stem + suffix), image) for suffix, image in images]
         written = []
         try:
             for target, image in targets:
