@@ -28,7 +28,6 @@ being written then has no output.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from absl import flags
@@ -106,11 +105,6 @@ def describe(photo_path: Path, faces) -> str:
     return f"{printable(photo_path)}: restored {len(faces)} face(s); {guides}"
 
 
-def report(failures: Failures, error: GFRNetError) -> None:
-    """One `error:` line, the file name escaped where it is not valid UTF-8."""
-    failures.add(error.reason, printable(error.source), error.problem)
-
-
 def restore_video(photos: PhotoRestorer, path: Path, destination: Path) -> str:
     """Restores one video file; its summary line."""
     if photos.aligned:
@@ -129,10 +123,6 @@ def restore_video(photos: PhotoRestorer, path: Path, destination: Path) -> str:
 
 def main(argv):
     del argv
-    # Whatever the locale: a name it cannot encode is printed escaped, never a crash
-    # (stderr already escapes; a notebook's stdout has no `reconfigure` and needs none).
-    if hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(errors="backslashreplace")
     input_path = Path(INPUT.value)
     inputs = input_photos(input_path)
     # Checked (and created) before the model is loaded.
@@ -149,7 +139,7 @@ def main(argv):
         try:
             photos.add_guide(load_image(guide_path), guide_path, pose=len(GUIDE.value) > 1)
         except GFRNetError as error:
-            report(failures, error)
+            failures.add_error(error)
     if not photos.guides:
         raise NoFaceError("--guide", "no guide photo has a usable face")
     if len(photos.guides) > 1:
@@ -169,7 +159,7 @@ def main(argv):
         except (BadModelFileError, OutputFolderError):
             raise  # the model or the folder, not this photo: every other photo would fail too
         except GFRNetError as error:
-            report(failures, error)
+            failures.add_error(error)
             continue
         restored += 1
         print(describe(photo_path, faces))
