@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+from gfrnet_tf.configs.budget import EPOCH_STEPS, LEARNING_RATE, PRETRAIN_EPOCHS, short_run_schedule
+
 
 class Stages:
     """Numbered, timed stage banners; `command` runs `python -m gfrnet_tf.apps.<name>`.
@@ -54,24 +56,13 @@ class Stages:
         self.end(title, started)
 
 
-# Measured with benchmarks/quality.py (64 px, 1500 joint steps, held-out landmark error of
-# the warped guide / of the guide): the config's LR step-down (patience 1 on an 8-record
-# validation split) fell from 2e-4 to 2e-6 within 1000 steps and left 0.068 / 0.110;
-# a constant 2e-4 with 500 pre-training steps reached 0.053 / 0.110. 1e-3 was worse (0.088).
-SHORT_RUN_OVERRIDES = ("--config.train.learning_rates=(2e-4,)", "--config.train.warp_pretrain_epochs=2")
+# The schedule's fixed part (`configs.budget`), as flags.
+SHORT_RUN_OVERRIDES = (f"--config.train.learning_rates=({LEARNING_RATE!r},)",
+                       f"--config.train.warp_pretrain_epochs={PRETRAIN_EPOCHS}")
 
 
-def short_run_overrides(steps: int, epoch_steps: int = 250) -> list[str]:
-    """`--config.train.*` flags for a run of about `steps` joint-training steps (rounded up
-    to whole data epochs of `epoch_steps`, each ending with validation), after
-    `warp_pretrain_epochs` such epochs of WarpNet pre-training, at a constant learning rate.
-
-    A checkpoint every half epoch: the smoke config's 10-step interval would spend most of
-    a longer run saving (each interval is one `fit` epoch with its callbacks).
-    """
-    epoch_steps = max(1, min(epoch_steps, steps))
-    checkpoint_every = epoch_steps // 2 if epoch_steps % 2 == 0 else epoch_steps
-    return [*SHORT_RUN_OVERRIDES,
-            f"--config.train.steps_per_epoch={epoch_steps}",
-            f"--config.train.checkpoint_every={checkpoint_every}",
-            f"--config.train.epochs={-(-steps // epoch_steps)}"]
+def short_run_overrides(steps: int, epoch_steps: int = EPOCH_STEPS) -> list[str]:
+    """`--config.train.*` flags of `configs.budget.short_run_schedule(steps, epoch_steps)`."""
+    schedule = short_run_schedule(steps, epoch_steps)
+    return [*SHORT_RUN_OVERRIDES, *(f"--config.train.{key}={schedule[key]}"
+                                    for key in ("steps_per_epoch", "checkpoint_every", "epochs"))]

@@ -11,7 +11,10 @@ first row "degraded input" is the no-model baseline) and writes `results.csv`,
 `--output`. PSNR/SSIM are on RGB uint8 [0, 255]; see `gfrnet_tf.evaluation.protocol` for
 the settings. A model that cannot be loaded or run, and corrupt records (skipped), are
 reported in one line each; the others are still evaluated, and the exit status is 1.
-The work is `gfrnet_tf.evaluation.runner.evaluate_models`.
+With dlib installed (extra `landmarks`) the table has the restored faces' identity distance
+to the ground truth (`identity_distance`, `identity_match`) and landmark distance (`lmd`)
+per setting; `--arcface_model FILE` (ONNX or TFLite) adds `arcface_deg`; see
+docs/EVALUATION.md. The work is `gfrnet_tf.evaluation.runner.evaluate_models`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from gfrnet_tf.configs import load_config
 from gfrnet_tf.data import PreparedDataset
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.evaluation import protocol, report
+from gfrnet_tf.evaluation.identity import face_measures
 from gfrnet_tf.evaluation.runner import evaluate_models
 
 MODEL = flags.DEFINE_multi_string("model", None, "Workdir, checkpoint, .keras, SavedModel or .tflite; repeatable.")
@@ -42,6 +46,14 @@ SYNTHETIC_POSE = flags.DEFINE_bool(
     "synthetic_pose", None, "With a glob --data: guides made from the targets with a known flow "
     "(measures flow EPE). A dataset folder's manifest says this itself.")
 EXAMPLES = flags.DEFINE_integer("examples", 4, "Rows in each example grid.")
+FACE_MEASURES = flags.DEFINE_bool(
+    "face_measures", True, "Identity and landmark distances of the restored faces (needs dlib).")
+ARCFACE_MODEL = flags.DEFINE_string(
+    "arcface_model", None, "An ArcFace .onnx or .tflite (112x112 RGB, 5-point template, "
+    "(x - 127.5) / 127.5) for the arcface_deg column.")
+TEST_PROTOCOL = flags.DEFINE_enum(
+    "test_protocol", protocol.DEFAULT_TEST_PROTOCOL, list(protocol.TEST_PROTOCOLS),
+    "What the 4x/8x settings draw: " + "; ".join(f"{k}: {v}" for k, v in protocol.TEST_PROTOCOLS.items()))
 flags.mark_flags_as_required(["model", "data"])
 
 
@@ -56,14 +68,20 @@ def main(argv):
     del argv
     models = dict(zip(model_names(MODEL.value), MODEL.value))
     dataset = PreparedDataset.open(DATA.value, glob_split=SPLIT.value, synthetic_pose=SYNTHETIC_POSE.value)
+    measures, face_note = None, "face measures off (--noface_measures)"
+    if FACE_MEASURES.value:
+        measures, face_note = face_measures(ARCFACE_MODEL.value)
+    if face_note and FACE_MEASURES.value:
+        print(face_note)
     result = evaluate_models(
         models, dataset, SPLIT.value, OUTPUT.value, batch_size=BATCH_SIZE.value,
         examples=EXAMPLES.value, image_size=IMAGE_SIZE.value,
-        input_config=load_config(CONFIG.value).input if CONFIG.value else None)
+        input_config=load_config(CONFIG.value).input if CONFIG.value else None,
+        face_measures=measures, face_note=face_note, test_protocol=TEST_PROTOCOL.value)
     failures = Failures()
     for error in result.failures:
         failures.add_error(error)
-    print(report.markdown_table(result.rows, protocol.COLUMNS))
+    print(report.markdown_table(result.rows, result.evaluation.columns))
     print(f"results: {result.output / 'results.csv'}, {result.output / 'results.json'}")
     if result.skipped_records:
         failures.add("bad_record", DATA.value, f"{result.skipped_records} corrupt record(s) skipped")

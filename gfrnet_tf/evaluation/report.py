@@ -42,12 +42,12 @@ def write_csv(path, rows: Sequence[Mapping], columns: Sequence[str]) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({c: "" if _is_missing(row[c]) else row[c] for c in columns})
-    _write_text(path, buffer.getvalue())
+    write_text(path, buffer.getvalue())
 
 
 def write_json(path, payload) -> None:
     """Strict JSON (NaN and infinity become null, which other tools can read)."""
-    _write_text(path, json.dumps(_nan_to_none(payload), indent=2, sort_keys=True) + "\n")
+    write_text(path, json.dumps(_nan_to_none(payload), indent=2, sort_keys=True) + "\n")
 
 
 def write_example_grid(path, rows: Sequence[Sequence[np.ndarray]]) -> None:
@@ -55,7 +55,8 @@ def write_example_grid(path, rows: Sequence[Sequence[np.ndarray]]) -> None:
     save_image(path, image_grid(rows))
 
 
-def _write_text(path, text: str) -> None:
+def write_text(path, text: str) -> None:
+    """UTF-8 text, atomically."""
     with atomic_writer(path) as stream:
         stream.write(text.encode("utf-8"))
 

@@ -11,6 +11,9 @@ restored | I) into the output folder; `gfrnet-evaluate` is a thin wrapper around
 test-time input settings are those the (first) model was trained with, at its image size,
 with synthetic pose as the dataset's manifest says. A model that cannot be loaded or run
 is reported and the others are still evaluated; corrupt records are skipped and counted.
+With `face_measures` (`evaluation.identity.face_measures()`) the table gains the identity
+and landmark distances of the restored faces; `test_protocol` picks what the 4x/8x
+settings draw (`protocol.TEST_PROTOCOLS`).
 """
 
 from __future__ import annotations
@@ -39,14 +42,17 @@ class EvaluationResult:
     skipped_records: int
     output: Path
     image_size: int
+    evaluation: protocol.Evaluation  # per-image values and faces, for studies
 
 
 def evaluate_models(models: dict, dataset, split: str = "test", output="eval", *,
                     batch_size: int = 8, examples: int = 4, image_size: int | None = None,
-                    input_config=None) -> EvaluationResult:
+                    input_config=None, face_measures=None, face_note: str = "",
+                    test_protocol: str = protocol.DEFAULT_TEST_PROTOCOL) -> EvaluationResult:
     """Evaluates `models` (table name -> anything `load_restorer` takes) on `split`.
 
-    `input_config` (a `config.input`) and `image_size` override what the models recorded.
+    `input_config` (a `config.input`) and `image_size` override what the models recorded;
+    `face_note` says in results.json why face measures are missing, if they are.
     """
     files = dataset.files(split)  # a missing split fails now, before any model loads
     failures, restorers = [], {}
@@ -62,31 +68,34 @@ def evaluate_models(models: dict, dataset, split: str = "test", output="eval", *
 
     def make_batches(setting):
         counters.append(SkippedRecords())
-        return make_dataset(files, protocol.setting_config(config, setting), training=False,
-                            skipped=counters[-1])
+        return make_dataset(files, protocol.setting_config(config, setting, test_protocol),
+                            training=False, skipped=counters[-1])
 
     evaluation = protocol.evaluate({BASELINE: protocol.DegradedInput(), **restorers},
-                                   make_batches, examples)
+                                   make_batches, examples, face_measures)
     for name, problem in evaluation.failures.items():
         failures.append(BadModelFileError(models[name], problem))
     for name, rows in evaluation.examples.items():
         if name != BASELINE and rows:
             report.write_example_grid(output / f"examples_{file_name(name)}.png", rows)
     skipped = max((counter.skipped for counter in counters), default=0)
-    report.write_csv(output / "results.csv", evaluation.rows, protocol.COLUMNS)
+    report.write_csv(output / "results.csv", evaluation.rows, evaluation.columns)
     report.write_json(output / "results.json", {
         "rows": evaluation.rows,
         "data": dataset.source,
         "split": split,
         "colour_space": "RGB, uint8 [0, 255] (model outputs rounded)",
         "settings": protocol.SETTINGS,
+        "test_protocol": {test_protocol: protocol.TEST_PROTOCOLS[test_protocol]},
+        "face_measures": face_note or "dlib identity distance / match (< 0.6), LMD: "
+                                      "see gfrnet_tf.evaluation.identity",
         "degradation_sets": {name: list(config.degradation[name]) for name in PARAMETERS},
         "landmark_error": "mean point distance / guide inter-ocular distance (points 37, 46)",
         "image_size": config.image_size,
         "synthetic_pose": bool(config.synthetic_pose.enabled),
         "skipped_records": skipped,
     })
-    return EvaluationResult(evaluation.rows, failures, skipped, output, config.image_size)
+    return EvaluationResult(evaluation.rows, failures, skipped, output, config.image_size, evaluation)
 
 
 def evaluation_input_config(restorers: dict, input_config, image_size, batch_size):

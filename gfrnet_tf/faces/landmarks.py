@@ -34,8 +34,8 @@ class LandmarkSource(abc.ABC):
         """float32 `[68, 2]` pixel (x, y) in `image`; `key` = photo path relative to the input root."""
 
 
-def default_predictor_path() -> Path:
-    """dlib's 68-point model inside the `face-recognition-models` package.
+def packaged_dlib_model(file_name: str) -> Path:
+    """A dlib model file inside the `face-recognition-models` package.
 
     Found without importing the package: its `__init__` needs `pkg_resources`, which
     current setuptools no longer ships.
@@ -44,8 +44,12 @@ def default_predictor_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise LandmarksError("face_recognition_models", "not installed: "
                              "pip install gfrnet_tf[landmarks]")
-    return Path(spec.submodule_search_locations[0]) / "models" / (
-        "shape_predictor_68_face_landmarks.dat")
+    return Path(spec.submodule_search_locations[0]) / "models" / file_name
+
+
+def default_predictor_path() -> Path:
+    """dlib's 68-point model inside the `face-recognition-models` package."""
+    return packaged_dlib_model("shape_predictor_68_face_landmarks.dat")
 
 
 @functools.cache
