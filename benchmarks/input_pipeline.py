@@ -1,6 +1,7 @@
 """Input pipeline throughput at 256x256: in-graph Eq. 4 vs OpenCV in `tf.numpy_function`.
 
-    python benchmarks/input_pipeline.py [--images=32 --batches=16 --rounds=3 --batch_size=8]
+    python -m benchmarks.input_pipeline [--images=32 --batches=16 --rounds=3 --batch_size=8]
+        [--threads=1,2]
 
 Writes a shard of synthetic 256x256 PNG pairs to a temporary folder, then times, in one
 run and on the same shard, `make_dataset(training=True)` with
@@ -9,7 +10,11 @@ run and on the same shard, `make_dataset(training=True)` with
   - `opencv`: the same steps in OpenCV inside `tf.numpy_function`, as the reference
     implementations do (GaussianBlur, INTER_AREA down, AWGN, imencode JPEG, INTER_CUBIC up);
   - `tf+pose`: the default plus synthetic-pose guides.
-Prints images/s and the ratio to `opencv`. Small by design (< 2 min on 2 busy cores).
+Each variant runs with tf.data's private thread pool at each `--threads` size (default 1
+and all cores), so the table shows images/s per core and how they scale. Prints images/s
+(wall), images per CPU-second of this process (what one core delivers, robust to other
+load), the ratios to `opencv`, and the CPU time per image above the `none` floor (the cost
+of Eq. 4 and the guide alone). Small by design (< 3 min on 2 busy cores).
 """
 
 from __future__ import annotations
@@ -30,24 +35,26 @@ flags.DEFINE_integer("images", 32, "pairs in the benchmark shard (the dataset re
 flags.DEFINE_integer("batches", 16, "timed batches per variant and round, after 2 warm-up batches")
 flags.DEFINE_integer("rounds", 3, "round-robin rounds; the best round of each variant counts")
 flags.DEFINE_integer("batch_size", 8, "batch size")
+flags.DEFINE_list("threads", None, "tf.data thread-pool sizes to time (default: 1 and all cores)")
 FLAGS = flags.FLAGS
 SIZE = 256
 
 
-def _face_like(rng):
+def _face_like(rng, size):
     """Smooth shading plus texture, so PNG decode and JPEG cost resemble a face crop."""
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
+    yy, xx = np.mgrid[0:size, 0:size] / size
     phase = rng.uniform(0, 2 * np.pi, 3)
     shading = 0.5 + 0.3 * np.sin(5 * xx[..., None] + phase) * np.cos(3 * yy[..., None])
-    texture = cv2.GaussianBlur(rng.rand(SIZE, SIZE, 3), (0, 0), 1.0) * 0.2
+    texture = cv2.GaussianBlur(rng.rand(size, size, 3), (0, 0), 1.0) * 0.2
     return np.clip((shading + texture) * 255, 0, 255).astype(np.uint8)
 
 
-def _write_shard(folder, count):
+def write_shard(folder, count, size=SIZE):
+    """A shard of `count` face-like PNG pairs `size` px a side, landmarks in the middle half."""
     rng = np.random.RandomState(0)
-    points = rng.uniform(64, 192, (count, 2, 68, 2)).astype(np.float32)
+    points = rng.uniform(size / 4, 3 * size / 4, (count, 2, 68, 2)).astype(np.float32)
     examples = (
-        records.encode_pair(_face_like(rng), _face_like(rng), points[i, 0], points[i, 1])
+        records.encode_pair(_face_like(rng, size), _face_like(rng, size), points[i, 0], points[i, 1])
         for i in range(count)
     )
     path = os.path.join(folder, "bench-00000.tfrecord")
@@ -93,21 +100,31 @@ def _no_degradation(image, degradation, seed):
     return image
 
 
-def _images_per_second(dataset, count, batch_size):
-    """Times `count` batches from a fresh, warmed-up iterator (traced, buffers filled).
+def with_threads(dataset, threads):
+    """`dataset` on a private tf.data thread pool of `threads` threads (None: the default)."""
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = threads or 0
+    return dataset.with_options(options)
 
+
+def throughput(dataset, count, batch_size):
+    """`(images/s, images per CPU-second)` over `count` batches of a fresh, warmed-up iterator.
+
+    The CPU-time figure (every thread of this process, `time.process_time`) is what one
+    host core delivers, and stays meaningful on a loaded machine where wall time does not.
     The iterator is dropped afterwards: a live one keeps filling its prefetch buffer in
     the background and would steal CPU from (and pre-compute for) the next measurement.
     """
     batches = iter(dataset)
     for _ in range(2):
         next(batches)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     for _ in range(count):
         next(batches)
-    rate = count * batch_size / (time.perf_counter() - start)
+    images = count * batch_size
+    rates = images / (time.perf_counter() - start), images / (time.process_time() - start_cpu)
     del batches
-    return rate
+    return rates
 
 
 def main(argv):
@@ -124,27 +141,40 @@ def main(argv):
         ("opencv", config, opencv_degrade),
         ("tf+pose", pose_config, degrade.degrade),
     ]
+    cores = os.cpu_count()
+    threads = sorted({int(t) for t in FLAGS.threads or (1, cores)})
+    print(f"before: {uptime()}")
     with tempfile.TemporaryDirectory() as folder:
-        path = _write_shard(folder, FLAGS.images)
+        path = write_shard(folder, FLAGS.images)
         datasets = {
-            name: pipeline.make_dataset(path, cfg, training=True, degradation_fn=fn).repeat()
+            (name, count): with_threads(
+                pipeline.make_dataset(path, cfg, training=True, degradation_fn=fn).repeat(), count
+            )
             for name, cfg, fn in variants
+            for count in threads
         }
         # Round-robin and keep each variant's best round: other load on a shared machine
         # then hits all variants alike instead of whichever happened to run at that time.
-        rates = {name: 0.0 for name in datasets}
+        rates = {key: (0.0, 0.0) for key in datasets}
         for _ in range(FLAGS.rounds):
-            for name, dataset in datasets.items():
-                rate = _images_per_second(dataset, FLAGS.batches, config.batch_size)
-                rates[name] = max(rates[name], rate)
-    load = os.getloadavg()[0]
-    print(
-        f"\n{SIZE}x{SIZE}, batch {FLAGS.batch_size}, {os.cpu_count()} cores "
-        f"(load {load:.1f}), tf {tf.__version__}"
-    )
-    print("| variant | images/s | vs opencv |\n| --- | ---: | ---: |")
-    for name, rate in rates.items():
-        print(f"| {name} | {rate:.1f} | {rate / rates['opencv']:.2f}x |")
+            for key, dataset in datasets.items():
+                rate = throughput(dataset, FLAGS.batches, config.batch_size)
+                rates[key] = tuple(map(max, rates[key], rate))
+    print(f"after:  {uptime()}")
+    print(f"\n{SIZE}x{SIZE}, batch {FLAGS.batch_size}, {cores} cores, tf {tf.__version__}")
+    print("| variant | threads | images/s | vs opencv | images per CPU-second | vs opencv "
+          "| CPU-ms/image above `none` |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for (name, count), (rate, per_cpu) in rates.items():
+        opencv_rate, opencv_per_cpu = rates[("opencv", count)]
+        above = 1e3 * (1.0 / per_cpu - 1.0 / rates[("none", count)][1])
+        print(f"| {name} | {count} | {rate:.1f} | {rate / opencv_rate:.2f}x | {per_cpu:.1f} "
+              f"| {per_cpu / opencv_per_cpu:.2f}x | {above:.2f} |")
+
+
+def uptime():
+    """The `uptime` line (load averages), to print next to every figure."""
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return f"{time.strftime('%H:%M:%S')} load average: {load}"
 
 
 if __name__ == "__main__":

@@ -142,3 +142,10 @@ def test_unusable_sets_raise_bad_config(name, values, size):
     sets = dict(degrade.paper_parameter_sets(), **{name: values})
     with pytest.raises(BadConfigError, match=name):
         degrade.check_parameter_sets(sets, size)
+
+
+@pytest.mark.parametrize("small, size", [((4, 4), (64, 64)), ((16, 12), (64, 48))])
+def test_separable_bicubic_upscale_matches_tf_image_resize(small, size):
+    image = tf.constant(np.random.RandomState(3).uniform(-1, 1, (*small, 2)), tf.float32)
+    ours = degrade.resize_separable(image, *size)
+    np.testing.assert_allclose(ours.numpy(), tf.image.resize(image, size, "bicubic").numpy(), atol=2e-6)

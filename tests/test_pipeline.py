@@ -264,3 +264,20 @@ def test_unknown_mode_and_empty_pattern_raise_bad_config(shards, tmp_path):
         pipeline.make_dataset(shards[0], config, training=True)
     with pytest.raises(BadConfigError, match="matches no TFRecord shards"):
         pipeline.make_dataset(str(tmp_path / "none-*.tfrecord"), _config(), training=True)
+
+
+def test_synthetic_pose_never_decodes_the_stored_guide(tmp_path):
+    # The stored guide is replaced, so its decoding is pruned: a PNG cut off after its
+    # header (which the header checks still read) goes unnoticed in synthetic-pose mode and
+    # stops a stored-guide pipeline at the decode.
+    rng = np.random.RandomState(2)
+    target, guide, points, _ = _dotted_pair(rng)
+    truncated = tf.io.encode_png(guide).numpy()[:64]
+    path = str(tmp_path / "bad-guide.tfrecord")
+    records.write_shard(path, [records.encode_pair(target, truncated, points, points)])
+    config = _config(batch_size=1)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        _epoch(pipeline.make_dataset(path, config, training=False))
+    config.synthetic_pose.enabled = True
+    (inputs, targets), = _epoch(pipeline.make_dataset(path, config, training=False))
+    assert inputs["guide"].shape == (1, SIZE, SIZE, 3) and targets["flow"].shape == (1, SIZE, SIZE, 2)

@@ -224,25 +224,6 @@ def test_unwritable_output_is_one_line(collection, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["a_file"]
 
 
-@pytest.fixture
-def read_only_folder(tmp_path):
-    """An existing folder nobody can write into: mode 0555, or immutable for root (whom
-    file modes do not stop)."""
-    folder = tmp_path / "read_only"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        yield folder
-        folder.chmod(0o755)
-        return
-    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
-        pytest.skip("running as root without chattr +i: no folder is read-only to root")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["chattr", "-i", str(folder)], check=True)
-
-
 def test_read_only_output_is_one_line(collection, read_only_folder, capsys):
     assert prepare_app.main(["--input", str(collection[0]), "--output", str(read_only_folder),
                              *SMALL, *IN_PROCESS]) == 1

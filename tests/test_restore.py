@@ -44,7 +44,7 @@ def test_image_grid_layout():
 
 
 REPO = Path(__file__).resolve().parents[1]
-SIZE = 32
+SIZE = 32  # conftest's `tiny_model` size
 
 
 @pytest.fixture(scope="module")

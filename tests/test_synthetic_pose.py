@@ -56,7 +56,7 @@ def test_inverse_undoes_forward_at_the_largest_allowed_elastic_amplitude():
     # 2 * 0.06 * 4 = 0.48: just inside the bound check_pose_settings accepts.
     settings = _settings(elastic_amplitude=0.06, elastic_grid=4)
     synthetic_pose.check_pose_settings(settings)
-    warp = synthetic_pose.PoseWarp(tf.constant([1, 2], tf.int64), SIZE, SIZE, settings)
+    warp = synthetic_pose.PoseWarp.sample(tf.constant([1, 2], tf.int64), SIZE, SIZE, settings)
     points = tf.constant(np.random.RandomState(1).uniform(8, 56, (500, 2)), tf.float32)
     back = warp.forward(warp.inverse(points)).numpy()
     np.testing.assert_allclose(back, points.numpy(), atol=2e-3)
@@ -111,3 +111,18 @@ def test_zero_ranges_give_the_identity_warp():
 def test_settings_that_could_fold_or_lose_the_face_raise(changes):
     with pytest.raises(BadConfigError):
         synthetic_pose.check_pose_settings(_settings(**changes))
+
+
+@pytest.mark.parametrize("grid, photometric", [(4, True), (2, False)])
+def test_compiled_guide_matches_the_graph_computation(grid, photometric):
+    settings = _settings(photometric=photometric, elastic_amplitude=0.05, elastic_grid=grid)
+    warp_seed, light_seed = tf.unstack(tf.constant([[1, 2], [3, 4]], tf.int64))
+    draws = synthetic_pose.draw_warp(warp_seed, SIZE, SIZE, settings)
+    light = synthetic_pose.draw_light(light_seed, settings) if photometric else None
+    args = (tf.constant(_smooth_image()), tf.constant(_landmarks()), draws, light,
+            synthetic_pose._fixed_point_steps(settings), 16 * grid)  # pylint: disable=protected-access
+    compiled = synthetic_pose.render_guide_xla(*args)
+    graph = tf.function(synthetic_pose.render_guide)(*args)
+    # Only the order of float32 sums differs (XLA fuses): guide and flow to ~1e-6.
+    for name, a, b, atol in zip(("guide", "landmarks", "flow"), compiled, graph, (1e-5, 1e-4, 1e-5)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=atol, err_msg=name)

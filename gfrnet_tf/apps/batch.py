@@ -6,6 +6,7 @@ import collections
 import sys
 
 from gfrnet_tf.errors import GFRNetError
+from gfrnet_tf.io.paths import printable
 
 
 class Failures:
@@ -16,7 +17,7 @@ class Failures:
 
     def add(self, reason: str, source, problem: str) -> None:
         self.counts[reason] += 1
-        print(f"error: {source}: {problem}", file=sys.stderr)
+        print(f"error: {printable(source)}: {printable(problem)}", file=sys.stderr)
 
     def add_error(self, error: GFRNetError) -> None:
         self.add(error.reason, error.source, error.problem)

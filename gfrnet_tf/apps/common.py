@@ -14,6 +14,7 @@ from ml_collections.config_flags import config_flags  # the module: its parser c
 
 from gfrnet_tf.configs import PRESETS, preset_path
 from gfrnet_tf.errors import GFRNetError
+from gfrnet_tf.io.paths import printable
 from gfrnet_tf.training.distribute import STRATEGIES, make_strategy
 
 DEBUG = flags.DEFINE_bool("debug", False, "Show full Python tracebacks instead of one-line errors.")
@@ -29,7 +30,7 @@ def main_wrapper(main):
         except GFRNetError as error:
             if flags.FLAGS.is_parsed() and DEBUG.value:
                 raise
-            print(f"error: {error.source}: {error.problem}", file=sys.stderr)
+            print(f"error: {printable(error.source)}: {printable(error.problem)}", file=sys.stderr)
             sys.exit(1)
 
     return wrapped
@@ -39,6 +40,8 @@ def make_run(main):
     """The console-script entry point for `main`: `absl.app.run` with one-line errors."""
 
     def run():
+        # Whatever the locale, a name it cannot encode prints escaped, never a crash.
+        sys.stdout.reconfigure(errors="backslashreplace")
         app.run(main_wrapper(main), flags_parser=_parse_flags)
 
     return run

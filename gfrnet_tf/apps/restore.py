@@ -15,10 +15,15 @@ Videos (by suffix or content; a folder may mix them with photos) become
 detections every `--detect_every` frames; see docs/VIDEO.md.
 
 Per photo `NAME.ext` the output folder receives `NAME_restored.png` (whole photo, same
-size; `NAME_ext_...` where two inputs share a name) and per face `k`: `NAME_face{k}.png` (restored crop), `NAME_face{k}_compare.png`
-(degraded | guide | warped guide | restored) and with `--flow` `NAME_face{k}_flow.png`.
-A file that cannot be read or has no face gets one line; the batch goes on, a summary
-by reason ends the run and the exit status is 1 if anything failed.
+size; `NAME_ext_...` where two inputs share a name) and per face `k`: `NAME_face{k}.png`
+(restored crop), `NAME_face{k}_compare.png` (degraded | guide | warped guide | restored)
+and with `--flow` `NAME_face{k}_flow.png`. A name too long for the file system is cut and
+tagged with a digest of the photo's name (see `restoration.outputs`).
+The output folder must lie outside the input folder, and no input or guide file is ever
+replaced. A file that cannot be read or has no face gets one line; the batch goes on, a
+summary by reason ends the run and the exit status is 1 if anything failed. An output
+folder that cannot be written (read-only, full) stops the run with one line; the photo
+being written then has no output.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from absl import flags
 from gfrnet_tf.apps.batch import Failures
 from gfrnet_tf.apps.common import make_run
 from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError, NoFaceError
-from gfrnet_tf.io import load_image, save_image
+from gfrnet_tf.io import load_image
+from gfrnet_tf.io.paths import printable
+from gfrnet_tf.restoration.outputs import OutputFolder, OutputFolderError
 from gfrnet_tf.restoration.photos import PhotoRestorer
 from gfrnet_tf.restoration.restorer import load_restorer
 from gfrnet_tf.video.files import is_video_file
@@ -58,43 +65,44 @@ IDENTITY_EVERY = flags.DEFINE_integer(
 flags.mark_flags_as_required(["model", "input", "guide", "output"])
 
 DEFAULT_IMAGE_SIZE = 256
+# The longest text an output name adds to a photo's stem (up to 1000 faces per photo).
+LONGEST_SUFFIX = "_face999_compare.png"
 
 
 def input_photos(path: Path) -> list[Path]:
-    """The photo, or every visible file of the folder (non-images fail by name later)."""
+    """The photo, or every visible regular file of the folder (non-images fail by name later)."""
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        try:
+            return sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        except OSError as error:
+            raise BadConfigError(path, f"--input cannot be listed ({error.strerror})")
     if path.is_file():
         return [path]
     raise BadConfigError(path, "--input is neither a file nor a folder")
 
 
-def output_stems(photos: list[Path]) -> dict[Path, str]:
-    """Output name per photo: its stem, or `stem_ext` where two photos share a stem."""
-    stems = [p.stem for p in photos]
-    return {p: p.stem if stems.count(p.stem) == 1 else f"{p.stem}_{p.suffix.lstrip('.')}"
-            for p in photos}
-
-
-def save_outputs(output: Path, stem: str, restored_photo, faces) -> None:
+def output_images(restored_photo, faces) -> list[tuple[str, object]]:
+    """`(name suffix, image)` of every output of one photo, the whole photo last: a photo
+    whose restored version exists has all its outputs."""
+    images = []
     for k, face in enumerate(faces):
         result = face.result
-        save_image(output / f"{stem}_face{k}.png", result.restored)
-        save_image(output / f"{stem}_face{k}_compare.png", image_grid(
-            [[face.degraded, face.guide.crop, result.warped_guide, result.restored]]))
+        images.append((f"_face{k}.png", result.restored))
+        images.append((f"_face{k}_compare.png", image_grid(
+            [[face.degraded, face.guide.crop, result.warped_guide, result.restored]])))
         if FLOW.value and result.flow is not None:
-            save_image(output / f"{stem}_face{k}_flow.png", flow_to_rgb(result.flow))
-    # Last, so that a photo whose restored version exists has all its outputs.
-    save_image(output / f"{stem}_restored.png", restored_photo)
+            images.append((f"_face{k}_flow.png", flow_to_rgb(result.flow)))
+    images.append(("_restored.png", restored_photo))
+    return images
 
 
 def describe(photo_path: Path, faces) -> str:
     guides = ", ".join(
-        f"face {k}: guide {Path(face.guide.source).name}"
+        f"face {k}: guide {printable(Path(face.guide.source).name)}"
         + (f" (pose distance {min(face.distances):.3f})" if face.distances else "")
         for k, face in enumerate(faces)
     )
-    return f"{photo_path}: restored {len(faces)} face(s); {guides}"
+    return f"{printable(photo_path)}: restored {len(faces)} face(s); {guides}"
 
 
 def restore_video(photos: PhotoRestorer, path: Path, destination: Path) -> str:
@@ -115,14 +123,17 @@ def restore_video(photos: PhotoRestorer, path: Path, destination: Path) -> str:
 
 def main(argv):
     del argv
+    input_path = Path(INPUT.value)
+    inputs = input_photos(input_path)
+    # Checked (and created) before the model is loaded.
+    output = OutputFolder(OUTPUT.value, input_path, protected=[*inputs, *GUIDE.value],
+                          longest_suffix=LONGEST_SUFFIX)
     restorer = load_restorer(MODEL.value)
     # Exported models know their size; a Keras model takes any size, so aligned crops
     # are then used at their own size.
     image_size = IMAGE_SIZE.value or restorer.image_size or (
         None if ALIGNED.value else DEFAULT_IMAGE_SIZE)
     photos = PhotoRestorer(restorer, image_size, aligned=ALIGNED.value)
-    output = Path(OUTPUT.value)
-    output.mkdir(parents=True, exist_ok=True)
     failures = Failures()
     for guide_path in GUIDE.value:
         try:
@@ -135,26 +146,25 @@ def main(argv):
         print(f"choosing guides by pose with {photos.pose.name}")
 
     restored = 0
-    inputs = input_photos(Path(INPUT.value))
-    stems = output_stems(inputs)
+    stems = output.stems(inputs)
     for photo_path in inputs:
         try:
             if is_video_file(photo_path):
                 print(restore_video(photos, photo_path,
-                                    output / f"{stems[photo_path]}_restored.mp4"))
+                                    output.target(f"{stems[photo_path]}_restored.mp4")))
                 restored += 1
                 continue
             restored_photo, faces = photos.restore(load_image(photo_path), photo_path)
-            save_outputs(output, stems[photo_path], restored_photo, faces)
-        except BadModelFileError:
-            raise  # the model, not this photo: every other photo would fail the same way
+            output.write(stems[photo_path], output_images(restored_photo, faces))
+        except (BadModelFileError, OutputFolderError):
+            raise  # the model or the folder, not this photo: every other photo would fail too
         except GFRNetError as error:
             failures.add_error(error)
             continue
         restored += 1
         print(describe(photo_path, faces))
 
-    print(f"restored {restored} file(s) into {output}")
+    print(f"restored {restored} file(s) into {printable(output.path)}")
     failures.exit_if_any()
 
 

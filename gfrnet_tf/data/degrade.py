@@ -100,6 +100,15 @@ def resize_matrix(in_size, out_size):
     return weights / tf.reduce_sum(weights, axis=1, keepdims=True)
 
 
+def resize_separable(image, height, width):
+    """`tf.image.resize(image, [height, width], "bicubic")` of `[h, w, C]` as two GEMMs.
+
+    Equal when upscaling (to 2e-6, tested) and, unlike TF's resize kernel, XLA-compilable.
+    """
+    shape = tf.shape(image)
+    return _separable(image, resize_matrix(shape[0], height), resize_matrix(shape[1], width))
+
+
 def blur_matrix(size, rho):
     """`[size, size]` Gaussian blur (std rho px, taps within ceil(3 rho)); rho = 0 -> identity.
 

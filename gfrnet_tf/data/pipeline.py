@@ -33,6 +33,7 @@ from gfrnet_tf.errors import BadConfigError
 
 DEGRADATION_MODES = ("random", "seeded", "fixed")
 PAIR_KEYS = ("target", "guide", "landmarks", "guide_landmarks")
+TARGET_KEYS = ("target", "landmarks")
 
 
 def default_input_config():
@@ -156,13 +157,14 @@ def _example_fn(config, training, degradation_fn):
         pose_seed, flip_seed, draw_seed, noise_seed = tf.unstack(
             tf.random.experimental.stateless_split(seed, 4)
         )
-        targets = {key: sample[key] for key in ("landmarks", "guide_landmarks")}
         target = sample["target"]
-        guide = sample["guide"]
+        targets = {"landmarks": sample["landmarks"]}
         if config.synthetic_pose.enabled:
             guide, targets["guide_landmarks"], targets["flow"] = synthetic_pose.synthesize_guide(
                 target, targets["landmarks"], pose_seed, config.synthetic_pose
             )
+        else:
+            guide, targets["guide_landmarks"] = sample["guide"], sample["guide_landmarks"]
         pair = dict(targets, target=target, guide=guide)
         if training and config.flip:
             heads = tf.random.stateless_uniform([], flip_seed) < 0.5
@@ -273,9 +275,13 @@ def make_dataset(
         check_record_headers(path)
     records = _read_shards(files, config, training, input_context)
 
+    # A synthetic-pose guide replaces the stored one: leaving it out of the parse output
+    # lets tf.data prune its decoding (one PNG decode, ~10% of a sample's CPU time).
+    keys = TARGET_KEYS if config.synthetic_pose.enabled else PAIR_KEYS
+
     def parse(shard, index, serialized):
         sample = parse_pair(serialized, config.image_size, shard, index)
-        return shard, index, {key: sample[key] for key in PAIR_KEYS}
+        return shard, index, {key: sample[key] for key in keys}
 
     if config.skip_corrupt:
         parse = (skipped or SkippedRecords()).counting(parse)

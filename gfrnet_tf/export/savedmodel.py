@@ -14,8 +14,11 @@ HTTP 400, `{"error": "... <message> ..."}`) and keeps serving. We chose an error
 "error" string output because a half-valid batch has no meaningful uint8 result for the
 bad rows, and a failed request is what REST and gRPC clients already handle. The encoded
 signature checks the format (JPEG/PNG magic bytes) and the size from the header before
-decoding, so an oversized or decompression-bomb image is never allocated; a file that
-passes these checks but is corrupt further in fails in TF's decoder with its own message.
+decoding, so an oversized or decompression-bomb image is never allocated; it then decodes
+as `gfrnet_tf.io.load_image` does (EXIF orientation, alpha on white: see `graph_decode`),
+so a file restores to the same image through either path, and a file that ends early
+fails with a readable message. Corruption inside otherwise complete data fails in TF's
+decoder with its own message.
 Only core TF ops are used (the warp is the project's core-op resampler), so stock
 `tensorflow_model_server` runs the model.
 """
@@ -35,6 +38,7 @@ import tensorflow as tf
 from gfrnet_tf.data.encoded import checked_header_size
 from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.export.graph_decode import decode_upright_rgb
 from gfrnet_tf.export.transpose_conv import transpose_convs_as_phase_convs
 
 IMAGE_OUTPUTS = ("restored", "warped_guide")
@@ -69,7 +73,8 @@ def _checked_images(images, name, image_size):
 
 
 def decode_checked(encoded, name, image_size):
-    """Encoded JPEG/PNG strings `[B]` -> uint8 `[B, S, S, 3]`, size checked before decoding."""
+    """Encoded JPEG/PNG strings `[B]` -> uint8 `[B, S, S, 3]` upright RGB as `load_image`
+    reads them, the size checked before decoding."""
 
     def decode_one(element):
         data, index = element
@@ -81,7 +86,7 @@ def decode_checked(encoded, name, image_size):
              size],
         )
         with tf.control_dependencies([check]):
-            image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+            image = decode_upright_rgb(data, name, index)
         return tf.ensure_shape(image, [image_size, image_size, 3])
 
     indices = tf.range(tf.shape(encoded)[0])

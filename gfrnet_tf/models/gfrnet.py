@@ -517,7 +517,7 @@ MODEL_CONFIG_DEFAULTS = {
     "part_margin": 0.5,  # part-box margin: the eyes' landmark boxes are very flat
     "loss_weights": {},  # overrides of DEFAULT_LOSS_WEIGHTS by term name
     "real_label": 0.9,  # smoothed label of real samples
-    "vgg_face_weights": "",  # .npz / keras-vggface .h5 file; "" = no perceptual term
+    "vgg_face_weights": "",  # .npz / keras-vggface .h5 file, "random" (benchmarks); "" = none
     "perceptual_layer": "conv4_3",  # VGG-Face layer of the perceptual loss
 }
 

@@ -11,6 +11,9 @@ formats (`load_vgg_face_weights`):
   `conv1_1` ... each with a `weight_names` attribute (`conv1_1/kernel:0`, `conv1_1/bias:0`)
   naming its datasets; a full-model file with a `model_weights` group also works.
 
+`RANDOM_WEIGHTS` ("random") in place of a file keeps the initialiser's random weights: the
+real network's shape and cost with features that mean nothing, for speed benchmarks only.
+
 A PyTorch `vgg_face_dag.pth` state dict converts to the `.npz` format with
 `python -m gfrnet_tf.models.vgg_face_convert IN.pth OUT.npz`.
 
@@ -27,6 +30,7 @@ import h5py
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from gfrnet_tf.errors import BadConfigError, BadModelFileError, first_line
 
@@ -39,6 +43,8 @@ LAYER_NAMES = tuple(
 
 # keras-vggface utils.preprocess_input(version=1): channel means in the network's BGR order.
 _BGR_MEAN = (93.5940, 104.7624, 129.1863)
+# `model.vgg_face_weights` value for a randomly initialised network (benchmarks).
+RANDOM_WEIGHTS = "random"
 
 
 @keras.saving.register_keras_serializable(package="gfrnet_tf")
@@ -86,21 +92,26 @@ class VGGFace(keras.Model):
 
 
 def load_vgg_face_weights(model: VGGFace, path) -> VGGFace:
-    """Fills `model`'s convolutions from a `.npz` or keras-vggface `.h5` file (module docstring).
+    """Fills `model`'s convolutions from a `.npz` or keras-vggface `.h5` file (module docstring),
+    or leaves them random for `RANDOM_WEIGHTS`.
 
     Raises `BadModelFileError(path, ...)` naming the missing or malformed weight (absent, of
     strings or pickled objects, of the wrong rank or shape, not finite) or the bad group, so
     a wrong file never fails later as a shape error deep inside the training graph.
     """
     path = str(path)
+    if not model.built:
+        model.build((None, None, None, 3))
+    if path == RANDOM_WEIGHTS:
+        logging.warning("VGG-Face with random weights: the perceptual term costs what it "
+                        "should and measures nothing (benchmarks only)")
+        return model
     if path.endswith(".npz"):
         arrays = _read_npz(path)
     elif path.endswith((".h5", ".hdf5")):
         arrays = _read_keras_h5(path)
     else:
         raise BadModelFileError(path, "unknown VGG-Face weights format: expected .npz or .h5")
-    if not model.built:
-        model.build((None, None, None, 3))
     for conv in model.conv_layers:
         conv.set_weights([
             _checked(arrays, path, f"{conv.name}/kernel", conv.kernel.shape),

@@ -41,8 +41,8 @@ def crop_to_landmarks(images, landmarks_px, size, margin=0.1):
     crop_height, crop_width = (size, size) if isinstance(size, int) else size
     xs = low[:, 0:1] + _fractions(crop_width) * (high[:, 0:1] - low[:, 0:1])
     ys = low[:, 1:2] + _fractions(crop_height) * (high[:, 1:2] - low[:, 1:2])
-    grid_x = tf.broadcast_to(xs[:, tf.newaxis, :], [shape[0], crop_height, crop_width])
-    grid_y = tf.broadcast_to(ys[:, :, tf.newaxis], [shape[0], crop_height, crop_width])
+    grid_x = tf.broadcast_to(tf.expand_dims(xs, 1), [shape[0], crop_height, crop_width])
+    grid_y = tf.broadcast_to(tf.expand_dims(ys, 2), [shape[0], crop_height, crop_width])
     return resample(images, tf.cast(tf.stack([grid_x, grid_y], axis=-1), images.dtype))
 
 

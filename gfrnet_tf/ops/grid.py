@@ -32,4 +32,4 @@ def identity_grid(height, width, dtype=tf.float32):
     # Normalising the integer mesh (rather than `tf.linspace`) halves the rounding error,
     # which `warp_image` relies on to map the identity flow back onto exact pixel centres.
     grid_x, grid_y = tf.meshgrid(tf.range(width, dtype=dtype), tf.range(height, dtype=dtype))
-    return normalize_points(tf.stack([grid_x, grid_y], axis=-1), height, width)[tf.newaxis]
+    return tf.expand_dims(normalize_points(tf.stack([grid_x, grid_y], axis=-1), height, width), 0)

@@ -2,7 +2,9 @@
 
 TensorFlow Addons no longer imports on TF >= 2.16 and its custom op could neither be served
 by stock TF Serving nor converted to TFLite builtins, so the project owns this op
-(docs/DESIGN.md, "Warping op").
+(docs/DESIGN.md, "Warping op"). New axes are added with `tf.expand_dims`, never
+`x[..., tf.newaxis]`: with an unknown batch size the latter lowers to a StridedSlice with
+`new_axis_mask`, which is no TFLite builtin (docs/DESIGN.md, measured traps).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def resample(data, warp):
     # per-corner checks are needed: measured 15-20% faster than checking each corner.
     row = width + 2
     table = tf.reshape(tf.pad(data, [[0, 0], [1, 1], [1, 1], [0, 0]]), [-1, channels])
-    top_left = (tf.range(batch)[:, tf.newaxis] * (height + 2) + tf.cast(y0, tf.int32) + 1) * row
+    top_left = (tf.expand_dims(tf.range(batch), 1) * (height + 2) + tf.cast(y0, tf.int32) + 1) * row
     top_left = tf.where(inside, top_left + tf.cast(x0, tf.int32) + 1, 0)
     # Points outside the open box get all-zero weights (and so zero gradients), as in tfa.
     top = tf.where(inside, dy, 0.0)
@@ -53,7 +55,7 @@ def resample(data, warp):
     corners = [(0, dx * top), (1, right * top), (row, dx * bottom), (row + 1, right * bottom)]
     result = 0.0
     for offset, weight in corners:
-        result += weight[..., tf.newaxis] * tf.gather(table, top_left + offset)
+        result += tf.expand_dims(weight, -1) * tf.gather(table, top_left + offset)
     return tf.reshape(result, tf.concat([tf.shape(warp)[:-1], [channels]], axis=0))
 
 
