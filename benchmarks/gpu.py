@@ -4,7 +4,7 @@ r"""GFRNet training speed on whatever devices TensorFlow sees, as one paste-read
         [--precisions fp32,mixed,xla,mixed+xla] [--peak_tflops 312] [--no_torch]
     python -m benchmarks.gpu --smoke        # the same code at 32 px on CPU, in seconds
 
-The model is the paper configuration (`load_config("paper")`: pix2pix widths, 256x256,
+The model is the paper configuration at pix2pix widths (`load_config("paper512")`: 256x256,
 global and local PatchGANs) with the VGG-Face perceptual term on random weights of the real
 shape (`vgg_face_weights="random"`), built by the training code (`fit.build_model`) and
 stepped by Keras' own train function, as `fit` does, on one fixed batch (no input cost).
@@ -152,7 +152,7 @@ def choose_devices(device):
 
 def benchmark_config(smoke):
     """The paper configuration with random VGG-Face weights; `smoke`: the same at 32 px."""
-    config = load_config("paper")
+    config = load_config("paper512")
     config.model.vgg_face_weights = vgg_face.RANDOM_WEIGHTS
     if smoke:
         config.input.image_size = SMOKE_SIZE

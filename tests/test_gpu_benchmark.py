@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_analytic_count_is_the_papers_at_256_px():
-    config = load_config("paper")
+    config = load_config("paper512")
     config.model.vgg_face_weights = "random"
     flops = gpu.analytic_forward_flops(config.model, 256)
     # The figures for pix2pix widths: WarpNet ~8.1, RecNet ~12.2 GFLOP per pair.
@@ -28,7 +28,7 @@ def test_analytic_count_is_the_papers_at_256_px():
 
 
 def test_analytic_forward_count_matches_the_profiler_at_32_px():
-    config = load_config("paper")
+    config = load_config("paper512")
     config.model.update(widths=(64, 128, 256, 512, 512), local_size=32, vgg_face_weights="random",
                         perceptual_layer="conv4_3")
     model = build_gfrnet(config.model)
