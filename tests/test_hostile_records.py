@@ -214,15 +214,30 @@ def test_tf_noise_is_stripped_from_real_tf_errors(tmp_path):
 
 # ------------------------------------------------------------------ the commands, end to end
 
+# The command is started from a small launcher process: a child's peak RSS counts the pages
+# it shared with the process that forked it, and a pytest worker holding models is ~1 GB.
+_LAUNCHER = """
+import os, signal, sys
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(usage.ru_maxrss)
+code = os.waitstatus_to_exitcode(status)
+if code < 0:
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"""
+
+
 def _run(command):
-    """Runs `command`; returns (exit status, stderr, peak RSS of that child in bytes)."""
+    """Runs `command`; returns (exit status, stderr, peak RSS of that command in bytes)."""
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    stderr = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, stderr, usage.ru_maxrss * 1024
+    done = subprocess.run([sys.executable, "-c", _LAUNCHER, *command], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    rss = int(done.stdout.split()[-1]) * 1024 if done.stdout.strip() else 0
+    return done.returncode, done.stderr, rss
 
 
 def _assert_one_line(result, where, problem):
