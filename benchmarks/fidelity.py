@@ -4,9 +4,9 @@ test-time mode, at the demo's data and budget.
     python -m benchmarks.fidelity --workdir runs/fidelity [--steps 5000]
 
 Writes the bundled sample dataset (synthetic poses of one photo; "test" = unseen warps
-and degradations of the same face) and trains one `smoke` run per training switch with
-`gfrnet-train` on the same data, budget and seed (re-running resumes or skips finished
-runs). Then evaluates on the test split in one table: every run as trained (BatchNorm
+and degradations of the same face) and trains one `smoke` run per training switch
+(`gfrnet_tf.training.fit.train`) on the same data, budget and seed (re-running resumes or
+skips finished runs). Then evaluates on the test split in one table: every run as trained (BatchNorm
 moving averages, no dropout at inference), and the baseline run again in the official
 test script's mode (`test_time_norm=per_image`, with and without `test_time_dropout`),
 which needs no retraining: the mode only changes inference. Same-run comparison only.
@@ -20,22 +20,23 @@ from pathlib import Path
 
 from absl import app, flags
 
-from gfrnet_tf.apps.demo_stages import Stages, short_run_overrides
 from gfrnet_tf.configs import load_config, save_config
+from gfrnet_tf.configs.budget import short_run_schedule
 from gfrnet_tf.evaluation.runner import evaluate_models
 from gfrnet_tf.sample import write_sample_dataset
+from gfrnet_tf.training import fit
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/fidelity", "Folder for data, runs and the table.")
 STEPS = flags.DEFINE_integer("steps", 5000, "Joint-training steps per run.")
 EVALUATE_ONLY = flags.DEFINE_bool("evaluate_only", False, "Skip training: evaluate the runs in --workdir.")
 
 BASELINE = "project"
-# Run name -> the switch it changes against the smoke preset (the project's readings).
+# Run name -> the config.model values it changes against the smoke preset (the project's readings).
 TRAINING_SWITCHES = {
-    BASELINE: [],
-    "flow_absolute": ["--config.model.flow_mode=absolute"],
-    "reduction_official": ["--config.model.loss_reduction=official"],
-    "reduction_paper": ["--config.model.loss_reduction=paper"],
+    BASELINE: {},
+    "flow_absolute": {"flow_mode": "absolute"},
+    "reduction_official": {"loss_reduction": "official"},
+    "reduction_paper": {"loss_reduction": "paper"},
 }
 # Inference-only variants of the baseline run: name -> config.model values.
 TEST_MODES = {
@@ -60,18 +61,18 @@ def main(argv):
     del argv
     workdir = Path(WORKDIR.value)
     dataset = write_sample_dataset(workdir / "data", load_config("smoke").input.image_size)
-    stages = Stages(total=len(TRAINING_SWITCHES) + 1)
     if not EVALUATE_ONLY.value:
         for name, switches in TRAINING_SWITCHES.items():
-            stages.command(f"train {name}", "train", [
-                "--config=smoke", f"--workdir={workdir / name}", f"--data={workdir / 'data'}",
-                *short_run_overrides(STEPS.value), *switches])
-    started = stages.begin("evaluate on the test split")
+            print(f"== train {name}", flush=True)
+            config = load_config("smoke")
+            config.train.update(short_run_schedule(STEPS.value))
+            config.model.update(switches)
+            fit.train(config, workdir / name, dataset)
+    print("== evaluate on the test split", flush=True)
     models = {name: workdir / name for name in TRAINING_SWITCHES}
     for name, values in TEST_MODES.items():
         models[name] = with_test_mode(workdir / BASELINE, workdir / name, values)
     result = evaluate_models(models, dataset, "test", workdir / "eval")
-    stages.end("evaluate on the test split", started)
     print(json.dumps(result.rows, indent=1))
     for error in result.failures:
         print(f"error: {error}")

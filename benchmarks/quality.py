@@ -17,7 +17,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from gfrnet_tf.apps.common import define_config_flag, main_wrapper
+from gfrnet_tf.configs.flags import define_config_flag
 from gfrnet_tf.evaluation import ablation
 from gfrnet_tf.evaluation.identity import face_measures
 from gfrnet_tf.sample import write_sample_dataset
@@ -39,4 +39,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main_wrapper(main))
+    app.run(main)

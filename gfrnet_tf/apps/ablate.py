@@ -21,12 +21,13 @@ from pathlib import Path
 from absl import flags
 
 from gfrnet_tf.apps import common
+from gfrnet_tf.configs.flags import define_config_flag
 from gfrnet_tf.configs.variants import TABLE1_ROWS
 from gfrnet_tf.data import PreparedDataset
 from gfrnet_tf.evaluation import ablation, protocol
 from gfrnet_tf.evaluation.identity import face_measures
 
-CONFIG = common.define_config_flag(default="smoke")
+CONFIG = define_config_flag(default="smoke")
 DATA = flags.DEFINE_string("data", None, "Dataset folder (with manifest.json): train, val and test splits.")
 WORKDIR = flags.DEFINE_string("workdir", None, "Folder for every row's run and the study's files.")
 STEPS = flags.DEFINE_integer("steps", 5000, "Joint-training steps per row.")

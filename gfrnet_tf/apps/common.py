@@ -10,9 +10,7 @@ import functools
 import sys
 
 from absl import app, flags
-from ml_collections.config_flags import config_flags  # the module: its parser class too
 
-from gfrnet_tf.configs import PRESETS, preset_path
 from gfrnet_tf.errors import GFRNetError
 from gfrnet_tf.io.paths import printable
 from gfrnet_tf.training.distribute import STRATEGIES, make_strategy
@@ -72,21 +70,3 @@ def define_strategy_flag():
 def strategy_from_flags():
     """The `tf.distribute.Strategy` that `--strategy` asks for."""
     return make_strategy(flags.FLAGS.strategy)
-
-
-class _PresetParser(config_flags.ConfigFileFlagParser):
-    """`--config smoke` names a preset shipped in the package; anything else is a file."""
-
-    def parse(self, path):
-        return super().parse(preset_path(path))
-
-
-def define_config_flag(default=None):
-    """`--config NAME|FILE` plus `--config.x.y=value` overrides (ml_collections), locked."""
-    holder = config_flags.DEFINE_config_file(
-        "config", None, f"A preset ({', '.join(PRESETS)}) or a Python file with get_config().",
-        lock_config=True)
-    flags.FLAGS["config"].parser = _PresetParser(name="config", lock_config=True)
-    if default is not None:
-        flags.FLAGS.set_default("config", default)
-    return holder

@@ -33,8 +33,9 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-from gfrnet_tf.apps.common import define_config_flag, make_run
+from gfrnet_tf.apps.common import make_run
 from gfrnet_tf.apps.demo_stages import Stages, short_run_overrides
+from gfrnet_tf.configs.flags import define_config_flag
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.io import save_image

@@ -16,10 +16,11 @@ from __future__ import annotations
 from absl import app, flags
 
 from gfrnet_tf.apps import common
+from gfrnet_tf.configs.flags import define_config_flag
 from gfrnet_tf.data import PreparedDataset
 from gfrnet_tf.training import fit
 
-CONFIG = common.define_config_flag()
+CONFIG = define_config_flag()
 WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, resume state and TensorBoard logs.")
 DATA = flags.DEFINE_string("data", None, "Dataset folder (with manifest.json), or a glob of training shards.")
 VAL_DATA = flags.DEFINE_string("val_data", None, "With a glob --data: glob of the validation shards.")
