@@ -37,7 +37,9 @@ def installed_wheel(tmp_path_factory):
     """The project built as a wheel and installed into a fresh venv (`--no-deps`, over this
     environment's packages): the `bin/` folder of its commands and its Python.
 
-    The source is copied first, so building leaves nothing in the checkout.
+    The source is copied first, so building leaves nothing in the checkout; it builds with
+    this environment's setuptools (the `dev` extra requires one that reads pyproject.toml),
+    offline.
     """
     import shutil
     import subprocess
