@@ -97,6 +97,18 @@ def test_header_scan_counts_the_records_tf_reads(tmp_path):
     assert records.check_record_headers(path) == sum(1 for _ in tf.data.TFRecordDataset(path)) == 5
 
 
+def test_a_shard_found_sound_is_scanned_again_once_it_changes(corpus, tmp_path):
+    path = tmp_path / "shard.tfrecord"
+    shutil.copyfile(corpus["good"], path)
+    count = records.check_record_headers(path)
+    assert records.check_record_headers(path) == count  # remembered, same answer
+    shutil.copyfile(corpus["huge_length"], path)  # another size and time: not the cached shard
+    with pytest.raises(BadRecordError, match="states a length of"):
+        records.check_record_headers(path)
+    with pytest.raises(BadRecordError):  # a bad shard is never remembered as sound
+        records.check_record_headers(path)
+
+
 @pytest.mark.parametrize("case", sorted(HEADER_CASES))
 def test_each_hostile_header_is_refused_naming_shard_and_record(corpus, case):
     record, problem = HEADER_CASES[case]

@@ -164,11 +164,12 @@ def masked_crc32c(data: bytes) -> int:
 
 
 def _open_shard(path):
-    """A binary stream of a local file or a `tf.io.gfile` URL, and its size in bytes."""
+    """A binary stream of a local file or a `tf.io.gfile` URL, its size in bytes and its
+    modification time (ns)."""
     if "://" in path:
         try:
             stream = tf.io.gfile.GFile(path, "rb")
-            return stream, stream.size()
+            return stream, stream.size(), tf.io.gfile.stat(path).mtime_nsec
         except tf.errors.NotFoundError:
             raise BadRecordError(printable(path), "no such shard") from None
         except tf.errors.OpError as error:
@@ -181,7 +182,14 @@ def _open_shard(path):
         raise BadRecordError(printable(path), "is a folder, not a TFRecord shard") from None
     except OSError as error:
         raise BadRecordError(printable(path), f"cannot read: {error.strerror}") from None
-    return stream, os.fstat(stream.fileno()).st_size
+    status = os.fstat(stream.fileno())
+    return stream, status.st_size, status.st_mtime_ns
+
+
+# Shards whose headers were found sound, by (path, size, mtime): start-up checks, every
+# replica's dataset and every evaluation setting ask again, and a large dataset's scan
+# takes tens of seconds. A shard that changes is scanned anew; a bad one is never kept.
+_SOUND_SHARDS: dict[tuple, int] = {}
 
 
 def check_record_headers(path) -> int:
@@ -194,9 +202,12 @@ def check_record_headers(path) -> int:
     shard. Payload CRCs are left to TF's reader (it checks them without over-allocating).
     """
     path = os.fspath(path)
-    stream, size = _open_shard(path)
+    stream, size, modified = _open_shard(path)
+    key = (path, size, modified)
     offset = count = 0
     with stream:
+        if key in _SOUND_SHARDS:
+            return _SOUND_SHARDS[key]
         while offset < size:
             where = f"{printable(path)}: record {count}"
             header = stream.read(_HEADER.size)
@@ -215,6 +226,7 @@ def check_record_headers(path) -> int:
             count += 1
     if count == 0:
         raise BadRecordError(printable(path), "no records (empty shard)")
+    _SOUND_SHARDS[key] = count
     return count
 
 
