@@ -25,6 +25,7 @@ from absl import logging
 from gfrnet_tf import losses
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.models.discriminator import PATCHGAN_WIDTHS, PatchDiscriminator
+from gfrnet_tf.models.group_adam import group_learning_rate
 from gfrnet_tf.models.layers import PIX2PIX_INIT_STDDEV, PIX2PIX_WIDTHS, check_test_time_norm
 from gfrnet_tf.models.recnet import RecNet
 from gfrnet_tf.models.vgg_face import VGGFace, load_vgg_face_weights
@@ -226,7 +227,9 @@ class GFRNet(keras.Model):
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         """`g_optimizer` updates WarpNet + RecNet, `d_optimizer` both discriminators.
 
-        §4.1 uses Adam (lr 2e-4, beta1 0.5) for both; loss weights are model arguments.
+        §4.1 uses Adam (lr 2e-4, beta1 0.5) for both; loss weights are model arguments. A
+        `GroupAdam` (`gfrnet_tf.models.group_adam`) as `g_optimizer` steps WarpNet at its
+        `group_multiplier` times the rate in the joint phase (pre-training: the plain rate).
         """
         # optimizer=None: Keras would otherwise add a default RMSprop that `fit` builds over
         # every weight and every checkpoint stores, though the steps use only the two above.
@@ -311,7 +314,8 @@ class GFRNet(keras.Model):
             outputs = self(inputs, training=True)
             terms = self._weighted_total(self._generator_terms(inputs, targets, outputs, training=True))
             loss = self._scaled_mean(self.g_optimizer, terms["g_total"])
-        self._minimise(self.g_optimizer, tape, loss, variables)
+        warpnet = self.warpnet.trainable_variables if self.warpnet is not None else ()
+        self._minimise(self.g_optimizer, tape, loss, variables, group=warpnet)
         self._track(terms)
         return outputs
 
@@ -443,8 +447,11 @@ class GFRNet(keras.Model):
         return optimizer.scale_loss(tf.nn.compute_average_loss(per_sample))
 
     @staticmethod
-    def _minimise(optimizer, tape, loss, variables):
-        optimizer.apply(tape.gradient(loss, variables), variables)
+    def _minimise(optimizer, tape, loss, variables, group=()):
+        # `group` steps at the optimizer's group rate (a `GroupAdam`: WarpNet in the joint
+        # phase at `config.train.warpnet_lr_multiplier` times the rate).
+        with group_learning_rate(optimizer, group):
+            optimizer.apply(tape.gradient(loss, variables), variables)
 
     def _track(self, terms):
         for name, values in terms.items():
