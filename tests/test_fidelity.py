@@ -49,6 +49,7 @@ CONFIG_ONLY_ALTERNATIVES = {
     "train.learning_rates": (1e-4,),
     "train.plateau_patience": 3,
     "train.plateau_monitor": "val_reconstruction",
+    "train.warpnet_lr_multiplier": 0.1,
     "input.flip": False,
     "input.degradation": {"scale": (2.0,)},
 }

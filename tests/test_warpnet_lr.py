@@ -36,8 +36,8 @@ def _model(g_optimizer):
     return model
 
 
-def _group_adam(multiplier=MULTIPLIER, rate=RATES[0]):
-    return GroupAdam(rate, beta_1=0.5, group_multiplier=multiplier)
+def _group_adam(multiplier=MULTIPLIER):
+    return GroupAdam(RATES[0], beta_1=0.5, group_multiplier=multiplier)
 
 
 def _adam(rate=RATES[0]):
@@ -72,7 +72,7 @@ def _joint_update(model):
 def _assert_same_update(before, after, reference_before, reference_after):
     for b, a, rb, ra in zip(before, after, reference_before, reference_after):
         np.testing.assert_array_equal(b, rb)
-        # The two rates may differ in their last float32 bit (0.25 * rate vs the rate 0.25 * x).
+        # The rates may differ in their last bit: float32 rate * m in the step vs a stored m * rate.
         np.testing.assert_allclose(a - b, ra - rb, rtol=1e-4, atol=1e-9)
 
 
