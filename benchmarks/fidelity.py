@@ -2,6 +2,7 @@ r"""The measured rows of docs/FIDELITY.md: loss reduction, flow parameterisation
 test-time mode, at the demo's data and budget.
 
     python -m benchmarks.fidelity --workdir runs/fidelity [--steps 5000]
+    python -m benchmarks.fidelity --workdir runs/symmetry --rows symmetry --steps 250
 
 Writes the bundled sample dataset (synthetic poses of one photo; "test" = unseen warps
 and degradations of the same face) and trains one `smoke` run per training switch
@@ -10,6 +11,7 @@ skips finished runs). Then evaluates on the test split in one table: every run a
 moving averages, no dropout at inference), and the baseline run again in the official
 test script's mode (`test_time_norm=per_image`, with and without `test_time_dropout`),
 which needs no retraining: the mode only changes inference. Same-run comparison only.
+`--rows symmetry` trains the flow symmetry rows instead (the term's weight 0, 1, 100).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from gfrnet_tf.training import fit
 WORKDIR = flags.DEFINE_string("workdir", "runs/fidelity", "Folder for data, runs and the table.")
 STEPS = flags.DEFINE_integer("steps", 5000, "Joint-training steps per run.")
 EVALUATE_ONLY = flags.DEFINE_bool("evaluate_only", False, "Skip training: evaluate the runs in --workdir.")
+ROWS = flags.DEFINE_enum("rows", "readings", ["readings", "symmetry"],
+                         "readings: loss reduction, flow mode, test-time mode; symmetry: the flow symmetry weight.")
 
 BASELINE = "project"
 # Run name -> the config.model values it changes against the smoke preset (the project's readings).
@@ -37,6 +41,12 @@ TRAINING_SWITCHES = {
     "flow_absolute": {"flow_mode": "absolute"},
     "reduction_official": {"loss_reduction": "official"},
     "reduction_paper": {"loss_reduction": "paper"},
+}
+# The flow symmetry term (not in the paper; 1 = the PyTorch reimplementation's weight).
+SYMMETRY_SWITCHES = {
+    BASELINE: {},
+    "symmetry_1": {"loss_weights.flow_symmetry": 1.0},
+    "symmetry_100": {"loss_weights.flow_symmetry": 100.0},
 }
 # Inference-only variants of the baseline run: name -> config.model values.
 TEST_MODES = {
@@ -61,17 +71,20 @@ def main(argv):
     del argv
     workdir = Path(WORKDIR.value)
     dataset = write_sample_dataset(workdir / "data", load_config("smoke").input.image_size)
+    switches = TRAINING_SWITCHES if ROWS.value == "readings" else SYMMETRY_SWITCHES
     if not EVALUATE_ONLY.value:
-        for name, switches in TRAINING_SWITCHES.items():
+        for name, values in switches.items():
             print(f"== train {name}", flush=True)
             config = load_config("smoke")
             config.train.update(short_run_schedule(STEPS.value))
-            config.model.update(switches)
+            for key, value in values.items():  # dotted keys reach into nested ConfigDicts
+                config.model.update_from_flattened_dict({key: value})
             fit.train(config, workdir / name, dataset)
     print("== evaluate on the test split", flush=True)
-    models = {name: workdir / name for name in TRAINING_SWITCHES}
-    for name, values in TEST_MODES.items():
-        models[name] = with_test_mode(workdir / BASELINE, workdir / name, values)
+    models = {name: workdir / name for name in switches}
+    if ROWS.value == "readings":
+        for name, values in TEST_MODES.items():
+            models[name] = with_test_mode(workdir / BASELINE, workdir / name, values)
     result = evaluate_models(models, dataset, "test", workdir / "eval")
     print(json.dumps(result.rows, indent=1))
     for error in result.failures:
