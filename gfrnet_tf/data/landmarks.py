@@ -75,7 +75,7 @@ def flip_sample(sample):
 def symmetry_axis(landmarks):
     """Unit direction `[..., 2]` of the face's symmetry axis from `[..., 68, 2]` points.
 
-    The principal direction of the `SYMMETRY_POINTS` midpoints (`p_i + p_mirror(i)) / 2`,
+    The principal direction of the `SYMMETRY_POINTS` midpoints `(p_i + p_mirror(i)) / 2`,
     in closed form: angle `0.5 * atan2(2 c_xy, c_xx - c_yy)` of their 2x2 covariance. The
     axis is a line, so its sign is arbitrary (here `cos(angle) >= 0`); callers must not
     depend on it. Coordinates are whatever the points are in (pixels or normalised); the
