@@ -31,6 +31,7 @@ from gfrnet_tf.training import fit
 WORKDIR = flags.DEFINE_string("workdir", "runs/fidelity", "Folder for data, runs and the table.")
 STEPS = flags.DEFINE_integer("steps", 5000, "Joint-training steps per run.")
 EVALUATE_ONLY = flags.DEFINE_bool("evaluate_only", False, "Skip training: evaluate the runs in --workdir.")
+SEED = flags.DEFINE_integer("seed", 0, "config.train.seed of every run.")
 ROWS = flags.DEFINE_enum("rows", "readings", ["readings", "symmetry"],
                          "readings: loss reduction, flow mode, test-time mode; symmetry: the flow symmetry weight.")
 
@@ -77,6 +78,7 @@ def main(argv):
             print(f"== train {name}", flush=True)
             config = load_config("smoke")
             config.train.update(short_run_schedule(STEPS.value))
+            config.train.seed = SEED.value
             for key, value in values.items():  # dotted keys reach into nested ConfigDicts
                 config.model.update_from_flattened_dict({key: value})
             fit.train(config, workdir / name, dataset)
