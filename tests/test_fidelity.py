@@ -36,6 +36,7 @@ MODEL_ALTERNATIVES = {
     "tv_target": "flow",
     "d_loss_halved": True,
     "detach_warped_guide": True,
+    "symmetry_shift": 0.05,
     "real_label": 0.8,
     "loss_weights": {"tv": 2.0},
     "test_time_norm": "per_image",
