@@ -3,6 +3,7 @@ test-time mode, at the demo's data and budget.
 
     python -m benchmarks.fidelity --workdir runs/fidelity [--steps 5000] [--runs project,flow_absolute]
     python -m benchmarks.fidelity --workdir runs/symmetry --rows symmetry --steps 250
+    python -m benchmarks.fidelity --workdir runs/paper_warp --rows paper_warp --steps 1000 --pretrain_epochs 8
 
 Writes the bundled sample dataset (synthetic poses of one photo; "test" = unseen warps
 and degradations of the same face) and trains one `smoke` run per training switch
@@ -11,7 +12,9 @@ skips finished runs). Then evaluates on the test split in one table: every run a
 moving averages, no dropout at inference), and the baseline run again in the official
 test script's mode (`test_time_norm=per_image`, with and without `test_time_dropout`),
 which needs no retraining: the mode only changes inference. Same-run comparison only.
-`--rows symmetry` trains the flow symmetry rows instead (the term's weight 0, 1, 100).
+`--rows symmetry` trains the flow symmetry rows instead (the term's weight 0, 1, 100);
+`--rows paper_warp` the `paper` preset's training readings together, and each remedy for
+the warp they lose in the joint phase.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ WORKDIR = flags.DEFINE_string("workdir", "runs/fidelity", "Folder for data, runs
 STEPS = flags.DEFINE_integer("steps", 5000, "Joint-training steps per run.")
 EVALUATE_ONLY = flags.DEFINE_bool("evaluate_only", False, "Skip training: evaluate the runs in --workdir.")
 SEED = flags.DEFINE_integer("seed", 0, "config.train.seed of every run.")
-ROWS = flags.DEFINE_enum("rows", "readings", ["readings", "symmetry"],
-                         "readings: loss reduction, flow mode, test-time mode; symmetry: the flow symmetry weight.")
+ROWS = flags.DEFINE_enum("rows", "readings", ["readings", "symmetry", "paper_warp"],
+                         "readings: loss reduction, flow mode, test-time mode; symmetry: the flow symmetry weight; "
+                         "paper_warp: every paper training reading, and what keeps its warp.")
+PRETRAIN_EPOCHS = flags.DEFINE_integer(
+    "pretrain_epochs", None, "WarpNet pre-training epochs of 250 steps (default: the demo's).")
 RUNS = flags.DEFINE_list("runs", [], "Train and evaluate only these runs of --rows (default: all).")
 
 BASELINE = "project"
@@ -52,6 +58,17 @@ SYMMETRY_SWITCHES = {
     "symmetry_1": {"model.loss_weights.flow_symmetry": 1.0},
     "symmetry_100": {"model.loss_weights.flow_symmetry": 100.0},
 }
+# The `paper` preset's training readings at the smoke sizes, and one change to each.
+PAPER_TRAINING = {"model.flow_mode": "absolute", "model.loss_reduction": "paper", "model.tv_target": "flow",
+                  "model.local_margin": 0.0, "model.warpnet_init_stddev": 0.04}
+PAPER_WARP_SWITCHES = {
+    BASELINE: {},
+    "paper_training": PAPER_TRAINING,
+    "paper_training_means": {**PAPER_TRAINING, "model.loss_reduction": "project"},
+    "paper_training_detached": {**PAPER_TRAINING, "model.detach_warped_guide": True},
+    "paper_training_warpnet_lr_0.1": {**PAPER_TRAINING, "train.warpnet_lr_multiplier": 0.1},
+}
+ROW_SETS = {"readings": TRAINING_SWITCHES, "symmetry": SYMMETRY_SWITCHES, "paper_warp": PAPER_WARP_SWITCHES}
 # Inference-only variants of the baseline run: name -> config.model values.
 TEST_MODES = {
     "project+per_image": {"test_time_norm": "per_image"},
@@ -75,7 +92,7 @@ def main(argv):
     del argv
     workdir = Path(WORKDIR.value)
     dataset = write_sample_dataset(workdir / "data", load_config("smoke").input.image_size)
-    switches = TRAINING_SWITCHES if ROWS.value == "readings" else SYMMETRY_SWITCHES
+    switches = ROW_SETS[ROWS.value]
     runs = RUNS.value or list(switches)
     unknown = sorted(set(runs) - set(switches))
     if unknown:
@@ -86,6 +103,8 @@ def main(argv):
             config = load_config("smoke")
             config.train.update(short_run_schedule(STEPS.value))
             config.train.seed = SEED.value
+            if PRETRAIN_EPOCHS.value is not None:
+                config.train.warp_pretrain_epochs = PRETRAIN_EPOCHS.value
             config.update_from_flattened_dict(switches[name])  # "section.key", nested ConfigDicts too
             fit.train(config, workdir / name, dataset)
     print("== evaluate on the test split", flush=True)
