@@ -29,6 +29,8 @@ graph's fingerprint) that does not see a shard rewritten under the same name.
 
 from __future__ import annotations
 
+import os
+
 import ml_collections
 import tensorflow as tf
 
@@ -333,6 +335,8 @@ def make_dataset(
     counts = [check_record_headers(path) for path in files]
     cache = _cache_setting(config)
     service = _service_setting(config) if training else ""
+    if service:  # workers open the shards themselves, from another working directory
+        files = [path if "://" in path else os.path.abspath(path) for path in files]
     shuffle = training and not cache
     # A shuffled source is not split over service workers: each would read every shard.
     records = _read_shards(files, config, input_context, shuffle_shards=shuffle and not service,
