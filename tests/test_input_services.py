@@ -110,6 +110,8 @@ def test_a_changed_shard_gets_a_new_cache_and_another_image_size_the_same(tmp_pa
     before = cache_lib.cache_name("c", files, pipeline.PAIR_KEYS, config)
     assert cache_lib.cache_name("c", files, pipeline.PAIR_KEYS, _config(image_size=16)) == before
     assert cache_lib.cache_name("c", files, pipeline.TARGET_KEYS, config) != before
+    folder = f"{tmp_path}{os.sep}"
+    assert cache_lib.cache_name(folder, files, pipeline.PAIR_KEYS, config) == f"{folder}input{before[1:]}"
     status = os.stat(files[1])
     os.utime(files[1], ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))
     assert cache_lib.cache_name("c", files, pipeline.PAIR_KEYS, config) != before

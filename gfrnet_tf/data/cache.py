@@ -68,7 +68,10 @@ def cached(records, cache, config, files, counts, keys, input_context=None):
 
 
 def cache_name(prefix, files, keys, config, input_context=None) -> str:
-    """`<prefix>-<key>`: the file cache of these shards and settings (see the module doc)."""
+    """`<prefix>-<key>`: the file cache of these shards and settings (see the module doc);
+    a folder as prefix (an existing one, or ending in "/") holds `input-<key>` files."""
+    if prefix.endswith(os.sep) or os.path.isdir(prefix):
+        prefix = os.path.join(prefix, "input")
     shards = []
     for path in files:
         status = tf.io.gfile.stat(path)
