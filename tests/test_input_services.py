@@ -238,10 +238,14 @@ def test_the_data_service_runs_every_epoch_anew_on_localhost_workers(shards):
         dispatcher.stop()
 
 
-def test_no_dispatcher_is_one_line_naming_the_address(shards):
-    with socket.socket() as probe:  # a port nothing listens on
+def _free_port():
+    with socket.socket() as probe:  # nothing listens on it once closed
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+def test_no_dispatcher_is_one_line_naming_the_address(shards):
+    port = _free_port()
     with pytest.raises(BadConfigError, match="no tf.data dispatcher answers") as error:
         pipeline.make_dataset(shards, _config(data_service=f"grpc://127.0.0.1:{port}"), training=True)
     assert error.value.source == f"grpc://127.0.0.1:{port}"
@@ -287,10 +291,17 @@ def test_the_command_serves_a_remote_worker_and_stops_cleanly(shards):
 
 
 @pytest.mark.slow
-def test_the_command_without_a_role_is_one_line():
-    result = subprocess.run([sys.executable, "-m", "gfrnet_tf.apps.data_service"],
-                            capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=300)
+@pytest.mark.parametrize("flags, line", [
+    ([], "error: command line: give --port (run a dispatcher) or --dispatcher grpc://host:port "
+         "(run a worker)"),
+    (["--dispatcher=grpc://127.0.0.1:{port}"],
+     "error: grpc://127.0.0.1:{port}: no tf.data dispatcher answers there: start one, e.g. "
+     "gfrnet-data-service --port {port}"),
+])
+def test_the_command_refuses_what_cannot_serve_in_one_line(flags, line):
+    port = _free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "gfrnet_tf.apps.data_service", *(f.format(port=port) for f in flags)],
+        capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=300)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: command line: give --port (run a dispatcher) or --dispatcher grpc://host:port "
-        "(run a worker)")
+    assert result.stderr.strip().splitlines()[-1] == line.format(port=port)

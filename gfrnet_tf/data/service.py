@@ -36,37 +36,33 @@ PYTHON_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
 CONNECT_TIMEOUT_S = 10.0
 
 
-def parse_address(address: str) -> tuple[str, int]:
-    """`(host, port)` of a `grpc://host:port` address; `BadConfigError` otherwise."""
+def parse_address(address: str, source: str = "input.data_service") -> tuple[str, int]:
+    """`(host, port)` of a `grpc://host:port` address; `BadConfigError(source)` otherwise."""
     parts = urlsplit(address)
     try:
         port = parts.port
     except ValueError:
         port = None
     if parts.scheme != "grpc" or not parts.hostname or port is None or parts.path:
-        raise BadConfigError("input.data_service",
-                             f"a dispatcher address grpc://host:port, got {address!r}")
+        raise BadConfigError(source, f"a dispatcher address grpc://host:port, got {address!r}")
     return parts.hostname, port
 
 
-def distribute(dataset, address: str, job_name: str | None = None):
+def distribute(dataset, address: str):
     """`dataset` run by the workers of the dispatcher at `address`, prefetched here.
 
     Raises `BadConfigError` if the pipeline runs Python code or nothing answers at
     `address`. Batches travel uncompressed: float images barely compress, and
     decompressing would spend the very cores the service is there to spare.
     """
-    host, port = parse_address(address)
     python_ops = sorted(_op_types(dataset) & PYTHON_OPS)
     if python_ops:
         raise BadConfigError("input.data_service",
                              f"the pipeline calls Python ({', '.join(python_ops)}, e.g. the OpenCV "
                              "degradation), which remote workers cannot run: use the in-graph one")
-    if not _answers(host, port):
-        raise BadConfigError(address, "no tf.data dispatcher answers there: start one, e.g. "
-                                      f"gfrnet-data-service --port {port}")
+    _check_dispatcher(address)
     service = tf.data.experimental.service.distribute(
-        PROCESSING_MODE, address, job_name=job_name, compression=None)
+        PROCESSING_MODE, address, compression=None)
     return dataset.apply(service).prefetch(tf.data.AUTOTUNE)
 
 
@@ -79,7 +75,7 @@ def start_dispatcher(port: int = 0):
 
 def start_worker(dispatcher: str, port: int = 0, host: str = "localhost"):
     """A running `WorkerServer` on `port` serving `dispatcher`; clients reach it at `host`."""
-    dispatcher_host, dispatcher_port = parse_address(dispatcher)
+    dispatcher_host, dispatcher_port = _check_dispatcher(dispatcher, "--dispatcher")
     _check_port(port, "--worker_port")
     config = tf.data.experimental.service.WorkerConfig(
         dispatcher_address=f"{dispatcher_host}:{dispatcher_port}", port=port,
@@ -91,6 +87,15 @@ def address(server, host: str | None = None) -> str:
     """`grpc://host:port` of a started server (`host` replaces the name it was given)."""
     name, port = server._address.rsplit(":", 1)  # pylint: disable=protected-access
     return f"grpc://{host or name}:{port}"
+
+
+def _check_dispatcher(address, source="input.data_service"):
+    """`(host, port)` of `address` if something answers there, else `BadConfigError`."""
+    host, port = parse_address(address, source)
+    if not _answers(host, port):
+        raise BadConfigError(address, "no tf.data dispatcher answers there: start one, e.g. "
+                                      f"gfrnet-data-service --port {port}")
+    return host, port
 
 
 def _check_port(port, flag):
