@@ -1,7 +1,8 @@
 r"""The measured rows of docs/FIDELITY.md: loss reduction, flow parameterisation and the
 test-time mode, at the demo's data and budget.
 
-    python -m benchmarks.fidelity --workdir runs/fidelity [--steps 5000]
+    python -m benchmarks.fidelity --workdir runs/fidelity [--steps 5000] [--runs project,flow_absolute]
+    python -m benchmarks.fidelity --workdir runs/symmetry --rows symmetry --steps 250
 
 Writes the bundled sample dataset (synthetic poses of one photo; "test" = unseen warps
 and degradations of the same face) and trains one `smoke` run per training switch
@@ -10,6 +11,7 @@ skips finished runs). Then evaluates on the test split in one table: every run a
 moving averages, no dropout at inference), and the baseline run again in the official
 test script's mode (`test_time_norm=per_image`, with and without `test_time_dropout`),
 which needs no retraining: the mode only changes inference. Same-run comparison only.
+`--rows symmetry` trains the flow symmetry rows instead (the term's weight 0, 1, 100).
 """
 
 from __future__ import annotations
@@ -29,14 +31,26 @@ from gfrnet_tf.training import fit
 WORKDIR = flags.DEFINE_string("workdir", "runs/fidelity", "Folder for data, runs and the table.")
 STEPS = flags.DEFINE_integer("steps", 5000, "Joint-training steps per run.")
 EVALUATE_ONLY = flags.DEFINE_bool("evaluate_only", False, "Skip training: evaluate the runs in --workdir.")
+SEED = flags.DEFINE_integer("seed", 0, "config.train.seed of every run.")
+ROWS = flags.DEFINE_enum("rows", "readings", ["readings", "symmetry"],
+                         "readings: loss reduction, flow mode, test-time mode; symmetry: the flow symmetry weight.")
+RUNS = flags.DEFINE_list("runs", [], "Train and evaluate only these runs of --rows (default: all).")
 
 BASELINE = "project"
-# Run name -> the config.model values it changes against the smoke preset (the project's readings).
+# Run name -> the config values ("section.key") it changes against the smoke preset (the project's readings).
 TRAINING_SWITCHES = {
     BASELINE: {},
-    "flow_absolute": {"flow_mode": "absolute"},
-    "reduction_official": {"loss_reduction": "official"},
-    "reduction_paper": {"loss_reduction": "paper"},
+    "flow_absolute": {"model.flow_mode": "absolute"},
+    "reduction_official": {"model.loss_reduction": "official"},
+    "reduction_paper": {"model.loss_reduction": "paper"},
+    "warpnet_lr_0.1": {"train.warpnet_lr_multiplier": 0.1},
+    "warpnet_frozen": {"train.warpnet_lr_multiplier": 0.0},
+}
+# The flow symmetry term (not in the paper; 1 = the PyTorch reimplementation's weight).
+SYMMETRY_SWITCHES = {
+    BASELINE: {},
+    "symmetry_1": {"model.loss_weights.flow_symmetry": 1.0},
+    "symmetry_100": {"model.loss_weights.flow_symmetry": 100.0},
 }
 # Inference-only variants of the baseline run: name -> config.model values.
 TEST_MODES = {
@@ -61,17 +75,24 @@ def main(argv):
     del argv
     workdir = Path(WORKDIR.value)
     dataset = write_sample_dataset(workdir / "data", load_config("smoke").input.image_size)
+    switches = TRAINING_SWITCHES if ROWS.value == "readings" else SYMMETRY_SWITCHES
+    runs = RUNS.value or list(switches)
+    unknown = sorted(set(runs) - set(switches))
+    if unknown:
+        raise app.UsageError(f"--runs: no such {ROWS.value} run {', '.join(unknown)}; known: {', '.join(switches)}")
     if not EVALUATE_ONLY.value:
-        for name, switches in TRAINING_SWITCHES.items():
+        for name in runs:
             print(f"== train {name}", flush=True)
             config = load_config("smoke")
             config.train.update(short_run_schedule(STEPS.value))
-            config.model.update(switches)
+            config.train.seed = SEED.value
+            config.update_from_flattened_dict(switches[name])  # "section.key", nested ConfigDicts too
             fit.train(config, workdir / name, dataset)
     print("== evaluate on the test split", flush=True)
-    models = {name: workdir / name for name in TRAINING_SWITCHES}
-    for name, values in TEST_MODES.items():
-        models[name] = with_test_mode(workdir / BASELINE, workdir / name, values)
+    models = {name: workdir / name for name in runs}
+    if ROWS.value == "readings" and BASELINE in runs:
+        for name, values in TEST_MODES.items():
+            models[name] = with_test_mode(workdir / BASELINE, workdir / name, values)
     result = evaluate_models(models, dataset, "test", workdir / "eval")
     print(json.dumps(result.rows, indent=1))
     for error in result.failures:

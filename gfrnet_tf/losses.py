@@ -17,7 +17,8 @@ Three readings exist (`LOSS_REDUCTIONS`, `config.model.loss_reduction`; docs/FID
 | tv        | Eq. 10 squared norms: sums    | mean per direction, summed             | as "official"    |
 
 Perceptual (Eq. 5 divides by `C H W`) and adversarial (expectations) terms are means in
-every reading.
+every reading, and so is the flow symmetry term (not in the paper; the PyTorch
+reimplementation's mean).
 """
 
 from __future__ import annotations
@@ -162,3 +163,46 @@ def tv_loss(phi, reduction="project", target="displacement"):
     along_x = tf.square(phi[:, :, 1:] - phi[:, :, :-1])
     reduce = _sum_per_sample if reduction == "paper" else _mean_per_sample
     return reduce(along_x) + reduce(along_y)
+
+
+def _on_pixel_centres(points, height, width, tolerance=1e-3):
+    """`[..., 2]` pixel points -> `[...]` bool: inside `[0, W-1] x [0, H-1]`, where a bilinear
+    read uses no corner off the image. The `tolerance` (px) keeps the border pixels of an
+    axis that is vertical or horizontal only to float32 rounding (cos(pi / 2) ~ -4e-8)."""
+    limit = tf.cast(tf.stack([width, height]), points.dtype) - 1.0
+    return tf.reduce_all((points >= -tolerance) & (points <= limit + tolerance), axis=-1)
+
+
+def flow_symmetry_loss(phi, target_axis, guide_axis, shift):
+    """The PyTorch reimplementation's symmetry term (sonack `BilinearFullSymLoss`).
+
+    A face is mirror-symmetric about its axis, so a step along the target face's axis
+    should map to a step along the guide face's axis: per sample, the mean over pixels
+    `p` of `((Phi(p + s/2) - Phi(p - s/2)) . n_g)^2`, with `s` the target's axis times
+    `shift * max(H, W)` pixels and `n_g` the unit normal of the guide's axis in Phi's
+    normalised coordinates. `target_axis`, `guide_axis [B, 2]` are unit `(x, y)`
+    directions in pixels (`gfrnet_tf.data.landmarks.symmetry_axis`), data without
+    gradient. `phi [B, H, W, 2]` is the absolute normalised flow WarpNet outputs in either
+    flow mode, read bilinearly (`resample`); only pixels whose two reads both lie within
+    the pixel centres count, so nothing fades out over the border.
+
+    The reimplementation steps forward, `Phi(p) - Phi(p + s)`; the central step spans the
+    same `shift` but is exactly independent of the axes' signs, which are arbitrary. Any
+    affine Phi whose linear part maps the target's axis onto the guide's costs 0.
+    """
+    phi, target_axis, guide_axis = _float32(phi, target_axis, guide_axis)
+    shape = tf.shape(phi)
+    height, width = shape[1], shape[2]
+    size = tf.cast(tf.maximum(height, width), tf.float32)
+    half_step = tf.reshape(tf.stop_gradient(0.5 * shift * size * target_axis), [-1, 1, 1, 2])  # px
+    # The pixel direction (dx, dy) is along (dx / (W - 1), dy / (H - 1)) in Phi's coordinates.
+    span_px = tf.cast(tf.stack([width, height]), tf.float32) - 1.0
+    guide_axis = tf.math.l2_normalize(tf.stop_gradient(guide_axis) / span_px, axis=-1)
+    guide_normal = tf.reshape(tf.stack([-guide_axis[:, 1], guide_axis[:, 0]], axis=-1), [-1, 1, 1, 2])
+    grid_x, grid_y = tf.meshgrid(tf.range(width, dtype=tf.float32), tf.range(height, dtype=tf.float32))
+    pixels = tf.expand_dims(tf.stack([grid_x, grid_y], axis=-1), 0)  # [1, H, W, 2]
+    ahead, behind = pixels + half_step, pixels - half_step
+    across = tf.reduce_sum((resample(phi, ahead) - resample(phi, behind)) * guide_normal, axis=-1)
+    valid = _on_pixel_centres(ahead, height, width) & _on_pixel_centres(behind, height, width)
+    valid = tf.cast(valid, tf.float32)  # [B, H, W]
+    return _sum_per_sample(valid * tf.square(across)) / tf.maximum(_sum_per_sample(valid), 1.0)

@@ -36,6 +36,7 @@ MODEL_ALTERNATIVES = {
     "tv_target": "flow",
     "d_loss_halved": True,
     "detach_warped_guide": True,
+    "symmetry_shift": 0.05,
     "real_label": 0.8,
     "loss_weights": {"tv": 2.0},
     "test_time_norm": "per_image",
@@ -49,6 +50,7 @@ CONFIG_ONLY_ALTERNATIVES = {
     "train.learning_rates": (1e-4,),
     "train.plateau_patience": 3,
     "train.plateau_monitor": "val_reconstruction",
+    "train.warpnet_lr_multiplier": 0.1,
     "input.flip": False,
     "input.degradation": {"scale": (2.0,)},
 }

@@ -147,7 +147,8 @@ def test_warp_pretraining_then_joint_fit_on_a_fixed_batch():
     # The setter must drop the traced warp step: a stale one would leave l2 at 0.
     model.phase = "joint"
     joint = model.fit(data, epochs=4, steps_per_epoch=8, verbose=0).history
-    assert set(joint) == set(TRACKED) - {"perceptual", "adv_parts", "d_parts"}  # no VGG, no parts
+    # No VGG, no parts, no symmetry term (weight 0).
+    assert set(joint) == set(TRACKED) - {"perceptual", "adv_parts", "d_parts", "flow_symmetry"}
     assert joint["l2"][-1] < 0.5 * joint["l2"][0]
 
 

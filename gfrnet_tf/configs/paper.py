@@ -63,6 +63,9 @@ def get_config():
     config.train.steps_per_epoch = 0  # one pass over the dataset's training pairs
     config.train.learning_rates = (2e-4, 2e-5, 2e-6)
     config.train.adam_beta_1 = 0.5
+    # Joint phase: WarpNet's rate as a multiple of RecNet's (0 freezes it after pre-training;
+    # the PyTorch reimplementation uses 0.001). §4.1 trains both at one rate.
+    config.train.warpnet_lr_multiplier = 1.0
     # "trained until the reconstruction loss on the validation set becomes non-decreasing":
     # Eq. 6's L_r, one epoch without a decrease moves to the next rate.
     config.train.plateau_monitor = "val_reconstruction"

@@ -18,13 +18,18 @@ network, every loss term a `keras.metrics.Mean` tracker.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import keras
 import tensorflow as tf
 from absl import logging
 
 from gfrnet_tf import losses
+from gfrnet_tf.data.landmarks import symmetry_axis
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.models.discriminator import PATCHGAN_WIDTHS, PatchDiscriminator
+from gfrnet_tf.models.group_adam import group_learning_rate
 from gfrnet_tf.models.layers import PIX2PIX_INIT_STDDEV, PIX2PIX_WIDTHS, check_test_time_norm
 from gfrnet_tf.models.recnet import RecNet
 from gfrnet_tf.models.vgg_face import VGGFace, load_vgg_face_weights
@@ -34,17 +39,21 @@ from gfrnet_tf.ops import crop_to_landmarks, identity_grid, warp_image
 # §4.3 ablations: Ours(Full), (-F), (-W), (-WG), (R).
 VARIANTS = ("full", "no_flow_loss", "no_warp", "no_guide", "random_guide")
 PHASES = ("warp", "joint")
-# §4.1 trade-off parameters, plus one for the optional part discriminators (not in the
-# paper; weighted like the local discriminator).
+# §4.1 trade-off parameters, plus two not in the paper: the optional part discriminators
+# (weighted like the local discriminator) and the flow symmetry term (off at 0; computed
+# and reported only when its weight is not 0).
 DEFAULT_LOSS_WEIGHTS = {
     "l2": 100.0, "perceptual": 0.001, "adv_global": 1.0, "adv_local": 0.5, "landmark": 10.0, "tv": 1.0,
-    "adv_parts": 0.5,
+    "adv_parts": 0.5, "flow_symmetry": 0.0,
 }
 # Every tracker a GFRNet owns; `GFRNet.metrics` reports the subset its variant and phase
 # compute. "reconstruction" is Eq. 6's L_r (weighted l2 + perceptual), the quantity §4.1's
 # learning-rate schedule watches on the validation set.
 TRACKED = (*DEFAULT_LOSS_WEIGHTS, "reconstruction", "g_total", "d_global", "d_local", "d_parts")
-FLOW_TERMS = ("landmark", "tv")
+FLOW_TERMS = ("landmark", "tv", "flow_symmetry")
+# The symmetry term's step along the target's axis as a fraction of the image side: the
+# PyTorch reimplementation's C = 10 px at its 256 px (2.5 px at 64 px).
+DEFAULT_SYMMETRY_SHIFT = 10 / 256
 # Part discriminators (docs/DESIGN.md: a known improvement from the PyTorch reimplementation):
 # 0-based iBUG-300W index ranges (1-based 37-42, 43-48, 28-36, 49-68); eyes are named by
 # their side in the image.
@@ -84,7 +93,9 @@ class GFRNet(keras.Model):
     "project", `gfrnet_tf.losses`), `tv_target` ("flow": Eq. 10 on Phi | "displacement":
     on Phi - identity), `d_loss_halved` (pix2pix's 0.5 on the discriminator loss) and
     `detach_warped_guide` (RecNet's losses do not reach WarpNet, which then learns from
-    the flow loss alone, as the PyTorch reimplementation does).
+    the flow loss alone, as the PyTorch reimplementation does); the reimplementation's flow
+    symmetry term (`losses.flow_symmetry_loss`) is part of the flow loss when
+    `loss_weights["flow_symmetry"]` is not 0, stepping `symmetry_shift` of the image side.
 
     `metrics` (what `fit`, the progress bar and TensorBoard show) holds only the terms the
     variant and phase compute: no `perceptual` without a feature network, no part terms
@@ -111,6 +122,7 @@ class GFRNet(keras.Model):
         tv_target="displacement",
         d_loss_halved=False,
         detach_warped_guide=False,
+        symmetry_shift=DEFAULT_SYMMETRY_SHIFT,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -123,6 +135,7 @@ class GFRNet(keras.Model):
         losses.check_reduction(loss_reduction)
         if tv_target not in losses.TV_TARGETS:
             raise BadConfigError("model.tv_target", f"{tv_target!r} is not one of {losses.TV_TARGETS}")
+        _check_symmetry_term((loss_weights or {}).get("flow_symmetry", 0.0), symmetry_shift)
         if part_discriminators is not None and set(part_discriminators) != set(FACE_PARTS):
             raise BadConfigError("part_discriminators", f"needs exactly the parts {sorted(FACE_PARTS)}")
         self.recnet = recnet
@@ -142,6 +155,7 @@ class GFRNet(keras.Model):
         self.tv_target = tv_target
         self.d_loss_halved = d_loss_halved
         self.detach_warped_guide = detach_warped_guide
+        self.symmetry_shift = symmetry_shift
         self.phase = phase
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKED}
 
@@ -226,7 +240,9 @@ class GFRNet(keras.Model):
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         """`g_optimizer` updates WarpNet + RecNet, `d_optimizer` both discriminators.
 
-        §4.1 uses Adam (lr 2e-4, beta1 0.5) for both; loss weights are model arguments.
+        §4.1 uses Adam (lr 2e-4, beta1 0.5) for both; loss weights are model arguments. A
+        `GroupAdam` (`gfrnet_tf.models.group_adam`) as `g_optimizer` steps WarpNet at its
+        `group_multiplier` times the rate in the joint phase (pre-training: the plain rate).
         """
         # optimizer=None: Keras would otherwise add a default RMSprop that `fit` builds over
         # every weight and every checkpoint stores, though the steps use only the two above.
@@ -257,7 +273,7 @@ class GFRNet(keras.Model):
 
     def reported_terms(self):
         """Names of the terms the current variant and phase compute, in `TRACKED` order."""
-        flow = FLOW_TERMS if self.warpnet is not None else ()
+        flow = self._flow_term_names() if self.warpnet is not None else ()
         if self.phase == "warp":
             names = {*flow, "g_total"}
         else:
@@ -311,7 +327,8 @@ class GFRNet(keras.Model):
             outputs = self(inputs, training=True)
             terms = self._weighted_total(self._generator_terms(inputs, targets, outputs, training=True))
             loss = self._scaled_mean(self.g_optimizer, terms["g_total"])
-        self._minimise(self.g_optimizer, tape, loss, variables)
+        warpnet = self.warpnet.trainable_variables if self.warpnet is not None else ()
+        self._minimise(self.g_optimizer, tape, loss, variables, group=warpnet)
         self._track(terms)
         return outputs
 
@@ -352,12 +369,19 @@ class GFRNet(keras.Model):
             terms.update(self._flow_terms(outputs["flow"], targets))
         return terms
 
+    def _flow_term_names(self):
+        return FLOW_TERMS if self.loss_weights["flow_symmetry"] else FLOW_TERMS[:-1]
+
     def _flow_terms(self, flow, targets):
-        return {
-            "landmark": losses.landmark_loss(
-                flow, targets["landmarks"], targets["guide_landmarks"], self.loss_reduction),
+        landmarks, guide_landmarks = targets["landmarks"], targets["guide_landmarks"]
+        terms = {
+            "landmark": losses.landmark_loss(flow, landmarks, guide_landmarks, self.loss_reduction),
             "tv": losses.tv_loss(flow, self.loss_reduction, self.tv_target),
         }
+        if "flow_symmetry" in self._flow_term_names():
+            terms["flow_symmetry"] = losses.flow_symmetry_loss(
+                flow, symmetry_axis(landmarks), symmetry_axis(guide_landmarks), self.symmetry_shift)
+        return terms
 
     def _discriminator_terms(self, inputs, targets, restored, training):
         condition = self._condition(inputs)
@@ -443,8 +467,11 @@ class GFRNet(keras.Model):
         return optimizer.scale_loss(tf.nn.compute_average_loss(per_sample))
 
     @staticmethod
-    def _minimise(optimizer, tape, loss, variables):
-        optimizer.apply(tape.gradient(loss, variables), variables)
+    def _minimise(optimizer, tape, loss, variables, group=()):
+        # `group` steps at the optimizer's group rate (a `GroupAdam`: WarpNet in the joint
+        # phase at `config.train.warpnet_lr_multiplier` times the rate).
+        with group_learning_rate(optimizer, group):
+            optimizer.apply(tape.gradient(loss, variables), variables)
 
     def _track(self, terms):
         for name, values in terms.items():
@@ -475,6 +502,7 @@ class GFRNet(keras.Model):
             tv_target=self.tv_target,
             d_loss_halved=self.d_loss_halved,
             detach_warped_guide=self.detach_warped_guide,
+            symmetry_shift=self.symmetry_shift,
         )
         return config
 
@@ -509,6 +537,7 @@ MODEL_CONFIG_DEFAULTS = {
     "tv_target": "displacement",  # TV on "flow" (Eq. 10) or "displacement" (Phi - identity)
     "d_loss_halved": False,  # pix2pix's 0.5 on the discriminator loss (not in Eq. 7)
     "detach_warped_guide": False,  # joint phase: WarpNet learns from the flow loss alone
+    "symmetry_shift": DEFAULT_SYMMETRY_SHIFT,  # flow symmetry step, fraction of the image side
     "variant": "full",  # one of VARIANTS (§4.3 ablations)
     "local_size": 128,  # side of the local discriminator's landmark crop, pixels
     "local_margin": 0.1,  # landmark-box margin for the local crop (0 = §3.3's minimal box)
@@ -570,6 +599,7 @@ def build_gfrnet(model_config) -> GFRNet:
         tv_target=c["tv_target"],
         d_loss_halved=c["d_loss_halved"],
         detach_warped_guide=c["detach_warped_guide"],
+        symmetry_shift=c["symmetry_shift"],
     )
 
 
@@ -577,6 +607,19 @@ def _check_test_time_mode(config):
     check_test_time_norm(config["test_time_norm"], "config.model.test_time_norm")
     if config["test_time_dropout"] and not config["dropout"]:
         raise BadConfigError("config.model.test_time_dropout", "needs config.model.dropout > 0")
+
+
+def _check_symmetry_term(weight, shift):
+    """A negative weight would reward asymmetric flows; a step of more than half the image
+    leaves too few pixels whose two reads are both on the image."""
+    if not (_is_real(weight) and math.isfinite(weight) and weight >= 0):
+        raise BadConfigError("model.loss_weights.flow_symmetry", f"must be a number >= 0, got {weight!r}")
+    if not _is_real(shift) or not 0 < shift <= 0.5:
+        raise BadConfigError("model.symmetry_shift", f"must be a fraction of the side in (0, 0.5], got {shift!r}")
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _check_known_keys(source, given, known):

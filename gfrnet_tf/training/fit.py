@@ -36,6 +36,7 @@ from gfrnet_tf.data.records import record_errors
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.io.paths import make_output_dir
 from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
+from gfrnet_tf.models.group_adam import GroupAdam, check_multiplier
 from gfrnet_tf.training import callbacks as callbacks_lib
 from gfrnet_tf.training import distribute
 from gfrnet_tf.training.schedule import plateau_schedule
@@ -123,6 +124,12 @@ def check_train_config(train):
     if train.steps_per_epoch % train.checkpoint_every:
         raise BadConfigError("config.train.checkpoint_every",
                              f"{train.checkpoint_every} does not divide steps_per_epoch {train.steps_per_epoch}")
+    warpnet_lr_multiplier(train)
+
+
+def warpnet_lr_multiplier(train) -> float:
+    """`train.warpnet_lr_multiplier`, checked; 1.0 for configs saved before the key existed."""
+    return check_multiplier(train.get("warpnet_lr_multiplier", 1.0), "config.train.warpnet_lr_multiplier")
 
 
 def distributed_dataset(strategy, files, input_config, training):
@@ -138,8 +145,12 @@ def distributed_dataset(strategy, files, input_config, training):
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
-def make_optimizer(train, learning_rate, mixed_precision):
-    optimizer = keras.optimizers.Adam(learning_rate, beta_1=train.adam_beta_1)
+def make_optimizer(train, learning_rate, mixed_precision, group_multiplier=None):
+    """§4.1's Adam; with `group_multiplier` a `GroupAdam` (the generator's: WarpNet's rate)."""
+    if group_multiplier is None:
+        optimizer = keras.optimizers.Adam(learning_rate, beta_1=train.adam_beta_1)
+    else:
+        optimizer = GroupAdam(learning_rate, beta_1=train.adam_beta_1, group_multiplier=group_multiplier)
     return keras.optimizers.LossScaleOptimizer(optimizer) if mixed_precision else optimizer
 
 
@@ -149,7 +160,8 @@ def build_model(config, strategy, mixed_precision):
     with strategy.scope():
         model = build_gfrnet(config.model)
         model.compile(
-            g_optimizer=make_optimizer(config.train, config.train.learning_rates[0], mixed_precision),
+            g_optimizer=make_optimizer(config.train, config.train.learning_rates[0], mixed_precision,
+                                       group_multiplier=warpnet_lr_multiplier(config.train)),
             d_optimizer=make_optimizer(config.train, config.train.learning_rates[0], mixed_precision),
             jit_compile=config.train.jit_compile,
         )
