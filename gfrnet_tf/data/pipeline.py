@@ -1,9 +1,11 @@
 """The training / evaluation input: TFRecord shards -> batched `(inputs, targets)`.
 
     shards -> [input_context shard] -> interleave (records keep (shard, index))
-      -> [shuffle] -> per-element seed -> parse + check [-> skip corrupt, counted]
-      -> one per-sample map: [synthetic-pose guide] -> [flip] -> degrade (Eq. 4)
-      -> batch -> prefetch
+      -> [shuffle] -> decode + check (uint8) [-> skip corrupt, counted]
+      [-> cache -> shuffle] -> per-element seed
+      -> one per-sample map: to float, resize -> [synthetic-pose guide] -> [flip]
+         -> degrade (Eq. 4)
+      -> batch [-> repeat] [-> tf.data service] -> prefetch
 
 Elements are `(inputs, targets)` as `train_step` reads them (docs/ARCHITECTURE.md):
 `inputs = {"degraded", "guide"}` float32 `[B, H, W, 3]` in `[-1, 1]` (the guide is never
@@ -17,18 +19,28 @@ is reproducible. Evaluation (`training=False`, or degradation mode "seeded"/"fix
 derives it from the record's identity -- shard file name and index within the shard --
 so the same record gets the same degradation and guide every epoch, whatever the shard
 order or the number of readers.
+
+`input.cache` (`gfrnet_tf.data.cache`) keeps the decoded records, before anything random;
+`input.data_service` (`gfrnet_tf.data.service`) runs the training pipeline on remote
+tf.data workers. `tf.data.Dataset.snapshot` is not offered: it would freeze the random
+per-epoch output, and placed after the decode it only repeats `cache` with a key (the
+graph's fingerprint) that does not see a shard rewritten under the same name.
 """
 
 from __future__ import annotations
 
+import os
+
 import ml_collections
 import tensorflow as tf
 
+from gfrnet_tf.data import cache as cache_lib
 from gfrnet_tf.data import degrade as degrade_lib
+from gfrnet_tf.data import service as service_lib
 from gfrnet_tf.data import synthetic_pose
 from gfrnet_tf.data.images import to_model_range
 from gfrnet_tf.data.landmarks import IMAGE_POINTS, flip_sample
-from gfrnet_tf.data.records import check_record_headers, parse_pair, resize_with_landmarks
+from gfrnet_tf.data.records import check_record_headers, decode_pair, to_float_pair
 from gfrnet_tf.errors import BadConfigError
 
 DEGRADATION_MODES = ("random", "seeded", "fixed")
@@ -47,6 +59,9 @@ def default_input_config():
     config.seed = 0
     config.deterministic = False  # True: fixed element order (reproducible, a bit slower)
     config.skip_corrupt = False  # True: drop records that fail to parse, count them
+    config.cache = ""  # "memory" or a local path prefix: decoded records kept across epochs
+    config.cache_memory_gb = 0.0  # refuse "memory" above this; 0: half the machine's memory
+    config.data_service = ""  # "grpc://host:port" of a tf.data dispatcher: remote workers
     config.degradation = ml_collections.ConfigDict(degrade_lib.paper_parameter_sets())
     config.degradation.mode = "random"  # "random" | "seeded" | "fixed"
     config.degradation.fixed = ml_collections.ConfigDict(
@@ -72,6 +87,24 @@ def check_input_config(config):
     degrade_lib.check_parameter_sets(fixed, config.image_size, "input.degradation.fixed")
     if config.synthetic_pose.enabled:
         synthetic_pose.check_pose_settings(config.synthetic_pose)
+    cache, service = _cache_setting(config), _service_setting(config)
+    cache_lib.check_cache_setting(cache)
+    if service:
+        service_lib.parse_address(service)
+        if cache:
+            raise BadConfigError("input.cache", "does not combine with input.data_service: each "
+                                                "worker would replay the shards of its first epoch")
+        if config.skip_corrupt:
+            raise BadConfigError("input.skip_corrupt", "counts in this process, which "
+                                                       "input.data_service workers cannot update")
+
+
+def _cache_setting(config) -> str:
+    return config.get("cache", "")  # configs saved before the key existed: off
+
+
+def _service_setting(config) -> str:
+    return config.get("data_service", "")
 
 
 def list_shards(file_patterns):
@@ -127,13 +160,22 @@ def _graph_fn(function):
     return tf.autograph.experimental.do_not_convert(function)
 
 
+def _shard_hash(shard):
+    name = tf.strings.regex_replace(shard, r"^.*[/\\]", "")
+    return tf.strings.to_hash_bucket_fast(name, 2**31 - 1)
+
+
 def _record_seed(config, shard, index):
     """A seed that depends only on the record (shard file name, index) and `config.seed`."""
-    name = tf.strings.regex_replace(shard, r"^.*[/\\]", "")
-    base = tf.stack(
-        [tf.constant(config.seed, tf.int64), tf.strings.to_hash_bucket_fast(name, 2**31 - 1)]
-    )
+    base = tf.stack([tf.constant(config.seed, tf.int64), _shard_hash(shard)])
     return tf.random.experimental.stateless_fold_in(base, index)
+
+
+def _with_record(seed, shard, index):
+    """`seed` made specific to the record: tf.data service workers run one graph, so their
+    random streams are equal; folding in the record sets them apart."""
+    seed = tf.random.experimental.stateless_fold_in(seed, _shard_hash(shard))
+    return tf.random.experimental.stateless_fold_in(seed, index)
 
 
 def _random_seeds(config, input_context):
@@ -157,6 +199,7 @@ def _example_fn(config, training, degradation_fn):
         pose_seed, flip_seed, draw_seed, noise_seed = tf.unstack(
             tf.random.experimental.stateless_split(seed, 4)
         )
+        sample = to_float_pair(sample, config.image_size)
         target = sample["target"]
         targets = {"landmarks": sample["landmarks"]}
         if config.synthetic_pose.enabled:
@@ -182,11 +225,16 @@ def _example_fn(config, training, degradation_fn):
     return example
 
 
-def _finish(records, config, training, input_context, degradation_fn, drop_remainder):
-    """`(shard, index, sample)` elements -> seeded, augmented, degraded, batched."""
+def _finish(records, config, training, input_context, degradation_fn, drop_remainder,
+            repeat=False, service=""):
+    """`(shard, index, sample)` elements -> seeded, augmented, degraded, batched, [repeated,
+    run by the tf.data service at `service`,] prefetched."""
     if training and config.degradation.mode == "random":
+        per_record = bool(service)
         seeded = tf.data.Dataset.zip(records, _random_seeds(config, input_context)).map(
-            lambda record, seed: (record[2], seed)
+            lambda record, seed: (
+                record[2], _with_record(seed, record[0], record[1]) if per_record else seed
+            )
         )
     else:
         seeded = records.map(
@@ -207,15 +255,19 @@ def _finish(records, config, training, input_context, degradation_fn, drop_remai
     # Parallelism comes from mapping many samples at once; multi-threaded ops inside each
     # sample (the degradation's GEMMs) would only oversubscribe the cores.
     options.threading.max_intra_op_parallelism = 1
-    return (
-        examples.batch(batch_size, drop_remainder=drop_remainder)
-        .prefetch(tf.data.AUTOTUNE)
-        .with_options(options)
-    )
+    batches = examples.batch(batch_size, drop_remainder=drop_remainder).with_options(options)
+    if repeat:
+        batches = batches.repeat()
+    if service:  # after the repeat: each worker's epochs then draw anew (`service_lib`)
+        return service_lib.distribute(batches, service)
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
-def _read_shards(files, config, training, input_context):
-    """Shards -> `(shard, index, serialized)` records: per-reader split, shuffled if training."""
+def _read_shards(files, config, input_context, shuffle_shards, shuffle_records):
+    """Shards -> `(shard, index, serialized)` records: per-reader split, shuffled as asked.
+
+    Unshuffled records come in a fixed order (what a cache stores is the same every run).
+    """
     shards = tf.data.Dataset.from_tensor_slices(files)
     split_records = False
     if input_context is not None and input_context.num_input_pipelines > 1:
@@ -225,7 +277,7 @@ def _read_shards(files, config, training, input_context):
             )
         else:  # fewer shards than readers: every reader reads all, keeps its share
             split_records = True
-    if training:
+    if shuffle_shards:
         shards = shards.shuffle(len(files), seed=config.seed)
 
     def read(shard):
@@ -236,10 +288,11 @@ def _read_shards(files, config, training, input_context):
         read,
         cycle_length=min(config.cycle_length, len(files)),
         num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=None if shuffle_records else True,
     )
     if split_records:
         records = records.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    if training:
+    if shuffle_records:
         records = records.shuffle(config.shuffle_buffer, seed=config.seed)
     return records
 
@@ -252,6 +305,7 @@ def make_dataset(
     skipped=None,
     degradation_fn=degrade_lib.degrade,
     drop_remainder=None,
+    repeat=False,
 ):
     """Batched `(inputs, targets)` from TFRecord shards of the `records` schema.
 
@@ -262,33 +316,50 @@ def make_dataset(
     an error naming the shard and record (call `records.validate_shard` at start-up for a
     `BadRecordError` instead). Every shard's record headers are checked first
     (`records.check_record_headers`): a hostile or truncated one is a `BadRecordError`
-    naming shard and record, whatever `skip_corrupt` says. `degradation_fn(image, degradation, seed)` replaces Eq. 4
-    (the benchmark uses it to time an OpenCV version).
+    naming shard and record, whatever `skip_corrupt` says. `degradation_fn(image,
+    degradation, seed)` replaces Eq. 4 (the benchmark uses it to time an OpenCV version).
 
     `drop_remainder=None` means `training`: training batches are all full (every replica
     needs one per step), an evaluation keeps its last, partial batch so that every record
     is measured. A repeated validation set counted in whole batches passes True.
+    `repeat=True`: endless, every pass with new randomness.
+
+    `config.cache` keeps the decoded records across passes (`gfrnet_tf.data.cache`): the
+    record shuffle then follows the cache, and the shard order is fixed. A training
+    dataset with `config.data_service` runs on that dispatcher's workers
+    (`gfrnet_tf.data.service`); an evaluation always runs here, in its fixed order.
     """
     check_input_config(config)
     files = list_shards(file_patterns)
-    for path in files:  # before TF's reader can trust a hostile record length
-        check_record_headers(path)
-    records = _read_shards(files, config, training, input_context)
+    # Before TF's reader can trust a hostile record length; the counts size a memory cache.
+    counts = [check_record_headers(path) for path in files]
+    cache = _cache_setting(config)
+    service = _service_setting(config) if training else ""
+    if service:  # workers open the shards themselves, from another working directory
+        files = [path if "://" in path else os.path.abspath(path) for path in files]
+    shuffle = training and not cache
+    # A shuffled source is not split over service workers: each would read every shard.
+    records = _read_shards(files, config, input_context, shuffle_shards=shuffle and not service,
+                           shuffle_records=shuffle)
 
     # A synthetic-pose guide replaces the stored one: leaving it out of the parse output
     # lets tf.data prune its decoding (one PNG decode, ~10% of a sample's CPU time).
     keys = TARGET_KEYS if config.synthetic_pose.enabled else PAIR_KEYS
 
     def parse(shard, index, serialized):
-        sample = parse_pair(serialized, config.image_size, shard, index)
-        return shard, index, {key: sample[key] for key in keys}
+        return shard, index, decode_pair(serialized, shard, index, keys)
 
     if config.skip_corrupt:
         parse = (skipped or SkippedRecords()).counting(parse)
     parsed = records.map(_graph_fn(parse), num_parallel_calls=tf.data.AUTOTUNE)
     if config.skip_corrupt:
         parsed = parsed.ignore_errors(log_warning=True)
-    return _finish(parsed, config, training, input_context, degradation_fn, drop_remainder)
+    if cache:
+        parsed = cache_lib.cached(parsed, cache, config, files, counts, keys, input_context)
+        if training:
+            parsed = parsed.shuffle(config.shuffle_buffer, seed=config.seed)
+    return _finish(parsed, config, training, input_context, degradation_fn, drop_remainder,
+                   repeat, service)
 
 
 def array_dataset(images, landmarks, config, training, guides=None, guide_landmarks=None):
@@ -306,13 +377,9 @@ def array_dataset(images, landmarks, config, training, guides=None, guide_landma
         guides, guide_landmarks = images, landmarks
 
     def load(index, element):
-        sample = {}
-        for image_key, points_key in IMAGE_POINTS:
-            image = tf.image.convert_image_dtype(element[image_key], tf.float32)
-            points = tf.cast(element[points_key], tf.float32)
-            sample[image_key], sample[points_key] = resize_with_landmarks(
-                image, points, config.image_size
-            )
+        sample = dict(element)
+        for _, points_key in IMAGE_POINTS:
+            sample[points_key] = tf.cast(element[points_key], tf.float32)
         return tf.constant("<memory>"), index, sample
 
     arrays = {

@@ -237,8 +237,8 @@ def _check(condition, shard, index, problem):
 
 
 def _decode_image(encoded, shard, index, name):
-    """Decodes PNG/JPEG to float32 `[H, W, 3]` in `[0, 1]`, after checking from the header
-    that it is a PNG or JPEG of at most `MAX_RECORD_PIXELS` pixels."""
+    """Decodes PNG/JPEG to uint8 `[H, W, 3]`, after checking from the header that it is a
+    PNG or JPEG of at most `MAX_RECORD_PIXELS` pixels."""
     present = _check(tf.strings.length(encoded) > 0, shard, index, f"no {name} image")
     with tf.control_dependencies([present]):
         size = checked_header_size(
@@ -249,7 +249,7 @@ def _decode_image(encoded, shard, index, name):
         )
     with tf.control_dependencies([size]):
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    return tf.image.convert_image_dtype(image, tf.float32)
+    return image
 
 
 def _decode_points(sparse, shard, index, name):
@@ -287,12 +287,11 @@ def resize_with_landmarks(image, landmarks, size):
     return image, landmarks
 
 
-def parse_pair(serialized, image_size=None, shard="<memory>", index=-1):
-    """Parses and checks one record -> dict of float `[0, 1]` images and `[68, 2]` points.
-
-    Keys: `target`, `guide` (`[H, W, 3]`, resized to `image_size` if given), `landmarks`,
-    `guide_landmarks`, `identity`, `target_file`, `guide_file`. `shard`/`index` only feed
-    the error messages.
+def decode_pair(serialized, shard="<memory>", index=-1, keys=None):
+    """Parses and checks one record -> dict of uint8 `[H, W, 3]` images and `[68, 2]` points,
+    at the size the record stores: the deterministic, expensive part of `parse_pair`
+    (what `input.cache` keeps). `keys` (default: all of `parse_pair`'s) limits what is
+    decoded; `shard`/`index` only feed the error messages.
     """
     shard = tf.convert_to_tensor(shard, tf.string)
     index = tf.cast(index, tf.int64)
@@ -306,12 +305,34 @@ def parse_pair(serialized, image_size=None, shard="<memory>", index=-1):
     ):
         sample = {key: features[key] for key in ("identity", "target_file", "guide_file")}
         for image_key, points_key in IMAGE_POINTS:
-            image = _decode_image(features[image_key], shard, index, image_key)
-            points = _decode_points(features[points_key], shard, index, points_key)
+            if keys is None or image_key in keys:
+                sample[image_key] = _decode_image(features[image_key], shard, index, image_key)
+                sample[points_key] = _decode_points(features[points_key], shard, index, points_key)
+    return sample if keys is None else {key: sample[key] for key in keys}
+
+
+def to_float_pair(sample, image_size=None):
+    """`decode_pair`'s uint8 images as float32 `[0, 1]`, resized to `image_size` if given
+    (their points moved along); other keys pass through."""
+    sample = dict(sample)
+    for image_key, points_key in IMAGE_POINTS:
+        if image_key in sample:
+            image = tf.image.convert_image_dtype(sample[image_key], tf.float32)
+            points = sample[points_key]
             if image_size is not None:
                 image, points = resize_with_landmarks(image, points, image_size)
             sample[image_key], sample[points_key] = image, points
     return sample
+
+
+def parse_pair(serialized, image_size=None, shard="<memory>", index=-1):
+    """Parses and checks one record -> dict of float `[0, 1]` images and `[68, 2]` points.
+
+    Keys: `target`, `guide` (`[H, W, 3]`, resized to `image_size` if given), `landmarks`,
+    `guide_landmarks`, `identity`, `target_file`, `guide_file`. `shard`/`index` only feed
+    the error messages.
+    """
+    return to_float_pair(decode_pair(serialized, shard, index), image_size)
 
 
 def validate_shard(path, limit=None) -> int:

@@ -113,6 +113,8 @@ def evaluation_input_config(restorers: dict, input_config, image_size, batch_siz
     config.batch_size = batch_size
     config.skip_corrupt = True  # a bad record is counted and reported, not fatal
     config.deterministic = True  # the same examples in the grids, whatever the thread timing
+    with config.unlocked():  # a training run's cache would grow test-split files beside it
+        config.cache = config.data_service = ""
     return config
 
 

@@ -22,6 +22,7 @@ validation split) and the learning-rate schedule run once per data epoch
 
 from __future__ import annotations
 
+import copy
 import os
 
 import keras
@@ -139,7 +140,7 @@ def distributed_dataset(strategy, files, input_config, training):
     """
     def dataset_fn(context):
         return make_dataset(files, input_config, training, input_context=context,
-                            drop_remainder=True).repeat()
+                            drop_remainder=True, repeat=True)
 
     return strategy.distribute_datasets_from_function(dataset_fn)
 
@@ -170,7 +171,11 @@ def build_model(config, strategy, mixed_precision):
 
 
 def fixed_batch(files, input_config):
-    """One deterministic `(inputs, targets)` numpy batch for the TensorBoard image grid."""
+    """One deterministic `(inputs, targets)` numpy batch for the TensorBoard image grid
+    (read without `input.cache`: one batch would only start a cache and drop it)."""
+    input_config = copy.deepcopy(input_config)
+    with input_config.unlocked():
+        input_config.cache = ""
     batch = next(iter(make_dataset(files, input_config, training=False)))
     return tf.nest.map_structure(np.asarray, batch)
 
