@@ -6,6 +6,8 @@ one line, so the absl entry points can print `path: problem` instead of a traceb
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 
 # What TF wraps around an op's own message: the function it ran in, the node that failed,
@@ -103,6 +105,18 @@ class BadConfigError(GFRNetError):
     """A configuration value or flag combination that cannot work."""
 
     reason = "bad_config"
+
+
+def is_real_number(value) -> bool:
+    """A real number and not a bool (a config's True would otherwise pass as 1)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_non_negative(value, source: str, note: str = "") -> float:
+    """`value` as a float if it is a finite real number >= 0, else `BadConfigError(source)`."""
+    if not (is_real_number(value) and math.isfinite(value) and value >= 0):
+        raise BadConfigError(source, f"must be a finite number >= 0{note}, got {value!r}")
+    return float(value)
 
 
 class TrainingDivergedError(GFRNetError):

@@ -18,16 +18,13 @@ network, every loss term a `keras.metrics.Mean` tracker.
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import keras
 import tensorflow as tf
 from absl import logging
 
 from gfrnet_tf import losses
 from gfrnet_tf.data.landmarks import symmetry_axis
-from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.errors import BadConfigError, check_non_negative, is_real_number
 from gfrnet_tf.models.discriminator import PATCHGAN_WIDTHS, PatchDiscriminator
 from gfrnet_tf.models.group_adam import group_learning_rate
 from gfrnet_tf.models.layers import PIX2PIX_INIT_STDDEV, PIX2PIX_WIDTHS, check_test_time_norm
@@ -612,14 +609,9 @@ def _check_test_time_mode(config):
 def _check_symmetry_term(weight, shift):
     """A negative weight would reward asymmetric flows; a step of more than half the image
     leaves too few pixels whose two reads are both on the image."""
-    if not (_is_real(weight) and math.isfinite(weight) and weight >= 0):
-        raise BadConfigError("model.loss_weights.flow_symmetry", f"must be a number >= 0, got {weight!r}")
-    if not _is_real(shift) or not 0 < shift <= 0.5:
+    check_non_negative(weight, "model.loss_weights.flow_symmetry")
+    if not is_real_number(shift) or not 0 < shift <= 0.5:
         raise BadConfigError("model.symmetry_shift", f"must be a fraction of the side in (0, 0.5], got {shift!r}")
-
-
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _check_known_keys(source, given, known):

@@ -22,19 +22,15 @@ rate during pre-training.
 from __future__ import annotations
 
 import contextlib
-import math
-import numbers
 
 import keras
 
-from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.errors import check_non_negative
 
 
 def check_multiplier(value, source: str) -> float:
     """`value` as a float if it is a finite number >= 0, else `BadConfigError(source, ...)`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
-        raise BadConfigError(source, f"must be a finite number >= 0 (0 freezes, 1 = the plain rate), got {value!r}")
-    return float(value)
+    return check_non_negative(value, source, " (0 freezes, 1 = the plain rate)")
 
 
 @keras.saving.register_keras_serializable(package="gfrnet_tf")
