@@ -39,9 +39,12 @@ def installed_wheel(tmp_path_factory):
 
     The source is copied first, so building leaves nothing in the checkout; it builds with
     this environment's setuptools (the `dev` extra requires one that reads pyproject.toml),
-    offline.
+    offline. The venv sees this environment's packages through `parent_packages.pth`, not
+    `--system-site-packages`: run from a venv, that flag exposes the *base* interpreter's
+    packages, not the venv's (docs/DESIGN.md, "Facts found on 2026-12-06").
     """
     import shutil
+    import site
     import subprocess
     import sys
     from pathlib import Path
@@ -58,9 +61,17 @@ def installed_wheel(tmp_path_factory):
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
         "-w", str(work / "dist"), str(source))
     venv = work / "venv"
-    run(sys.executable, "-m", "venv", "--system-site-packages", str(venv))
+    run(sys.executable, "-m", "venv", "--without-pip", str(venv))
+    python = venv / "bin" / "python"
+    own = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    # Processed after the venv's own packages (which then win): the wheel shadows any
+    # editable install of the checkout in this environment.
+    parents = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])]
+    Path(own, "parent_packages.pth").write_text(
+        "".join(f"import site; site.addsitedir({p!r})\n" for p in parents))
     (wheel,) = (work / "dist").glob("gfrnet_tf-*.whl")
-    run(str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel))
+    run(str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel))
     return venv / "bin", wheel
 
 
