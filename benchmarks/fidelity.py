@@ -25,7 +25,8 @@ from pathlib import Path
 
 from absl import app, flags
 
-from gfrnet_tf.configs import load_config, save_config
+from gfrnet_tf.configs import load_config
+from gfrnet_tf.runs import RunFolder
 from gfrnet_tf.configs.budget import short_run_schedule
 from gfrnet_tf.evaluation.runner import evaluate_models
 from gfrnet_tf.sample import write_sample_dataset
@@ -78,13 +79,12 @@ TEST_MODES = {
 
 def with_test_mode(run: Path, folder: Path, model_values: dict) -> Path:
     """A workdir that shares `run`'s checkpoints and differs in its config's test-time mode."""
-    folder.mkdir(parents=True, exist_ok=True)
-    config = load_config(str(run / "config.json"))
+    source, variant = RunFolder(run), RunFolder(folder)
+    config = source.read_config()
     config.model.update(model_values)
-    save_config(config, str(folder / "config.json"))
-    link = folder / "checkpoints"
-    if not link.exists():
-        os.symlink((run / "checkpoints").resolve(), link)
+    variant.write_config(config)
+    if not variant.checkpoints.exists():
+        os.symlink(source.checkpoints.resolve(), variant.checkpoints)
     return folder
 
 

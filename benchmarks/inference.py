@@ -48,7 +48,7 @@ from benchmarks.warp import time_round_robin  # noqa: E402
 from gfrnet_tf.data.images import to_model_range  # noqa: E402
 from gfrnet_tf.data import default_input_config, make_dataset  # noqa: E402
 from gfrnet_tf.export import export_savedmodel  # noqa: E402
-from gfrnet_tf.models import load_gfrnet  # noqa: E402
+from gfrnet_tf.loading import load_gfrnet  # noqa: E402
 from gfrnet_tf.export.tflite import convert_to_tflite, litert_interpreter, run_tflite  # noqa: E402
 from gfrnet_tf.io import load_image  # noqa: E402
 from gfrnet_tf.models.gfrnet import build_gfrnet  # noqa: E402

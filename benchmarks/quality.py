@@ -5,7 +5,7 @@ r"""Quality evidence on the bundled face: the ablation study (`gfrnet-ablate`) o
 
 Writes the bundled sample dataset (synthetic poses of one photo; "test" = unseen warps and
 degradations of the same face, not a new person) at the config's image size into
-`WORKDIR/data`, then runs `gfrnet_tf.evaluation.ablation.run_study` on it: every row
+`WORKDIR/data`, then runs `gfrnet_tf.ablation.run_study` on it: every row
 trained on the same data, budget and seed, all evaluated on the same seeded test inputs,
 with Table 1's layout, Full paired against each row per image, and the figure (see
 docs/EVALUATION.md). Same-run comparison only. Default rows: Full and -WG.
@@ -18,7 +18,7 @@ from pathlib import Path
 from absl import app, flags
 
 from gfrnet_tf.configs.flags import define_config_flag
-from gfrnet_tf.evaluation import ablation
+from gfrnet_tf import ablation
 from gfrnet_tf.evaluation.identity import face_measures
 from gfrnet_tf.sample import write_sample_dataset
 

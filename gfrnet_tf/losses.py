@@ -181,7 +181,7 @@ def flow_symmetry_loss(phi, target_axis, guide_axis, shift):
     `p` of `((Phi(p + s/2) - Phi(p - s/2)) . n_g)^2`, with `s` the target's axis times
     `shift * max(H, W)` pixels and `n_g` the unit normal of the guide's axis in Phi's
     normalised coordinates. `target_axis`, `guide_axis [B, 2]` are unit `(x, y)`
-    directions in pixels (`gfrnet_tf.data.landmarks.symmetry_axis`), data without
+    directions in pixels (`gfrnet_tf.ops.symmetry_axis`), data without
     gradient. `phi [B, H, W, 2]` is the absolute normalised flow WarpNet outputs in either
     flow mode, read bilinearly (`resample`); only pixels whose two reads both lie within
     the pixel centres count, so nothing fades out over the border.

@@ -10,13 +10,17 @@ import time
 import numpy as np
 import pytest
 
-from gfrnet_tf.configs import load_config, save_config
+from gfrnet_tf.configs import load_config
+from gfrnet_tf.runs import write_config_file
 from gfrnet_tf.configs.budget import short_run_schedule
 from gfrnet_tf.configs.variants import TABLE1_ROWS, variant_config
 from gfrnet_tf.data import make_dataset
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf.evaluation import ablation, protocol
-from gfrnet_tf.evaluation.paper_table1 import PAPER_TABLE1
+from gfrnet_tf import ablation
+from gfrnet_tf.ablation import report as study_report
+from gfrnet_tf.ablation import study
+from gfrnet_tf.evaluation import protocol
+from gfrnet_tf.ablation.paper_table1 import PAPER_TABLE1
 from gfrnet_tf.io import load_image
 from gfrnet_tf.models.gfrnet import build_gfrnet
 from gfrnet_tf.sample import Split, write_sample_dataset
@@ -93,7 +97,7 @@ def test_paired_comparison_by_hand():
         "Full": {"psnr_4x": np.array([20.0, 22.0, 21.0]), "lmd_4x": np.array([0.1, 0.2, 0.3])},
         "-WG": {"psnr_4x": np.array([19.0, 22.0, 22.0]), "lmd_4x": np.array([0.2, 0.1, 0.4])},
     }
-    rows = {(r["measure"], r["versus"]): r for r in ablation.paired_comparison(per_image, "Full", ["Full", "-WG"])}
+    rows = {(r["measure"], r["versus"]): r for r in study_report.paired_comparison(per_image, "Full", ["Full", "-WG"])}
     psnr = rows[("psnr_4x", "-WG")]
     assert psnr["mean_difference"] == pytest.approx(0.0)
     assert psnr["standard_error"] == pytest.approx(np.std([1.0, 0.0, -1.0], ddof=1) / np.sqrt(3))
@@ -109,15 +113,15 @@ def test_a_finished_run_is_recognised_and_another_config_refused(tmp_path):
     assert dict(config.train.items()) | short_run_schedule(10) | {"warp_pretrain_epochs": 0} == dict(
         config.train.items())
     workdir = tmp_path / "no_guide"
-    assert not ablation.finished(config, workdir)
-    save_config(config, str(workdir / "config.json"))
+    assert not study.finished(config, workdir)
+    write_config_file(config, str(workdir / "config.json"))
     (workdir / "checkpoints").mkdir()
     (workdir / "checkpoints" / "step-00000005.weights.h5").write_bytes(b"")
-    assert not ablation.finished(config, workdir)  # half way
+    assert not study.finished(config, workdir)  # half way
     (workdir / "checkpoints" / "step-00000010.weights.h5").write_bytes(b"")
-    assert ablation.finished(config, workdir)
+    assert study.finished(config, workdir)
     with pytest.raises(BadConfigError, match="another config.train"):
-        ablation.finished(ablation.row_config(load_config("smoke"), "-WG", steps=20), workdir)
+        study.finished(ablation.row_config(load_config("smoke"), "-WG", steps=20), workdir)
 
 
 TINY = ["--config=smoke", "--config.input.image_size=32", "--config.input.batch_size=4",

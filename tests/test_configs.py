@@ -8,7 +8,8 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from gfrnet_tf.configs import PRESETS, load_config, preset_path, save_config
+from gfrnet_tf.configs import PRESETS, load_config, preset_path
+from gfrnet_tf.runs import write_config_file
 from gfrnet_tf.errors import BadConfigError
 
 PAPER = "paper"
@@ -89,7 +90,7 @@ def test_configs_build_a_gfrnet_and_offer_every_model_key(path):
 def test_saved_config_json_loads_back_equal(tmp_path):
     config = load_config(SMOKE)
     path = tmp_path / "run" / "config.json"
-    save_config(config, str(path))
+    write_config_file(config, str(path))
     assert json.loads(path.read_text())["train"]["checkpoint_every"] == config.train.checkpoint_every
     assert load_config(str(path)).to_dict() == json.loads(config.to_json())
     assert os.listdir(path.parent) == ["config.json"]  # no temporary left behind

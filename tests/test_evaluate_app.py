@@ -17,7 +17,7 @@ from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.io import load_image
-from gfrnet_tf.models import TrainedModel
+from gfrnet_tf.loading import TrainedModel
 from gfrnet_tf.models.gfrnet import build_gfrnet
 from gfrnet_tf.restoration.restorer import Restorer
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gfrnet_tf import faces
-from gfrnet_tf.data.landmarks import MIRROR_PERMUTATION
+from gfrnet_tf.ibug68 import MIRROR_PERMUTATION
 from gfrnet_tf.errors import NoFaceError
 from gfrnet_tf.sample import load_sample
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gfrnet_tf.configs import load_config, save_config
+from gfrnet_tf.configs import load_config
+from gfrnet_tf.runs import write_config_file
 from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.export.tflite import convert_to_tflite, litert_interpreter, op_names, run_tflite
 from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
@@ -102,7 +103,7 @@ def test_all_switches_survive_a_keras_file_and_config_json(tmp_path):
             config[section][key].update(value)
         else:
             config[section][key] = value
-    save_config(config, str(tmp_path / "config.json"))
+    write_config_file(config, str(tmp_path / "config.json"))
     assert load_config(str(tmp_path / "config.json")).to_dict() == json.loads(config.to_json())
 
     model_config = {**config.model.to_dict(), "vgg_face_weights": ""}

@@ -10,7 +10,8 @@ from scipy import ndimage
 
 from gfrnet_tf import losses
 from gfrnet_tf.apps.common import main_wrapper
-from gfrnet_tf.data.landmarks import flip_landmarks, symmetry_axis
+from gfrnet_tf.data.landmarks import flip_landmarks
+from gfrnet_tf.ops import symmetry_axis
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.models.gfrnet import DEFAULT_SYMMETRY_SHIFT, build_gfrnet
 from gfrnet_tf.sample import load_sample

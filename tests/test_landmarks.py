@@ -3,7 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from gfrnet_tf.data.landmarks import MIRROR_PERMUTATION, flip_landmarks, flip_sample
+from gfrnet_tf.data.landmarks import flip_landmarks, flip_sample
+from gfrnet_tf.ibug68 import MIRROR_PERMUTATION
 from gfrnet_tf.ops import warp_image
 
 WIDTH = 24

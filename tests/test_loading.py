@@ -1,4 +1,4 @@
-"""gfrnet_tf.models.loading: every artefact loads with the size it was made for, or fails by name."""
+"""gfrnet_tf.loading: every artefact loads with the size it was made for, or fails by name."""
 
 import json
 import os
@@ -13,7 +13,7 @@ import pytest
 from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.errors import BadModelFileError
 from gfrnet_tf.export import export_savedmodel
-from gfrnet_tf.models import load_gfrnet, load_trained
+from gfrnet_tf.loading import load_gfrnet, load_trained
 from gfrnet_tf.models.gfrnet import build_gfrnet
 
 SIZE = 32

@@ -4,15 +4,15 @@ import numpy as np
 import tensorflow as tf
 from skimage.metrics import structural_similarity
 
-from gfrnet_tf import ops
+from gfrnet_tf import ibug68, ops
 from gfrnet_tf.evaluation import metrics
 
 
 def _landmarks(rng, size=64):
     """68 random points inside a `size` image, outer eye corners 20 px apart."""
     points = rng.uniform(12, size - 12, (68, 2)).astype(np.float32)
-    points[metrics.LEFT_EYE_OUTER] = (20.0, 24.0)
-    points[metrics.RIGHT_EYE_OUTER] = (40.0, 24.0)
+    points[ibug68.RIGHT_EYE_OUTER] = (20.0, 24.0)
+    points[ibug68.LEFT_EYE_OUTER] = (40.0, 24.0)
     return points
 
 

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from gfrnet_tf.errors import BadConfigError, BadModelFileError
+from gfrnet_tf.apps import convert_vgg_face
 from gfrnet_tf.models import vgg_face_convert
 from gfrnet_tf.models.vgg_face import LAYER_NAMES, VGGFace, load_vgg_face_weights
 
@@ -158,15 +159,15 @@ def test_convert_command_writes_a_loadable_npz_and_rejects_other_files(tmp_path,
     import torch
 
     torch.save(_torch_state_dict("conv2_1"), tmp_path / "vgg_face_dag.pth")
-    vgg_face_convert.main(["convert", str(tmp_path / "vgg_face_dag.pth"), str(tmp_path / "out.npz")])
+    convert_vgg_face.main(["convert", str(tmp_path / "vgg_face_dag.pth"), str(tmp_path / "out.npz")])
     assert "conv1_1, conv1_2, conv2_1" in capsys.readouterr().out
     load_vgg_face_weights(VGGFace("conv2_1"), tmp_path / "out.npz")
     (tmp_path / "junk.pth").write_bytes(b"junk")
     with pytest.raises(BadModelFileError, match=r"junk\.pth"):
-        vgg_face_convert.main(["convert", str(tmp_path / "junk.pth"), str(tmp_path / "x.npz")])
+        convert_vgg_face.main(["convert", str(tmp_path / "junk.pth"), str(tmp_path / "x.npz")])
     torch.save({"fc8.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
     with pytest.raises(BadModelFileError, match="conv1_1"):
-        vgg_face_convert.main(["convert", str(tmp_path / "other.pth"), str(tmp_path / "x.npz")])
+        convert_vgg_face.main(["convert", str(tmp_path / "other.pth"), str(tmp_path / "x.npz")])
     assert not (tmp_path / "x.npz").exists()
 
 
@@ -260,7 +261,7 @@ def test_pth_with_wrong_contents_names_file_and_key(tmp_path, case, key):
         state["conv1_1.bias"] = "not a tensor"
     torch.save(state, tmp_path / "bad.pth")
     with pytest.raises(BadModelFileError) as raised:
-        vgg_face_convert.main(["convert", str(tmp_path / "bad.pth"), str(tmp_path / "out.npz")])
+        convert_vgg_face.main(["convert", str(tmp_path / "bad.pth"), str(tmp_path / "out.npz")])
     assert raised.value.source == str(tmp_path / "bad.pth")
     assert repr(key) in raised.value.problem, raised.value.problem
     assert not (tmp_path / "out.npz").exists()

@@ -11,7 +11,7 @@ layout beside the paper's numbers, and Full paired against each row), `table1.cs
 `paired.csv`, `per_image.csv`, `study.json` and `figure.png` into WORKDIR, plus
 gfrnet-evaluate's files in `WORKDIR/eval`. Re-running the command skips finished rows and
 resumes an interrupted one (even after kill -9). The work is
-`gfrnet_tf.evaluation.ablation.run_study`; see docs/EVALUATION.md.
+`gfrnet_tf.ablation.run_study`; see docs/EVALUATION.md.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from gfrnet_tf.apps import common
 from gfrnet_tf.configs.flags import define_config_flag
 from gfrnet_tf.configs.variants import TABLE1_ROWS
 from gfrnet_tf.data import PreparedDataset
-from gfrnet_tf.evaluation import ablation, protocol
+from gfrnet_tf import ablation
+from gfrnet_tf.evaluation import protocol
 from gfrnet_tf.evaluation.identity import face_measures
 
 CONFIG = define_config_flag(default="smoke")

@@ -35,7 +35,7 @@ from gfrnet_tf.export.savedmodel import next_version
 from gfrnet_tf.export.tflite import CALIBRATION_STEPS, convert_to_tflite
 from gfrnet_tf.io.atomic import atomic_writer
 from gfrnet_tf.io.paths import make_output_dir
-from gfrnet_tf.models import load_gfrnet
+from gfrnet_tf.loading import load_gfrnet
 
 FORMATS = ("savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx")
 

@@ -1,25 +1,24 @@
-"""Training presets shipped inside the package, and loading/saving of configs.
+"""Training presets shipped inside the package, and loading of configs.
 
 A config is an `ml_collections.ConfigDict` with `input`, `model` and `train` sections.
 `load_config` takes a preset name (`PRESETS`: any `pip install` has them), a Python file
-whose `get_config()` returns one (big_vision style), or a run's saved `config.json`.
+whose `get_config()` returns one (big_vision style), or a run's saved `config.json`
+(written and read by `gfrnet_tf.runs`, the owner of the run folder).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import os
 from pathlib import Path
 
 import ml_collections
 
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf.io.atomic import atomic_writer
+from gfrnet_tf.runs import read_config_file
 
 PRESETS = ("paper", "paper512", "official", "recommended", "smoke")
-MAX_CONFIG_BYTES = 2**20  # a saved config.json is a few KB; refuse to parse more
 
 
 def preset_path(name_or_path: str) -> str:
@@ -41,7 +40,7 @@ def load_config(name_or_path: str) -> ml_collections.ConfigDict:
     if not os.path.isfile(path):
         raise BadConfigError(path, f"no such config file (presets: {', '.join(PRESETS)})")
     if path.endswith(".json"):
-        return _load_json(path)
+        return read_config_file(path)
     spec = importlib.util.spec_from_file_location("gfrnet_user_config", path)
     module = importlib.util.module_from_spec(spec)
     try:
@@ -49,23 +48,3 @@ def load_config(name_or_path: str) -> ml_collections.ConfigDict:
         return module.get_config()
     except Exception as error:  # a config file is user code: any failure is a config error
         raise BadConfigError(path, f"cannot build the config: {type(error).__name__}: {error}") from None
-
-
-def _load_json(path: str) -> ml_collections.ConfigDict:
-    try:
-        if os.path.getsize(path) > MAX_CONFIG_BYTES:
-            raise BadConfigError(path, f"larger than {MAX_CONFIG_BYTES} bytes: not a saved config")
-        with open(path, encoding="utf-8") as handle:
-            value = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise BadConfigError(path, f"not a JSON config: {error}") from None
-    if not isinstance(value, dict):
-        raise BadConfigError(path, f"not a JSON config: holds a {type(value).__name__}")
-    return ml_collections.ConfigDict(value)
-
-
-def save_config(config: ml_collections.ConfigDict, path: str) -> None:
-    """Writes the resolved config as JSON, atomically (a killed run leaves no half file)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_writer(path) as stream:
-        stream.write((config.to_json_best_effort(indent=2, sort_keys=True) + "\n").encode())

@@ -32,7 +32,8 @@ import struct
 import numpy as np
 import tensorflow as tf
 
-from gfrnet_tf.data.landmarks import IMAGE_POINTS, NUM_LANDMARKS
+from gfrnet_tf.data.landmarks import IMAGE_POINTS
+from gfrnet_tf.ibug68 import NUM_LANDMARKS
 from gfrnet_tf.data.encoded import checked_header_size
 from gfrnet_tf.errors import BadRecordError, first_line
 from gfrnet_tf.io.paths import printable

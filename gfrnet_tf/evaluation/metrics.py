@@ -15,9 +15,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from gfrnet_tf import ops
+from gfrnet_tf.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 
-# 0-based indices of the outer eye corners in the 68-point iBUG-300W order.
-LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 36, 45
 # Identical images have infinite PSNR, which would make a whole test set's mean infinite;
 # they count as 100 dB (one grey level wrong in ~10^6 values, far beyond any restoration).
 MAX_PSNR_DB = 100.0
@@ -37,7 +36,7 @@ def ssim(reference, image):
 def inter_ocular_distance(landmarks):
     """Distance between the outer eye corners of 68-point landmarks `[..., 68, 2]` -> `[...]`."""
     landmarks = tf.convert_to_tensor(landmarks, tf.float32)
-    return tf.norm(landmarks[..., RIGHT_EYE_OUTER, :] - landmarks[..., LEFT_EYE_OUTER, :], axis=-1)
+    return tf.norm(landmarks[..., LEFT_EYE_OUTER, :] - landmarks[..., RIGHT_EYE_OUTER, :], axis=-1)
 
 
 def landmark_error(points, reference):

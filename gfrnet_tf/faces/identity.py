@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gfrnet_tf import ibug68
 from gfrnet_tf.errors import BadModelFileError, GFRNetError, first_line
 from gfrnet_tf.faces.landmarks import packaged_dlib_model
 
@@ -99,7 +100,8 @@ class DlibIdentity:
 def five_points(landmarks) -> np.ndarray:
     """The ArcFace template's 5 points from 68 iBUG points: eye centres, nose tip, mouth corners."""
     points = np.asarray(landmarks, np.float64)
-    return np.stack([points[36:42].mean(0), points[42:48].mean(0), points[30], points[48], points[54]])
+    return np.stack([points[ibug68.RIGHT_EYE].mean(0), points[ibug68.LEFT_EYE].mean(0),
+                     points[ibug68.NOSE_TIP], points[ibug68.MOUTH_RIGHT], points[ibug68.MOUTH_LEFT]])
 
 
 def similarity_transform(source, destination) -> np.ndarray:

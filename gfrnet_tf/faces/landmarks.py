@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from gfrnet_tf.errors import GFRNetError
-
-NUM_LANDMARKS = 68
+from gfrnet_tf.ibug68 import NUM_LANDMARKS
 
 
 class LandmarksError(GFRNetError):

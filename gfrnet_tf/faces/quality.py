@@ -1,6 +1,6 @@
 """Cheap quality measures used to filter photos and pick the guide (frontal, eyes open).
 
-All work on iBUG-300W 68-point landmarks (0-based indices below) or on the uint8 crop.
+All work on iBUG-300W 68-point landmarks (`gfrnet_tf.ibug68`) or on the uint8 crop.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-JAW_RIGHT_END, JAW_LEFT_END, NOSE_TIP = 0, 16, 30  # subject's right = image left
-RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)
+from gfrnet_tf.ibug68 import JAW_LEFT_END, JAW_RIGHT_END, LEFT_EYE, NOSE_TIP, RIGHT_EYE
+
 
 
 def sharpness(image: np.ndarray) -> float:

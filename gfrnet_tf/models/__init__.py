@@ -2,10 +2,9 @@
 
 from gfrnet_tf.models.discriminator import PatchDiscriminator
 from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
-from gfrnet_tf.models.loading import TrainedModel, load_gfrnet, load_trained
 from gfrnet_tf.models.recnet import RecNet
 from gfrnet_tf.models.vgg_face import VGGFace, load_vgg_face_weights
 from gfrnet_tf.models.warpnet import WarpNet
 
 __all__ = ["WarpNet", "RecNet", "PatchDiscriminator", "GFRNet", "build_gfrnet", "VGGFace",
-           "load_vgg_face_weights", "TrainedModel", "load_gfrnet", "load_trained"]
+           "load_vgg_face_weights"]

@@ -22,8 +22,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from gfrnet_tf import losses
-from gfrnet_tf.data.landmarks import symmetry_axis
+from gfrnet_tf import ibug68, losses
 from gfrnet_tf.errors import BadConfigError, check_non_negative, is_real_number
 from gfrnet_tf.models.discriminator import PATCHGAN_WIDTHS, PatchDiscriminator
 from gfrnet_tf.models.group_adam import group_learning_rate
@@ -31,7 +30,7 @@ from gfrnet_tf.models.layers import PIX2PIX_INIT_STDDEV, PIX2PIX_WIDTHS, check_t
 from gfrnet_tf.models.recnet import RecNet
 from gfrnet_tf.models.vgg_face import VGGFace, load_vgg_face_weights
 from gfrnet_tf.models.warpnet import WarpNet
-from gfrnet_tf.ops import crop_to_landmarks, identity_grid, warp_image
+from gfrnet_tf.ops import crop_to_landmarks, identity_grid, symmetry_axis, warp_image
 
 # §4.3 ablations: Ours(Full), (-F), (-W), (-WG), (R).
 VARIANTS = ("full", "no_flow_loss", "no_warp", "no_guide", "random_guide")
@@ -54,7 +53,10 @@ DEFAULT_SYMMETRY_SHIFT = 10 / 256
 # Part discriminators (docs/DESIGN.md: a known improvement from the PyTorch reimplementation):
 # 0-based iBUG-300W index ranges (1-based 37-42, 43-48, 28-36, 49-68); eyes are named by
 # their side in the image.
-FACE_PARTS = {"eye_left": (36, 42), "eye_right": (42, 48), "nose": (27, 36), "mouth": (48, 68)}
+# Keys name the image side of a frontal face (they name the part discriminators' layers).
+FACE_PARTS = {part: (points.start, points.stop) for part, points in (
+    ("eye_left", ibug68.RIGHT_EYE), ("eye_right", ibug68.LEFT_EYE), ("nose", ibug68.NOSE),
+    ("mouth", ibug68.MOUTH))}
 _SUBMODELS = ("recnet", "global_discriminator", "local_discriminator", "warpnet", "perceptual_network")
 
 

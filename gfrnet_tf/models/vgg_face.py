@@ -15,7 +15,7 @@ formats (`load_vgg_face_weights`):
 real network's shape and cost with features that mean nothing, for speed benchmarks only.
 
 A PyTorch `vgg_face_dag.pth` state dict converts to the `.npz` format with
-`python -m gfrnet_tf.models.vgg_face_convert IN.pth OUT.npz`.
+`gfrnet-convert-vgg-face IN.pth OUT.npz`.
 
 The network expects what keras-vggface's `preprocess_input(version=1)` produces: BGR in
 0-255 minus the per-channel mean of the VGG-Face training set. `VGGFace` takes the project's

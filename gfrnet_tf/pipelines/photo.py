@@ -13,10 +13,10 @@ import numpy as np
 
 from gfrnet_tf import faces
 from gfrnet_tf.errors import GFRNetError, NoFaceError
+from gfrnet_tf.ibug68 import INNER_FACE
 from gfrnet_tf.faces.crop import DEFAULT_MARGIN, DEFAULT_SIZE
 from gfrnet_tf.io.images import DEFAULT_MAX_PIXELS, decode_image
 
-INNER_FACE = slice(17, 68)  # iBUG-300W brows, nose, eyes, mouth (the jaw is 0-16)
 
 
 class RejectedFaceError(GFRNetError):

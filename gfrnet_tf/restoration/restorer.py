@@ -1,6 +1,6 @@
 """One small interface over every form a trained model takes.
 
-`load_restorer(path)` accepts whatever `gfrnet_tf.models.load_trained` does (a workdir,
+`load_restorer(path)` accepts whatever `gfrnet_tf.loading.load_trained` does (a workdir,
 checkpoint or `.keras` file, a SavedModel directory or TF Serving model folder, a
 `.tflite` file) and returns a callable mapping uint8 degraded and guide batches to uint8
 restored and warped-guide batches. uint8 at this edge keeps the backends exchangeable:
@@ -20,7 +20,7 @@ from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.errors import BadModelFileError, first_line
 from gfrnet_tf.export.savedmodel import OUTPUTS
 from gfrnet_tf.export.tflite import run_tflite
-from gfrnet_tf.models.loading import TrainedModel, load_trained
+from gfrnet_tf.loading import TrainedModel, load_trained
 
 
 @dataclasses.dataclass

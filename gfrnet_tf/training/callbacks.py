@@ -18,18 +18,15 @@ import glob
 import io
 import json
 import os
-import re
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from gfrnet_tf import runs
 from gfrnet_tf.errors import BadModelFileError, BadOutputError, TrainingDivergedError, first_line
 from gfrnet_tf.io.atomic import atomic_writer
 from gfrnet_tf.io.paths import make_output_dir
-
-_CHECKPOINT = re.compile(r"^step-(\d+)\.weights\.h5$")
-
 
 class _GlobalStepCallback(keras.callbacks.Callback):
     """Knows the global step of the batch that just ended."""
@@ -77,14 +74,6 @@ def _remove_temporaries(directory: str) -> None:
     """Deletes what a killed save left behind: `atomic_writer`'s dot-prefixed `.tmp` files."""
     for name in glob.glob(os.path.join(glob.escape(directory), ".*.tmp")):
         os.remove(name)
-
-
-def latest_checkpoint(directory: str) -> str | None:
-    """Path of the highest-step `step-N.weights.h5` in `directory`, or None."""
-    if not os.path.isdir(directory):
-        return None
-    steps = {int(m.group(1)): name for name in os.listdir(directory) if (m := _CHECKPOINT.match(name))}
-    return os.path.join(directory, steps[max(steps)]) if steps else None
 
 
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -138,7 +127,7 @@ class StopOnNonFinite(_GlobalStepCallback):
     def on_train_batch_end(self, batch, logs=None):
         bad = sorted(name for name, value in (logs or {}).items() if not np.all(np.isfinite(value)))
         if bad:
-            kept = latest_checkpoint(self.checkpoint_dir) or "none yet"
+            kept = runs.latest_checkpoint(self.checkpoint_dir) or "none yet"
             raise TrainingDivergedError(
                 f"step {self.global_step(batch)}",
                 f"loss {', '.join(bad)} became NaN/inf; training stopped, last good checkpoint: {kept}")
@@ -161,10 +150,9 @@ class StepCheckpoint(_GlobalStepCallback):
 
     def on_epoch_end(self, epoch, logs=None):
         step = self.global_step(self.params["steps"] - 1)
-        path = os.path.join(make_output_dir(self.directory), f"step-{step:08d}.weights.h5")
+        path = os.path.join(make_output_dir(self.directory), runs.checkpoint_name(step))
         write_weights(self.model, path)  # a killed or failed save never looks like a checkpoint
-        old = sorted(name for name in os.listdir(self.directory) if _CHECKPOINT.match(name))
-        for name in old[: -self.keep]:
+        for name in runs.checkpoints_in(self.directory)[: -self.keep]:
             os.remove(os.path.join(self.directory, name))
 
 

@@ -7,9 +7,9 @@
     config = load_config("smoke")
     model = fit.train(config, "runs/smoke", PreparedDataset("data/"))
 
-`gfrnet-train` is a thin command-line wrapper around `train`. In `workdir`: `config.json`
-(the resolved config), `checkpoints/step-N.weights.h5` (sub-models and optimizer state),
-`backup/` (resume state) and `tensorboard/`. Calling `train` again on the same workdir
+`gfrnet-train` is a thin command-line wrapper around `train`. `workdir` is a run folder
+(`gfrnet_tf.runs`): the resolved config, step checkpoints (sub-models and optimizer state),
+the resume state and TensorBoard logs. Calling `train` again on the same workdir
 resumes from the last backup, even after kill -9; a workdir whose backup no longer fits
 the model (another `config.model`) is refused before its `config.json` is rewritten.
 
@@ -23,18 +23,17 @@ validation split) and the learning-rate schedule run once per data epoch
 from __future__ import annotations
 
 import copy
-import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from gfrnet_tf.configs import save_config
 from gfrnet_tf.data import make_dataset
 from gfrnet_tf.data.records import record_errors
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.io.paths import make_output_dir
+from gfrnet_tf.runs import RunFolder
 from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
 from gfrnet_tf.models.group_adam import GroupAdam, check_multiplier
 from gfrnet_tf.training import callbacks as callbacks_lib
@@ -42,7 +41,6 @@ from gfrnet_tf.training import distribute
 from gfrnet_tf.training.schedule import plateau_schedule
 from gfrnet_tf.training.shards import check_shards, validation_steps
 
-CONFIG_FILE = "config.json"
 VALIDATION_SPLIT = "val"
 
 
@@ -74,7 +72,7 @@ def train(config, workdir, dataset, *, strategy=None, mixed_precision=False,
     with record_errors(dataset.source):  # a bad record past the start-up check
         callbacks = make_callbacks(config, workdir, strategy, val_files or train_files)
         run_phases(model, config, train_data, val_data, val_steps, callbacks, verbose)
-    logging.info("done: %s", callbacks_lib.latest_checkpoint(os.path.join(workdir, "checkpoints")))
+    logging.info("done: %s", RunFolder(workdir).latest_checkpoint())
     return model
 
 
@@ -110,7 +108,7 @@ class SaveRunConfig(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         try:
-            save_config(self.config, os.path.join(self.workdir, CONFIG_FILE))
+            RunFolder(self.workdir).write_config(self.config)
         except OSError as error:
             raise BadConfigError(self.workdir, f"cannot write the run's config: "
                                                f"{error.strerror or error}") from None
@@ -183,13 +181,14 @@ def fixed_batch(files, input_config):
 def make_callbacks(config, workdir, strategy, grid_files):
     """NaN stop first (it must fire before anything saves), resume state, then chief-only logs
     (the image grid shows the first batch of `grid_files`)."""
-    checkpoints = os.path.join(workdir, "checkpoints")
+    run = RunFolder(workdir)
+    checkpoints = str(run.checkpoints)
     callbacks = [
         callbacks_lib.StopOnNonFinite(checkpoints),
         # One backup per task: every worker must restore the same state, and Keras'
         # callback knows nothing of workers.
         callbacks_lib.BackupAndRestore(
-            os.path.join(workdir, "backup", distribute.task_name(strategy)),
+            str(run.backup(distribute.task_name(strategy))),
             save_freq="epoch", double_checkpoint=True, delete_checkpoint=False),
     ]
     if distribute.is_chief(strategy):
@@ -197,7 +196,7 @@ def make_callbacks(config, workdir, strategy, grid_files):
             SaveRunConfig(config, workdir),
             callbacks_lib.StepCheckpoint(checkpoints, keep=config.train.keep_checkpoints),
             callbacks_lib.TensorBoardLogger(
-                os.path.join(workdir, "tensorboard"), config.train.summary_every,
+                str(run.tensorboard), config.train.summary_every,
                 fixed_batch(grid_files, config.input)),
         ]
     return callbacks

@@ -25,13 +25,12 @@ import h5py
 import keras
 import ml_collections
 
-from gfrnet_tf.errors import BadModelFileError, first_line
+from gfrnet_tf import runs
+from gfrnet_tf.errors import BadModelFileError, GFRNetError, first_line
+from gfrnet_tf.export.savedmodel import recorded_image_size
+from gfrnet_tf.export.tflite import litert_interpreter
 from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
-from gfrnet_tf.training.callbacks import latest_checkpoint
-
-CHECKPOINT_DIR = "checkpoints"
-CHECKPOINT_SUFFIX = ".weights.h5"
-RUN_CONFIG = "config.json"
+from gfrnet_tf.runs import CHECKPOINT_SUFFIX, RunFolder
 # A .keras archive's config.json and metadata.json are kilobytes; their declared size is
 # checked before Keras decompresses them (a small file can unpack to gigabytes).
 MAX_KERAS_JSON_BYTES = 16 * 2**20
@@ -86,25 +85,23 @@ def load_gfrnet(path) -> TrainedModel:
 def latest_checkpoint_in(directory) -> Path:
     """The highest-step checkpoint of a workdir or of its `checkpoints/` folder."""
     directory = Path(directory)
-    for folder in (directory / CHECKPOINT_DIR, directory):
-        checkpoint = latest_checkpoint(str(folder))
+    for folder in (RunFolder(directory).checkpoints, directory):
+        checkpoint = runs.latest_checkpoint(folder)
         if checkpoint:
             return Path(checkpoint)
     raise BadModelFileError(directory, f"no step-N{CHECKPOINT_SUFFIX} checkpoint in this folder")
 
 
 def run_config(checkpoint: Path) -> tuple[Path, ml_collections.ConfigDict]:
-    """The training config of a checkpoint: `config.json` beside `checkpoints/`, checked."""
-    path = next((folder / RUN_CONFIG for folder in (checkpoint.parent.parent, checkpoint.parent)
-                 if (folder / RUN_CONFIG).is_file()), None)
-    if path is None:
-        raise BadModelFileError(checkpoint, f"no {RUN_CONFIG} of the training run next to {CHECKPOINT_DIR}/")
-    from gfrnet_tf.configs import load_config  # configs import models: load lazily
-
+    """The training config of a checkpoint: its run's `config.json`, checked."""
+    path = RunFolder.of_checkpoint(checkpoint).config_file
+    if not path.is_file():
+        raise BadModelFileError(checkpoint, f"no {runs.CONFIG_FILE} of the training run next to "
+                                            f"{runs.CHECKPOINT_DIR}/")
     try:
-        config = load_config(str(path))
-    except Exception as error:  # noqa: BLE001  (a BadConfigError: it is the model's file here)
-        raise BadModelFileError(path, f"not a training config: {first_line(error)}") from None
+        config = runs.read_config_file(path)
+    except GFRNetError as error:  # a BadConfigError: it is the model's file here
+        raise BadModelFileError(path, f"not a training config: {error.problem}") from None
     size = config.get("input", {}).get("image_size")
     if isinstance(size, bool) or not isinstance(size, int) or size < 8:
         raise BadModelFileError(path, f"input.image_size must be an integer >= 8, got {size!r}")
@@ -176,8 +173,6 @@ def _load_keras_file(path: Path):
 def _load_saved_model(path: Path) -> TrainedModel:
     import tensorflow as tf
 
-    from gfrnet_tf.export.savedmodel import recorded_image_size
-
     loaded = tf.saved_model.load(str(path))
     signature = loaded.signatures["serving_default"]
     # `gfrnet-export`'s signature has dynamic H, W (it checks the size itself) and records
@@ -187,8 +182,6 @@ def _load_saved_model(path: Path) -> TrainedModel:
 
 
 def _load_tflite(path: Path) -> TrainedModel:
-    from gfrnet_tf.export.tflite import litert_interpreter
-
     interpreter = litert_interpreter(path.read_bytes())
     shape = interpreter.get_signature_runner().get_input_details()["degraded"]["shape"]
     if shape[0] != 1:

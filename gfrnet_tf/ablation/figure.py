@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 import cv2
 import numpy as np
 
+from gfrnet_tf.evaluation import protocol, runner
 from gfrnet_tf.visualize import image_grid
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -90,3 +91,26 @@ def _y(value, bottom, top, plot_top, plot_bottom) -> int:
 
 def _number(value: float) -> str:
     return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3f}"
+
+
+def study_figure(evaluation: protocol.Evaluation, rows: Sequence[str],
+                 settings: Sequence[str]) -> np.ndarray:
+    """Bar charts (PSNR at 4x/8x; identity distance and LMD at 4x/8x) above the 4x faces."""
+    by_name = {row["model"]: row for row in evaluation.rows}
+    names = [name for name in [runner.BASELINE, *rows] if name in by_name]
+    labels = ["input" if name == runner.BASELINE else name for name in names]
+    charts = [bar_chart("PSNR (dB), higher is better", labels,
+                               {f"PSNR {s}": [by_name[n][f"psnr_{s}"] for n in names] for s in settings})]
+    for measure, title in (("identity_distance", "dlib identity distance, lower is better"),
+                           ("lmd", "LMD (inter-ocular units), lower is better")):
+        if f"{measure}_4x" in evaluation.columns:
+            charts.append(bar_chart(title, labels, {
+                f"{measure} {s}": [by_name[n][f"{measure}_{s}"] for n in names] for s in settings}))
+    faces = evaluation.setting_examples.get("4x", {})
+    columns = [*names, protocol.GROUND_TRUTH]
+    parts = [stack(charts, axis=1)]
+    if all(faces.get(name) for name in columns):
+        count = min(len(faces[name]) for name in columns)
+        grid_rows = [[faces[name][i] for name in columns] for i in range(count)]
+        parts.append(labelled_face_grid(["input 4x", *labels[1:], "truth"], grid_rows))
+    return stack(parts)
