@@ -19,7 +19,7 @@ LAYERS = (
     ("errors", "ibug68"),
     ("io", "ops", "serving_client"),
     ("runs", "losses", "faces", "data", "visualize"),
-    ("models", "sample"),
+    ("models", "sample", "people"),
     ("export", "configs"),
     ("loading",),
     ("training", "restoration"),

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gfrnet_tf.restoration.guide_choice import choose_guide, pose_distance
+from gfrnet_tf.people.pose import choose_guide, pose_distance
 from gfrnet_tf.restoration.paste import feather_mask, paste_face
 
 

@@ -1,16 +1,7 @@
 """Whole-photo restoration: run a trained model on detected faces and paste them back."""
 
-from gfrnet_tf.restoration.guide_choice import choose_guide, pose_distance
 from gfrnet_tf.restoration.paste import feather_mask, paste_face
 from gfrnet_tf.restoration.photos import PhotoRestorer
 from gfrnet_tf.restoration.restorer import Restoration, load_restorer
 
-__all__ = [
-    "PhotoRestorer",
-    "Restoration",
-    "choose_guide",
-    "feather_mask",
-    "load_restorer",
-    "paste_face",
-    "pose_distance",
-]
+__all__ = ["PhotoRestorer", "Restoration", "feather_mask", "load_restorer", "paste_face"]

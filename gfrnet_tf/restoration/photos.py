@@ -16,7 +16,7 @@ import numpy as np
 from gfrnet_tf.errors import BadImageError, NoFaceError
 from gfrnet_tf.faces import DlibLandmarks, LandmarksError, crop_face, detect_faces
 from gfrnet_tf.faces.crop import DEFAULT_MARGIN
-from gfrnet_tf.restoration.guide_choice import choose_guide
+from gfrnet_tf.people.pose import choose_guide
 from gfrnet_tf.restoration.paste import paste_face
 from gfrnet_tf.restoration.restorer import Restoration
 

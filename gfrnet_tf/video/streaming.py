@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from gfrnet_tf.faces import detect_faces
-from gfrnet_tf.restoration.guide_choice import choose_guide
+from gfrnet_tf.people.pose import choose_guide
 from gfrnet_tf.restoration.photos import PhotoRestorer
 from gfrnet_tf.video import subpixel
 from gfrnet_tf.video.reader import Frame
