@@ -25,8 +25,8 @@ from gfrnet_tf.training.callbacks import (
     StepCheckpoint,
     StopOnNonFinite,
     TensorBoardLogger,
-    latest_checkpoint,
 )
+from gfrnet_tf.runs import latest_checkpoint
 from gfrnet_tf.training.schedule import StepDownOnPlateau
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

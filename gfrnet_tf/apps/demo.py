@@ -40,6 +40,7 @@ from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.io import save_image
 from gfrnet_tf.sample import degraded_pair, write_sample_dataset
+from gfrnet_tf.runs import RunFolder
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Folder for everything the demo writes.")
 STEPS = flags.DEFINE_integer(
@@ -99,11 +100,12 @@ def print_summary(paths, stages) -> None:
     # results.json stores a missing measure as null; the table shows NaN as "n/a".
     rows = [{k: float("nan") if v is None else v for k, v in row.items()} for row in results["rows"]]
     print(report.markdown_table(rows, protocol.COLUMNS))
+    run = RunFolder(paths["train"])
     print(f"""
 PSNR/SSIM on RGB uint8 of {results["image_size"]} px test faces; landmark errors are
 normalised by the inter-ocular distance (guide = before WarpNet, warped = after).
 table       {paths['eval'] / 'results.csv'} (and results.json, examples_gfrnet.png)
-checkpoint  {paths['train'] / 'checkpoints'}   TensorBoard: {paths['train'] / 'tensorboard'}
+checkpoint  {run.checkpoints}   TensorBoard: {run.tensorboard}
 exports     {paths['export']} (SavedModel <version>/, gfrnet-v<version>-fp32.tflite)
 restored    {paths['restored'] / 'degraded_4x_face0.png'}
 compare     {paths['restored'] / 'degraded_4x_face0_compare.png'} (degraded | guide | warped guide | restored)
