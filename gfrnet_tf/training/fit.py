@@ -32,7 +32,7 @@ from absl import logging
 
 from gfrnet_tf.configs import save_config
 from gfrnet_tf.data import make_dataset
-from gfrnet_tf.data.records import record_errors
+from gfrnet_tf.data.validation import record_errors
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.io.paths import make_output_dir
 from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
