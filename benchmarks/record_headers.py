@@ -1,4 +1,4 @@
-"""The start-up header scan (`records.check_record_headers`) against TF reading the same shard.
+"""The start-up header scan (`framing.check_record_headers`) against TF reading the same shard.
 
     python -m benchmarks.record_headers [--records 20000] [--payload 20000] [--rounds 3]
 
@@ -17,7 +17,7 @@ import time
 
 import tensorflow as tf
 
-from gfrnet_tf.data.records import check_record_headers
+from gfrnet_tf.data.framing import check_record_headers
 
 
 def _best(function, rounds):

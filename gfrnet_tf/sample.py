@@ -21,9 +21,9 @@ import tensorflow as tf
 
 from gfrnet_tf.data import default_input_config, encode_pair, write_shard
 from gfrnet_tf.data.images import to_uint8
+from gfrnet_tf.data.parsing import resize_with_landmarks
 from gfrnet_tf.data.pipeline import array_dataset
 from gfrnet_tf.data.prepared import PreparedDataset, write_manifest
-from gfrnet_tf.data.records import resize_with_landmarks
 from gfrnet_tf.data.synthetic_pose import default_pose_settings, synthesize_guide
 from gfrnet_tf.errors import BadRecordError
 from gfrnet_tf.io.images import load_image

@@ -12,7 +12,14 @@ import pytest
 import tensorflow as tf
 
 import hostile_records
-from gfrnet_tf.data import default_input_config, encode_pair, make_dataset, records, write_shard
+from gfrnet_tf.data import (
+    default_input_config,
+    encode_pair,
+    framing,
+    make_dataset,
+    validation,
+    write_shard,
+)
 from gfrnet_tf.data.encoded import checked_header_size
 from gfrnet_tf.errors import BadRecordError, first_line, strip_tf_noise
 
@@ -83,8 +90,8 @@ def test_masked_crc_matches_the_bytes_tf_writes_and_a_bitwise_crc(tmp_path):
     for payload in payloads:
         length = data[offset:offset + 8]
         stored = int.from_bytes(data[offset + 8:offset + 12], "little")
-        assert records.masked_crc32c(length) == stored == hostile_records.masked(length)
-        assert records.masked_crc32c(payload) == hostile_records.masked(payload)
+        assert framing.masked_crc32c(length) == stored == hostile_records.masked(length)
+        assert framing.masked_crc32c(payload) == hostile_records.masked(payload)
         offset += 16 + len(payload)
     assert hostile_records.crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
 
@@ -94,43 +101,43 @@ def test_header_scan_counts_the_records_tf_reads(tmp_path):
     with tf.io.TFRecordWriter(path) as writer:
         for size in (0, 1, 1000, 70000, 3):
             writer.write(b"z" * size)
-    assert records.check_record_headers(path) == sum(1 for _ in tf.data.TFRecordDataset(path)) == 5
+    assert framing.check_record_headers(path) == sum(1 for _ in tf.data.TFRecordDataset(path)) == 5
 
 
 def test_a_shard_found_sound_is_scanned_again_once_it_changes(corpus, tmp_path):
     path = tmp_path / "shard.tfrecord"
     shutil.copyfile(corpus["good"], path)
-    count = records.check_record_headers(path)
-    assert records.check_record_headers(path) == count  # remembered, same answer
+    count = framing.check_record_headers(path)
+    assert framing.check_record_headers(path) == count  # remembered, same answer
     shutil.copyfile(corpus["huge_length"], path)  # another size and time: not the cached shard
     with pytest.raises(BadRecordError, match="states a length of"):
-        records.check_record_headers(path)
+        framing.check_record_headers(path)
     with pytest.raises(BadRecordError):  # a bad shard is never remembered as sound
-        records.check_record_headers(path)
+        framing.check_record_headers(path)
 
 
 @pytest.mark.parametrize("case", sorted(HEADER_CASES))
 def test_each_hostile_header_is_refused_naming_shard_and_record(corpus, case):
     record, problem = HEADER_CASES[case]
     with pytest.raises(BadRecordError) as raised:
-        records.check_record_headers(corpus[case])
+        framing.check_record_headers(corpus[case])
     assert raised.value.source == _where(corpus[case], record)
     assert problem in raised.value.problem
 
 
 def test_a_folder_or_a_missing_shard_is_refused_by_name(tmp_path):
     with pytest.raises(BadRecordError, match="is a folder, not a TFRecord shard") as raised:
-        records.check_record_headers(tmp_path)
+        framing.check_record_headers(tmp_path)
     assert raised.value.source == str(tmp_path)
     with pytest.raises(BadRecordError, match="no such shard"):
-        records.check_record_headers(tmp_path / "missing.tfrecord")
+        framing.check_record_headers(tmp_path / "missing.tfrecord")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_validate_shard_names_shard_and_record_for_every_case(corpus, case):
     record, problem = CASES[case]
     with pytest.raises(BadRecordError) as raised:
-        records.validate_shard(corpus[case], limit=None)
+        validation.validate_shard(corpus[case], limit=None)
     assert raised.value.source == _where(corpus[case], record)
     assert problem in raised.value.problem
     assert "{{" not in raised.value.problem and "[Op:" not in raised.value.problem
@@ -152,12 +159,12 @@ def test_the_pipeline_scans_headers_before_tf_opens_a_shard(corpus):
 
 def test_a_bad_record_met_while_iterating_becomes_a_record_error(corpus):
     batches = make_dataset(str(corpus["png_bomb"]), _input_config(False), training=False)
-    with pytest.raises(BadRecordError) as raised, records.record_errors("pattern"):
+    with pytest.raises(BadRecordError) as raised, validation.record_errors("pattern"):
         list(batches)
     assert raised.value.source == f"{corpus['png_bomb']}: record 1"
     assert raised.value.problem.startswith("target image 12000x12000 is more than")
     batches = make_dataset(str(corpus["non_example"]), _input_config(False), training=False)
-    with pytest.raises(BadRecordError) as raised, records.record_errors("pattern"):
+    with pytest.raises(BadRecordError) as raised, validation.record_errors("pattern"):
         list(batches)
     assert (raised.value.source, raised.value.problem) == (
         "pattern", "a record's payload is not a tf.train.Example")

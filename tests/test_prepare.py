@@ -18,7 +18,9 @@ import tensorflow as tf
 
 from gfrnet_tf.apps import prepare as prepare_app
 from gfrnet_tf.data import PreparedDataset
-from gfrnet_tf.data.records import SCHEMA_VERSION, parse_pair, validate_shard
+from gfrnet_tf.data.parsing import parse_pair
+from gfrnet_tf.data.records import SCHEMA_VERSION
+from gfrnet_tf.data.validation import validate_shard
 from gfrnet_tf.errors import BadImageError
 from gfrnet_tf.io.paths import safe_name
 from gfrnet_tf.pipelines import identity as identity_lib

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gfrnet_tf.data import records
+from gfrnet_tf.data import parsing, records, validation
 from gfrnet_tf.errors import BadRecordError
 
 
@@ -62,9 +62,9 @@ def test_round_trip_gives_back_images_landmarks_and_names(tmp_path):
         for i, pair in enumerate(pairs)
     ]
     assert records.write_shard(path, examples) == 3
-    assert records.validate_shard(path) == 3
+    assert validation.validate_shard(path) == 3
     for i, serialized in enumerate(tf.data.TFRecordDataset(path)):
-        sample = records.parse_pair(serialized)
+        sample = parsing.parse_pair(serialized)
         target, guide, points, guide_points = pairs[i]
         np.testing.assert_array_equal(np.round(sample["target"].numpy() * 255), target)
         np.testing.assert_array_equal(np.round(sample["guide"].numpy() * 255), guide)
@@ -80,7 +80,7 @@ def test_encoded_jpeg_bytes_are_stored_as_given(tmp_path):
     serialized = records.encode_pair(jpeg, guide, points, guide_points)
     stored = tf.train.Example.FromString(serialized).features.feature["target"].bytes_list.value[0]
     assert stored == jpeg
-    decoded = records.parse_pair(serialized)["target"].numpy()
+    decoded = parsing.parse_pair(serialized)["target"].numpy()
     np.testing.assert_array_equal(np.round(decoded * 255), tf.io.decode_jpeg(jpeg).numpy())
 
 
@@ -91,7 +91,7 @@ def test_resize_moves_landmarks_onto_the_same_image_feature():
     points = np.array([[10.0, 12.0], [30.0, 20.0], [24.0, 40.0]], np.float32)
     for x, y in points.astype(int):
         image[y - 1 : y + 2, x - 1 : x + 2] = 1.0
-    resized, moved = records.resize_with_landmarks(image, points, 32)
+    resized, moved = parsing.resize_with_landmarks(image, points, 32)
     assert resized.shape == (32, 32, 3)
     gray = resized.numpy()[..., 0]
     for x, y in moved.numpy():
@@ -104,7 +104,7 @@ def test_resize_moves_landmarks_onto_the_same_image_feature():
 def test_right_size_is_not_resampled():
     image = np.random.RandomState(3).rand(32, 32, 3).astype(np.float32)
     points = np.full((68, 2), 5.0, np.float32)
-    same, same_points = records.resize_with_landmarks(image, points, 32)
+    same, same_points = parsing.resize_with_landmarks(image, points, 32)
     np.testing.assert_array_equal(same.numpy(), image)
     np.testing.assert_array_equal(same_points.numpy(), points)
 
@@ -122,7 +122,7 @@ def test_bad_record_names_shard_and_index(tmp_path, change, problem):
     features = dict(_valid_features(np.random.RandomState(4)), **change)
     path = _shard_with(tmp_path, _example(**features), position=2)
     with pytest.raises(BadRecordError, match=problem) as raised:
-        records.validate_shard(path)
+        validation.validate_shard(path)
     assert raised.value.source == f"{path}: record 2"
     assert str(raised.value).startswith(f"{path}: record 2: ")
 
@@ -130,9 +130,9 @@ def test_bad_record_names_shard_and_index(tmp_path, change, problem):
 def test_validation_limit_stops_before_a_later_bad_record(tmp_path):
     features = dict(_valid_features(np.random.RandomState(9)), schema_version=3)
     path = _shard_with(tmp_path, _example(**features), position=2)
-    assert records.validate_shard(path, limit=2) == 2
+    assert validation.validate_shard(path, limit=2) == 2
     with pytest.raises(BadRecordError, match="record 2: schema version 3"):
-        records.validate_shard(path, limit=3)
+        validation.validate_shard(path, limit=3)
 
 
 def test_in_graph_parse_error_carries_shard_and_index(tmp_path):
@@ -142,7 +142,7 @@ def test_in_graph_parse_error_carries_shard_and_index(tmp_path):
         tf.data.TFRecordDataset(path)
         .enumerate()
         .map(
-            lambda index, serialized: records.parse_pair(serialized, shard=path, index=index)[
+            lambda index, serialized: parsing.parse_pair(serialized, shard=path, index=index)[
                 "landmarks"
             ]
         )
@@ -161,7 +161,7 @@ def test_truncated_shard_is_a_bad_record_error(tmp_path):
         handle.write(data[: len(data) - 100])
     with pytest.raises(BadRecordError, match=r"record 3: states a length of \d+ bytes .* only "
                                              r"\d+ follow \(truncated"):
-        records.validate_shard(path)
+        validation.validate_shard(path)
 
 
 def test_failed_write_leaves_neither_shard_nor_temporary(tmp_path):

@@ -33,7 +33,9 @@ import os
 
 import tensorflow as tf
 
-from gfrnet_tf.data.records import SCHEMA_VERSION, decode_pair, readable_problem
+from gfrnet_tf.data.parsing import decode_pair
+from gfrnet_tf.data.records import SCHEMA_VERSION
+from gfrnet_tf.data.validation import readable_problem
 from gfrnet_tf.errors import BadConfigError, BadRecordError
 from gfrnet_tf.io.paths import printable
 

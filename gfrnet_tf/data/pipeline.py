@@ -38,9 +38,10 @@ from gfrnet_tf.data import cache as cache_lib
 from gfrnet_tf.data import degrade as degrade_lib
 from gfrnet_tf.data import service as service_lib
 from gfrnet_tf.data import synthetic_pose
+from gfrnet_tf.data.framing import check_record_headers
 from gfrnet_tf.data.images import to_model_range
 from gfrnet_tf.data.landmarks import IMAGE_POINTS, flip_sample
-from gfrnet_tf.data.records import check_record_headers, decode_pair, to_float_pair
+from gfrnet_tf.data.parsing import decode_pair, to_float_pair
 from gfrnet_tf.errors import BadConfigError
 
 DEGRADATION_MODES = ("random", "seeded", "fixed")
@@ -313,9 +314,9 @@ def make_dataset(
     `strategy.distribute_datasets_from_function`. `training=False`: no shuffle, no flip,
     record-seeded degradation. With `config.skip_corrupt` a bad record is logged and
     dropped (counted in `skipped`, a `SkippedRecords`); otherwise it stops iteration with
-    an error naming the shard and record (call `records.validate_shard` at start-up for a
+    an error naming the shard and record (call `validation.validate_shard` at start-up for a
     `BadRecordError` instead). Every shard's record headers are checked first
-    (`records.check_record_headers`): a hostile or truncated one is a `BadRecordError`
+    (`framing.check_record_headers`): a hostile or truncated one is a `BadRecordError`
     naming shard and record, whatever `skip_corrupt` says. `degradation_fn(image,
     degradation, seed)` replaces Eq. 4 (the benchmark uses it to time an OpenCV version).
 

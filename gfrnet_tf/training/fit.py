@@ -30,7 +30,7 @@ import tensorflow as tf
 from absl import logging
 
 from gfrnet_tf.data import make_dataset
-from gfrnet_tf.data.records import record_errors
+from gfrnet_tf.data.validation import record_errors
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.io.paths import make_output_dir
 from gfrnet_tf.runs import RunFolder
