@@ -1,9 +1,11 @@
 r"""The measured rows of docs/FIDELITY.md: loss reduction, flow parameterisation and the
 test-time mode, at the demo's data and budget.
 
-    python -m benchmarks.fidelity --workdir runs/fidelity [--steps 5000] [--runs project,flow_absolute]
+    python -m benchmarks.fidelity --workdir runs/fidelity [--steps 5000] \
+        [--runs project,flow_absolute]
     python -m benchmarks.fidelity --workdir runs/symmetry --rows symmetry --steps 250
-    python -m benchmarks.fidelity --workdir runs/paper_warp --rows paper_warp --steps 1000 --pretrain_epochs 8
+    python -m benchmarks.fidelity --workdir runs/paper_warp --rows paper_warp --steps 1000 \
+        --pretrain_epochs 8
 
 Writes the bundled sample dataset (synthetic poses of one photo; "test" = unseen warps
 and degradations of the same face) and trains one `smoke` run per training switch
@@ -26,25 +28,33 @@ from pathlib import Path
 from absl import app, flags
 
 from gfrnet_tf.configs import load_config
-from gfrnet_tf.runs import RunFolder
 from gfrnet_tf.configs.budget import short_run_schedule
 from gfrnet_tf.evaluation.runner import evaluate_models
+from gfrnet_tf.runs import RunFolder
 from gfrnet_tf.sample import write_sample_dataset
 from gfrnet_tf.training import fit
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/fidelity", "Folder for data, runs and the table.")
 STEPS = flags.DEFINE_integer("steps", 5000, "Joint-training steps per run.")
-EVALUATE_ONLY = flags.DEFINE_bool("evaluate_only", False, "Skip training: evaluate the runs in --workdir.")
+EVALUATE_ONLY = flags.DEFINE_bool(
+    "evaluate_only", False, "Skip training: evaluate the runs in --workdir."
+)
 SEED = flags.DEFINE_integer("seed", 0, "config.train.seed of every run.")
-ROWS = flags.DEFINE_enum("rows", "readings", ["readings", "symmetry", "paper_warp"],
-                         "readings: loss reduction, flow mode, test-time mode; symmetry: the flow symmetry weight; "
-                         "paper_warp: every paper training reading, and what keeps its warp.")
+ROWS = flags.DEFINE_enum(
+    "rows",
+    "readings",
+    ["readings", "symmetry", "paper_warp"],
+    "readings: loss reduction, flow mode, test-time mode; symmetry: the flow symmetry weight; "
+    "paper_warp: every paper training reading, and what keeps its warp.",
+)
 PRETRAIN_EPOCHS = flags.DEFINE_integer(
-    "pretrain_epochs", None, "WarpNet pre-training epochs of 250 steps (default: the demo's).")
+    "pretrain_epochs", None, "WarpNet pre-training epochs of 250 steps (default: the demo's)."
+)
 RUNS = flags.DEFINE_list("runs", [], "Train and evaluate only these runs of --rows (default: all).")
 
 BASELINE = "project"
-# Run name -> the config values ("section.key") it changes against the smoke preset (the project's readings).
+# Run name -> the config values ("section.key") it changes against the smoke preset (the
+# project's readings).
 TRAINING_SWITCHES = {
     BASELINE: {},
     "flow_absolute": {"model.flow_mode": "absolute"},
@@ -60,8 +70,13 @@ SYMMETRY_SWITCHES = {
     "symmetry_100": {"model.loss_weights.flow_symmetry": 100.0},
 }
 # The `paper` preset's training readings at the smoke sizes, and one change to each.
-PAPER_TRAINING = {"model.flow_mode": "absolute", "model.loss_reduction": "paper", "model.tv_target": "flow",
-                  "model.local_margin": 0.0, "model.warpnet_init_stddev": 0.04}
+PAPER_TRAINING = {
+    "model.flow_mode": "absolute",
+    "model.loss_reduction": "paper",
+    "model.tv_target": "flow",
+    "model.local_margin": 0.0,
+    "model.warpnet_init_stddev": 0.04,
+}
 PAPER_WARP_SWITCHES = {
     BASELINE: {},
     "paper_training": PAPER_TRAINING,
@@ -69,7 +84,11 @@ PAPER_WARP_SWITCHES = {
     "paper_training_detached": {**PAPER_TRAINING, "model.detach_warped_guide": True},
     "paper_training_warpnet_lr_0.1": {**PAPER_TRAINING, "train.warpnet_lr_multiplier": 0.1},
 }
-ROW_SETS = {"readings": TRAINING_SWITCHES, "symmetry": SYMMETRY_SWITCHES, "paper_warp": PAPER_WARP_SWITCHES}
+ROW_SETS = {
+    "readings": TRAINING_SWITCHES,
+    "symmetry": SYMMETRY_SWITCHES,
+    "paper_warp": PAPER_WARP_SWITCHES,
+}
 # Inference-only variants of the baseline run: name -> config.model values.
 TEST_MODES = {
     "project+per_image": {"test_time_norm": "per_image"},
@@ -96,7 +115,9 @@ def main(argv):
     runs = RUNS.value or list(switches)
     unknown = sorted(set(runs) - set(switches))
     if unknown:
-        raise app.UsageError(f"--runs: no such {ROWS.value} run {', '.join(unknown)}; known: {', '.join(switches)}")
+        raise app.UsageError(
+            f"--runs: no such {ROWS.value} run {', '.join(unknown)}; known: {', '.join(switches)}"
+        )
     if not EVALUATE_ONLY.value:
         for name in runs:
             print(f"== train {name}", flush=True)
@@ -105,7 +126,9 @@ def main(argv):
             config.train.seed = SEED.value
             if PRETRAIN_EPOCHS.value is not None:
                 config.train.warp_pretrain_epochs = PRETRAIN_EPOCHS.value
-            config.update_from_flattened_dict(switches[name])  # "section.key", nested ConfigDicts too
+            config.update_from_flattened_dict(
+                switches[name]
+            )  # "section.key", nested ConfigDicts too
             fit.train(config, workdir / name, dataset)
     print("== evaluate on the test split", flush=True)
     models = {name: workdir / name for name in runs}

@@ -34,20 +34,34 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from benchmarks import input_pipeline  # noqa: E402
-from gfrnet_tf.configs import load_config  # noqa: E402
-from gfrnet_tf.data import make_dataset  # noqa: E402
-from gfrnet_tf.models import vgg_face  # noqa: E402
-from gfrnet_tf.training import distribute, fit  # noqa: E402
+from benchmarks import input_pipeline
+from gfrnet_tf.configs import load_config
+from gfrnet_tf.data import make_dataset
+from gfrnet_tf.models import vgg_face
+from gfrnet_tf.training import distribute, fit
 
-PRECISIONS = {"fp32": (False, False), "mixed": (True, False), "xla": (False, True),
-              "mixed+xla": (True, True)}
-COLUMNS = ("strategy", "replicas", "precision", "batch", "steps/s", "images/s", "host CPU-s/step",
-           "TFLOP/s", "utilisation", "peak memory")
+PRECISIONS = {
+    "fp32": (False, False),
+    "mixed": (True, False),
+    "xla": (False, True),
+    "mixed+xla": (True, True),
+}
+COLUMNS = (
+    "strategy",
+    "replicas",
+    "precision",
+    "batch",
+    "steps/s",
+    "images/s",
+    "host CPU-s/step",
+    "TFLOP/s",
+    "utilisation",
+    "peak memory",
+)
 SMOKE_SIZE = 32
 
 
@@ -93,11 +107,12 @@ def patchgan_flops(widths, size, channels_in):
 
 
 def vgg_flops(size, output_layer):
-    """Forward FLOPs of `VGGFace` up to `output_layer` (3x3 same convs, 2x2 pools between blocks)."""
+    """Forward FLOPs of `VGGFace` up to `output_layer` (3x3 same convs, 2x2 pools between
+    blocks)."""
     total, channels = 0, 3
     for name in vgg_face.LAYER_NAMES[: vgg_face.LAYER_NAMES.index(output_layer) + 1]:
         block = int(name[4])
-        width = vgg_face._FILTERS[block]  # pylint: disable=protected-access
+        width = vgg_face._FILTERS[block]
         total += _conv_flops(size // 2 ** (block - 1), 3, channels, width)
         channels = width
     return total
@@ -128,7 +143,9 @@ def graph_flops(concrete_function):
 def counted_forward_flops(network, input_shape):
     """Counted forward FLOPs of one network at a static batch-1 `input_shape`."""
     spec = tf.TensorSpec((1, *input_shape), tf.float32)
-    return graph_flops(tf.function(lambda x: network(x, training=False)).get_concrete_function(spec))
+    return graph_flops(
+        tf.function(lambda x: network(x, training=False)).get_concrete_function(spec)
+    )
 
 
 def counted_step_flops(model, batch):
@@ -145,8 +162,10 @@ def choose_devices(device):
         return "CPU"
     gpus = tf.config.list_physical_devices("GPU")
     if device == "gpu" and not gpus:
-        raise DeviceError("--device gpu: TensorFlow sees no GPU (check the CUDA driver and "
-                          "that this TensorFlow build has GPU support)")
+        raise DeviceError(
+            "--device gpu: TensorFlow sees no GPU (check the CUDA driver and "
+            "that this TensorFlow build has GPU support)"
+        )
     return "GPU" if gpus else "CPU"
 
 
@@ -170,8 +189,10 @@ def synthetic_batch(size, batch, seed=0):
     rng = np.random.default_rng(seed)
     image = lambda: rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)  # noqa: E731
     points = lambda: rng.uniform(0.25 * size, 0.75 * size, (batch, 68, 2)).astype(np.float32)  # noqa: E731
-    return ({"degraded": image(), "guide": image()},
-            {"target": image(), "landmarks": points(), "guide_landmarks": points()})
+    return (
+        {"degraded": image(), "guide": image()},
+        {"target": image(), "landmarks": points(), "guide_landmarks": points()},
+    )
 
 
 def uptime():
@@ -254,11 +275,11 @@ def pipeline_rate(config, batch_size, batches):
 def torch_ratio(config, batch, steps):
     """(TF fp32 steps/s without VGG, PyTorch twin steps/s) on CPU, or None without torch."""
     try:
-        import torch  # noqa: F401  pylint: disable=import-outside-toplevel
+        import torch  # noqa: F401
     except ImportError:
         return None
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import train_step  # pylint: disable=import-outside-toplevel
+    import train_step
 
     config = config.copy_and_resolve_references()
     config.model.vgg_face_weights = ""
@@ -307,11 +328,21 @@ def run(args):
     device_kind = choose_devices("cpu" if args.smoke else args.device)
     config = benchmark_config(args.smoke)
     size = config.input.image_size
-    batch_sizes = [int(b) for b in (args.batch_sizes or ("1,2" if args.smoke else "1,8")).split(",")]
+    batch_sizes = [
+        int(b) for b in (args.batch_sizes or ("1,2" if args.smoke else "1,8")).split(",")
+    ]
     steps = args.steps or (2 if args.smoke else 10)
-    precisions = args.precisions.split(",") if args.precisions else (
-        list(PRECISIONS) if device_kind == "GPU" else ["fp32", "mixed", "xla"] if args.smoke
-        else ["fp32", "xla"])
+    precisions = (
+        args.precisions.split(",")
+        if args.precisions
+        else (
+            list(PRECISIONS)
+            if device_kind == "GPU"
+            else ["fp32", "mixed", "xla"]
+            if args.smoke
+            else ["fp32", "xla"]
+        )
+    )
     for name in precisions:
         if name not in PRECISIONS:
             raise DeviceError(f"--precisions: {name!r} is not one of {', '.join(PRECISIONS)}")
@@ -321,31 +352,46 @@ def run(args):
     if device_kind == "CPU" and not peak_tflops:
         # On CPU: achieved FLOPs per CPU-second of the step against sgemm's per CPU-second.
         wall_gflops, core_peak = sgemm_rates(1024 if args.smoke else 2048)
-        peak_label = (f"numpy sgemm: {core_peak:.1f} GFLOP per CPU-second ({wall_gflops:.1f} GFLOP/s "
-                      f"wall on all cores, measured now), against the step's FLOPs per CPU-second")
+        peak_label = (
+            f"numpy sgemm: {core_peak:.1f} GFLOP per CPU-second ({wall_gflops:.1f} GFLOP/s "
+            f"wall on all cores, measured now), against the step's FLOPs per CPU-second"
+        )
 
     rows = []
     runs = strategies(device_kind)
     # Counted on its own one-device float32 model: a replicated model's step only traces
     # inside `strategy.run`.
-    flops_per_image = counted_step_flops(build(config, tf.distribute.get_strategy(), "fp32"),
-                                         synthetic_batch(size, 1))
+    flops_per_image = counted_step_flops(
+        build(config, tf.distribute.get_strategy(), "fp32"), synthetic_batch(size, 1)
+    )
     for label, strategy in runs:
         for precision in precisions:
             model = build(config, strategy, precision)
             for batch in batch_sizes:
                 global_batch = batch * strategy.num_replicas_in_sync
-                rate, cpu_seconds, peak = time_train_step(model, strategy, size, global_batch, steps)
+                rate, cpu_seconds, peak = time_train_step(
+                    model, strategy, size, global_batch, steps
+                )
                 achieved = rate * global_batch * flops_per_image / 1e12
-                rows.append({
-                    "strategy": label, "replicas": strategy.num_replicas_in_sync,
-                    "precision": precision, "batch": global_batch, "steps/s": f"{rate:.3g}",
-                    "images/s": f"{rate * global_batch:.3g}", "host CPU-s/step": f"{cpu_seconds:.3g}",
-                    "TFLOP/s": f"{achieved:.3g}",
-                    "utilisation": _utilisation(achieved, peak_tflops, flops_per_image * global_batch
-                                                / cpu_seconds / 1e9, core_peak),
-                    "peak memory": _format_memory(peak),
-                })
+                rows.append(
+                    {
+                        "strategy": label,
+                        "replicas": strategy.num_replicas_in_sync,
+                        "precision": precision,
+                        "batch": global_batch,
+                        "steps/s": f"{rate:.3g}",
+                        "images/s": f"{rate * global_batch:.3g}",
+                        "host CPU-s/step": f"{cpu_seconds:.3g}",
+                        "TFLOP/s": f"{achieved:.3g}",
+                        "utilisation": _utilisation(
+                            achieved,
+                            peak_tflops,
+                            flops_per_image * global_batch / cpu_seconds / 1e9,
+                            core_peak,
+                        ),
+                        "peak memory": _format_memory(peak),
+                    }
+                )
                 print(f"  {label} {precision} batch {global_batch}: {rate:.3g} steps/s", flush=True)
 
     if _is_chief(strategy):
@@ -359,30 +405,41 @@ def _is_chief(strategy):
 def report(args, config, rows, flops_per_image, peak_label, device_kind, batch_sizes, steps):
     size = config.input.image_size
     widths = "tiny widths (--smoke)" if args.smoke else "paper (pix2pix) widths"
-    print(f"\nGFRNet train step, {size}x{size}, {widths}, "
-          f"VGG-Face random weights; {device_kind}: {_device_names(device_kind)}; "
-          f"tf {tf.__version__}; {os.cpu_count()} host cores; {uptime()}")
+    print(
+        f"\nGFRNet train step, {size}x{size}, {widths}, "
+        f"VGG-Face random weights; {device_kind}: {_device_names(device_kind)}; "
+        f"tf {tf.__version__}; {os.cpu_count()} host cores; {uptime()}"
+    )
     if peak_label:
         print(f"utilisation against {peak_label}")
     print()
     print(markdown_table(rows))
 
     analytic = analytic_forward_flops(config.model, size)
-    print(f"\nFLOPs per image pair: train step {flops_per_image / 1e9:.3g} GFLOP counted "
-          f"(tf.compat.v1.profiler on the traced step, batch 1); analytic forward, convolutions only: "
-          + ", ".join(f"{name} {value / 1e9:.3g}" for name, value in analytic.items())
-          + f" GFLOP (sum {sum(analytic.values()) / 1e9:.3g})")
+    print(
+        f"\nFLOPs per image pair: train step {flops_per_image / 1e9:.3g} GFLOP counted "
+        "(tf.compat.v1.profiler on the traced step, batch 1); "
+        "analytic forward, convolutions only: "
+        + ", ".join(f"{name} {value / 1e9:.3g}" for name, value in analytic.items())
+        + f" GFLOP (sum {sum(analytic.values()) / 1e9:.3g})"
+    )
 
     best = max(rows, key=lambda row: float(row["images/s"]))
     consumed = float(best["images/s"])
     batch = max(batch_sizes)
     wall, per_core = pipeline_rate(config, batch, 4 if args.smoke else 12)
     ratio = wall / consumed
-    print(f"\ninput pipeline (Eq. 4 + synthetic pose, batch {batch}): {wall:.1f} images/s on "
-          f"{os.cpu_count()} cores, {per_core:.1f} images per CPU-second; the fastest row "
-          f"({best['strategy']}, {best['precision']}, batch {best['batch']}) consumes {consumed:.3g} "
-          f"images/s: ratio {ratio:.2f}"
-          + (" -- BELOW 1.0: the device waits for data" if ratio < 1.0 else " (the pipeline keeps up)"))
+    print(
+        f"\ninput pipeline (Eq. 4 + synthetic pose, batch {batch}): {wall:.1f} images/s on "
+        f"{os.cpu_count()} cores, {per_core:.1f} images per CPU-second; the fastest row "
+        f"({best['strategy']}, {best['precision']}, batch {best['batch']}) consumes {consumed:.3g} "
+        f"images/s: ratio {ratio:.2f}"
+        + (
+            " -- BELOW 1.0: the device waits for data"
+            if ratio < 1.0
+            else " (the pipeline keeps up)"
+        )
+    )
     print(f"host cores one such device needs for its input: {consumed / per_core:.2g} ({uptime()})")
 
     if device_kind == "CPU" and not args.no_torch:
@@ -391,8 +448,10 @@ def report(args, config, rows, flops_per_image, peak_label, device_kind, batch_s
             print("PyTorch twin: torch not installed")
         else:
             tf_rate, torch_rate = pair
-            print(f"PyTorch twin (no VGG, batch 1): {torch_rate:.3g} steps/s vs TF fp32 without VGG "
-                  f"{tf_rate:.3g}: TF/PyTorch {tf_rate / torch_rate:.2f}x")
+            print(
+                f"PyTorch twin (no VGG, batch 1): {torch_rate:.3g} steps/s vs TF fp32 without VGG "
+                f"{tf_rate:.3g}: TF/PyTorch {tf_rate / torch_rate:.2f}x"
+            )
     elif device_kind == "GPU":
         print("PyTorch twin: not timed (benchmarks/train_step.py's twin runs on CPU only)")
     print(f"end: {uptime()}")
@@ -410,14 +469,26 @@ def _device_names(device_kind):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    parser.add_argument("--batch_sizes", default=None,
-                        help="per-replica batch sizes, comma separated (default 1,8; smoke 1,2)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per row (default 10; smoke 2)")
-    parser.add_argument("--precisions", default=None,
-                        help=f"comma separated, of {', '.join(PRECISIONS)} (default: all on GPU, "
-                             "fp32,xla on CPU where float16 is emulated)")
-    parser.add_argument("--peak_tflops", type=float, default=None,
-                        help="the device's peak TFLOP/s at the precision you read, for utilisation")
+    parser.add_argument(
+        "--batch_sizes",
+        default=None,
+        help="per-replica batch sizes, comma separated (default 1,8; smoke 1,2)",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="timed steps per row (default 10; smoke 2)"
+    )
+    parser.add_argument(
+        "--precisions",
+        default=None,
+        help=f"comma separated, of {', '.join(PRECISIONS)} (default: all on GPU, "
+        "fp32,xla on CPU where float16 is emulated)",
+    )
+    parser.add_argument(
+        "--peak_tflops",
+        type=float,
+        default=None,
+        help="the device's peak TFLOP/s at the precision you read, for utilisation",
+    )
     parser.add_argument("--no_torch", action="store_true", help="skip the PyTorch twin")
     parser.add_argument("--smoke", action="store_true", help="32 px, tiny widths, CPU, seconds")
     return parser.parse_args(argv)

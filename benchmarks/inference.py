@@ -38,21 +38,21 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import torch  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+import torch
 
-from benchmarks.torch_reference import TorchGFRNet, twin_of  # noqa: E402
-from benchmarks.warp import time_round_robin  # noqa: E402
-from gfrnet_tf.data.images import to_model_range  # noqa: E402
-from gfrnet_tf.data import default_input_config, make_dataset  # noqa: E402
-from gfrnet_tf.export import export_savedmodel  # noqa: E402
-from gfrnet_tf.loading import load_gfrnet  # noqa: E402
-from gfrnet_tf.export.tflite import convert_to_tflite, litert_interpreter, run_tflite  # noqa: E402
-from gfrnet_tf.io import load_image  # noqa: E402
-from gfrnet_tf.models.gfrnet import build_gfrnet  # noqa: E402
-from gfrnet_tf.models.layers import PIX2PIX_WIDTHS  # noqa: E402
+from benchmarks.torch_reference import TorchGFRNet, twin_of
+from benchmarks.warp import time_round_robin
+from gfrnet_tf.data import default_input_config, make_dataset
+from gfrnet_tf.data.images import to_model_range
+from gfrnet_tf.export import export_savedmodel
+from gfrnet_tf.export.tflite import convert_to_tflite, litert_interpreter, run_tflite
+from gfrnet_tf.io import load_image
+from gfrnet_tf.loading import load_gfrnet
+from gfrnet_tf.models.gfrnet import build_gfrnet
+from gfrnet_tf.models.layers import PIX2PIX_WIDTHS
 
 THREADS = 2
 SAMPLE_FACE = Path(__file__).parents[1] / "gfrnet_tf" / "sample_data" / "astronaut_face.png"
@@ -92,8 +92,10 @@ def tf_variants(model, saved_model, inputs, uint8_inputs):
 
 def torch_variant(model, inputs):
     twin = TorchGFRNet(twin_of(model.warpnet), twin_of(model.recnet)).eval()
-    degraded, guide = (torch.from_numpy(inputs[k].numpy()).permute(0, 3, 1, 2).contiguous()
-                       for k in ("degraded", "guide"))
+    degraded, guide = (
+        torch.from_numpy(inputs[k].numpy()).permute(0, 3, 1, 2).contiguous()
+        for k in ("degraded", "guide")
+    )
 
     def run():
         with torch.no_grad():
@@ -110,7 +112,8 @@ def tflite_variants(models, inputs):
             interpreter = litert_interpreter(flatbuffer, num_threads=threads)
             name = f"tflite {quantization} {'rewrite' if rewrite else 'tconv'} {threads}t"
             variants[name] = lambda i=interpreter: run_tflite(
-                i, inputs["degraded"].numpy(), inputs["guide"].numpy())["restored"]
+                i, inputs["degraded"].numpy(), inputs["guide"].numpy()
+            )["restored"]
     return variants
 
 
@@ -123,14 +126,26 @@ def convert_all(model, size, batch, quantizations, rewrites, calibration, workdi
     models, sizes = {}, {}
     for quantization in quantizations:
         for rewrite in rewrites:
-            path = Path(workdir) / f"{quantization}-{'rewrite' if rewrite else 'tconv'}-b{batch}.tflite"
+            path = (
+                Path(workdir)
+                / f"{quantization}-{'rewrite' if rewrite else 'tconv'}-b{batch}.tflite"
+            )
             start = time.perf_counter()
             if not path.is_file():
-                path.write_bytes(convert_to_tflite(
-                    model, size, quantization, representative_data=calibration,
-                    batch_size=batch, rewrite_transpose_conv=rewrite))
+                path.write_bytes(
+                    convert_to_tflite(
+                        model,
+                        size,
+                        quantization,
+                        representative_data=calibration,
+                        batch_size=batch,
+                        rewrite_transpose_conv=rewrite,
+                    )
+                )
             models[(quantization, rewrite)] = path.read_bytes()
-            sizes[f"tflite {quantization} {'rewrite' if rewrite else 'tconv'}"] = path.stat().st_size
+            sizes[f"tflite {quantization} {'rewrite' if rewrite else 'tconv'}"] = (
+                path.stat().st_size
+            )
             print(f"  {path.name}: {time.perf_counter() - start:.0f} s", flush=True)
     return models, sizes
 
@@ -142,17 +157,32 @@ def quantisation_quality(model_path, data_pattern, calibration_pattern, size, ca
     config.image_size = size
     config.batch_size = 1
     pairs = list(make_dataset(data_pattern, config, training=False).as_numpy_iterator())
-    calibration = [inputs for inputs, _ in itertools.islice(
-        make_dataset(calibration_pattern, config, training=False).as_numpy_iterator(),
-        calibration_steps)]
-    runners = {"keras": lambda d, g: model({"degraded": d, "guide": g}, training=False)["restored"].numpy()}
+    calibration = [
+        inputs
+        for inputs, _ in itertools.islice(
+            make_dataset(calibration_pattern, config, training=False).as_numpy_iterator(),
+            calibration_steps,
+        )
+    ]
+    runners = {
+        "keras": lambda d, g: model({"degraded": d, "guide": g}, training=False)["restored"].numpy()
+    }
     for quantization in ("fp32", "fp16", "int8"):
-        interpreter = litert_interpreter(convert_to_tflite(
-            model, size, quantization, representative_data=calibration))
-        runners[f"tflite {quantization}"] = lambda d, g, i=interpreter: run_tflite(i, d, g)["restored"]
-    scores = {name: np.mean([psnr(run(inputs["degraded"], inputs["guide"]), targets["target"])
-                             for inputs, targets in pairs])
-              for name, run in runners.items()}
+        interpreter = litert_interpreter(
+            convert_to_tflite(model, size, quantization, representative_data=calibration)
+        )
+        runners[f"tflite {quantization}"] = lambda d, g, i=interpreter: run_tflite(i, d, g)[
+            "restored"
+        ]
+    scores = {
+        name: np.mean(
+            [
+                psnr(run(inputs["degraded"], inputs["guide"]), targets["target"])
+                for inputs, targets in pairs
+            ]
+        )
+        for name, run in runners.items()
+    }
     print(f"{len(pairs)} held-out pairs, {size}x{size}; PSNR vs ground truth (dB), change vs Keras")
     for name, score in scores.items():
         print(f"{name:<14} {score:8.3f} {score - scores['keras']:+9.4f}")
@@ -169,12 +199,19 @@ def main():
     parser.add_argument("--workdir", default=None, help="keep the exported files here")
     parser.add_argument("--quality_model", default=None, help="trained .keras/checkpoint/run")
     parser.add_argument("--quality_data", default=None, help="held-out TFRecord pattern")
-    parser.add_argument("--calibration_data", default=None, help="int8 calibration TFRecord pattern")
+    parser.add_argument(
+        "--calibration_data", default=None, help="int8 calibration TFRecord pattern"
+    )
     parser.add_argument("--calibration_steps", type=int, default=16)
     args = parser.parse_args()
     if args.quality_model:
-        quantisation_quality(args.quality_model, args.quality_data, args.calibration_data,
-                             args.size, args.calibration_steps)
+        quantisation_quality(
+            args.quality_model,
+            args.quality_data,
+            args.calibration_data,
+            args.size,
+            args.calibration_steps,
+        )
         return
 
     tf.config.threading.set_intra_op_parallelism_threads(THREADS)
@@ -189,29 +226,42 @@ def main():
     degraded, guide = sample_pair(size)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="gfrnet-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"GFRNet inference, {size}x{size}, widths {widths}, {THREADS} threads (TF, torch); "
-          f"files in {workdir}", flush=True)
+    print(
+        f"GFRNet inference, {size}x{size}, widths {widths}, {THREADS} threads (TF, torch); "
+        f"files in {workdir}",
+        flush=True,
+    )
 
     saved_path = workdir / "savedmodel" / "1"
     if not saved_path.is_dir():
         export_savedmodel(model, workdir / "savedmodel", size, version=1)
     sizes = {"savedmodel (uint8)": folder_size(saved_path)}
-    calibration = [{"degraded": to_model_range(degraded).numpy(), "guide": to_model_range(guide).numpy()}]
+    calibration = [
+        {"degraded": to_model_range(degraded).numpy(), "guide": to_model_range(guide).numpy()}
+    ]
     saved_model = tf.saved_model.load(str(saved_path))
 
     results = {}
     # At --batch only the rewritten TFLite models: the conversions dominate the run time.
-    for batch, rounds, rewrites in ((1, args.rounds, (True, False)),
-                                    (args.batch, args.batch_rounds, (True,))):
+    for batch, rounds, rewrites in (
+        (1, args.rounds, (True, False)),
+        (args.batch, args.batch_rounds, (True,)),
+    ):
         tflite_models, tflite_sizes = convert_all(
-            model, size, batch, args.quantizations, rewrites, calibration, workdir)
+            model, size, batch, args.quantizations, rewrites, calibration, workdir
+        )
         if batch == 1:
             sizes.update(tflite_sizes)
-        uint8_inputs = {"degraded": np.repeat(degraded, batch, 0), "guide": np.repeat(guide, batch, 0)}
+        uint8_inputs = {
+            "degraded": np.repeat(degraded, batch, 0),
+            "guide": np.repeat(guide, batch, 0),
+        }
         inputs = {k: to_model_range(v) for k, v in uint8_inputs.items()}
-        variants = {**torch_variant(model, inputs),
-                    **tf_variants(model, saved_model, inputs, uint8_inputs),
-                    **tflite_variants(tflite_models, inputs)}
+        variants = {
+            **torch_variant(model, inputs),
+            **tf_variants(model, saved_model, inputs, uint8_inputs),
+            **tflite_variants(tflite_models, inputs),
+        }
         reference = model(inputs, training=False)["restored"].numpy()
         fidelity = {name: psnr(fn(), reference) for name, fn in variants.items()}
         best = time_round_robin(variants, rounds)
@@ -221,15 +271,22 @@ def main():
     best1, fidelity = results[1]
     best_n, _ = results[args.batch]
     torch1, torch_n = best1["pytorch"], best_n["pytorch"]
-    print(f"\n{'variant':<28} {'b1 ms':>8} {'/torch':>7} {f'b{args.batch} img/s':>10} "
-          f"{'/torch':>7} {'PSNR vs Keras':>14} {'size MB':>8}")
+    print(
+        f"\n{'variant':<28} {'b1 ms':>8} {'/torch':>7} {f'b{args.batch} img/s':>10} "
+        f"{'/torch':>7} {'PSNR vs Keras':>14} {'size MB':>8}"
+    )
     for name in best1:
         size_name = name.rsplit(" ", 1)[0] if name.startswith("tflite") else name
         file_size = f"{sizes[size_name] / 1e6:.0f}" if size_name in sizes else "-"
-        throughput = f"{args.batch / best_n[name]:>10.2f} {torch_n / best_n[name]:>7.2f}" \
-            if name in best_n else f"{'-':>10} {'-':>7}"
-        print(f"{name:<28} {best1[name] * 1e3:>8.1f} {best1[name] / torch1:>7.2f} "
-              f"{throughput} {fidelity[name]:>14.1f} {file_size:>8}")
+        throughput = (
+            f"{args.batch / best_n[name]:>10.2f} {torch_n / best_n[name]:>7.2f}"
+            if name in best_n
+            else f"{'-':>10} {'-':>7}"
+        )
+        print(
+            f"{name:<28} {best1[name] * 1e3:>8.1f} {best1[name] / torch1:>7.2f} "
+            f"{throughput} {fidelity[name]:>14.1f} {file_size:>8}"
+        )
 
 
 if __name__ == "__main__":

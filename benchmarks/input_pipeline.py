@@ -47,8 +47,12 @@ flags.DEFINE_integer("batches", 16, "timed batches per variant and round, after 
 flags.DEFINE_integer("rounds", 3, "round-robin rounds; the best round of each variant counts")
 flags.DEFINE_integer("batch_size", 8, "batch size")
 flags.DEFINE_list("threads", None, "tf.data thread-pool sizes to time (default: 1 and all cores)")
-flags.DEFINE_enum("mode", "degradations", ["degradations", "services"],
-                  "degradations: the 256 px table; services: cache and tf.data service")
+flags.DEFINE_enum(
+    "mode",
+    "degradations",
+    ["degradations", "services"],
+    "degradations: the 256 px table; services: cache and tf.data service",
+)
 flags.DEFINE_list("sizes", ["64", "128"], "--mode=services: image sizes")
 FLAGS = flags.FLAGS
 SIZE = 256
@@ -68,7 +72,9 @@ def write_shard(folder, count, size=SIZE, name="bench"):
     rng = np.random.RandomState(0)
     points = rng.uniform(size / 4, 3 * size / 4, (count, 2, 68, 2)).astype(np.float32)
     examples = (
-        records.encode_pair(_face_like(rng, size), _face_like(rng, size), points[i, 0], points[i, 1])
+        records.encode_pair(
+            _face_like(rng, size), _face_like(rng, size), points[i, 0], points[i, 1]
+        )
         for i in range(count)
     )
     path = os.path.join(folder, f"{name}-00000.tfrecord")
@@ -186,13 +192,17 @@ def main(argv):
         rates = best_rates(datasets, config.batch_size)
     print(f"after:  {uptime()}")
     print(f"\n{SIZE}x{SIZE}, batch {FLAGS.batch_size}, {cores} cores, tf {tf.__version__}")
-    print("| variant | threads | images/s | vs opencv | images per CPU-second | vs opencv "
-          "| CPU-ms/image above `none` |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| variant | threads | images/s | vs opencv | images per CPU-second | vs opencv "
+        "| CPU-ms/image above `none` |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
     for (name, count), (rate, per_cpu) in rates.items():
         opencv_rate, opencv_per_cpu = rates[("opencv", count)]
         above = 1e3 * (1.0 / per_cpu - 1.0 / rates[("none", count)][1])
-        print(f"| {name} | {count} | {rate:.1f} | {rate / opencv_rate:.2f}x | {per_cpu:.1f} "
-              f"| {per_cpu / opencv_per_cpu:.2f}x | {above:.2f} |")
+        print(
+            f"| {name} | {count} | {rate:.1f} | {rate / opencv_rate:.2f}x | {per_cpu:.1f} "
+            f"| {per_cpu / opencv_per_cpu:.2f}x | {above:.2f} |"
+        )
 
 
 SERVICE_VARIANTS = (  # name, input.cache, OpenCV degradation, through the tf.data service
@@ -211,9 +221,18 @@ def services():
     print(f"before: {uptime()}")
     dispatcher = service_lib.start_dispatcher()
     address = service_lib.address(dispatcher, "127.0.0.1")
-    worker = subprocess.Popen(  # pylint: disable=consider-using-with
-        [sys.executable, "-m", "gfrnet_tf.apps.data_service", f"--dispatcher={address}",
-         "--worker_host=127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gfrnet_tf.apps.data_service",
+            f"--dispatcher={address}",
+            "--worker_host=127.0.0.1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         worker.stdout.readline()  # "worker listening at ...": registered
         with tempfile.TemporaryDirectory() as folder:
@@ -222,12 +241,20 @@ def services():
                 path = write_shard(folder, FLAGS.images, size, name=f"bench-{size}")
                 for name, cache, opencv, remote in SERVICE_VARIANTS:
                     config = pipeline.default_input_config()
-                    config.update(image_size=size, batch_size=FLAGS.batch_size,
-                                  shuffle_buffer=FLAGS.images, data_service=address if remote else "",
-                                  cache=os.path.join(folder, f"cache-{size}") if cache == "file" else cache)
+                    config.update(
+                        image_size=size,
+                        batch_size=FLAGS.batch_size,
+                        shuffle_buffer=FLAGS.images,
+                        data_service=address if remote else "",
+                        cache=os.path.join(folder, f"cache-{size}") if cache == "file" else cache,
+                    )
                     dataset = pipeline.make_dataset(
-                        path, config, training=True, repeat=True,
-                        degradation_fn=opencv_degrade if opencv else degrade.degrade)
+                        path,
+                        config,
+                        training=True,
+                        repeat=True,
+                        degradation_fn=opencv_degrade if opencv else degrade.degrade,
+                    )
                     for _ in dataset.take(FLAGS.images // FLAGS.batch_size + 1):
                         pass  # one full pass: the cache is complete before timing
                     datasets[(size, name)] = dataset
@@ -236,18 +263,28 @@ def services():
         worker.terminate()
         worker.wait()
     print(f"after:  {uptime()}")
-    print(f"\nbatch {FLAGS.batch_size}, {os.cpu_count()} cores, tf {tf.__version__}; "
-          "per CPU-second: this process only")
-    print("| size | variant | images/s | vs direct | images per CPU-second | vs direct |\n"
-          "| ---: | --- | ---: | ---: | ---: | ---: |")
+    print(
+        f"\nbatch {FLAGS.batch_size}, {os.cpu_count()} cores, tf {tf.__version__}; "
+        "per CPU-second: this process only"
+    )
+    print(
+        "| size | variant | images/s | vs direct | images per CPU-second | vs direct |\n"
+        "| ---: | --- | ---: | ---: | ---: | ---: |"
+    )
     for (size, name), (rate, per_cpu) in rates.items():
         direct, direct_per_cpu = rates[(size, "direct")]
-        print(f"| {size} | {name} | {rate:.1f} | {rate / direct:.2f}x | {per_cpu:.1f} "
-              f"| {per_cpu / direct_per_cpu:.2f}x |")
+        print(
+            f"| {size} | {name} | {rate:.1f} | {rate / direct:.2f}x | {per_cpu:.1f} "
+            f"| {per_cpu / direct_per_cpu:.2f}x |"
+        )
     for size in sizes:
-        cached_ratio = [rates[(size, name)][1] for name in ("cache memory", "opencv + cache memory")]
-        print(f"{size} px, decode cached: in-graph / OpenCV = "
-              f"{cached_ratio[0] / cached_ratio[1]:.2f}x per CPU-second")
+        cached_ratio = [
+            rates[(size, name)][1] for name in ("cache memory", "opencv + cache memory")
+        ]
+        print(
+            f"{size} px, decode cached: in-graph / OpenCV = "
+            f"{cached_ratio[0] / cached_ratio[1]:.2f}x per CPU-second"
+        )
 
 
 def uptime():

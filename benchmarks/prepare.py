@@ -67,42 +67,55 @@ def main():
 
     rng = np.random.default_rng(0)
     same = [("a.jpg", "a", _jpeg((args.size, args.size)))] * args.photos
-    mixed = [(f"{i}.jpg", "a", _jpeg(tuple(int(v) for v in rng.integers(250, 500, 2))))
-             for i in range(args.photos)]
+    mixed = [
+        (f"{i}.jpg", "a", _jpeg(tuple(int(v) for v in rng.integers(250, 500, 2))))
+        for i in range(args.photos)
+    ]
     landmarks = faces.DlibLandmarks()
     # Filters off: this measures the cost of a kept photo, whatever its face size.
     options = FaceOptions(min_face_size=0, min_sharpness=0)
 
     def whole_step(photos):
-        return lambda call: prepare_photo(photos[call][2], photos[call][0], "a", landmarks,
-                                          options)
+        return lambda call: prepare_photo(photos[call][2], photos[call][0], "a", landmarks, options)
 
     def detect_one(images):
         return lambda call: faces.detect_faces(images[call])
 
     def detect_batched(images):
-        return lambda call: faces.detect_faces_batch(images[call * BATCH:(call + 1) * BATCH])
+        return lambda call: faces.detect_faces_batch(images[call * BATCH : (call + 1) * BATCH])
 
     calls = max(1, args.photos // BATCH)
-    print(f"{args.photos} photos per run, 1 TensorFlow thread, load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"{args.photos} photos per run, 1 TensorFlow thread, load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     seconds = {}
     for label, photos in [(f"{args.size}x{args.size}", same), ("mixed 250-500 px", mixed)]:
         images = [decode_image(data, name) for name, _, data in photos]
         runs = {
-            f"{label}, whole step, one photo per call (the pipeline)":
-                (whole_step(photos), args.photos, 1),
+            f"{label}, whole step, one photo per call (the pipeline)": (
+                whole_step(photos),
+                args.photos,
+                1,
+            ),
             f"{label}, detection only, one photo per call": (detect_one(images), args.photos, 1),
-            f"{label}, detection only, batches of {BATCH} (before)":
-                (detect_batched(images), calls, BATCH),
+            f"{label}, detection only, batches of {BATCH} (before)": (
+                detect_batched(images),
+                calls,
+                BATCH,
+            ),
         }
         for name, (function, count, per_call) in runs.items():
             seconds[name], wall = _seconds_per_photo(function, count, per_call)
-            print(f"  {name:62s} {1000 * seconds[name]:6.1f} ms CPU ({1000 * wall:6.1f} wall)"
-                  f" = {1 / seconds[name]:5.2f} photos/s per core")
+            print(
+                f"  {name:62s} {1000 * seconds[name]:6.1f} ms CPU ({1000 * wall:6.1f} wall)"
+                f" = {1 / seconds[name]:5.2f} photos/s per core"
+            )
         names = list(seconds)[-3:]
-        print(f"  {label}: batched detection was {seconds[names[1]] / seconds[names[2]]:.2f}x "
-              f"faster than one photo per call")
+        print(
+            f"  {label}: batched detection was {seconds[names[1]] / seconds[names[2]]:.2f}x "
+            f"faster than one photo per call"
+        )
     baseline = next(iter(seconds.values()))
 
     image = decode_image(same[0][2], "a.jpg")
@@ -121,8 +134,10 @@ def main():
         print(f"  {name:18s} {1000 * stage:7.1f} ms CPU  {stage / baseline:5.1%}")
 
     rate = seconds[list(seconds)[3]]
-    print(f"VGGFace2 ({VGGFACE2_PHOTOS:,} photos) at the pipeline's mixed-size rate, per-photo "
-          f"step only (no file I/O or shuffle), linear scaling assumed:")
+    print(
+        f"VGGFace2 ({VGGFACE2_PHOTOS:,} photos) at the pipeline's mixed-size rate, per-photo "
+        f"step only (no file I/O or shuffle), linear scaling assumed:"
+    )
     for workers in args.workers:
         hours = VGGFACE2_PHOTOS * rate / workers / 3600
         print(f"  {workers:4d} single-core workers: {hours:7.1f} h")

@@ -43,9 +43,11 @@ def main():
                 writer.write(payload)
         scan = _best(lambda: check_record_headers(path), args.rounds)
         read = _best(lambda: sum(1 for _ in tf.data.TFRecordDataset(path)), args.rounds)
-    print(f"{args.records} records x {args.payload} B: header scan {scan * 1e3:.0f} ms "
-          f"({scan / args.records * 1e6:.1f} us/record), TF read {read * 1e3:.0f} ms, "
-          f"ratio scan/read {scan / read:.2f}")
+    print(
+        f"{args.records} records x {args.payload} B: header scan {scan * 1e3:.0f} ms "
+        f"({scan / args.records * 1e6:.1f} us/record), TF read {read * 1e3:.0f} ms, "
+        f"ratio scan/read {scan / read:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -45,11 +45,20 @@ class TorchConvBlock(nn.Module):
     """4x4 conv or transposed conv (padding 1) -> norm -> dropout -> activation."""
 
     def __init__(
-        self, cin, cout, strides=2, transpose=False, norm="none", activation="leaky_relu", dropout=0.0
+        self,
+        cin,
+        cout,
+        strides=2,
+        transpose=False,
+        norm="none",
+        activation="leaky_relu",
+        dropout=0.0,
     ):
         super().__init__()
         conv_class = nn.ConvTranspose2d if transpose else nn.Conv2d
-        self.conv = conv_class(cin, cout, KERNEL_SIZE, stride=strides, padding=1, bias=norm != "batch")
+        self.conv = conv_class(
+            cin, cout, KERNEL_SIZE, stride=strides, padding=1, bias=norm != "batch"
+        )
         self.norm = _norm(norm, cout)
         self.dropout = nn.Dropout(dropout) if dropout else None
         self.activation = _ACTIVATIONS[activation]()
@@ -66,14 +75,18 @@ class TorchConvBlock(nn.Module):
 class TorchEncoderDecoder(nn.Module):
     """`gfrnet_tf.models.layers.EncoderDecoder` in PyTorch (same layer list and skip order)."""
 
-    def __init__(self, in_channels, widths, norm, out_channels, skips=False, dropout=0.0, dropout_layers=0):
+    def __init__(
+        self, in_channels, widths, norm, out_channels, skips=False, dropout=0.0, dropout_layers=0
+    ):
         super().__init__()
         depth = len(widths)
         self.skips = skips
         self.encoder = nn.ModuleList()
         cin = in_channels
         for i, width in enumerate(widths):
-            self.encoder.append(TorchConvBlock(cin, width, norm=norm if 0 < i < depth - 1 else "none"))
+            self.encoder.append(
+                TorchConvBlock(cin, width, norm=norm if 0 < i < depth - 1 else "none")
+            )
             cin = width
         self.decoder = nn.ModuleList()
         for j, width in enumerate(reversed(widths[:-1])):
@@ -89,7 +102,9 @@ class TorchEncoderDecoder(nn.Module):
             )
             cin = width
         last_in = cin * 2 if skips and depth > 1 else cin
-        self.decoder.append(TorchConvBlock(last_in, out_channels, transpose=True, activation="tanh"))
+        self.decoder.append(
+            TorchConvBlock(last_in, out_channels, transpose=True, activation="tanh")
+        )
 
     def forward(self, x):
         features = []
@@ -114,8 +129,14 @@ def identity_grid(height, width):
 class TorchWarpNet(nn.Module):
     """NCHW `cat(I_d, I_g)` -> flow `[B, H, W, 2]` (NHWC, ready for `grid_sample`)."""
 
-    def __init__(self, in_channels=6, widths=PIX2PIX_WIDTHS, norm="batch",
-                 flow_mode="offset", offset_scale=1.0):
+    def __init__(
+        self,
+        in_channels=6,
+        widths=PIX2PIX_WIDTHS,
+        norm="batch",
+        flow_mode="offset",
+        offset_scale=1.0,
+    ):
         super().__init__()
         self.flow_mode = flow_mode
         self.offset_scale = offset_scale
@@ -131,8 +152,15 @@ class TorchWarpNet(nn.Module):
 class TorchRecNet(nn.Module):
     """NCHW `cat(I_d, I_w)` -> restored NCHW image in `[-1, 1]` (U-Net, pix2pix dropout)."""
 
-    def __init__(self, in_channels=6, widths=PIX2PIX_WIDTHS, norm="batch",
-                 dropout=0.5, dropout_layers=3, out_channels=3):
+    def __init__(
+        self,
+        in_channels=6,
+        widths=PIX2PIX_WIDTHS,
+        norm="batch",
+        dropout=0.5,
+        dropout_layers=3,
+        out_channels=3,
+    ):
         super().__init__()
         self.body = TorchEncoderDecoder(
             in_channels,
@@ -157,7 +185,9 @@ class TorchPatchDiscriminator(nn.Module):
         blocks, cin = [], in_channels
         for i, width in enumerate(widths):
             blocks.append(
-                TorchConvBlock(cin, width, strides=1 if i == last else 2, norm="none" if i == 0 else norm)
+                TorchConvBlock(
+                    cin, width, strides=1 if i == last else 2, norm="none" if i == 0 else norm
+                )
             )
             cin = width
         blocks.append(TorchConvBlock(cin, 1, strides=1, activation=None))
@@ -177,7 +207,9 @@ class TorchGFRNet(nn.Module):
 
     def forward(self, degraded, guide):
         flow = self.warpnet(torch.cat([degraded, guide], dim=1))
-        warped = F.grid_sample(guide, flow, mode="bilinear", padding_mode="zeros", align_corners=True)
+        warped = F.grid_sample(
+            guide, flow, mode="bilinear", padding_mode="zeros", align_corners=True
+        )
         restored = self.recnet(torch.cat([degraded, warped], dim=1))
         return flow, warped, restored
 
@@ -236,7 +268,12 @@ def twin_of(keras_model):
         twin = TorchWarpNet(in_channels, widths, norm, config["flow_mode"], config["offset_scale"])
     elif isinstance(keras_model, RecNet):
         twin = TorchRecNet(
-            in_channels, widths, norm, config["dropout"], config["dropout_layers"], config["out_channels"]
+            in_channels,
+            widths,
+            norm,
+            config["dropout"],
+            config["dropout_layers"],
+            config["out_channels"],
         )
     elif isinstance(keras_model, PatchDiscriminator):
         twin = TorchPatchDiscriminator(in_channels, widths, norm)

@@ -21,22 +21,27 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import torch  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
-from torch_reference import twin_of  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+import torch
+from torch.nn import functional as F
+from torch_reference import twin_of
 
-from gfrnet_tf.models.gfrnet import DEFAULT_LOSS_WEIGHTS, build_gfrnet  # noqa: E402
-from gfrnet_tf.models.layers import PIX2PIX_WIDTHS  # noqa: E402
+from gfrnet_tf.models.gfrnet import DEFAULT_LOSS_WEIGHTS, build_gfrnet
+from gfrnet_tf.models.layers import PIX2PIX_WIDTHS
+
 
 def make_batch(size, batch, seed=0):
     """Random images in [-1, 1] and landmarks inside the central 60% of the image."""
     rng = np.random.default_rng(seed)
     image = lambda: rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)  # noqa: E731
     points = lambda: rng.uniform(0.2 * size, 0.8 * size, (batch, 68, 2)).astype(np.float32)  # noqa: E731
-    return {"degraded": image(), "guide": image()}, {"target": image(), "landmarks": points(), "guide_landmarks": points()}
+    return {"degraded": image(), "guide": image()}, {
+        "target": image(),
+        "landmarks": points(),
+        "guide_landmarks": points(),
+    }
 
 
 def build(size):
@@ -59,7 +64,10 @@ class TorchTrainStep:
 
     def __init__(self, model, size):
         self.warpnet, self.recnet = twin_of(model.warpnet), twin_of(model.recnet)
-        self.global_d, self.local_d = twin_of(model.global_discriminator), twin_of(model.local_discriminator)
+        self.global_d, self.local_d = (
+            twin_of(model.global_discriminator),
+            twin_of(model.local_discriminator),
+        )
         self.local_size, self.weights = size // 2, DEFAULT_LOSS_WEIGHTS
         generator = [*self.warpnet.parameters(), *self.recnet.parameters()]
         self.discriminators = [*self.global_d.parameters(), *self.local_d.parameters()]
@@ -75,8 +83,11 @@ class TorchTrainStep:
         centre, half = (low + high) / (size - 1) - 1, (high - low) / (size - 1)
         theta = torch.zeros(images.shape[0], 2, 3)
         theta[:, 0, 0], theta[:, 1, 1], theta[:, :, 2] = half[:, 0], half[:, 1], centre
-        grid = F.affine_grid(theta, [images.shape[0], images.shape[1], self.local_size, self.local_size],
-                             align_corners=True)
+        grid = F.affine_grid(
+            theta,
+            [images.shape[0], images.shape[1], self.local_size, self.local_size],
+            align_corners=True,
+        )
         return F.grid_sample(images, grid, align_corners=True)
 
     @staticmethod
@@ -85,12 +96,22 @@ class TorchTrainStep:
 
     def flow_terms(self, flow, landmarks, guide_landmarks, size):
         scale = 2.0 / (size - 1)
-        at_landmarks = F.grid_sample(flow.permute(0, 3, 1, 2), (landmarks * scale - 1)[:, None], align_corners=True)
-        landmark = ((at_landmarks[:, :, 0].transpose(1, 2) - (guide_landmarks * scale - 1)) ** 2).sum((1, 2)).mean()
-        grid = torch.stack(torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="xy"), -1)
+        at_landmarks = F.grid_sample(
+            flow.permute(0, 3, 1, 2), (landmarks * scale - 1)[:, None], align_corners=True
+        )
+        landmark = (
+            ((at_landmarks[:, :, 0].transpose(1, 2) - (guide_landmarks * scale - 1)) ** 2)
+            .sum((1, 2))
+            .mean()
+        )
+        grid = torch.stack(
+            torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="xy"),
+            -1,
+        )
         displacement = flow - grid
-        tv = ((displacement[:, 1:] - displacement[:, :-1]) ** 2).mean() + \
-            ((displacement[:, :, 1:] - displacement[:, :, :-1]) ** 2).mean()
+        tv = ((displacement[:, 1:] - displacement[:, :-1]) ** 2).mean() + (
+            (displacement[:, :, 1:] - displacement[:, :, :-1]) ** 2
+        ).mean()
         return landmark, tv
 
     def __call__(self, degraded, guide, target, landmarks, guide_landmarks):
@@ -104,18 +125,25 @@ class TorchTrainStep:
         fake = torch.cat([condition, restored], 1)
         landmark, tv = self.flow_terms(flow, landmarks, guide_landmarks, size)
         w = self.weights
-        g_total = (w["l2"] * F.mse_loss(restored, target) + w["adv_global"] * self.bce(self.global_d(fake), 0.9)
-                   + w["adv_local"] * self.bce(self.local_d(self.crop(fake, landmarks)), 0.9)
-                   + w["landmark"] * landmark + w["tv"] * tv)
+        g_total = (
+            w["l2"] * F.mse_loss(restored, target)
+            + w["adv_global"] * self.bce(self.global_d(fake), 0.9)
+            + w["adv_local"] * self.bce(self.local_d(self.crop(fake, landmarks)), 0.9)
+            + w["landmark"] * landmark
+            + w["tv"] * tv
+        )
         self.g_optimizer.zero_grad()
         g_total.backward()
         self.g_optimizer.step()
         for p in self.discriminators:
             p.requires_grad_(True)
         real, fake = torch.cat([condition, target], 1), torch.cat([condition, restored.detach()], 1)
-        d_loss = (self.bce(self.global_d(real), 0.9) + self.bce(self.global_d(fake), 0.0)
-                  + self.bce(self.local_d(self.crop(real, landmarks)), 0.9)
-                  + self.bce(self.local_d(self.crop(fake, landmarks)), 0.0))
+        d_loss = (
+            self.bce(self.global_d(real), 0.9)
+            + self.bce(self.global_d(fake), 0.0)
+            + self.bce(self.local_d(self.crop(real, landmarks)), 0.9)
+            + self.bce(self.local_d(self.crop(fake, landmarks)), 0.0)
+        )
         self.d_optimizer.zero_grad()
         d_loss.backward()
         self.d_optimizer.step()
@@ -126,8 +154,13 @@ def torch_step(model, data, size):
     """The PyTorch twin's train step on the same batch (NCHW), weights copied from `model`."""
     inputs, targets = data
     nchw = lambda x: torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()  # noqa: E731
-    args = (nchw(inputs["degraded"]), nchw(inputs["guide"]), nchw(targets["target"]),
-            torch.from_numpy(targets["landmarks"]), torch.from_numpy(targets["guide_landmarks"]))
+    args = (
+        nchw(inputs["degraded"]),
+        nchw(inputs["guide"]),
+        nchw(targets["target"]),
+        torch.from_numpy(targets["landmarks"]),
+        torch.from_numpy(targets["guide_landmarks"]),
+    )
     step = TorchTrainStep(model, size)
     for network in (step.warpnet, step.recnet, step.global_d, step.local_d):
         network.train()
@@ -150,7 +183,9 @@ def median_seconds(steps, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="64x8,256x1", help="SIZExBATCH, comma separated")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps of each framework per case")
+    parser.add_argument(
+        "--steps", type=int, default=3, help="timed steps of each framework per case"
+    )
     parser.add_argument("--threads", type=int, default=2, help="threads for each framework")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -159,12 +194,19 @@ def main():
     for case in args.cases.split(","):
         size, batch = (int(v) for v in case.split("x"))
         model, data = build(size), make_batch(size, batch)
-        steps = {"PyTorch": torch_step(model, data, size), "TF": tf_step(model, data, False),
-                 "TF+XLA": tf_step(model, data, True)}
+        steps = {
+            "PyTorch": torch_step(model, data, size),
+            "TF": tf_step(model, data, False),
+            "TF+XLA": tf_step(model, data, True),
+        }
         seconds = median_seconds(steps, args.steps)
         for name, value in seconds.items():
-            print(f"{size}x{size} batch {batch}: {name:8} {value:7.3f} s/step  "
-                  f"{value / seconds['PyTorch']:5.2f}x PyTorch", flush=True)
+            print(
+                f"{size}x{size} batch {batch}: {name:8} {value:7.3f} s/step  "
+                f"{value / seconds['PyTorch']:5.2f}x PyTorch",
+                flush=True,
+            )
+
 
 if __name__ == "__main__":
     main()

@@ -35,23 +35,23 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from gfrnet_tf.data.images import to_model_range  # noqa: E402
-from gfrnet_tf.export.tflite import convert_to_tflite  # noqa: E402
-from gfrnet_tf.faces import crop_face, detect_faces  # noqa: E402
-from gfrnet_tf.models.gfrnet import build_gfrnet  # noqa: E402
-from gfrnet_tf.models.layers import PIX2PIX_WIDTHS  # noqa: E402
-from gfrnet_tf.restoration.photos import PhotoRestorer  # noqa: E402
-from gfrnet_tf.restoration.restorer import load_restorer  # noqa: E402
-from gfrnet_tf.sample import load_sample  # noqa: E402
-from gfrnet_tf.video import clip, streaming, subpixel, synthetic  # noqa: E402
-from gfrnet_tf.video.identity import optional_embedder  # noqa: E402
-from gfrnet_tf.video.measures import Flicker, face_crop  # noqa: E402
-from gfrnet_tf.video.reader import VideoReader  # noqa: E402
-from gfrnet_tf.video.report import ClipMeasures  # noqa: E402
-from gfrnet_tf.video.tracking import FaceTracker  # noqa: E402
-from gfrnet_tf.video.writer import VideoWriter  # noqa: E402
+from gfrnet_tf.data.images import to_model_range
+from gfrnet_tf.export.tflite import convert_to_tflite
+from gfrnet_tf.faces import crop_face, detect_faces
+from gfrnet_tf.models.gfrnet import build_gfrnet
+from gfrnet_tf.models.layers import PIX2PIX_WIDTHS
+from gfrnet_tf.restoration.photos import PhotoRestorer
+from gfrnet_tf.restoration.restorer import load_restorer
+from gfrnet_tf.sample import load_sample
+from gfrnet_tf.video import clip, streaming, subpixel, synthetic
+from gfrnet_tf.video.identity import optional_embedder
+from gfrnet_tf.video.measures import Flicker, face_crop
+from gfrnet_tf.video.reader import VideoReader
+from gfrnet_tf.video.report import ClipMeasures
+from gfrnet_tf.video.tracking import FaceTracker
+from gfrnet_tf.video.writer import VideoWriter
 
 SPEED_FRAME = (640, 480)
 MODEL_SIZE = 256
@@ -72,6 +72,7 @@ class Stopwatch:
                 return function(*args, **kwargs)
             finally:
                 self.seconds[stage] += time.perf_counter() - start
+
         return run
 
     def timed_iterator(self, stage, iterator):
@@ -102,8 +103,14 @@ def instrumented(watch: Stopwatch):
     frames = VideoReader.frames
     update = FaceTracker.update
     with contextlib.ExitStack() as stack:
-        stack.enter_context(patched(VideoReader, "frames", lambda self, *a: watch.timed_iterator(
-            "decode", frames(self, *a))))
+        stack.enter_context(
+            patched(
+                VideoReader,
+                "frames",
+                lambda self, *a: watch.timed_iterator("decode", frames(self, *a)),
+            )
+        )
+
         # Tracking = the tracker's update minus the detections inside it (timed apart).
         def timed_update(self, image):
             before, start = watch.seconds["detection"], time.perf_counter()
@@ -112,10 +119,12 @@ def instrumented(watch: Stopwatch):
             finally:
                 inside = watch.seconds["detection"] - before
                 watch.seconds["tracking"] += time.perf_counter() - start - inside
+
         stack.enter_context(patched(FaceTracker, "update", timed_update))
         smoother_push = streaming.TrackSmoother.push
-        stack.enter_context(patched(streaming.TrackSmoother, "push", watch.timed(
-            "tracking", smoother_push)))
+        stack.enter_context(
+            patched(streaming.TrackSmoother, "push", watch.timed("tracking", smoother_push))
+        )
         stack.enter_context(patched(subpixel, "crop", watch.timed("crop", subpixel.crop)))
         stack.enter_context(patched(subpixel, "paste", watch.timed("paste", subpixel.paste)))
         stack.enter_context(patched(VideoWriter, "write", watch.timed("encode", VideoWriter.write)))
@@ -150,13 +159,18 @@ def speed_models(workdir: Path, clip_path: Path) -> dict[str, Path]:
             if frame.index % 4 == 0 and len(calibration) < 8:
                 face = detect_faces(frame.image)[0]
                 crop = crop_face(frame.image, face.box, size=MODEL_SIZE)[0]
-                calibration.append({"degraded": to_model_range(crop[None]).numpy(),
-                                    "guide": to_model_range(guide[None]).numpy()})
+                calibration.append(
+                    {
+                        "degraded": to_model_range(crop[None]).numpy(),
+                        "guide": to_model_range(guide[None]).numpy(),
+                    }
+                )
     for quantization, path in paths.items():
         if not path.is_file():
             start = time.perf_counter()
-            path.write_bytes(convert_to_tflite(model, MODEL_SIZE, quantization,
-                                               representative_data=calibration))
+            path.write_bytes(
+                convert_to_tflite(model, MODEL_SIZE, quantization, representative_data=calibration)
+            )
             print(f"  converted {path.name} in {time.perf_counter() - start:.0f} s", flush=True)
     return {f"tflite {q}": p for q, p in paths.items()}
 
@@ -176,8 +190,12 @@ def speed(args):
     width, height = SPEED_FRAME
     source = workdir / f"clip-{width}x{height}-{args.frames}.mp4"
     if not source.is_file():
-        synthetic.write_clip(source, (synthetic.degraded_frame(t, width, height)
-                                      for t in range(args.frames)), width, height)
+        synthetic.write_clip(
+            source,
+            (synthetic.degraded_frame(t, width, height) for t in range(args.frames)),
+            width,
+            height,
+        )
     models = speed_models(workdir, source)
     print(f"load before: {uptime()}")
     floor = pass_through_seconds(source, workdir / "pass.mp4")
@@ -189,18 +207,23 @@ def speed(args):
         restorer = load_restorer(path)
         photos = PhotoRestorer(TimedRestorer(restorer, watch), restorer.image_size)
         photos.add_guide(load_sample()[0], "sample", pose=False)
-        videos = streaming.VideoRestorer(photos, detect_every=detect_every,
-                                         detect=watch.timed("detection", detect_faces))
+        videos = streaming.VideoRestorer(
+            photos, detect_every=detect_every, detect=watch.timed("detection", detect_faces)
+        )
         detect_faces(np.zeros((64, 64, 3), np.uint8))  # build MTCNN outside the timing
         with instrumented(watch):
             report = clip.restore_clip(videos, source, workdir / "out.mp4", progress=False)
         watch.seconds["other"] = report.seconds - sum(watch.seconds.values())
         rows.append((name, report.frames / report.seconds, watch.seconds))
     print(f"load after: {uptime()}")
-    print(f"\n{args.frames} frames {width}x{height}, face restored at {MODEL_SIZE} px, "
-          f"detection every {args.detect_every} frames unless said\n")
+    print(
+        f"\n{args.frames} frames {width}x{height}, face restored at {MODEL_SIZE} px, "
+        f"detection every {args.detect_every} frames unless said\n"
+    )
     stages = (*STAGES, "other")
-    print("| run | frames/s | x pass-through time | " + " | ".join(f"{s} ms" for s in stages) + " |")
+    print(
+        "| run | frames/s | x pass-through time | " + " | ".join(f"{s} ms" for s in stages) + " |"
+    )
     print("|---|---:|---:|" + "---:|" * len(stages))
     for name, fps, seconds in rows:
         cells = [f"{1000 * seconds[s] / args.frames:.1f}" if seconds else "" for s in stages]
@@ -221,7 +244,9 @@ def flicker(args):
         for name, kwargs in settings.items():
             label = f"{name}, {'whole-pixel' if rounded else 'sub-pixel'} windows"
             measures = ClipMeasures([g.crop for g in photos.guides], photos.margin, identity, 5)
-            with patched(subpixel, "window_around", _rounded_window if rounded else _SUBPIXEL_WINDOW):
+            with patched(
+                subpixel, "window_around", _rounded_window if rounded else _SUBPIXEL_WINDOW
+            ):
                 images = []
                 for restored in streaming.VideoRestorer(photos, **kwargs).restore_frames(frames):
                     images.append(restored.image)
@@ -230,12 +255,20 @@ def flicker(args):
     print(f"load: {uptime()}\n")
     baseline = _flicker(rows[2][1])
     print(f"{args.frames} frames 160x128, model {args.flicker_model} at {size} px\n")
-    print("| frames | flicker | x tracked sub-pixel | face PSNR vs clean dB | identity distance to guide |")
+    print(
+        "| frames | flicker | x tracked sub-pixel | face PSNR vs clean dB "
+        "| identity distance to guide |"
+    )
     print("|---|---:|---:|---:|---|")
     for label, images, distances in rows:
         value = _flicker(images)
-        who = f"{distances.mean:.3f} +- {distances.std:.3f}" if distances and distances.count else ""
-        print(f"| {label} | {value:.2f} | {value / baseline:.2f} | {_psnr(images, clean):.2f} | {who} |")
+        who = (
+            f"{distances.mean:.3f} +- {distances.std:.3f}" if distances and distances.count else ""
+        )
+        print(
+            f"| {label} | {value:.2f} | {value / baseline:.2f} "
+            f"| {_psnr(images, clean):.2f} | {who} |"
+        )
 
 
 def _rounded_window(box, margin, size):
@@ -248,8 +281,10 @@ def _rounded_window(box, margin, size):
 
 
 def _face_crops(images):
-    return [face_crop(image, synthetic.photo_to_frame(t), synthetic.FACE_REGION, 64)
-            for t, image in enumerate(images)]
+    return [
+        face_crop(image, synthetic.photo_to_frame(t), synthetic.FACE_REGION, 64)
+        for t, image in enumerate(images)
+    ]
 
 
 def _flicker(images):

@@ -17,11 +17,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import tensorflow as tf
+import torch
 
-from gfrnet_tf.ops import resample  # noqa: E402
+from gfrnet_tf.ops import resample
 
 THREADS = 2
 
@@ -99,7 +99,10 @@ def main():
     torch.set_num_threads(THREADS)
     rng = np.random.default_rng(0)
 
-    print(f"resample vs grid_sample, {args.size}x{args.size}x3, {THREADS} threads, best of {args.rounds}")
+    print(
+        f"resample vs grid_sample, {args.size}x{args.size}x3, {THREADS} threads, "
+        f"best of {args.rounds}"
+    )
     print(f"{'batch':>5} {'pass':>8} {'torch ms':>9} {'tf graph ms':>12} {'ratio':>6}", end="")
     print(f" {'tf xla ms':>10} {'ratio':>6}")
     for batch in args.batches:
@@ -112,7 +115,9 @@ def main():
         disagreement = np.abs(tf_fns[("forward", "tf graph")]() - reference).max()
         best = time_round_robin({**torch_fns, **tf_fns}, args.rounds)
         for mode in ("forward", "fwd+bwd"):
-            base, graph, xla = (best[(mode, name)] * 1e3 for name in ("torch", "tf graph", "tf xla"))
+            base, graph, xla = (
+                best[(mode, name)] * 1e3 for name in ("torch", "tf graph", "tf xla")
+            )
             print(f"{batch:>5} {mode:>8} {base:>9.2f} {graph:>12.2f} {graph / base:>6.2f}", end="")
             print(f" {xla:>10.2f} {xla / base:>6.2f}")
         # torch derives pixel positions from the normalised grid, so they differ by rounding.

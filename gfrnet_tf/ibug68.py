@@ -49,6 +49,5 @@ MIRROR_PERMUTATION = _mirror_permutation()
 # out: under yaw its points follow the silhouette, not fixed places on the face, so their
 # midpoints leave the axis. 10 midline points + 21 pair midpoints.
 SYMMETRY_POINTS = tuple(
-    i for i in range(NUM_LANDMARKS)
-    if i == CHIN or INNER_FACE.start <= i <= MIRROR_PERMUTATION[i]
+    i for i in range(NUM_LANDMARKS) if i == CHIN or INNER_FACE.start <= i <= MIRROR_PERMUTATION[i]
 )

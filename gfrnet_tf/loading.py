@@ -2,7 +2,7 @@
 
 | what `path` is | format | image size from |
 | --- | --- | --- |
-| a training workdir (or its `checkpoints/`) | keras | its latest `step-N.weights.h5` + `config.json` |
+| a training workdir (or its `checkpoints/`) | keras | latest `step-N.weights.h5`, `config.json` |
 | `step-N.weights.h5` | keras | the run's `config.json` (next to `checkpoints/`) |
 | `.keras` file | keras | unknown (a Keras model takes any suitable size) |
 | SavedModel folder, or TF Serving's `NAME/<version>/` | savedmodel | the size the export recorded |
@@ -31,6 +31,7 @@ from gfrnet_tf.export.savedmodel import recorded_image_size
 from gfrnet_tf.export.tflite import litert_interpreter
 from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
 from gfrnet_tf.runs import CHECKPOINT_SUFFIX, RunFolder
+
 # A .keras archive's config.json and metadata.json are kilobytes; their declared size is
 # checked before Keras decompresses them (a small file can unpack to gigabytes).
 MAX_KERAS_JSON_BYTES = 16 * 2**20
@@ -75,8 +76,10 @@ def load_gfrnet(path) -> TrainedModel:
         loaded = TrainedModel(path, "keras", None, _load_keras_file(path))
     else:
         raise BadModelFileError(
-            path, f"expected a .keras file, a step-N{CHECKPOINT_SUFFIX} checkpoint, a workdir, "
-                  "a SavedModel or a .tflite file")
+            path,
+            f"expected a .keras file, a step-N{CHECKPOINT_SUFFIX} checkpoint, a workdir, "
+            "a SavedModel or a .tflite file",
+        )
     if not isinstance(loaded.model, GFRNet):
         raise BadModelFileError(path, f"holds a {type(loaded.model).__name__}, not a GFRNet")
     return loaded
@@ -96,8 +99,9 @@ def run_config(checkpoint: Path) -> tuple[Path, ml_collections.ConfigDict]:
     """The training config of a checkpoint: its run's `config.json`, checked."""
     path = RunFolder.of_checkpoint(checkpoint).config_file
     if not path.is_file():
-        raise BadModelFileError(checkpoint, f"no {runs.CONFIG_FILE} of the training run next to "
-                                            f"{runs.CHECKPOINT_DIR}/")
+        raise BadModelFileError(
+            checkpoint, f"no {runs.CONFIG_FILE} of the training run next to {runs.CHECKPOINT_DIR}/"
+        )
     try:
         config = runs.read_config_file(path)
     except GFRNetError as error:  # a BadConfigError: it is the model's file here
@@ -118,14 +122,18 @@ def _load_checkpoint(path: Path) -> TrainedModel:
     try:
         model = build_gfrnet(model_config)
     except Exception as error:  # noqa: BLE001  (any config value the builder refuses)
-        raise BadModelFileError(config_path, f"cannot build its model: {first_line(error)}") from None
+        raise BadModelFileError(
+            config_path, f"cannot build its model: {first_line(error)}"
+        ) from None
     model.build({"degraded": (None, size, size, 3), "guide": (None, size, size, 3)})
     if not h5py.is_hdf5(path):
         raise BadModelFileError(path, "not an HDF5 weights file")
     try:
         _load_weights_without_perceptual(model, path)
-    except Exception as error:  # noqa: BLE001  (h5py and Keras raise many types)
-        raise BadModelFileError(path, f"weights do not fit {config_path}: {first_line(error)}") from error
+    except Exception as error:
+        raise BadModelFileError(
+            path, f"weights do not fit {config_path}: {first_line(error)}"
+        ) from error
     return TrainedModel(path, "keras", size, model, config)
 
 
@@ -141,8 +149,14 @@ def _load_weights_without_perceptual(model: GFRNet, path: Path) -> None:
 
     store = saving_lib.H5IOStore(path, mode="r")
     try:
-        saving_lib._load_state(model, weights_store=store, assets_store=None, inner_path="",
-                               visited_saveables=set(), error_msgs={})
+        saving_lib._load_state(
+            model,
+            weights_store=store,
+            assets_store=None,
+            inner_path="",
+            visited_saveables=set(),
+            error_msgs={},
+        )
     finally:
         store.close()
 
@@ -160,13 +174,15 @@ def _load_keras_file(path: Path):
         for info in archive.infolist():
             if info.filename.endswith(".json") and info.file_size > MAX_KERAS_JSON_BYTES:
                 raise BadModelFileError(
-                    path, f"{info.filename} unpacks to {info.file_size} bytes, more than "
-                          f"{MAX_KERAS_JSON_BYTES}: not a GFRNet model file")
+                    path,
+                    f"{info.filename} unpacks to {info.file_size} bytes, more than "
+                    f"{MAX_KERAS_JSON_BYTES}: not a GFRNet model file",
+                )
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     # Keras raises ValueError, TypeError, KeyError, OSError... for the many ways a file
     # can be wrong; all of them mean the same thing to the user.
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         raise BadModelFileError(path, f"cannot load the model: {first_line(error)}") from error
 
 
@@ -177,7 +193,9 @@ def _load_saved_model(path: Path) -> TrainedModel:
     signature = loaded.signatures["serving_default"]
     # `gfrnet-export`'s signature has dynamic H, W (it checks the size itself) and records
     # the size apart; another export may fix it in the signature instead.
-    size = recorded_image_size(loaded) or signature.structured_input_signature[1]["degraded"].shape[1]
+    size = (
+        recorded_image_size(loaded) or signature.structured_input_signature[1]["degraded"].shape[1]
+    )
     return TrainedModel(path, "savedmodel", size, loaded)
 
 
@@ -195,7 +213,7 @@ def _guarded(path: Path, load) -> TrainedModel:
     except BadModelFileError:
         raise
     # TensorFlow and LiteRT raise many types for a bad file; all mean the same to a user.
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         raise BadModelFileError(path, f"cannot load the model: {first_line(error)}") from error
 
 

@@ -10,11 +10,11 @@ How a term is reduced *inside* a sample decides how the §4.1 weights (l2 100,
 perceptual 0.001, adversarial 1 / 0.5, landmark 10, TV 1) balance it against the others.
 Three readings exist (`LOSS_REDUCTIONS`, `config.model.loss_reduction`; docs/FIDELITY.md):
 
-| term      | "paper" (the formulas)        | "official" (GFRNet_WarpNet code)       | "project"        |
-|-----------|-------------------------------|----------------------------------------|------------------|
-| l2        | Eq. 6 `||I - I_hat||^2`: sum  | mean (`MSELoss`)                       | mean             |
-| landmark  | Eq. 9: sum over the points    | `MSELoss` of the masked `2 x H x W` map | sum over points  |
-| tv        | Eq. 10 squared norms: sums    | mean per direction, summed             | as "official"    |
+| term     | "paper" (the formulas)       | "official" (GFRNet_WarpNet code)   | "project"       |
+|----------|------------------------------|------------------------------------|-----------------|
+| l2       | Eq. 6 `||I - I_hat||^2`: sum | mean (`MSELoss`)                   | mean            |
+| landmark | Eq. 9: sum over the points   | `MSELoss` of the masked 2xHxW map  | sum over points |
+| tv       | Eq. 10 squared norms: sums   | mean per direction, summed         | as "official"   |
 
 Perceptual (Eq. 5 divides by `C H W`) and adversarial (expectations) terms are means in
 every reading, and so is the flow symmetry term (not in the paper; the PyTorch
@@ -28,7 +28,6 @@ import tensorflow as tf
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.ops import identity_grid, normalize_points, resample
 
-
 LOSS_REDUCTIONS = ("paper", "official", "project")
 TV_TARGETS = ("flow", "displacement")
 
@@ -36,7 +35,9 @@ TV_TARGETS = ("flow", "displacement")
 def check_reduction(reduction):
     """Raise `BadConfigError` unless `reduction` is one of `LOSS_REDUCTIONS`."""
     if reduction not in LOSS_REDUCTIONS:
-        raise BadConfigError("model.loss_reduction", f"must be one of {LOSS_REDUCTIONS}, got {reduction!r}")
+        raise BadConfigError(
+            "model.loss_reduction", f"must be one of {LOSS_REDUCTIONS}, got {reduction!r}"
+        )
 
 
 def _float32(*tensors):
@@ -74,7 +75,9 @@ def perceptual_loss(features_fn, target, restored):
     The target's features are a constant: no gradient flows into them.
     """
     target_features = tf.stop_gradient(features_fn(target))
-    return _mean_per_sample(tf.math.squared_difference(*_float32(features_fn(restored), target_features)))
+    return _mean_per_sample(
+        tf.math.squared_difference(*_float32(features_fn(restored), target_features))
+    )
 
 
 def _bce_per_sample(label, logits):
@@ -129,14 +132,24 @@ def landmark_loss(phi, landmarks_px, guide_landmarks_px, reduction="project"):
         sampled = resample(phi, landmarks_px)
         return tf.reduce_sum(tf.math.squared_difference(sampled, expected), axis=[1, 2])
     low, high = tf.floor(landmarks_px), tf.math.ceil(landmarks_px)
-    corners = tf.stack([
-        low, tf.stack([high[..., 0], low[..., 1]], -1), tf.stack([low[..., 0], high[..., 1]], -1), high,
-    ], axis=2)  # [B, N, 4, 2] integer pixels: resample returns Phi there exactly
+    corners = tf.stack(
+        [
+            low,
+            tf.stack([high[..., 0], low[..., 1]], -1),
+            tf.stack([low[..., 0], high[..., 1]], -1),
+            high,
+        ],
+        axis=2,
+    )  # [B, N, 4, 2] integer pixels: resample returns Phi there exactly
     # On an integer coordinate floor = ceil: the official mask marks that pixel once.
     distinct_x, distinct_y = tf.unstack(tf.cast(high > low, tf.float32), axis=-1)
-    counts = tf.stack([tf.ones_like(distinct_x), distinct_x, distinct_y, distinct_x * distinct_y], axis=-1)
+    counts = tf.stack(
+        [tf.ones_like(distinct_x), distinct_x, distinct_y, distinct_x * distinct_y], axis=-1
+    )
     sampled = resample(phi, corners)
-    squared = tf.math.squared_difference(sampled, expected[:, :, tf.newaxis]) * counts[..., tf.newaxis]
+    squared = (
+        tf.math.squared_difference(sampled, expected[:, :, tf.newaxis]) * counts[..., tf.newaxis]
+    )
     entries = tf.cast(2 * height * width, tf.float32)
     return tf.reduce_sum(squared, axis=[1, 2, 3]) / entries
 
@@ -198,8 +211,12 @@ def flow_symmetry_loss(phi, target_axis, guide_axis, shift):
     # The pixel direction (dx, dy) is along (dx / (W - 1), dy / (H - 1)) in Phi's coordinates.
     span_px = tf.cast(tf.stack([width, height]), tf.float32) - 1.0
     guide_axis = tf.math.l2_normalize(tf.stop_gradient(guide_axis) / span_px, axis=-1)
-    guide_normal = tf.reshape(tf.stack([-guide_axis[:, 1], guide_axis[:, 0]], axis=-1), [-1, 1, 1, 2])
-    grid_x, grid_y = tf.meshgrid(tf.range(width, dtype=tf.float32), tf.range(height, dtype=tf.float32))
+    guide_normal = tf.reshape(
+        tf.stack([-guide_axis[:, 1], guide_axis[:, 0]], axis=-1), [-1, 1, 1, 2]
+    )
+    grid_x, grid_y = tf.meshgrid(
+        tf.range(width, dtype=tf.float32), tf.range(height, dtype=tf.float32)
+    )
     pixels = tf.expand_dims(tf.stack([grid_x, grid_y], axis=-1), 0)  # [1, H, W, 2]
     ahead, behind = pixels + half_step, pixels - half_step
     across = tf.reduce_sum((resample(phi, ahead) - resample(phi, behind)) * guide_normal, axis=-1)

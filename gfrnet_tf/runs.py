@@ -48,8 +48,9 @@ def checkpoints_in(directory) -> list[str]:
     """Names of the step checkpoints in `directory`, oldest first ([] if it is missing)."""
     if not os.path.isdir(directory):
         return []
-    return sorted((name for name in os.listdir(directory) if _CHECKPOINT.match(name)),
-                  key=checkpoint_step)
+    return sorted(
+        (name for name in os.listdir(directory) if _CHECKPOINT.match(name)), key=checkpoint_step
+    )
 
 
 def latest_checkpoint(directory) -> str | None:
@@ -73,8 +74,12 @@ class RunFolder:
         `config.json`, else its own folder if that does (a checkpoint copied next to its
         config), else the folder above."""
         folder = Path(checkpoint).parent
-        return cls(next((run for run in (folder.parent, folder) if (run / CONFIG_FILE).is_file()),
-                        folder.parent))
+        return cls(
+            next(
+                (run for run in (folder.parent, folder) if (run / CONFIG_FILE).is_file()),
+                folder.parent,
+            )
+        )
 
     @property
     def config_file(self) -> Path:

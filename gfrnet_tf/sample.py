@@ -52,7 +52,9 @@ class Split:
     seed: int
 
     def shard_names(self) -> list[str]:
-        return [f"{self.name}-{shard:05d}-of-{self.shards:05d}.tfrecord" for shard in range(self.shards)]
+        return [
+            f"{self.name}-{shard:05d}-of-{self.shards:05d}.tfrecord" for shard in range(self.shards)
+        ]
 
 
 SPLITS = (Split("train", 64, 2, 1), Split("val", 8, 1, 2), Split("test", 32, 1, 3))
@@ -67,7 +69,8 @@ def posed_sample(image, landmarks, seed):
     exactly, which is what a target record needs.
     """
     posed, posed_landmarks, _ = synthesize_guide(
-        tf.image.convert_image_dtype(image, tf.float32), landmarks, seed, default_pose_settings())
+        tf.image.convert_image_dtype(image, tf.float32), landmarks, seed, default_pose_settings()
+    )
     return tf.image.convert_image_dtype(posed, tf.uint8, saturate=True), posed_landmarks
 
 
@@ -94,19 +97,35 @@ def write_sample_dataset(data_dir, image_size: int, splits=SPLITS) -> PreparedDa
     for split in splits:
         examples = []
         for index in range(split.records):
-            target, target_landmarks = posed_sample(image, landmarks, tf.constant([split.seed, index]))
-            examples.append(encode_pair(
-                target.numpy(), guide, target_landmarks.numpy(), landmarks, identity="astronaut",
-                target_file=f"{IMAGE_PATH.name}#{split.name}-{index}", guide_file=IMAGE_PATH.name))
+            target, target_landmarks = posed_sample(
+                image, landmarks, tf.constant([split.seed, index])
+            )
+            examples.append(
+                encode_pair(
+                    target.numpy(),
+                    guide,
+                    target_landmarks.numpy(),
+                    landmarks,
+                    identity="astronaut",
+                    target_file=f"{IMAGE_PATH.name}#{split.name}-{index}",
+                    guide_file=IMAGE_PATH.name,
+                )
+            )
         names = split.shard_names()
         for name, part in zip(names, np.array_split(np.arange(split.records), split.shards)):
             write_shard(data_dir / name, [examples[i] for i in part])
-    write_manifest(data_dir, {split.name: {"shards": split.shard_names(), "records": split.records}
-                              for split in splits}, image_size, synthetic_pose=True)
+    write_manifest(
+        data_dir,
+        {split.name: {"shards": split.shard_names(), "records": split.records} for split in splits},
+        image_size,
+        synthetic_pose=True,
+    )
     return PreparedDataset(data_dir)
 
 
-def degraded_pair(image_size: int, scale: float = 4.0, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+def degraded_pair(
+    image_size: int, scale: float = 4.0, seed: int = 7
+) -> tuple[np.ndarray, np.ndarray]:
     """(degraded, guide) uint8 `[S, S, 3]` of the sample photo through the training pipeline:
     Eq. 4 at `scale` and a synthetic-pose guide, so restoring it is the task the model learnt."""
     config = default_input_config()
@@ -117,5 +136,7 @@ def degraded_pair(image_size: int, scale: float = 4.0, seed: int = 7) -> tuple[n
     config.degradation.mode = "fixed"
     config.degradation.fixed.scale = scale
     image, landmarks = sample_at(image_size)
-    inputs, _ = next(iter(array_dataset(image[np.newaxis], landmarks[np.newaxis], config, training=False)))
+    inputs, _ = next(
+        iter(array_dataset(image[np.newaxis], landmarks[np.newaxis], config, training=False))
+    )
     return to_uint8(inputs["degraded"][0]).numpy(), to_uint8(inputs["guide"][0]).numpy()

@@ -48,7 +48,8 @@ def check_images(degraded, guide, image_size: int | None = None):
             raise ValueError(f"{name} must be {image_size}x{image_size}, got {array.shape[1:3]}")
     if arrays["degraded"].shape != arrays["guide"].shape:
         raise ValueError(
-            f"degraded {arrays['degraded'].shape} and guide {arrays['guide'].shape} differ in shape")
+            f"degraded {arrays['degraded'].shape} and guide {arrays['guide'].shape} differ in shape"
+        )
     return arrays["degraded"], arrays["guide"]
 
 
@@ -60,22 +61,26 @@ def check_encoded(degraded, guide):
             raise ValueError(f"{name} must be a list of non-empty encoded JPEG/PNG bytes")
     if len(lists["degraded"]) != len(lists["guide"]):
         raise ValueError(
-            f"{len(lists['degraded'])} degraded but {len(lists['guide'])} guide images")
+            f"{len(lists['degraded'])} degraded but {len(lists['guide'])} guide images"
+        )
     return lists["degraded"], lists["guide"]
 
 
 def rest_request(degraded, guide, image_size: int | None = None, layout: str = "instances") -> dict:
     """The JSON body for `serving_default` (`layout`: "instances" rows or "inputs" columns)."""
     degraded, guide = check_images(degraded, guide, image_size)
-    return _rest_body(DEFAULT_SIGNATURE, {"degraded": degraded.tolist(), "guide": guide.tolist()},
-                      layout)
+    return _rest_body(
+        DEFAULT_SIGNATURE, {"degraded": degraded.tolist(), "guide": guide.tolist()}, layout
+    )
 
 
 def rest_request_encoded(degraded, guide, layout: str = "instances") -> dict:
     """The JSON body for `serve_encoded`: lists of JPEG/PNG file bytes, sent as base64."""
     degraded, guide = check_encoded(degraded, guide)
-    columns = {name: [{"b64": base64.b64encode(data).decode("ascii")} for data in files]
-               for name, files in (("degraded", degraded), ("guide", guide))}
+    columns = {
+        name: [{"b64": base64.b64encode(data).decode("ascii")} for data in files]
+        for name, files in (("degraded", degraded), ("guide", guide))
+    }
     return _rest_body(ENCODED_SIGNATURE, columns, layout)
 
 
@@ -100,8 +105,10 @@ def parse_rest_response(body) -> dict:
     else:
         rows = body["predictions"]
         columns = {name: [row[name] for row in rows] for name in rows[0]}
-    return {name: np.asarray(value, np.float32 if name in FLOAT_OUTPUTS else np.uint8)
-            for name, value in columns.items()}
+    return {
+        name: np.asarray(value, np.float32 if name in FLOAT_OUTPUTS else np.uint8)
+        for name, value in columns.items()
+    }
 
 
 def rest_url(host: str, model_name: str, version: int | None = None) -> str:
@@ -115,7 +122,7 @@ def predict_rest(url: str, request: dict, timeout: float = 60.0) -> dict:
     data = json.dumps(request).encode("utf-8")
     post = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(post, timeout=timeout) as response:  # noqa: S310 (user URL)
+        with urllib.request.urlopen(post, timeout=timeout) as response:
             return parse_rest_response(response.read())
     except urllib.error.HTTPError as error:
         # TF Serving puts the graph's assertion message into the body: pass it on.
@@ -128,19 +135,25 @@ def predict_rest(url: str, request: dict, timeout: float = 60.0) -> dict:
         raise ServingError(url, f"cannot reach the server: {error.reason}") from None
 
 
-def grpc_request(degraded, guide, model_name: str, version: int | None = None,
-                 image_size: int | None = None):
+def grpc_request(
+    degraded, guide, model_name: str, version: int | None = None, image_size: int | None = None
+):
     """A `PredictRequest` for `serving_default` with uint8 tensors."""
     degraded, guide = check_images(degraded, guide, image_size)
-    return _grpc_request(model_name, DEFAULT_SIGNATURE, version,
-                         {"degraded": degraded, "guide": guide})
+    return _grpc_request(
+        model_name, DEFAULT_SIGNATURE, version, {"degraded": degraded, "guide": guide}
+    )
 
 
 def grpc_request_encoded(degraded, guide, model_name: str, version: int | None = None):
     """A `PredictRequest` for `serve_encoded` with string tensors of file bytes."""
     degraded, guide = check_encoded(degraded, guide)
-    return _grpc_request(model_name, ENCODED_SIGNATURE, version,
-                         {"degraded": np.array(degraded, object), "guide": np.array(guide, object)})
+    return _grpc_request(
+        model_name,
+        ENCODED_SIGNATURE,
+        version,
+        {"degraded": np.array(degraded, object), "guide": np.array(guide, object)},
+    )
 
 
 def _grpc_request(model_name, signature, version, tensors):

@@ -5,10 +5,10 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import subprocess  # noqa: E402
+import subprocess
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 
 @pytest.fixture(autouse=True)
@@ -52,24 +52,47 @@ def installed_wheel(tmp_path_factory):
     root = Path(__file__).resolve().parents[1]
     work = tmp_path_factory.mktemp("wheel")
     source = work / "source"
-    shutil.copytree(root, source, ignore=shutil.ignore_patterns(
-        ".git", "build", "dist", "*.egg-info", "__pycache__", "runs", ".pytest_cache"))
+    shutil.copytree(
+        root,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", "build", "dist", "*.egg-info", "__pycache__", "runs", ".pytest_cache"
+        ),
+    )
 
     def run(*command):
         subprocess.run(command, check=True, capture_output=True, timeout=600, cwd=work)
 
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-        "-w", str(work / "dist"), str(source))
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(work / "dist"),
+        str(source),
+    )
     venv = work / "venv"
     run(sys.executable, "-m", "venv", "--without-pip", str(venv))
     python = venv / "bin" / "python"
-    own = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
-                         check=True, capture_output=True, text=True).stdout.strip()
+    own = subprocess.run(
+        [str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     # Processed after the venv's own packages (which then win): the wheel shadows any
     # editable install of the checkout in this environment.
-    parents = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])]
+    parents = [
+        *site.getsitepackages(),
+        *([site.getusersitepackages()] if site.ENABLE_USER_SITE else []),
+    ]
     Path(own, "parent_packages.pth").write_text(
-        "".join(f"import site; site.addsitedir({p!r})\n" for p in parents))
+        "".join(f"import site; site.addsitedir({p!r})\n" for p in parents)
+    )
     (wheel,) = (work / "dist").glob("gfrnet_tf-*.whl")
     run(str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel))
     return venv / "bin", wheel

@@ -34,8 +34,12 @@ def masked(data: bytes) -> int:
 def frame(payload: bytes, length=None) -> bytes:
     """One TFRecord record: length, its masked CRC, payload, the payload's masked CRC."""
     length_bytes = struct.pack("<Q", len(payload) if length is None else length)
-    return (length_bytes + struct.pack("<I", masked(length_bytes)) + payload
-            + struct.pack("<I", masked(payload)))
+    return (
+        length_bytes
+        + struct.pack("<I", masked(length_bytes))
+        + payload
+        + struct.pack("<I", masked(payload))
+    )
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -49,8 +53,12 @@ def png_bomb(side=12000) -> bytes:
     row = bytes(1 + side)  # filter byte 0, then one zero per pixel
     data = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
     header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data)
-            + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", data)
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def jpeg_with_frame_size(jpeg: bytes, height: int, width: int) -> bytes:
@@ -58,9 +66,12 @@ def jpeg_with_frame_size(jpeg: bytes, height: int, width: int) -> bytes:
     data = bytearray(jpeg)
     position = 2
     while position < len(data):
-        marker, length = data[position + 1], struct.unpack(">H", data[position + 2:position + 4])[0]
+        marker, length = (
+            data[position + 1],
+            struct.unpack(">H", data[position + 2 : position + 4])[0],
+        )
         if marker in (0xC0, 0xC2):
-            data[position + 5:position + 9] = struct.pack(">HH", height, width)
+            data[position + 5 : position + 9] = struct.pack(">HH", height, width)
             return bytes(data)
         position += 2 + length
     raise ValueError("no SOF0/SOF2 marker")
@@ -78,12 +89,15 @@ def write_corpus(folder, valid_record: bytes, make_record, small_jpeg: bytes):
         "huge_length": (good + frame(b"x" * 16, length=HUGE_LENGTH), 1),
         "bad_length_crc": (good + good[:8] + bytes([good[8] ^ 1]) + good[9:], 1),
         "truncated_header": (good + good[:5], 1),
-        "truncated_payload": (good + good[:len(good) // 2], 1),
+        "truncated_payload": (good + good[: len(good) // 2], 1),
         "empty": (b"", None),
         "random_payload": (good + frame(rng.integers(0, 256, 300, dtype=np.uint8).tobytes()), 1),
         "non_example": (good + frame(b"\xff\xfe not a tf.train.Example \x80\x81"), 1),
         "png_bomb": (good + frame(make_record(png_bomb())), 1),
-        "jpeg_huge_sof": (good + frame(make_record(jpeg_with_frame_size(small_jpeg, 65000, 65000))), 1),
+        "jpeg_huge_sof": (
+            good + frame(make_record(jpeg_with_frame_size(small_jpeg, 65000, 65000))),
+            1,
+        ),
     }
     written = {}
     for case, (data, record) in cases.items():

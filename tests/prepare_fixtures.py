@@ -13,10 +13,9 @@ import stat
 
 import cv2
 import numpy as np
+from image_fixtures import write_corpus
 from PIL import Image
 from skimage import data
-
-from image_fixtures import write_corpus
 
 SIZE = 256  # small photos keep MTCNN fast; the face box is ~45 px
 
@@ -35,13 +34,19 @@ def make_collection(root):
     the corpus outcomes by name)."""
     photo = _photo()
     recoloured = np.clip(photo.astype(np.float32) * (1.15, 0.95, 0.8), 0, 255).astype(np.uint8)
-    scaled = cv2.resize(cv2.resize(photo, (200, 200), interpolation=cv2.INTER_AREA),
-                        (SIZE, SIZE), interpolation=cv2.INTER_CUBIC)
+    scaled = cv2.resize(
+        cv2.resize(photo, (200, 200), interpolation=cv2.INTER_AREA),
+        (SIZE, SIZE),
+        interpolation=cv2.INTER_CUBIC,
+    )
     identities = {
-        "astronaut": {"frontal.png": photo, "tilted_left.png": _rotated(photo, 25),
-                      "tilted_right.jpg": _rotated(photo, -35),
-                      "recoloured_tilted.png": _rotated(recoloured, 15),
-                      "scaled_tilted.png": _rotated(scaled, -20)},
+        "astronaut": {
+            "frontal.png": photo,
+            "tilted_left.png": _rotated(photo, 25),
+            "tilted_right.jpg": _rotated(photo, -35),
+            "recoloured_tilted.png": _rotated(recoloured, 15),
+            "scaled_tilted.png": _rotated(scaled, -20),
+        },
         "solo": {"only.jpg": np.ascontiguousarray(photo[:, ::-1])},
     }
     rng = np.random.default_rng(0)
@@ -80,9 +85,9 @@ def add_hostile(root):
     # An identity folder whose name is Latin-1, not UTF-8, holding a good pair.
     latin = os.path.join(os.fsencode(root), b"caf\xe9")
     os.mkdir(latin)
-    for name, data in [(b"frontal.png", photo), (b"tilted.png", tilted)]:
+    for name, content in [(b"frontal.png", photo), (b"tilted.png", tilted)]:
         with open(os.path.join(latin, name), "wb") as stream:
-            stream.write(data)
+            stream.write(content)
     hostile = root / "hostile"
     hostile.mkdir()
     with open(os.path.join(os.fsencode(hostile), b"\xff\xfe.png"), "wb") as stream:
@@ -101,13 +106,20 @@ def add_hostile(root):
             server.bind("socket.jpg")
         finally:
             os.chdir(cwd)
-    accepted = {"caf\\xe9/frontal.png", "caf\\xe9/tilted.png", "hostile/\\xff\\xfe.png",
-                f"hostile/{LONG_NAME}"}
-    rejected = {"hostile/pipe.jpg": "not a regular file",
-                "hostile/socket.jpg": "not a regular file",
-                "hostile/loop.jpg": "cannot open", "hostile/empty.png": "empty file",
-                "hostile/huge.jpg": f"more than {MAX_PHOTO_BYTES} bytes",
-                "hostile/tab name.jpg": "not an image file"}
+    accepted = {
+        "caf\\xe9/frontal.png",
+        "caf\\xe9/tilted.png",
+        "hostile/\\xff\\xfe.png",
+        f"hostile/{LONG_NAME}",
+    }
+    rejected = {
+        "hostile/pipe.jpg": "not a regular file",
+        "hostile/socket.jpg": "not a regular file",
+        "hostile/loop.jpg": "cannot open",
+        "hostile/empty.png": "empty file",
+        "hostile/huge.jpg": f"more than {MAX_PHOTO_BYTES} bytes",
+        "hostile/tab name.jpg": "not an image file",
+    }
     return accepted, rejected
 
 
@@ -124,5 +136,9 @@ def tree_state(root):
                 with open(path, "rb") as stream:
                     digest = hashlib.sha256(stream.read()).hexdigest()
             state[os.path.relpath(path, os.fsencode(root))] = (
-                info.st_mode, info.st_size, info.st_mtime_ns, digest)
+                info.st_mode,
+                info.st_size,
+                info.st_mtime_ns,
+                digest,
+            )
     return state

@@ -10,19 +10,19 @@ import time
 import numpy as np
 import pytest
 
+from gfrnet_tf import ablation
+from gfrnet_tf.ablation import report as study_report
+from gfrnet_tf.ablation import study
+from gfrnet_tf.ablation.paper_table1 import PAPER_TABLE1
 from gfrnet_tf.configs import load_config
-from gfrnet_tf.runs import write_config_file
 from gfrnet_tf.configs.budget import short_run_schedule
 from gfrnet_tf.configs.variants import TABLE1_ROWS, variant_config
 from gfrnet_tf.data import make_dataset
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf import ablation
-from gfrnet_tf.ablation import report as study_report
-from gfrnet_tf.ablation import study
 from gfrnet_tf.evaluation import protocol
-from gfrnet_tf.ablation.paper_table1 import PAPER_TABLE1
 from gfrnet_tf.io import load_image
 from gfrnet_tf.models.gfrnet import build_gfrnet
+from gfrnet_tf.runs import write_config_file
 from gfrnet_tf.sample import Split, write_sample_dataset
 
 
@@ -44,7 +44,8 @@ def test_wide_rows_have_twice_the_generator_channels(row, narrow):
     wide_recnet, plain_recnet = (build_gfrnet(c.model).recnet for c in (wide, plain))
     wide_filters, plain_filters = (
         [layer.filters for layer in net._flatten_layers() if hasattr(layer, "filters")]
-        for net in (wide_recnet, plain_recnet))
+        for net in (wide_recnet, plain_recnet)
+    )
     assert len(wide_filters) == len(plain_filters) > 10
     for wide_count, plain_count in zip(wide_filters, plain_filters):
         assert wide_count == (3 if plain_count == 3 else 2 * plain_count)  # RGB output stays 3
@@ -69,8 +70,9 @@ def _input_config(size=32):
 @pytest.fixture(scope="module")
 def sample_data(tmp_path_factory):
     directory = tmp_path_factory.mktemp("data")
-    return write_sample_dataset(directory, 32, (Split("train", 8, 1, 1), Split("val", 4, 1, 2),
-                                                Split("test", 4, 1, 3)))
+    return write_sample_dataset(
+        directory, 32, (Split("train", 8, 1, 1), Split("val", 4, 1, 2), Split("test", 4, 1, 3))
+    )
 
 
 def test_the_two_test_protocols_degrade_as_documented(sample_data):
@@ -97,7 +99,10 @@ def test_paired_comparison_by_hand():
         "Full": {"psnr_4x": np.array([20.0, 22.0, 21.0]), "lmd_4x": np.array([0.1, 0.2, 0.3])},
         "-WG": {"psnr_4x": np.array([19.0, 22.0, 22.0]), "lmd_4x": np.array([0.2, 0.1, 0.4])},
     }
-    rows = {(r["measure"], r["versus"]): r for r in study_report.paired_comparison(per_image, "Full", ["Full", "-WG"])}
+    rows = {
+        (r["measure"], r["versus"]): r
+        for r in study_report.paired_comparison(per_image, "Full", ["Full", "-WG"])
+    }
     psnr = rows[("psnr_4x", "-WG")]
     assert psnr["mean_difference"] == pytest.approx(0.0)
     assert psnr["standard_error"] == pytest.approx(np.std([1.0, 0.0, -1.0], ddof=1) / np.sqrt(3))
@@ -110,8 +115,9 @@ def test_paired_comparison_by_hand():
 def test_a_finished_run_is_recognised_and_another_config_refused(tmp_path):
     config = ablation.row_config(load_config("smoke"), "-WG", steps=10)
     assert config.train.steps_per_epoch == 10 and config.train.epochs == 1
-    assert dict(config.train.items()) | short_run_schedule(10) | {"warp_pretrain_epochs": 0} == dict(
-        config.train.items())
+    assert dict(config.train.items()) | short_run_schedule(10) | {
+        "warp_pretrain_epochs": 0
+    } == dict(config.train.items())
     workdir = tmp_path / "no_guide"
     assert not study.finished(config, workdir)
     write_config_file(config, str(workdir / "config.json"))
@@ -124,16 +130,36 @@ def test_a_finished_run_is_recognised_and_another_config_refused(tmp_path):
         study.finished(ablation.row_config(load_config("smoke"), "-WG", steps=20), workdir)
 
 
-TINY = ["--config=smoke", "--config.input.image_size=32", "--config.input.batch_size=4",
-        "--config.model.widths=(4,8,8,8,8)", "--config.model.discriminator_widths=(4,8,8)",
-        "--config.model.local_size=16"]
+TINY = [
+    "--config=smoke",
+    "--config.input.image_size=32",
+    "--config.input.batch_size=4",
+    "--config.model.widths=(4,8,8,8,8)",
+    "--config.model.discriminator_widths=(4,8,8)",
+    "--config.model.local_size=16",
+]
 
 
 def _ablate(data, workdir, *extra, **popen):
-    command = [sys.executable, "-m", "gfrnet_tf.apps.ablate", f"--data={data}", f"--workdir={workdir}",
-               "--steps=4", "--variants=Full,-WG", *TINY, *extra]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, **popen)
+    command = [
+        sys.executable,
+        "-m",
+        "gfrnet_tf.apps.ablate",
+        f"--data={data}",
+        f"--workdir={workdir}",
+        "--steps=4",
+        "--variants=Full,-WG",
+        *TINY,
+        *extra,
+    ]
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        **popen,
+    )
 
 
 def _csv(path):
@@ -187,12 +213,20 @@ def test_ablate_refuses_an_unknown_row_in_one_line(sample_data, tmp_path):
     process = _ablate(sample_data.source, tmp_path / "study", "--variants=Full,-Q")
     output = process.communicate()[0]
     assert process.returncode == 1
-    assert output.strip().splitlines()[-1].startswith("error: --variants: '-Q' is not a Table 1 row")
+    assert (
+        output.strip().splitlines()[-1].startswith("error: --variants: '-Q' is not a Table 1 row")
+    )
 
 
 def test_a_row_whose_training_stops_short_is_an_error(tmp_path):
     calls = []
     with pytest.raises(BadConfigError, match="training ended before step 10"):
-        ablation.run_study(load_config("smoke"), None, tmp_path, 10, ["-WG"],
-                           train=lambda config, workdir, dataset: calls.append(workdir))
+        ablation.run_study(
+            load_config("smoke"),
+            None,
+            tmp_path,
+            10,
+            ["-WG"],
+            train=lambda config, workdir, dataset: calls.append(workdir),
+        )
     assert calls == [str(tmp_path / "train" / "no_guide")]

@@ -9,8 +9,8 @@ from absl import flags
 from ml_collections import config_flags
 
 from gfrnet_tf.configs import PRESETS, load_config, preset_path
-from gfrnet_tf.runs import write_config_file
 from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.runs import write_config_file
 
 PAPER = "paper"
 SMOKE = "smoke"
@@ -22,7 +22,14 @@ def test_paper_config_is_section_4_1():
     assert tuple(config.train.learning_rates) == (2e-4, 2e-5, 2e-6)
     assert config.train.adam_beta_1 == 0.5
     assert config.train.warp_pretrain_epochs == 5 and config.train.epochs == 100
-    paper_weights = {"l2": 100.0, "perceptual": 0.001, "adv_global": 1.0, "adv_local": 0.5, "landmark": 10.0, "tv": 1.0}
+    paper_weights = {
+        "l2": 100.0,
+        "perceptual": 0.001,
+        "adv_global": 1.0,
+        "adv_local": 0.5,
+        "landmark": 10.0,
+        "tv": 1.0,
+    }
     assert {name: config.model.loss_weights[name] for name in paper_weights} == paper_weights
     assert not config.model.part_discriminators  # an extension, off as in the paper
     # Depth 8 takes 256 px to 1x1, as WarpNet/RecNet's encoders require; the official
@@ -44,7 +51,8 @@ def test_smoke_config_is_the_recommended_config_made_small():
     assert set(smoke.keys()) == set(recommended.keys())
     sizes = {"widths", "discriminator_widths", "local_size"}
     assert {key: smoke.model[key] for key in smoke.model if key not in sizes} == {
-        key: recommended.model[key] for key in recommended.model if key not in sizes}
+        key: recommended.model[key] for key in recommended.model if key not in sizes
+    }
 
 
 def test_presets_differ_from_paper_only_in_their_named_readings():
@@ -52,15 +60,26 @@ def test_presets_differ_from_paper_only_in_their_named_readings():
 
     def differences(name):
         other = load_config(name).to_dict()
-        return {f"{section}.{key}" for section in paper for key in paper[section]
-                if other[section][key] != paper[section][key]}
+        return {
+            f"{section}.{key}"
+            for section in paper
+            for key in paper[section]
+            if other[section][key] != paper[section][key]
+        }
 
     assert differences("paper512") == {"model.widths"}
     assert differences("official") == {"model.loss_reduction", "input.degradation"}
     assert differences("recommended") == {
-        "model.widths", "model.warpnet_init_stddev", "model.flow_mode", "model.loss_reduction",
-        "model.tv_target", "model.local_margin", "model.test_time_norm", "model.test_time_dropout",
-        "train.plateau_monitor"}
+        "model.widths",
+        "model.warpnet_init_stddev",
+        "model.flow_mode",
+        "model.loss_reduction",
+        "model.tv_target",
+        "model.local_margin",
+        "model.test_time_norm",
+        "model.test_time_dropout",
+        "train.plateau_monitor",
+    }
 
 
 def test_official_degradation_sets_reproduce_the_official_probabilities():
@@ -70,7 +89,11 @@ def test_official_degradation_sets_reproduce_the_official_probabilities():
     assert np.mean(np.array(sets.scale) > 1) == pytest.approx(70 / 81)  # 1.1 to 8.0
     assert np.mean(np.array(sets.noise) > 0) == pytest.approx(11 / 36)
     assert np.mean(np.array(sets.jpeg_quality) > 0) == pytest.approx(20 / 31)
-    assert max(sets.blur) == 2.5 and max(sets.scale) == 8.0 and set(sets.noise) - {0.0} == set(range(5, 16))
+    assert (
+        max(sets.blur) == 2.5
+        and max(sets.scale) == 8.0
+        and set(sets.noise) - {0.0} == set(range(5, 16))
+    )
 
 
 @pytest.mark.parametrize("path", PRESETS)
@@ -91,16 +114,21 @@ def test_saved_config_json_loads_back_equal(tmp_path):
     config = load_config(SMOKE)
     path = tmp_path / "run" / "config.json"
     write_config_file(config, str(path))
-    assert json.loads(path.read_text())["train"]["checkpoint_every"] == config.train.checkpoint_every
+    assert (
+        json.loads(path.read_text())["train"]["checkpoint_every"] == config.train.checkpoint_every
+    )
     assert load_config(str(path)).to_dict() == json.loads(config.to_json())
     assert os.listdir(path.parent) == ["config.json"]  # no temporary left behind
 
 
-@pytest.mark.parametrize("content, problem", [
-    (None, "no such config file"),
-    ("def get_config(:\n", "SyntaxError"),
-    ("x = 1\n", "AttributeError"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (None, "no such config file"),
+        ("def get_config(:\n", "SyntaxError"),
+        ("x = 1\n", "AttributeError"),
+    ],
+)
 def test_bad_config_files_fail_by_name(tmp_path, content, problem):
     path = tmp_path / "config.py"
     if content is not None:
@@ -113,7 +141,9 @@ def test_bad_config_files_fail_by_name(tmp_path, content, problem):
 def _parse(*overrides):
     argv = ["gfrnet-train", f"--config={preset_path(SMOKE)}", *overrides]
     values = flags.FlagValues()
-    holder = config_flags.DEFINE_config_file("config", flag_values=values, lock_config=True, sys_argv=argv)
+    holder = config_flags.DEFINE_config_file(
+        "config", flag_values=values, lock_config=True, sys_argv=argv
+    )
     values(argv)
     return holder.value
 

@@ -64,7 +64,9 @@ def test_crop_samples_exactly_where_crop_and_resize_does(size):
 def test_crop_compiles_with_xla():
     images = tf.random.normal((2, 16, 16, 3))
     landmarks = np.random.default_rng(3).uniform(2, 14, size=(2, 68, 2)).astype(np.float32)
-    compiled = tf.function(lambda i, l: crop_to_landmarks(i, l, 8), jit_compile=True)
+    compiled = tf.function(
+        lambda image, points: crop_to_landmarks(image, points, 8), jit_compile=True
+    )
     expected = crop_to_landmarks(images, landmarks, 8)
     # XLA contracts multiply-adds into FMAs, so the last bits differ.
     np.testing.assert_allclose(compiled(images, landmarks), expected, atol=1e-5)

@@ -148,4 +148,6 @@ def test_unusable_sets_raise_bad_config(name, values, size):
 def test_separable_bicubic_upscale_matches_tf_image_resize(small, size):
     image = tf.constant(np.random.RandomState(3).uniform(-1, 1, (*small, 2)), tf.float32)
     ours = degrade.resize_separable(image, *size)
-    np.testing.assert_allclose(ours.numpy(), tf.image.resize(image, size, "bicubic").numpy(), atol=2e-6)
+    np.testing.assert_allclose(
+        ours.numpy(), tf.image.resize(image, size, "bicubic").numpy(), atol=2e-6
+    )

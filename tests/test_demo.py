@@ -34,7 +34,13 @@ def run_demo(bin_dir, workdir, *args):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run(
         [str(bin_dir / "gfrnet-demo"), f"--workdir={workdir}", *args],
-        capture_output=True, text=True, env=env, cwd=workdir, timeout=900, check=False)
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+        timeout=900,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +81,9 @@ def test_demo_exports_load_and_restore_the_right_shape(demo):
         result = restorer(*batch)
         assert result.restored.shape == (1, SIZE, SIZE, 3) and result.restored.dtype == np.uint8
     # Same weights, two runtimes: uint8 outputs agree up to rounding.
-    difference = np.abs(savedmodel(*batch).restored.astype(int) - tflite(*batch).restored.astype(int))
+    difference = np.abs(
+        savedmodel(*batch).restored.astype(int) - tflite(*batch).restored.astype(int)
+    )
     assert difference.max() <= 2
 
 
@@ -104,15 +112,16 @@ def test_failed_stage_stops_with_its_status_and_names_it(capfd):
     assert "== [1/2] missing stage" in out
     assert "$ gfrnet-no_such_app '--flag=a b'" in out  # shell-quoted, ready to copy
     assert err.strip().splitlines()[-1] == (
-        "error: gfrnet-no_such_app: failed with exit status 1 (stage: missing stage)")
+        "error: gfrnet-no_such_app: failed with exit status 1 (stage: missing stage)"
+    )
     assert "missing stage" not in stages.timings
 
 
 def test_short_run_overrides_round_up_to_whole_epochs():
     def schedule(steps):
         flags = short_run_overrides(steps)
-        assert flags[:len(SHORT_RUN_OVERRIDES)] == list(SHORT_RUN_OVERRIDES)
-        return [flag.rsplit(".", 1)[1] for flag in flags[len(SHORT_RUN_OVERRIDES):]]
+        assert flags[: len(SHORT_RUN_OVERRIDES)] == list(SHORT_RUN_OVERRIDES)
+        return [flag.rsplit(".", 1)[1] for flag in flags[len(SHORT_RUN_OVERRIDES) :]]
 
     assert schedule(1500) == ["steps_per_epoch=250", "checkpoint_every=125", "epochs=6"]
     assert schedule(600) == ["steps_per_epoch=250", "checkpoint_every=125", "epochs=3"]
@@ -121,7 +130,13 @@ def test_short_run_overrides_round_up_to_whole_epochs():
 
 
 def test_config_overrides_keep_only_config_fields():
-    argv = ["gfrnet-demo", "--workdir=x", "--config=c.py", "--config.model.widths=(8, 8)", "--steps=3"]
+    argv = [
+        "gfrnet-demo",
+        "--workdir=x",
+        "--config=c.py",
+        "--config.model.widths=(8, 8)",
+        "--steps=3",
+    ]
     assert config_overrides(argv) == ["--config.model.widths=(8, 8)"]
 
 
@@ -136,8 +151,11 @@ def test_sample_shards_are_posed_copies_with_disjoint_splits(tmp_path):
     assert {name: dataset.records(name) for name in dataset.splits} == {"train": 3, "test": 2}
     assert dataset.synthetic_pose and dataset.image_size == SIZE
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "manifest.json", "test-00000-of-00001.tfrecord", "train-00000-of-00002.tfrecord",
-        "train-00001-of-00002.tfrecord"]
+        "manifest.json",
+        "test-00000-of-00001.tfrecord",
+        "train-00000-of-00002.tfrecord",
+        "train-00001-of-00002.tfrecord",
+    ]
     targets = [r["target"].numpy() for split in records.values() for r in split]
     for record in (r for split in records.values() for r in split):
         assert record["target"].shape == (SIZE, SIZE, 3)
@@ -147,7 +165,7 @@ def test_sample_shards_are_posed_copies_with_disjoint_splits(tmp_path):
         assert np.abs(points - record["guide_landmarks"].numpy()).mean() > 0.1
     # Every record is a different pose: no two targets are the same image.
     for i, first in enumerate(targets):
-        for second in targets[i + 1:]:
+        for second in targets[i + 1 :]:
             assert np.abs(first - second).mean() > 0.01
     # Deterministic: a second write gives the same bytes.
     first_bytes = {p.name: p.read_bytes() for p in tmp_path.iterdir()}

@@ -45,7 +45,12 @@ def _upstream_bug_still_there(strategy):
         model.compile()
         model.build((None, 3))
     try:
-        model.fit(tf.data.Dataset.from_tensors(tf.ones([4, 3])).repeat(), epochs=1, steps_per_epoch=1, verbose=0)
+        model.fit(
+            tf.data.Dataset.from_tensors(tf.ones([4, 3])).repeat(),
+            epochs=1,
+            steps_per_epoch=1,
+            verbose=0,
+        )
     except ValueError as error:
         return str(error)[:300]
     return None
@@ -57,7 +62,10 @@ def _batch(global_batch=4, size=32):
     image = lambda: rng.uniform(-1, 1, (global_batch, size, size, 3)).astype(np.float32)  # noqa: E731
     points = lambda: rng.uniform(6, size - 7, (global_batch, 68, 2)).astype(np.float32)  # noqa: E731
     return {"degraded": image(), "guide": image()}, {
-        "target": image(), "landmarks": points(), "guide_landmarks": points()}
+        "target": image(),
+        "landmarks": points(),
+        "guide_landmarks": points(),
+    }
 
 
 def _fit_gfrnet(strategy, steps=2):
@@ -72,8 +80,13 @@ def _fit_gfrnet(strategy, steps=2):
     keras.utils.set_random_seed(0)
     # Instance norm and no dropout: per-sample computations, so splitting the batch over
     # replicas changes nothing but the order of sums.
-    config = {"widths": (8, 16, 16, 16, 16), "discriminator_widths": (8, 16), "norm": "instance",
-              "dropout": 0.0, "local_size": 16}
+    config = {
+        "widths": (8, 16, 16, 16, 16),
+        "discriminator_widths": (8, 16),
+        "norm": "instance",
+        "dropout": 0.0,
+        "local_size": 16,
+    }
     with strategy.scope():
         model = build_gfrnet(config)
         model.compile(keras.optimizers.SGD(0.01), keras.optimizers.SGD(0.01))
@@ -81,7 +94,9 @@ def _fit_gfrnet(strategy, steps=2):
     patch_for_multi_worker(model)
     data = tf.data.Dataset.from_tensors(_batch()).repeat()
     history = model.fit(data, epochs=steps, steps_per_epoch=1, verbose=0).history
-    return {name: history[name] for name in ("l2", "g_total", "d_global", "landmark")}, model.get_weights()
+    return {
+        name: history[name] for name in ("l2", "g_total", "d_global", "landmark")
+    }, model.get_weights()
 
 
 def _worker(mode):
@@ -91,27 +106,39 @@ def _worker(mode):
 
     if mode == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+        )
         one, one_weights = _fit_gfrnet(tf.distribute.get_strategy())
         two, two_weights = _fit_gfrnet(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
         change = max(float(np.abs(a - b).max()) for a, b in zip(one_weights, two_weights))
         scale = max(float(np.abs(w).max()) for w in one_weights)
-        return {"one_device": one, "two_devices": two, "max_weight_difference": change, "weight_scale": scale}
+        return {
+            "one_device": one,
+            "two_devices": two,
+            "max_weight_difference": change,
+            "weight_scale": scale,
+        }
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     upstream_error = _upstream_bug_still_there(strategy)
     losses, weights = _fit_gfrnet(strategy)
-    digest = hashlib.sha256(b"".join(np.ascontiguousarray(w).tobytes() for w in weights)).hexdigest()
+    digest = hashlib.sha256(
+        b"".join(np.ascontiguousarray(w).tobytes() for w in weights)
+    ).hexdigest()
     return {"upstream_error": upstream_error, "losses": losses, "weights_sha256": digest}
 
 
 # ------------------------------------------------------------------------------ test side
 
 
-@pytest.mark.parametrize("name, tf_config, problem", [
-    ("bogus", None, "not one of"),
-    ("multiworker", None, "needs TF_CONFIG"),
-    ("auto", "{not json", "not a cluster description"),
-])
+@pytest.mark.parametrize(
+    "name, tf_config, problem",
+    [
+        ("bogus", None, "not one of"),
+        ("multiworker", None, "needs TF_CONFIG"),
+        ("auto", "{not json", "not a cluster description"),
+    ],
+)
 def test_make_strategy_rejects_bad_requests_by_name(monkeypatch, name, tf_config, problem):
     from gfrnet_tf.errors import BadConfigError
     from gfrnet_tf.training.distribute import make_strategy
@@ -146,8 +173,14 @@ def _start(mode, tf_config=None):
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     if tf_config:
         env["TF_CONFIG"] = json.dumps(tf_config)
-    return subprocess.Popen([sys.executable, HERE, mode], env=env, cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, HERE, mode],
+        env=env,
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _result(process, timeout=600):
@@ -166,16 +199,21 @@ def test_mirrored_two_devices_match_one_device_for_same_global_batch():
     one, two = result["one_device"], result["two_devices"]
     for name in one:  # step 1 checks the forward pass, step 2 the first update (SGD)
         np.testing.assert_allclose(two[name], one[name], rtol=2e-4, err_msg=name)
-    assert one["g_total"][1] != pytest.approx(one["g_total"][0], rel=1e-4)  # the update did something
+    assert one["g_total"][1] != pytest.approx(
+        one["g_total"][0], rel=1e-4
+    )  # the update did something
     assert result["max_weight_difference"] < 1e-4 * result["weight_scale"]
 
 
 @pytest.mark.slow
 def test_two_localhost_workers_finish_fit_with_identical_weights():
     workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
-    processes = [_start("multiworker", {"cluster": {"worker": workers},
-                                        "task": {"type": "worker", "index": i}})
-                 for i in range(2)]
+    processes = [
+        _start(
+            "multiworker", {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
+        )
+        for i in range(2)
+    ]
     first, second = [_result(p) for p in processes]
     # Pins the upstream bug the patch works around: when this fails, Keras fixed
     # multi-worker fit and gfrnet_tf/training/distribute.patch_for_multi_worker can go.
@@ -184,6 +222,7 @@ def test_two_localhost_workers_finish_fit_with_identical_weights():
     assert first["losses"] == second["losses"]
     assert all(np.isfinite(v).all() for v in first["losses"].values())
     assert first["weights_sha256"] == second["weights_sha256"]
+
 
 if __name__ == "__main__":
     print(json.dumps(_worker(sys.argv[1])))

@@ -45,15 +45,20 @@ def test_report_files_round_trip(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.json"]  # no temp left
 
 
-
 class _WrongSizeModel(Restorer):
     """Fails like the SavedModel's in-graph size check does on images of another size."""
 
     def _run(self, degraded, guide):
-        raise tf.errors.InvalidArgumentError(None, None, (
-            "Graph execution error:\n\nDetected at node assert_equal_3/Assert/Assert\n"
-            "assertion failed: [degraded must be [batch, 256, 256, 3]] [Condition x == y did not "
-            "hold element-wise:] [x (strided_slice_2:0) = ] [16 16 3]\n\t [[{{node ...}}]]"))
+        raise tf.errors.InvalidArgumentError(
+            None,
+            None,
+            (
+                "Graph execution error:\n\nDetected at node assert_equal_3/Assert/Assert\n"
+                "assertion failed: [degraded must be [batch, 256, 256, 3]] "
+                "[Condition x == y did not "
+                "hold element-wise:] [x (strided_slice_2:0) = ] [16 16 3]\n\t [[{{node ...}}]]"
+            ),
+        )
 
 
 def test_protocol_rows_hand_values_and_a_failing_model_is_dropped():
@@ -63,12 +68,17 @@ def test_protocol_rows_hand_values_and_a_failing_model_is_dropped():
     points[:, 45] = (14.0, 4.0)  # inter-ocular distance 10 px
     batch = (
         {"degraded": to_model_range(target + 5), "guide": to_model_range(target)},
-        {"target": to_model_range(target), "landmarks": points + np.float32([0.0, 2.0]),
-         "guide_landmarks": points},
+        {
+            "target": to_model_range(target),
+            "landmarks": points + np.float32([0.0, 2.0]),
+            "guide_landmarks": points,
+        },
     )
     evaluation = protocol.evaluate(
-        {"input": protocol.DegradedInput(),
-         "wrong size": _WrongSizeModel(TrainedModel(Path("w.tflite"), "tflite", 256, None))},
+        {
+            "input": protocol.DegradedInput(),
+            "wrong size": _WrongSizeModel(TrainedModel(Path("w.tflite"), "tflite", 256, None)),
+        },
         lambda _: [batch],
         example_limit=1,
     )
@@ -79,7 +89,8 @@ def test_protocol_rows_hand_values_and_a_failing_model_is_dropped():
     assert row["landmark_error_guide"] == pytest.approx(0.2)  # 2 px off / 10 px
     assert np.isnan(row["landmark_error_warped"]) and np.isnan(row["flow_epe_px"])
     assert evaluation.failures == {
-        "wrong size": "cannot run on 16x16 images: degraded must be [batch, 256, 256, 3]"}
+        "wrong size": "cannot run on 16x16 images: degraded must be [batch, 256, 256, 3]"
+    }
     assert len(evaluation.examples["input"]) == 1 and len(evaluation.examples["input"][0]) == 5
 
 
@@ -113,14 +124,28 @@ def evaluated(tmp_path_factory):
     model.save(root / "tiny.keras")
     export_savedmodel(model, root / "served", SIZE)
     command = [
-        sys.executable, "-m", "gfrnet_tf.apps.evaluate",
-        f"--model={root / 'tiny.keras'}", f"--model={root / 'missing.keras'}",
-        f"--model={root / 'served'}", "--names=tiny,gone,served",
-        f"--data={root / 'test-*.tfrecord'}", f"--output={root / 'out'}",
-        f"--image_size={SIZE}", f"--batch_size={BATCH}", "--synthetic_pose", "--examples=3",
+        sys.executable,
+        "-m",
+        "gfrnet_tf.apps.evaluate",
+        f"--model={root / 'tiny.keras'}",
+        f"--model={root / 'missing.keras'}",
+        f"--model={root / 'served'}",
+        "--names=tiny,gone,served",
+        f"--data={root / 'test-*.tfrecord'}",
+        f"--output={root / 'out'}",
+        f"--image_size={SIZE}",
+        f"--batch_size={BATCH}",
+        "--synthetic_pose",
+        "--examples=3",
     ]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    done = subprocess.run(
+        command,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     return root, done
 
 
@@ -145,8 +170,11 @@ def _direct_blind_measures(root):
         pixels = (outputs["flow"].numpy() - targets["flow"].numpy()) * (SIZE - 1) / 2.0
         epe += list(np.linalg.norm(pixels, axis=-1).mean(axis=(1, 2)))
     assert len(psnr) == PAIRS
-    return {"psnr_blind": np.mean(psnr), "landmark_error_guide": np.mean(guide_error),
-            "flow_epe_px": np.mean(epe)}
+    return {
+        "psnr_blind": np.mean(psnr),
+        "landmark_error_guide": np.mean(guide_error),
+        "flow_epe_px": np.mean(epe),
+    }
 
 
 def test_evaluate_writes_table_csv_json_png_equal_to_a_direct_computation(evaluated):
@@ -159,7 +187,11 @@ def test_evaluate_writes_table_csv_json_png_equal_to_a_direct_computation(evalua
     assert "1 corrupt record(s) skipped" in errors[1]
     assert "Traceback" not in done.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "examples_served.png", "examples_tiny.png", "results.csv", "results.json"]
+        "examples_served.png",
+        "examples_tiny.png",
+        "results.csv",
+        "results.json",
+    ]
 
     with open(out / "results.csv") as stream:
         rows = {row["model"]: row for row in csv.DictReader(stream)}

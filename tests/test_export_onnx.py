@@ -1,4 +1,5 @@
-"""ONNX export (optional format): the file runs in ONNX's reference evaluator like the Keras model."""
+"""ONNX export (optional format): the file runs in ONNX's reference evaluator like the
+Keras model."""
 
 import keras
 import numpy as np
@@ -20,8 +21,10 @@ def test_onnx_matches_keras(tmp_path):
     path = export_onnx(model, tmp_path / "gfrnet.onnx", SIZE)
     assert [p.name for p in tmp_path.iterdir()] == ["gfrnet.onnx"]  # no temporary file left
     rng = np.random.default_rng(7)
-    inputs = {name: rng.uniform(-1, 1, (2, SIZE, SIZE, 3)).astype("float32")
-              for name in ("degraded", "guide")}
+    inputs = {
+        name: rng.uniform(-1, 1, (2, SIZE, SIZE, 3)).astype("float32")
+        for name in ("degraded", "guide")
+    }
     session = reference.ReferenceEvaluator(str(path))
     names = [output.name for output in session.proto_.graph.output]
     got = dict(zip(names, session.run(None, inputs)))

@@ -59,8 +59,13 @@ def model():
 
 def _export_app(*args):
     """`gfrnet-export` in a subprocess (absl flags are process-global; apps share names)."""
-    return subprocess.run([sys.executable, "-m", "gfrnet_tf.apps.export", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "gfrnet_tf.apps.export", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +73,12 @@ def exported(model, tmp_path_factory):
     """The SavedModel as the `gfrnet-export` command writes it."""
     folder = tmp_path_factory.mktemp("models")
     model.save(folder / "model.keras")
-    done = _export_app(f"--model={folder / 'model.keras'}", f"--output={folder / 'gfrnet'}",
-                       "--formats=savedmodel", f"--image_size={SIZE}")
+    done = _export_app(
+        f"--model={folder / 'model.keras'}",
+        f"--output={folder / 'gfrnet'}",
+        "--formats=savedmodel",
+        f"--image_size={SIZE}",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     path = folder / "gfrnet" / "1"
     assert f"savedmodel: {path}" in done.stdout
@@ -92,7 +101,10 @@ def test_versioned_layout_and_signature_contract(exported):
     assert set(loaded.signatures) == {"serving_default", ENCODED_SIGNATURE}
     default = loaded.signatures["serving_default"]
     inputs = default.structured_input_signature[1]
-    assert {name: spec.dtype for name, spec in inputs.items()} == {"degraded": tf.uint8, "guide": tf.uint8}
+    assert {name: spec.dtype for name, spec in inputs.items()} == {
+        "degraded": tf.uint8,
+        "guide": tf.uint8,
+    }
     output_specs = {"restored": tf.uint8, "warped_guide": tf.uint8, "flow": tf.float32}
     for signature in loaded.signatures.values():
         outputs = signature.structured_outputs
@@ -106,8 +118,9 @@ def test_versioned_layout_and_signature_contract(exported):
 
 def test_uint8_signature_equals_keras(model, exported, images):
     outputs = exported[1].signatures["serving_default"](degraded=images[0], guide=images[1])
-    _assert_equals_keras({name: value.numpy() for name, value in outputs.items()},
-                         _keras_uint8(model, *images))
+    _assert_equals_keras(
+        {name: value.numpy() for name, value in outputs.items()}, _keras_uint8(model, *images)
+    )
 
 
 def test_encoded_signature_equals_uint8_signature_on_load_image_pixels(exported, images):
@@ -121,7 +134,8 @@ def test_encoded_signature_equals_uint8_signature_on_load_image_pixels(exported,
     encoded = signatures[ENCODED_SIGNATURE](degraded=tf.constant(files), guide=tf.constant(guides))
     decoded = np.stack([decode_image(data, "file", min_size=1) for data in files])
     direct = signatures["serving_default"](
-        degraded=decoded, guide=np.stack([guide[k % len(guide)] for k in range(len(files))]))
+        degraded=decoded, guide=np.stack([guide[k % len(guide)] for k in range(len(files))])
+    )
     for name in ("restored", "warped_guide", "flow"):
         np.testing.assert_array_equal(encoded[name].numpy(), direct[name].numpy(), err_msg=name)
 
@@ -137,10 +151,17 @@ def _saved(image, **options):
 def _exif(orientation, byte_order="II", kind=3):
     """An APP1/eXIf payload by hand: one IFD0 entry, orientation as SHORT (3) or LONG (4)."""
     e = "<" if byte_order == "II" else ">"
-    value = struct.pack(e + ("HH" if kind == 3 else "I"), *(
-        (orientation, 0) if kind == 3 else (orientation,)))
-    return (b"Exif\0\0" + byte_order.encode() + struct.pack(e + "HI", 42, 8)
-            + struct.pack(e + "HHHI", 1, 0x0112, kind, 1) + value + struct.pack(e + "I", 0))
+    value = struct.pack(
+        e + ("HH" if kind == 3 else "I"), *((orientation, 0) if kind == 3 else (orientation,))
+    )
+    return (
+        b"Exif\0\0"
+        + byte_order.encode()
+        + struct.pack(e + "HI", 42, 8)
+        + struct.pack(e + "HHHI", 1, 0x0112, kind, 1)
+        + value
+        + struct.pack(e + "I", 0)
+    )
 
 
 def _picture():
@@ -157,26 +178,32 @@ def _awkward_files():
     rgba = Image.fromarray(np.concatenate([picture, alpha], axis=-1), "RGBA")
     palette = Image.fromarray(picture).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
     wide = np.random.default_rng(4).integers(0, 65536, (SIZE, SIZE, 4), dtype=np.uint16)
-    files = {f"exif_{o}.jpg": _saved(picture, format="JPEG", quality=95, exif=_exif(o))
-             for o in range(1, 9)}
-    files.update({
-        "exif_6_big_endian.jpg": _saved(picture, format="JPEG", exif=_exif(6, "MM")),
-        "exif_5_long.jpg": _saved(picture, format="JPEG", exif=_exif(5, "MM", kind=4)),
-        "exif_3_progressive.jpg": _saved(picture, format="JPEG", progressive=True,
-                                         exif=_exif(3)),
-        "exif_8.png": _saved(picture, format="PNG", exif=_exif(8)),
-        "cmyk.jpg": _saved(Image.fromarray(picture).convert("CMYK"), format="JPEG"),
-        "grey.jpg": _saved(picture[..., 0], format="JPEG"),
-        "rgba.png": _saved(rgba, format="PNG"),
-        "grey_alpha.png": _saved(rgba.convert("LA"), format="PNG"),
-        "palette_4bit.png": _saved(palette, format="PNG"),
-        "palette_transparent.png": _saved(palette, format="PNG", transparency=3),
-        "rgb_transparent_colour.png": _saved(picture, format="PNG",
-                                             transparency=tuple(int(v) for v in picture[0, 0])),
-        "grey_16bit.png": cv2.imencode(".png", wide[..., 0])[1].tobytes(),
-        "rgb_16bit.png": cv2.imencode(".png", wide[..., :3])[1].tobytes(),
-        "rgba_16bit.png": cv2.imencode(".png", wide)[1].tobytes(),
-    })
+    files = {
+        f"exif_{o}.jpg": _saved(picture, format="JPEG", quality=95, exif=_exif(o))
+        for o in range(1, 9)
+    }
+    files.update(
+        {
+            "exif_6_big_endian.jpg": _saved(picture, format="JPEG", exif=_exif(6, "MM")),
+            "exif_5_long.jpg": _saved(picture, format="JPEG", exif=_exif(5, "MM", kind=4)),
+            "exif_3_progressive.jpg": _saved(
+                picture, format="JPEG", progressive=True, exif=_exif(3)
+            ),
+            "exif_8.png": _saved(picture, format="PNG", exif=_exif(8)),
+            "cmyk.jpg": _saved(Image.fromarray(picture).convert("CMYK"), format="JPEG"),
+            "grey.jpg": _saved(picture[..., 0], format="JPEG"),
+            "rgba.png": _saved(rgba, format="PNG"),
+            "grey_alpha.png": _saved(rgba.convert("LA"), format="PNG"),
+            "palette_4bit.png": _saved(palette, format="PNG"),
+            "palette_transparent.png": _saved(palette, format="PNG", transparency=3),
+            "rgb_transparent_colour.png": _saved(
+                picture, format="PNG", transparency=tuple(int(v) for v in picture[0, 0])
+            ),
+            "grey_16bit.png": cv2.imencode(".png", wide[..., 0])[1].tobytes(),
+            "rgb_16bit.png": cv2.imencode(".png", wide[..., :3])[1].tobytes(),
+            "rgba_16bit.png": cv2.imencode(".png", wide)[1].tobytes(),
+        }
+    )
     return files
 
 
@@ -190,17 +217,29 @@ def test_graph_decoding_equals_load_image_for_each_awkward_file():
         references[name] = expected
     # The corpus tests what it claims: the orientations differ, alpha changed pixels.
     upright = [references[f"exif_{o}.jpg"] for o in range(1, 9)]
-    assert all(np.abs(a.astype(int) - b).mean() > 20 for k, a in enumerate(upright)
-               for b in upright[k + 1:])
+    assert all(
+        np.abs(a.astype(int) - b).mean() > 20
+        for k, a in enumerate(upright)
+        for b in upright[k + 1 :]
+    )
     assert np.abs(references["rgba.png"].astype(int) - _picture()).max() > 100
 
 
-@pytest.mark.parametrize("degraded,guide,message", [
-    (np.zeros((1, 16, SIZE, 3), np.uint8), np.zeros((1, 16, SIZE, 3), np.uint8),
-     f"degraded must be uint8 \\[batch, {SIZE}, {SIZE}, 3\\]"),
-    (np.zeros((1, SIZE, SIZE, 3), np.uint8), np.zeros((2, SIZE, SIZE, 3), np.uint8),
-     "same batch size"),
-])
+@pytest.mark.parametrize(
+    "degraded,guide,message",
+    [
+        (
+            np.zeros((1, 16, SIZE, 3), np.uint8),
+            np.zeros((1, 16, SIZE, 3), np.uint8),
+            f"degraded must be uint8 \\[batch, {SIZE}, {SIZE}, 3\\]",
+        ),
+        (
+            np.zeros((1, SIZE, SIZE, 3), np.uint8),
+            np.zeros((2, SIZE, SIZE, 3), np.uint8),
+            "same batch size",
+        ),
+    ],
+)
 def test_uint8_signature_rejects_wrong_shapes(exported, degraded, guide, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         exported[1].signatures["serving_default"](degraded=degraded, guide=guide)
@@ -217,24 +256,38 @@ def _cut(jpeg, fraction):
     return jpeg[: scan + int((len(jpeg) - scan) * fraction)]
 
 
-@pytest.mark.parametrize("bad,message", [
-    (b"not an image at all", "is not a JPEG or PNG image"),
-    (b"\x89PNG\r\n\x1a\n", "is not a JPEG or PNG image"),  # truncated before the size
-    (_png(np.zeros((16, SIZE, 3), np.uint8)), f"must be {SIZE}x{SIZE}; got height, width\\] \\[16 {SIZE}\\]"),
-    # Cut in half: TF's decoder would fail with its internal text, or (JPEG) a cut file
-    # could pass the header check; the graph names the element and the problem instead.
-    (_cut(_JPEG, 0.5), f"{_ELEMENT_1} \\[is truncated or corrupt JPEG data"),
-    (_cut(_JPEG, 0.99), f"{_ELEMENT_1} \\[is truncated or corrupt JPEG data"),
-    (_PNG[: len(_PNG) // 2], f"{_ELEMENT_1} \\[is truncated or corrupt PNG data"),
-], ids=["text", "png_signature_only", "wrong_size", "jpeg_cut_in_scan", "jpeg_cut_at_end",
-        "png_cut"])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (b"not an image at all", "is not a JPEG or PNG image"),
+        (b"\x89PNG\r\n\x1a\n", "is not a JPEG or PNG image"),  # truncated before the size
+        (
+            _png(np.zeros((16, SIZE, 3), np.uint8)),
+            f"must be {SIZE}x{SIZE}; got height, width\\] \\[16 {SIZE}\\]",
+        ),
+        # Cut in half: TF's decoder would fail with its internal text, or (JPEG) a cut file
+        # could pass the header check; the graph names the element and the problem instead.
+        (_cut(_JPEG, 0.5), f"{_ELEMENT_1} \\[is truncated or corrupt JPEG data"),
+        (_cut(_JPEG, 0.99), f"{_ELEMENT_1} \\[is truncated or corrupt JPEG data"),
+        (_PNG[: len(_PNG) // 2], f"{_ELEMENT_1} \\[is truncated or corrupt PNG data"),
+    ],
+    ids=[
+        "text",
+        "png_signature_only",
+        "wrong_size",
+        "jpeg_cut_in_scan",
+        "jpeg_cut_at_end",
+        "png_cut",
+    ],
+)
 def test_encoded_signature_rejects_bad_files(exported, bad, message):
     """Bad files fail in the graph with a message naming the element (INVALID_ARGUMENT);
     `load_image` refuses the corrupt ones as well."""
     good = _png(np.zeros((SIZE, SIZE, 3), np.uint8))
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         exported[1].signatures[ENCODED_SIGNATURE](
-            degraded=tf.constant([good, bad]), guide=tf.constant([good, good]))
+            degraded=tf.constant([good, bad]), guide=tf.constant([good, good])
+        )
     if "truncated" in message:
         with pytest.raises(BadImageError):
             decode_image(bad, "bad", min_size=1)
@@ -246,18 +299,21 @@ def test_documented_differences_from_load_image():
     same pixels in both (libjpeg only warns); a PNG without IEND is refused in the graph
     only; an EXIF block that is not TIFF data is ignored by both."""
     decode = tf.function(lambda data: decode_upright_rgb(data, "degraded", 0))
-    xmp = _saved(_picture(), format="JPEG", quality=95,
-                 xmp=b'<rdf:Description tiff:Orientation="6"/>')
-    np.testing.assert_array_equal(decode(xmp).numpy(),
-                                  np.rot90(decode_image(xmp, "xmp", min_size=1), k=1))
+    xmp = _saved(
+        _picture(), format="JPEG", quality=95, xmp=b'<rdf:Description tiff:Orientation="6"/>'
+    )
+    np.testing.assert_array_equal(
+        decode(xmp).numpy(), np.rot90(decode_image(xmp, "xmp", min_size=1), k=1)
+    )
     closed = _cut(_JPEG, 0.6) + b"\xff\xd9"
     np.testing.assert_array_equal(decode(closed).numpy(), decode_image(closed, "cut", min_size=1))
     with pytest.raises(tf.errors.InvalidArgumentError, match="truncated or corrupt PNG"):
         decode(_PNG[:-12])  # no IEND
     assert decode_image(_PNG[:-12], "cut", min_size=1).shape == (SIZE, SIZE, 3)
     not_tiff = _saved(_picture(), format="JPEG", exif=b"Exif\0\0not a TIFF block")
-    np.testing.assert_array_equal(decode(not_tiff).numpy(),
-                                  decode_image(not_tiff, "exif", min_size=1))
+    np.testing.assert_array_equal(
+        decode(not_tiff).numpy(), decode_image(not_tiff, "exif", min_size=1)
+    )
 
 
 def test_versions_are_never_overwritten(model, exported):
@@ -271,15 +327,26 @@ def test_saved_model_cli_run_matches_keras(model, exported, images, tmp_path):
     np.save(tmp_path / "degraded.npy", images[0])
     np.save(tmp_path / "guide.npy", images[1])
     command = [
-        sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "run",
-        "--dir", str(exported[0]), "--tag_set", "serve", "--signature_def", "serving_default",
-        "--inputs", f"degraded={tmp_path / 'degraded.npy'};guide={tmp_path / 'guide.npy'}",
-        "--outdir", str(tmp_path / "out"),
+        sys.executable,
+        "-m",
+        "tensorflow.python.tools.saved_model_cli",
+        "run",
+        "--dir",
+        str(exported[0]),
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        "serving_default",
+        "--inputs",
+        f"degraded={tmp_path / 'degraded.npy'};guide={tmp_path / 'guide.npy'}",
+        "--outdir",
+        str(tmp_path / "out"),
     ]
     subprocess.run(command, check=True, capture_output=True, timeout=120)
     expected = _keras_uint8(model, *images)
-    _assert_equals_keras({name: np.load(tmp_path / "out" / f"{name}.npy") for name in expected},
-                         expected)
+    _assert_equals_keras(
+        {name: np.load(tmp_path / "out" / f"{name}.npy") for name in expected}, expected
+    )
 
 
 def test_export_app_reports_bad_model_in_one_line(tmp_path):
@@ -287,5 +354,6 @@ def test_export_app_reports_bad_model_in_one_line(tmp_path):
     done = _export_app(f"--model={tmp_path / 'broken.keras'}", f"--output={tmp_path / 'out'}")
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == (
-        f"error: {tmp_path / 'broken.keras'}: not a .keras archive (it is not a zip file)")
+        f"error: {tmp_path / 'broken.keras'}: not a .keras archive (it is not a zip file)"
+    )
     assert not (tmp_path / "out").exists()

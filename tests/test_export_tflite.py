@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.export.tflite import convert_to_tflite, litert_interpreter, op_names, run_tflite
@@ -33,7 +32,9 @@ def _psnr(a, b):
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(1)
-    gfrnet = build_gfrnet({"widths": (8, 16, 16), "discriminator_widths": (8, 16), "local_size": 16})
+    gfrnet = build_gfrnet(
+        {"widths": (8, 16, 16), "discriminator_widths": (8, 16), "local_size": 16}
+    )
     gfrnet.build({"degraded": (None, SIZE, SIZE, 3), "guide": (None, SIZE, SIZE, 3)})
     # Non-trivial BatchNorm statistics, so inference-mode normalisation is exercised.
     for variable in gfrnet.variables:
@@ -51,15 +52,27 @@ def pairs():
     return {"degraded": image * 0.8, "guide": np.roll(image, 2, axis=2) * 0.9}
 
 
-@pytest.mark.parametrize("height,width,in_channels,filters,use_bias,activation", [
-    (1, 1, 3, 2, True, None),
-    (4, 7, 5, 6, True, "relu"),
-    (6, 3, 2, 4, False, "tanh"),
-])
-def test_phase_rewrite_equals_conv2d_transpose(height, width, in_channels, filters, use_bias, activation):
+@pytest.mark.parametrize(
+    "height,width,in_channels,filters,use_bias,activation",
+    [
+        (1, 1, 3, 2, True, None),
+        (4, 7, 5, 6, True, "relu"),
+        (6, 3, 2, 4, False, "tanh"),
+    ],
+)
+def test_phase_rewrite_equals_conv2d_transpose(
+    height, width, in_channels, filters, use_bias, activation
+):
     layer = keras.layers.Conv2DTranspose(
-        filters, 4, strides=2, padding="same", use_bias=use_bias, activation=activation,
-        kernel_initializer="random_normal", bias_initializer="random_normal")
+        filters,
+        4,
+        strides=2,
+        padding="same",
+        use_bias=use_bias,
+        activation=activation,
+        kernel_initializer="random_normal",
+        bias_initializer="random_normal",
+    )
     inputs = np.random.normal(size=(2, height, width, in_channels)).astype("float32")
     expected = layer(inputs).numpy()
     with transpose_convs_as_phase_convs(layer) as rewritten:
@@ -78,8 +91,10 @@ def test_phase_kernel_uses_each_tap_once():
     assert phases.shape == (2, 2, 1, 4)
     assert sorted(phases.ravel().tolist()) == list(range(1, 17))
     # Hand example, even rows and even columns: taps (3, 1) x (3, 1) of the 4x4 kernel.
-    np.testing.assert_array_equal(phases[..., 0, 0], [[kernel[3, 3, 0, 0], kernel[3, 1, 0, 0]],
-                                                      [kernel[1, 3, 0, 0], kernel[1, 1, 0, 0]]])
+    np.testing.assert_array_equal(
+        phases[..., 0, 0],
+        [[kernel[3, 3, 0, 0], kernel[3, 1, 0, 0]], [kernel[1, 3, 0, 0], kernel[1, 1, 0, 0]]],
+    )
 
 
 def test_only_4x4_stride2_same_layers_are_rewritten():
@@ -117,8 +132,9 @@ def test_fp32_parity_and_builtin_ops(model, pairs):
 def test_fp16_and_int8_run_close_to_keras(model, pairs):
     expected = model(pairs, training=False)["restored"].numpy()
     fp16 = run_tflite(litert_interpreter(convert_to_tflite(model, SIZE, "fp16")), **pairs)
-    calibration = [{"degraded": pairs["degraded"] * s, "guide": pairs["guide"] * s}
-                   for s in (0.6, 0.8, 1.0)]
+    calibration = [
+        {"degraded": pairs["degraded"] * s, "guide": pairs["guide"] * s} for s in (0.6, 0.8, 1.0)
+    ]
     int8_model = convert_to_tflite(model, SIZE, "int8", representative_data=calibration)
     int8_interpreter = litert_interpreter(int8_model)
     assert "QUANTIZE" in op_names(int8_interpreter)

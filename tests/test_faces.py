@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from gfrnet_tf import faces
-from gfrnet_tf.ibug68 import MIRROR_PERMUTATION
 from gfrnet_tf.errors import NoFaceError
+from gfrnet_tf.ibug68 import MIRROR_PERMUTATION
 from gfrnet_tf.sample import load_sample
 
 INNER = slice(17, 68)  # brows, nose, eyes, mouth: inside any face box (the jaw may not be)
@@ -49,10 +49,12 @@ def test_large_photo_detected_downscaled_in_its_own_coordinates(sample, sample_f
     factor = 5  # 1280 px: detected at 1024 px, boxes mapped back
     large = cv2.resize(sample[0], None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
     face = faces.best_face(large, "large.jpg")
-    np.testing.assert_allclose(face.box, np.multiply(sample_face.box, factor),
-                               atol=0.06 * factor * sample_face.box[3])
-    np.testing.assert_allclose(face.keypoints, sample_face.keypoints * factor,
-                               atol=0.03 * factor * sample_face.box[3])
+    np.testing.assert_allclose(
+        face.box, np.multiply(sample_face.box, factor), atol=0.06 * factor * sample_face.box[3]
+    )
+    np.testing.assert_allclose(
+        face.keypoints, sample_face.keypoints * factor, atol=0.03 * factor * sample_face.box[3]
+    )
 
 
 def test_batched_detection_equals_single_whatever_the_neighbours(sample, sample_face):
@@ -172,11 +174,15 @@ def test_file_landmarks_pts_and_csv(tmp_path, sample):
         table.locate(None, None, "bob/1.jpg")
 
 
-@pytest.mark.parametrize("content, words", [
-    ("version: 1\nn_points: 3\n{\n1 2\n3 4\n5 6\n}\n", "expected 68"),
-    ("version: 1\n{\n" + "a b\n" * 68 + "}\n", "not numbers"),
-    ("version: 1\n{\n" + "nan 1\n" * 68 + "}\n", "NaN"),
-], ids=["too-few", "text", "nan"])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ("version: 1\nn_points: 3\n{\n1 2\n3 4\n5 6\n}\n", "expected 68"),
+        ("version: 1\n{\n" + "a b\n" * 68 + "}\n", "not numbers"),
+        ("version: 1\n{\n" + "nan 1\n" * 68 + "}\n", "NaN"),
+    ],
+    ids=["too-few", "text", "nan"],
+)
 def test_malformed_pts_rejected_by_name(tmp_path, content, words):
     (tmp_path / "bad.pts").write_text(content)
     with pytest.raises(faces.LandmarksError, match=words) as caught:

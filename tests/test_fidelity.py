@@ -11,14 +11,18 @@ import pytest
 import tensorflow as tf
 
 from gfrnet_tf.configs import load_config
-from gfrnet_tf.runs import write_config_file
 from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.export.tflite import convert_to_tflite, litert_interpreter, op_names, run_tflite
 from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
+from gfrnet_tf.runs import write_config_file
 from gfrnet_tf.training.schedule import plateau_schedule
 
 FIDELITY = Path(__file__).resolve().parents[1] / "docs" / "FIDELITY.md"
-SMALL = {"widths": (8, 16, 32, 32, 32, 32), "discriminator_widths": (8, 16, 32, 32), "local_size": 32}
+SMALL = {
+    "widths": (8, 16, 32, 32, 32, 32),
+    "discriminator_widths": (8, 16, 32, 32),
+    "local_size": 32,
+}
 SIZE = 64
 
 # A value other than the `recommended` preset's for every switch FIDELITY.md names.
@@ -58,7 +62,9 @@ CONFIG_ONLY_ALTERNATIVES = {
 
 
 def _named_switches():
-    return sorted(set(re.findall(r"`config\.((?:model|train|input)\.[a-z_0-9]+)", FIDELITY.read_text())))
+    return sorted(
+        set(re.findall(r"`config\.((?:model|train|input)\.[a-z_0-9]+)", FIDELITY.read_text()))
+    )
 
 
 def _small(config_name="recommended", **model):
@@ -89,7 +95,9 @@ def recommended_serialised():
 
 
 @pytest.mark.parametrize("key", sorted(MODEL_ALTERNATIVES))
-def test_each_model_switch_changes_the_model_and_round_trips_through_get_config(key, recommended_serialised):
+def test_each_model_switch_changes_the_model_and_round_trips_through_get_config(
+    key, recommended_serialised
+):
     changed = build_gfrnet(_small(**{key: MODEL_ALTERNATIVES[key]}).model)
     assert _serialised(changed) != recommended_serialised, key
     assert _serialised(GFRNet.from_config(changed.get_config())) == _serialised(changed)
@@ -119,27 +127,45 @@ def test_all_switches_survive_a_keras_file_and_config_json(tmp_path):
 def _pair(batch=1, seed=0):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:SIZE, :SIZE] / (SIZE - 1.0)
-    target = np.stack([np.stack([np.sin(3 * xx + c + b) * np.cos(2 * yy - c) for c in range(3)], -1)
-                       for b in range(batch)]).astype(np.float32)
+    target = np.stack(
+        [
+            np.stack([np.sin(3 * xx + c + b) * np.cos(2 * yy - c) for c in range(3)], -1)
+            for b in range(batch)
+        ]
+    ).astype(np.float32)
     landmarks = rng.uniform(12, SIZE - 13, (batch, 68, 2)).astype(np.float32)
-    inputs = {"degraded": (target + rng.normal(0, 0.2, target.shape)).clip(-1, 1).astype(np.float32),
-              "guide": np.roll(target, 2, axis=2)}
-    return inputs, {"target": target, "landmarks": landmarks, "guide_landmarks": landmarks + [2.0, 0.0]}
+    inputs = {
+        "degraded": (target + rng.normal(0, 0.2, target.shape)).clip(-1, 1).astype(np.float32),
+        "guide": np.roll(target, 2, axis=2),
+    }
+    return inputs, {
+        "target": target,
+        "landmarks": landmarks,
+        "guide_landmarks": landmarks + [2.0, 0.0],
+    }
 
 
 @pytest.fixture(scope="module")
 def paper_model():
     """The `paper` preset, only made small enough for 64 px (widths, local crop size)."""
     config = load_config("paper")
-    assert (config.model.flow_mode, config.model.loss_reduction, config.model.tv_target,
-            config.model.test_time_norm, config.model.test_time_dropout, config.model.local_margin,
-            config.train.plateau_monitor, config.input.batch_size) == (
-        "absolute", "paper", "flow", "per_image", True, 0.0, "val_reconstruction", 1)
+    assert (
+        config.model.flow_mode,
+        config.model.loss_reduction,
+        config.model.tv_target,
+        config.model.test_time_norm,
+        config.model.test_time_dropout,
+        config.model.local_margin,
+        config.train.plateau_monitor,
+        config.input.batch_size,
+    ) == ("absolute", "paper", "flow", "per_image", True, 0.0, "val_reconstruction", 1)
     config.model.update(SMALL)
     keras.utils.set_random_seed(0)
     model = build_gfrnet(config.model)
-    optimizers = [keras.optimizers.Adam(config.train.learning_rates[0], beta_1=config.train.adam_beta_1)
-                  for _ in "gd"]
+    optimizers = [
+        keras.optimizers.Adam(config.train.learning_rates[0], beta_1=config.train.adam_beta_1)
+        for _ in "gd"
+    ]
     model.compile(*optimizers)
     model.build_all((SIZE, SIZE))
     return model, config
@@ -161,7 +187,9 @@ def test_paper_preset_steps_once_in_each_phase_and_validates_in_its_test_mode(pa
     assert joint["l2"] > 100 * float(np.mean((restored.numpy() - batch[1]["target"]) ** 2))
     # The schedule watches Eq. 6's reconstruction loss, which validation reports.
     assert plateau_schedule(config.train).monitor == "val_reconstruction"
-    assert validation["reconstruction"] == pytest.approx(100.0 * validation["l2"], rel=1e-5)  # no VGG
+    assert validation["reconstruction"] == pytest.approx(
+        100.0 * validation["l2"], rel=1e-5
+    )  # no VGG
     # Inference in the official test script's mode: dropout on, so two runs differ.
     first, second = (model(batch[0])["restored"].numpy() for _ in range(2))
     assert np.abs(first - second).max() > 1e-4
@@ -177,12 +205,22 @@ def test_paper_test_time_mode_exports_to_builtin_tflite_and_savedmodel(paper_mod
     assert ops <= builtin, ops - builtin
     assert {"MEAN", "RSQRT", "RANDOM_UNIFORM"} <= ops  # per-image statistics, dropout
     inputs, _ = _pair(batch=1, seed=1)  # the interpreter is built for batch 1
-    runs = [run_tflite(interpreter, inputs["degraded"], inputs["guide"])["restored"] for _ in range(2)]
+    runs = [
+        run_tflite(interpreter, inputs["degraded"], inputs["guide"])["restored"] for _ in range(2)
+    ]
     assert np.abs(runs[0] - runs[1]).max() > 1e-4  # dropout is in the export too
 
-    exported = tf.saved_model.load(str(export_savedmodel(model, tmp_path / "serving", SIZE, version=1)))
-    uint8 = {name: tf.constant(np.round((image + 1.0) * 127.5).astype(np.uint8)) for name, image in inputs.items()}
-    served = [exported.signatures["serving_default"](**uint8)["restored"].numpy().astype(int) for _ in range(2)]
+    exported = tf.saved_model.load(
+        str(export_savedmodel(model, tmp_path / "serving", SIZE, version=1))
+    )
+    uint8 = {
+        name: tf.constant(np.round((image + 1.0) * 127.5).astype(np.uint8))
+        for name, image in inputs.items()
+    }
+    served = [
+        exported.signatures["serving_default"](**uint8)["restored"].numpy().astype(int)
+        for _ in range(2)
+    ]
     assert np.abs(served[0] - served[1]).max() > 0
 
 
@@ -192,15 +230,22 @@ def test_detached_warped_guide_trains_warpnet_on_the_flow_loss_alone():
     variables = model.warpnet.trainable_variables
     with tf.GradientTape(persistent=True) as tape:
         outputs = model(inputs, training=True)
-        terms = model._weighted_total(model._generator_terms(inputs, targets, outputs, training=True))
+        terms = model._weighted_total(
+            model._generator_terms(inputs, targets, outputs, training=True)
+        )
         flow = model._weighted_total(model._flow_terms(outputs["flow"], targets))
-    for joint_gradient, flow_gradient in zip(tape.gradient(terms["g_total"], variables),
-                                             tape.gradient(flow["g_total"], variables)):
+    for joint_gradient, flow_gradient in zip(
+        tape.gradient(terms["g_total"], variables), tape.gradient(flow["g_total"], variables)
+    ):
         np.testing.assert_allclose(joint_gradient, flow_gradient, rtol=1e-4, atol=1e-7)
-    attached = build_gfrnet(_small(detach_warped_guide=False).model)  # RecNet's losses reach WarpNet
+    attached = build_gfrnet(
+        _small(detach_warped_guide=False).model
+    )  # RecNet's losses reach WarpNet
     attached(inputs)
     attached.set_weights(model.get_weights())
     with tf.GradientTape() as tape:
         restored = tf.reduce_sum(attached(inputs, training=True)["restored"])
-    assert all(float(tf.reduce_max(tf.abs(gradient))) > 0
-               for gradient in tape.gradient(restored, attached.warpnet.trainable_variables))
+    assert all(
+        float(tf.reduce_max(tf.abs(gradient))) > 0
+        for gradient in tape.gradient(restored, attached.warpnet.trainable_variables)
+    )

@@ -11,18 +11,38 @@ from scipy import ndimage
 from gfrnet_tf import losses
 from gfrnet_tf.apps.common import main_wrapper
 from gfrnet_tf.data.landmarks import flip_landmarks
-from gfrnet_tf.ops import symmetry_axis
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.models.gfrnet import DEFAULT_SYMMETRY_SHIFT, build_gfrnet
+from gfrnet_tf.ops import symmetry_axis
 from gfrnet_tf.sample import load_sample
 
 # 1-based iBUG-300W points the axis is estimated from, written out by hand: the midline
 # (chin, nose bridge, under the nose, lips) and the mirror pairs of brows, nostrils,
 # eyes and lips.
 MIDLINE = (9, 28, 29, 30, 31, 34, 52, 58, 63, 67)
-PAIRS = ((18, 27), (19, 26), (20, 25), (21, 24), (22, 23), (32, 36), (33, 35),
-         (37, 46), (38, 45), (39, 44), (40, 43), (41, 48), (42, 47),
-         (49, 55), (50, 54), (51, 53), (56, 60), (57, 59), (61, 65), (62, 64), (66, 68))
+PAIRS = (
+    (18, 27),
+    (19, 26),
+    (20, 25),
+    (21, 24),
+    (22, 23),
+    (32, 36),
+    (33, 35),
+    (37, 46),
+    (38, 45),
+    (39, 44),
+    (40, 43),
+    (41, 48),
+    (42, 47),
+    (49, 55),
+    (50, 54),
+    (51, 53),
+    (56, 60),
+    (57, 59),
+    (61, 65),
+    (62, 64),
+    (66, 68),
+)
 SIZE = 32
 
 
@@ -53,7 +73,9 @@ def _affine_flow(matrix, centre, height=SIZE, width=SIZE, offset=(0.0, 0.0)):
     """Phi(p) = normalise(M (p - c) + c + offset), pixel p of the target."""
     xs, ys = np.meshgrid(np.arange(width), np.arange(height))
     pixels = np.stack([xs, ys], -1) - centre
-    return _normalise(pixels @ np.asarray(matrix).T + centre + offset, height, width)[None].astype(np.float32)
+    return _normalise(pixels @ np.asarray(matrix).T + centre + offset, height, width)[None].astype(
+        np.float32
+    )
 
 
 def _axis_reference(landmarks):
@@ -76,13 +98,19 @@ def _loss_reference(phi, target_landmarks, guide_landmarks, shift):
         for y in range(height):
             for x in range(width):
                 ahead, behind = np.array([x, y]) + half_step, np.array([x, y]) - half_step
-                if not all(0 <= p[0] <= width - 1 and 0 <= p[1] <= height - 1 for p in (ahead, behind)):
+                if not all(
+                    0 <= p[0] <= width - 1 and 0 <= p[1] <= height - 1 for p in (ahead, behind)
+                ):
                     continue
-                change = [ndimage.map_coordinates(phi[b, ..., c].astype(np.float64), [[ahead[1]], [ahead[0]]],
-                                                  order=1)[0]
-                          - ndimage.map_coordinates(phi[b, ..., c].astype(np.float64), [[behind[1]], [behind[0]]],
-                                                    order=1)[0]
-                          for c in range(2)]
+                change = [
+                    ndimage.map_coordinates(
+                        phi[b, ..., c].astype(np.float64), [[ahead[1]], [ahead[0]]], order=1
+                    )[0]
+                    - ndimage.map_coordinates(
+                        phi[b, ..., c].astype(np.float64), [[behind[1]], [behind[0]]], order=1
+                    )[0]
+                    for c in range(2)
+                ]
                 total += float(np.dot(change, normal)) ** 2
                 count += 1
         values.append(total / count)
@@ -91,7 +119,8 @@ def _loss_reference(phi, target_landmarks, guide_landmarks, shift):
 
 def _loss(phi, target_landmarks, guide_landmarks, shift=DEFAULT_SYMMETRY_SHIFT):
     return losses.flow_symmetry_loss(
-        phi, symmetry_axis(target_landmarks), symmetry_axis(guide_landmarks), shift).numpy()
+        phi, symmetry_axis(target_landmarks), symmetry_axis(guide_landmarks), shift
+    ).numpy()
 
 
 def test_axis_of_a_rotated_face_is_the_rotated_vertical_and_matches_eigh():
@@ -114,13 +143,25 @@ def test_loss_matches_a_numpy_loop_reference_on_a_random_flow():
     rng = np.random.default_rng(1)
     height, width = 20, 26  # not square: the step and the normal still follow the pixels
     phi = rng.uniform(-1, 1, (2, height, width, 2)).astype(np.float32)
-    target = np.stack([_symmetric_face(rng, 23.0, (13.0, 10.0), 6.0),
-                       _symmetric_face(rng, -61.0, (12.0, 9.0), 6.0)])
-    guide = np.stack([_symmetric_face(rng, -9.0, (13.0, 10.0), 6.0),
-                      _symmetric_face(rng, 101.0, (12.0, 9.0), 6.0)])
+    target = np.stack(
+        [
+            _symmetric_face(rng, 23.0, (13.0, 10.0), 6.0),
+            _symmetric_face(rng, -61.0, (12.0, 9.0), 6.0),
+        ]
+    )
+    guide = np.stack(
+        [
+            _symmetric_face(rng, -9.0, (13.0, 10.0), 6.0),
+            _symmetric_face(rng, 101.0, (12.0, 9.0), 6.0),
+        ]
+    )
     for shift in (DEFAULT_SYMMETRY_SHIFT, 0.29):  # ~1 px (sub-pixel reads) and ~7.5 px
-        np.testing.assert_allclose(_loss(phi, target, guide, shift), _loss_reference(phi, target, guide, shift),
-                                   rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            _loss(phi, target, guide, shift),
+            _loss_reference(phi, target, guide, shift),
+            rtol=1e-5,
+            atol=1e-7,
+        )
 
 
 def test_the_sign_of_either_axis_does_not_change_the_loss():
@@ -142,7 +183,9 @@ def test_identity_translation_and_the_rotation_between_the_axes_cost_nothing():
     identity = _affine_flow(np.eye(2), centre)
     np.testing.assert_allclose(_loss(identity, face[None], face[None]), 0.0, atol=1e-10)
     shifted = _affine_flow(np.eye(2), centre, offset=(2.5, -1.25))
-    np.testing.assert_allclose(_loss(shifted, face[None], face[None] + [2.5, -1.25]), 0.0, atol=1e-10)
+    np.testing.assert_allclose(
+        _loss(shifted, face[None], face[None] + [2.5, -1.25]), 0.0, atol=1e-10
+    )
     # The guide is the target's face turned by 40 degrees; Phi turns every pixel with it.
     rotation = _rotation(40.0)
     guide = ((face - centre) @ rotation.T + centre).astype(np.float32)
@@ -150,8 +193,11 @@ def test_identity_translation_and_the_rotation_between_the_axes_cost_nothing():
     np.testing.assert_allclose(_loss(rotated, face[None], guide[None]), 0.0, atol=1e-10)
     # The same rotation against an unturned guide costs (2 C / (W - 1))^2 sin^2(40 deg).
     step = DEFAULT_SYMMETRY_SHIFT * SIZE
-    np.testing.assert_allclose(_loss(rotated, face[None], face[None]),
-                               (2 * step / (SIZE - 1) * np.sin(np.deg2rad(40.0))) ** 2, rtol=1e-4)
+    np.testing.assert_allclose(
+        _loss(rotated, face[None], face[None]),
+        (2 * step / (SIZE - 1) * np.sin(np.deg2rad(40.0))) ** 2,
+        rtol=1e-4,
+    )
 
 
 def test_a_shear_along_x_costs_its_analytic_value():
@@ -173,7 +219,9 @@ def test_gradient_is_finite_nonzero_and_across_the_guide_axis():
     phi = tf.Variable(rng.uniform(-1, 1, (1, SIZE, SIZE, 2)).astype(np.float32))
     face = _symmetric_face(rng, 0.0)  # vertical axis: the reads move along y only
     with tf.GradientTape() as tape:
-        loss = losses.flow_symmetry_loss(phi, symmetry_axis(face[None]), symmetry_axis(face[None]), 0.25)
+        loss = losses.flow_symmetry_loss(
+            phi, symmetry_axis(face[None]), symmetry_axis(face[None]), 0.25
+        )
     gradient = tape.gradient(loss, phi).numpy()
     assert np.all(np.isfinite(gradient)) and np.abs(gradient[..., 0]).min() > 0
     # Only Phi's x (across the vertical guide axis) counts; the closed-form axis is
@@ -189,7 +237,11 @@ def _batch():
     target = rng.uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
     landmarks = np.stack([_symmetric_face(rng, 8.0), _symmetric_face(rng, -5.0)])
     inputs = {"degraded": target, "guide": np.roll(target, 2, axis=2)}
-    return inputs, {"target": target, "landmarks": landmarks, "guide_landmarks": landmarks + [2.0, 0.0]}
+    return inputs, {
+        "target": target,
+        "landmarks": landmarks,
+        "guide_landmarks": landmarks + [2.0, 0.0],
+    }
 
 
 @pytest.mark.parametrize("weight", [0.0, 3.0])
@@ -204,20 +256,29 @@ def test_the_term_trains_in_both_phases_only_when_weighted(weight):
         assert ("flow_symmetry" in model.reported_terms()) == bool(weight)
         if phase == "warp":
             symmetry = weight * logs.get("flow_symmetry", 0.0)
-            assert logs["g_total"] == pytest.approx(10 * logs["landmark"] + logs["tv"] + symmetry, rel=1e-5)
+            assert logs["g_total"] == pytest.approx(
+                10 * logs["landmark"] + logs["tv"] + symmetry, rel=1e-5
+            )
             assert not weight or logs["flow_symmetry"] > 0
-    assert build_gfrnet({**TINY, "variant": "no_warp", "loss_weights": {"flow_symmetry": weight}}
-                        ).reported_terms().count("flow_symmetry") == 0  # no flow, no flow loss
+    assert (
+        build_gfrnet({**TINY, "variant": "no_warp", "loss_weights": {"flow_symmetry": weight}})
+        .reported_terms()
+        .count("flow_symmetry")
+        == 0
+    )  # no flow, no flow loss
 
 
-@pytest.mark.parametrize("key, value", [
-    ("loss_weights", {"flow_symmetry": -1.0}),
-    ("loss_weights", {"flow_symmetry": float("nan")}),
-    ("loss_weights", {"flow_symmetry": "1"}),
-    ("symmetry_shift", 0.0),
-    ("symmetry_shift", 0.75),
-    ("symmetry_shift", True),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("loss_weights", {"flow_symmetry": -1.0}),
+        ("loss_weights", {"flow_symmetry": float("nan")}),
+        ("loss_weights", {"flow_symmetry": "1"}),
+        ("symmetry_shift", 0.0),
+        ("symmetry_shift", 0.75),
+        ("symmetry_shift", True),
+    ],
+)
 def test_bad_symmetry_settings_fail_by_name_in_one_line(key, value, capsys):
     source = "model.loss_weights.flow_symmetry" if key == "loss_weights" else "model.symmetry_shift"
     with pytest.raises(BadConfigError, match=source.replace(".", r"\.")):

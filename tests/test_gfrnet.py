@@ -34,10 +34,12 @@ def _batch():
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:SIZE, :SIZE] / (SIZE - 1.0)
     # Smooth images a small network can fit in a few dozen steps.
-    target = np.stack([
-        np.stack([np.sin(3 * xx + c + b) * np.cos(2 * yy - c) for c in range(3)], -1)
-        for b in range(BATCH)
-    ]).astype(np.float32)
+    target = np.stack(
+        [
+            np.stack([np.sin(3 * xx + c + b) * np.cos(2 * yy - c) for c in range(3)], -1)
+            for b in range(BATCH)
+        ]
+    ).astype(np.float32)
     landmarks = rng.uniform(6, SIZE - 7, (BATCH, 68, 2)).astype(np.float32)
     inputs = {
         "degraded": (target + rng.normal(0, 0.2, target.shape)).clip(-1, 1).astype(np.float32),
@@ -122,7 +124,9 @@ def test_random_guide_pairs_each_sample_with_the_next_guide():
     inputs, targets = _batch()
     paired_inputs, paired_targets = model._pair_guides(inputs, targets)
     np.testing.assert_array_equal(paired_inputs["guide"][1], inputs["guide"][0])
-    np.testing.assert_array_equal(paired_targets["guide_landmarks"][0], targets["guide_landmarks"][1])
+    np.testing.assert_array_equal(
+        paired_targets["guide_landmarks"][0], targets["guide_landmarks"][1]
+    )
     np.testing.assert_array_equal(paired_inputs["degraded"], inputs["degraded"])
     single = ({k: v[:1] for k, v in inputs.items()}, {k: v[:1] for k, v in targets.items()})
     with pytest.raises(BadConfigError, match="batch of at least 2"):
@@ -134,8 +138,11 @@ def test_warp_pretraining_then_joint_fit_on_a_fixed_batch():
     model = _model(lr=2e-3)
     model.phase = "warp"
     data = tf.data.Dataset.from_tensors(_batch()).repeat()
-    others = [v for name in ("recnet", "global_discriminator", "local_discriminator")
-              for v in getattr(model, name).variables]
+    others = [
+        v
+        for name in ("recnet", "global_discriminator", "local_discriminator")
+        for v in getattr(model, name).variables
+    ]
     others_before, warp_before = _values(others), _values(model.warpnet.trainable_variables)
     warp = model.fit(data, epochs=2, steps_per_epoch=3, verbose=0).history
     assert not any(_changed(others_before, others))
@@ -197,15 +204,20 @@ def test_build_gfrnet_rejects_unknown_keys_and_warns_without_vgg_weights(caplog)
 
 def test_vgg_weights_switch_the_perceptual_term_on(tmp_path):
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "vgg.npz", **{
-        "conv1_1/kernel": rng.normal(0, 0.05, (3, 3, 3, 64)).astype(np.float32),
-        "conv1_1/bias": np.zeros(64, np.float32),
-    })
+    np.savez(
+        tmp_path / "vgg.npz",
+        **{
+            "conv1_1/kernel": rng.normal(0, 0.05, (3, 3, 3, 64)).astype(np.float32),
+            "conv1_1/bias": np.zeros(64, np.float32),
+        },
+    )
     model = _model(vgg_face_weights=str(tmp_path / "vgg.npz"), perceptual_layer="conv1_1")
     inputs, targets = _batch()
     logs = model.test_step((inputs, targets))  # inference mode: deterministic
     restored = model(inputs)["restored"]
-    expected = np.mean(losses.perceptual_loss(model.perceptual_network, targets["target"], restored))
+    expected = np.mean(
+        losses.perceptual_loss(model.perceptual_network, targets["target"], restored)
+    )
     assert float(logs["perceptual"]) == pytest.approx(float(expected), rel=1e-5) and expected > 0
     assert model.perceptual_network.trainable_variables == []
     # Eq. 6's reconstruction loss, what §4.1's schedule watches, is the weighted sum of both.
@@ -218,12 +230,19 @@ def test_vgg_weights_switch_the_perceptual_term_on(tmp_path):
 JOINT = {"l2", "adv_global", "adv_local", "reconstruction", "g_total", "d_global", "d_local"}
 
 
-@pytest.mark.parametrize("config, phase, expected", [
-    ({}, "warp", {"landmark", "tv", "g_total"}),
-    ({}, "joint", JOINT | {"landmark", "tv"}),
-    ({"variant": "no_guide"}, "joint", JOINT),
-    ({"part_discriminators": True, "part_size": 16}, "joint", JOINT | {"landmark", "tv", "adv_parts", "d_parts"}),
-])
+@pytest.mark.parametrize(
+    "config, phase, expected",
+    [
+        ({}, "warp", {"landmark", "tv", "g_total"}),
+        ({}, "joint", JOINT | {"landmark", "tv"}),
+        ({"variant": "no_guide"}, "joint", JOINT),
+        (
+            {"part_discriminators": True, "part_size": 16},
+            "joint",
+            JOINT | {"landmark", "tv", "adv_parts", "d_parts"},
+        ),
+    ],
+)
 def test_logged_terms_are_those_the_variant_and_phase_compute(config, phase, expected):
     model = _model(**config)
     model.phase = phase
@@ -241,10 +260,14 @@ def test_part_terms_are_averaged_over_the_four_parts():
     real = tf.concat([condition, targets["target"]], -1)
     fake = tf.concat([condition, outputs["restored"]], -1)
     real_parts, fake_parts = model._part_crops(real, targets), model._part_crops(fake, targets)
-    per_part_d = [losses.discriminator_loss(d(real_parts[p]), d(fake_parts[p]))
-                  for p, d in model.part_discriminators.items()]
-    per_part_g = [losses.generator_adversarial_loss(d(fake_parts[p]))
-                  for p, d in model.part_discriminators.items()]
+    per_part_d = [
+        losses.discriminator_loss(d(real_parts[p]), d(fake_parts[p]))
+        for p, d in model.part_discriminators.items()
+    ]
+    per_part_g = [
+        losses.generator_adversarial_loss(d(fake_parts[p]))
+        for p, d in model.part_discriminators.items()
+    ]
     d_terms = model._discriminator_terms(inputs, targets, outputs["restored"], training=False)
     g_terms = model._generator_terms(inputs, targets, outputs, training=False)
     np.testing.assert_allclose(d_terms["d_parts"], np.mean(per_part_d, axis=0), rtol=1e-5)
@@ -281,7 +304,10 @@ def _one_step_on_one_and_two_replicas():
     config = {**TINY, "norm": "instance", "dropout": 0.0}
     data = tf.data.Dataset.from_tensor_slices(_batch()).batch(BATCH)
     initial, results = None, []
-    for strategy in (tf.distribute.get_strategy(), tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
+    for strategy in (
+        tf.distribute.get_strategy(),
+        tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+    ):
         with strategy.scope():
             model = build_gfrnet(config)
             # Plain SGD: a gradient scaled by the replica count would show in the weights
@@ -300,10 +326,19 @@ def _one_step_on_one_and_two_replicas():
 
 @pytest.mark.slow
 def test_two_replicas_step_like_one_device_on_the_same_global_batch():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
-               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    process = subprocess.run([sys.executable, os.path.abspath(__file__)], env=env, text=True,
-                             capture_output=True, timeout=300)
+    env = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        CUDA_VISIBLE_DEVICES="",
+        PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    process = subprocess.run(
+        [sys.executable, os.path.abspath(__file__)],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert process.returncode == 0, process.stderr[-3000:]
     initial, (one, two) = json.loads(process.stdout.strip().splitlines()[-1])
     assert set(two["logs"]) == set(one["logs"])

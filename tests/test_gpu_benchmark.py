@@ -29,13 +29,22 @@ def test_analytic_count_is_the_papers_at_256_px():
 
 def test_analytic_forward_count_matches_the_profiler_at_32_px():
     config = load_config("paper512")
-    config.model.update(widths=(64, 128, 256, 512, 512), local_size=32, vgg_face_weights="random",
-                        perceptual_layer="conv4_3")
+    config.model.update(
+        widths=(64, 128, 256, 512, 512),
+        local_size=32,
+        vgg_face_weights="random",
+        perceptual_layer="conv4_3",
+    )
     model = build_gfrnet(config.model)
     model.build({"degraded": (None, 32, 32, 3), "guide": (None, 32, 32, 3)})
     analytic = gpu.analytic_forward_flops(config.model, 32)
-    shapes = {"warpnet": (32, 32, 6), "recnet": (32, 32, 6), "global_discriminator": (32, 32, 9),
-              "local_discriminator": (32, 32, 9), "perceptual_network": (32, 32, 3)}
+    shapes = {
+        "warpnet": (32, 32, 6),
+        "recnet": (32, 32, 6),
+        "global_discriminator": (32, 32, 9),
+        "local_discriminator": (32, 32, 9),
+        "perceptual_network": (32, 32, 3),
+    }
     for name, shape in shapes.items():
         counted = gpu.counted_forward_flops(getattr(model, name), shape)
         # The profiler also counts the element-wise ops (norms, activations, biases, the
@@ -60,12 +69,15 @@ def test_smoke_run_prints_the_table_with_finite_positive_figures():
     env.pop("TF_CONFIG", None)
     # Without the XLA rows: compiling the whole train step takes minutes on a CPU.
     command = [sys.executable, "-m", "benchmarks.gpu", "--smoke", "--precisions", "fp32,mixed"]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    result = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     header, rows = _table(result.stdout)
     assert tuple(header) == gpu.COLUMNS
     assert {(row["precision"], row["batch"]) for row in rows} == {
-        (p, b) for p in ("fp32", "mixed") for b in ("1", "2")}
+        (p, b) for p in ("fp32", "mixed") for b in ("1", "2")
+    }
     for row in rows:
         for column in ("steps/s", "images/s", "host CPU-s/step", "TFLOP/s", "utilisation"):
             value = _number(row[column])

@@ -7,11 +7,11 @@ import shutil
 import subprocess
 import sys
 
+import hostile_records
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import hostile_records
 from gfrnet_tf.data import (
     default_input_config,
     encode_pair,
@@ -62,12 +62,15 @@ def corpus(tmp_path_factory):
     rng = np.random.default_rng(0)
     image, points = _pair(rng)
     written = hostile_records.write_corpus(
-        folder, encode_pair(image, image, points, points),
+        folder,
+        encode_pair(image, image, points, points),
         lambda target: encode_pair(target, image, points, points),
-        tf.io.encode_jpeg(image).numpy())
+        tf.io.encode_jpeg(image).numpy(),
+    )
     paths = {case: path for case, (path, _) in written.items()}
     assert {case: record for case, (_, record) in written.items()} == {
-        case: record for case, (record, _) in CASES.items()}
+        case: record for case, (record, _) in CASES.items()
+    }
     paths["good"] = folder / "good.tfrecord"
     write_shard(paths["good"], [_record(rng) for _ in range(4)])
     return paths
@@ -79,6 +82,7 @@ def _where(path, record):
 
 # ------------------------------------------------------------------ the header scan, in process
 
+
 def test_masked_crc_matches_the_bytes_tf_writes_and_a_bitwise_crc(tmp_path):
     path = str(tmp_path / "tf.tfrecord")
     payloads = [b"", b"a", bytes(range(256)) * 3]
@@ -88,8 +92,8 @@ def test_masked_crc_matches_the_bytes_tf_writes_and_a_bitwise_crc(tmp_path):
     data = open(path, "rb").read()
     offset = 0
     for payload in payloads:
-        length = data[offset:offset + 8]
-        stored = int.from_bytes(data[offset + 8:offset + 12], "little")
+        length = data[offset : offset + 8]
+        stored = int.from_bytes(data[offset + 8 : offset + 12], "little")
         assert framing.masked_crc32c(length) == stored == hostile_records.masked(length)
         assert framing.masked_crc32c(payload) == hostile_records.masked(payload)
         offset += 16 + len(payload)
@@ -152,8 +156,9 @@ def _input_config(skip_corrupt):
 def test_the_pipeline_scans_headers_before_tf_opens_a_shard(corpus):
     # Even with skip_corrupt: TF's reader would trust the 2^35-byte length.
     with pytest.raises(BadRecordError) as raised:
-        make_dataset([str(corpus["good"]), str(corpus["huge_length"])], _input_config(True),
-                     training=False)
+        make_dataset(
+            [str(corpus["good"]), str(corpus["huge_length"])], _input_config(True), training=False
+        )
     assert raised.value.source == f"{corpus['huge_length']}: record 1"
 
 
@@ -167,16 +172,20 @@ def test_a_bad_record_met_while_iterating_becomes_a_record_error(corpus):
     with pytest.raises(BadRecordError) as raised, validation.record_errors("pattern"):
         list(batches)
     assert (raised.value.source, raised.value.problem) == (
-        "pattern", "a record's payload is not a tf.train.Example")
+        "pattern",
+        "a record's payload is not a tf.train.Example",
+    )
 
 
 # ------------------------------------------------------------------ sizes from image headers
+
 
 def _size_or_error(encoded, max_pixels=None):
     @tf.function
     def size(data):
         return checked_header_size(
-            data, lambda ok, problem: tf.debugging.Assert(ok, ["image:", problem]), max_pixels)
+            data, lambda ok, problem: tf.debugging.Assert(ok, ["image:", problem]), max_pixels
+        )
 
     try:
         return tuple(size(tf.constant(encoded)).numpy())
@@ -192,7 +201,12 @@ def test_header_size_equals_the_decoded_size_for_png_and_jpeg():
 
 
 def test_header_size_refuses_other_formats_and_too_many_pixels():
-    for other in (b"GIF89a" + bytes(40), b"", b"\x89PNG\r\n\x1a\n", b"\x89PNG\r\n\x1a\n" + bytes(16)):
+    for other in (
+        b"GIF89a" + bytes(40),
+        b"",
+        b"\x89PNG\r\n\x1a\n",
+        b"\x89PNG\r\n\x1a\n" + bytes(16),
+    ):
         assert "is not a JPEG or PNG image" in _size_or_error(other)
     bomb = _size_or_error(hostile_records.png_bomb(), max_pixels=4096 * 4096)
     assert "12000x12000 is more than the 16777216 pixels allowed" in bomb
@@ -205,6 +219,7 @@ def test_header_size_refuses_other_formats_and_too_many_pixels():
 
 # ------------------------------------------------------------------ TF's noise in messages
 
+
 def test_tf_noise_is_stripped_from_real_tf_errors(tmp_path):
     with pytest.raises(tf.errors.OpError) as raised:
         list(tf.data.TFRecordDataset(str(tmp_path)))  # a folder
@@ -216,7 +231,8 @@ def test_tf_noise_is_stripped_from_real_tf_errors(tmp_path):
         tf.reshape(tf.zeros([3]), [4])
     assert "[Op:Reshape]" in str(raised.value)
     assert first_line(raised.value) == (
-        "Input to reshape is a tensor with 3 values, but the requested shape has 4")
+        "Input to reshape is a tensor with 3 values, but the requested shape has 4"
+    )
 
     @tf.function
     def fails(x):
@@ -227,7 +243,8 @@ def test_tf_noise_is_stripped_from_real_tf_errors(tmp_path):
         fails(tf.constant(-1))
     assert "[[{{node" in str(raised.value)
     assert strip_tf_noise(str(raised.value)).splitlines() == [
-        "assertion failed: [x must be positive]"]
+        "assertion failed: [x must be positive]"
+    ]
     assert first_line(raised.value) == "assertion failed: [x must be positive]"
 
 
@@ -253,8 +270,13 @@ sys.exit(code)
 def _run(command):
     """Runs `command`; returns (exit status, stderr, peak RSS of that command in bytes)."""
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    done = subprocess.run([sys.executable, "-c", _LAUNCHER, *command], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     rss = int(done.stdout.split()[-1]) * 1024 if done.stdout.strip() else 0
     return done.returncode, done.stderr, rss
 
@@ -270,10 +292,20 @@ def _assert_one_line(result, where, problem):
 
 
 def _train(workdir, *data):
-    return [sys.executable, "-m", "gfrnet_tf.apps.train", "--config=smoke", f"--workdir={workdir}",
-            "--synthetic_pose", "--config.input.image_size=32", "--config.input.batch_size=2",
-            "--config.model.widths=(8,16,16,16,16)", "--config.model.discriminator_widths=(8,16)",
-            "--config.model.local_size=16", *data]
+    return [
+        sys.executable,
+        "-m",
+        "gfrnet_tf.apps.train",
+        "--config=smoke",
+        f"--workdir={workdir}",
+        "--synthetic_pose",
+        "--config.input.image_size=32",
+        "--config.input.batch_size=2",
+        "--config.model.widths=(8,16,16,16,16)",
+        "--config.model.discriminator_widths=(8,16)",
+        "--config.model.local_size=16",
+        *data,
+    ]
 
 
 @pytest.mark.slow
@@ -301,9 +333,17 @@ def _evaluate(model, folder, *shards):
     (folder / "data").mkdir()
     for number, shard in enumerate(shards):
         shutil.copyfile(shard, folder / "data" / f"{number}-{shard.name}")
-    return [sys.executable, "-m", "gfrnet_tf.apps.evaluate", f"--model={model}",
-            f"--data={folder / 'data'}/*.tfrecord", f"--output={folder / 'out'}",
-            f"--image_size={SIZE}", "--batch_size=2", "--synthetic_pose"]
+    return [
+        sys.executable,
+        "-m",
+        "gfrnet_tf.apps.evaluate",
+        f"--model={model}",
+        f"--data={folder / 'data'}/*.tfrecord",
+        f"--output={folder / 'out'}",
+        f"--image_size={SIZE}",
+        "--batch_size=2",
+        "--synthetic_pose",
+    ]
 
 
 @pytest.mark.slow
@@ -320,8 +360,9 @@ def test_evaluate_skips_and_counts_bad_payloads_and_bombs(corpus, tiny_model, tm
 
     shards = [corpus["good"], *(corpus[case] for case in sorted(PAYLOAD_CASES))]
     result = _run(_evaluate(tiny_model[1], tmp_path, *shards))
-    _assert_one_line(result, f"{tmp_path / 'data'}/*.tfrecord",
-                     f"{len(PAYLOAD_CASES)} corrupt record(s) skipped")
+    _assert_one_line(
+        result, f"{tmp_path / 'data'}/*.tfrecord", f"{len(PAYLOAD_CASES)} corrupt record(s) skipped"
+    )
     report = json.loads((tmp_path / "out" / "results.json").read_text())
     assert report["skipped_records"] == len(PAYLOAD_CASES)
     assert [row["model"] for row in report["rows"]] == ["degraded input", "tiny"]

@@ -48,8 +48,9 @@ def dlib_identity():
 def _rotated(image, landmarks, degrees):
     height, width = image.shape[:2]
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
-    rotated = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REFLECT)
+    rotated = cv2.warpAffine(
+        image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
     return rotated, np.c_[landmarks, np.ones(len(landmarks))] @ matrix.T
 
 
@@ -66,7 +67,9 @@ def test_mirrored_and_rotated_copies_stay_the_same_person(astronaut, dlib_identi
     mirrored = np.ascontiguousarray(image[:, ::-1])
     mirrored_points = flip_landmarks(landmarks, image.shape[1]).numpy()
     rotated, rotated_points = _rotated(image, landmarks, 10.0)
-    embeddings = dlib_identity.embed([image, mirrored, rotated], [landmarks, mirrored_points, rotated_points])
+    embeddings = dlib_identity.embed(
+        [image, mirrored, rotated], [landmarks, mirrored_points, rotated_points]
+    )
     distances = dlib_identity.distance(embeddings[:1], embeddings[1:])
     # Measured: 0.21 mirrored (a face is not symmetric), 0.03 rotated by 10 degrees.
     assert 0 < distances[0] < 0.3
@@ -81,9 +84,12 @@ def test_a_different_person_is_beyond_dlibs_threshold(astronaut, cameraman, dlib
 
 def test_dlib_identity_equals_dlib_called_directly(astronaut, cameraman, dlib_identity):
     """dlib's own one-call path: its predictor's shape and its internal chip extraction."""
-    recognizer = dlib.face_recognition_model_v1(str(packaged_dlib_model(
-        "dlib_face_recognition_resnet_model_v1.dat")))
-    predictor = dlib.shape_predictor(str(packaged_dlib_model("shape_predictor_68_face_landmarks.dat")))
+    recognizer = dlib.face_recognition_model_v1(
+        str(packaged_dlib_model("dlib_face_recognition_resnet_model_v1.dat"))
+    )
+    predictor = dlib.shape_predictor(
+        str(packaged_dlib_model("shape_predictor_68_face_landmarks.dat"))
+    )
     for image, _ in (astronaut, cameraman):
         shape = predictor(image, dlib.rectangle(0, 0, image.shape[1] - 1, image.shape[0] - 1))
         points = np.array([(p.x, p.y) for p in shape.parts()], np.float32)
@@ -190,7 +196,9 @@ def test_lmd_grows_with_a_misplaced_face_and_matches_a_direct_computation(astron
     box = identity_measures.landmark_box(landmarks)
     detected = DlibLandmarks().locate(shifted, box)
     truth = DlibLandmarks().locate(image, box)
-    direct = np.linalg.norm(detected - truth, axis=-1).mean() / np.linalg.norm(truth[45] - truth[36])
+    direct = np.linalg.norm(detected - truth, axis=-1).mean() / np.linalg.norm(
+        truth[45] - truth[36]
+    )
     np.testing.assert_allclose(lmd, direct, rtol=1e-5)
     assert lmd > 0.02  # the face moved by 7 px, ~5 % of its inter-ocular distance
 

@@ -1,4 +1,5 @@
-"""input.cache and input.data_service: same images, new degradations, safe files, localhost service."""
+"""input.cache and input.data_service: same images, new degradations, safe files, a
+localhost service."""
 
 import os
 import re
@@ -60,7 +61,9 @@ def _by_target(batches):
     found = {}
     for inputs, targets in batches:
         for i, target in enumerate(targets["target"]):
-            draw = tuple(float(targets["degradation"][name][i]) for name in sorted(targets["degradation"]))
+            draw = tuple(
+                float(targets["degradation"][name][i]) for name in sorted(targets["degradation"])
+            )
             found[target.tobytes()] = (inputs["degraded"][i], draw)
     return found
 
@@ -74,7 +77,9 @@ def _cache_files(folder):
 
 
 @pytest.mark.parametrize("kind", ["memory", "file"])
-def test_cache_keeps_the_decoded_images_and_draws_new_degradations_every_epoch(shards, tmp_path, kind):
+def test_cache_keeps_the_decoded_images_and_draws_new_degradations_every_epoch(
+    shards, tmp_path, kind
+):
     cache = "memory" if kind == "memory" else str(tmp_path / "cache" / "train")
     plain = _batches(pipeline.make_dataset(shards, _config(), training=False))
     cached = pipeline.make_dataset(shards, _config(cache=cache), training=False)
@@ -96,9 +101,12 @@ def test_a_second_run_reads_the_file_cache_without_decoding(shards, tmp_path):
     config = _config(cache=prefix, skip_corrupt=True)  # its counter sees every decode
     first, second = pipeline.SkippedRecords(), pipeline.SkippedRecords()
     written = _batches(pipeline.make_dataset(shards, config, training=False, skipped=first))
-    name = Path(cache_lib.cache_name(prefix, pipeline.list_shards(shards), pipeline.PAIR_KEYS, config))
+    name = Path(
+        cache_lib.cache_name(prefix, pipeline.list_shards(shards), pipeline.PAIR_KEYS, config)
+    )
     assert _cache_files(tmp_path) == sorted(
-        [f"{name.name}.claim", f"{name.name}.index", f"{name.name}.data-00000-of-00001"])
+        [f"{name.name}.claim", f"{name.name}.index", f"{name.name}.data-00000-of-00001"]
+    )
     read = _batches(pipeline.make_dataset(shards, config, training=False, skipped=second))
     assert int(first.read.numpy()) == RECORDS and int(second.read.numpy()) == 0
     _assert_same(read, written)
@@ -111,7 +119,10 @@ def test_a_changed_shard_gets_a_new_cache_and_another_image_size_the_same(tmp_pa
     assert cache_lib.cache_name("c", files, pipeline.PAIR_KEYS, _config(image_size=16)) == before
     assert cache_lib.cache_name("c", files, pipeline.TARGET_KEYS, config) != before
     folder = f"{tmp_path}{os.sep}"
-    assert cache_lib.cache_name(folder, files, pipeline.PAIR_KEYS, config) == f"{folder}input{before[1:]}"
+    assert (
+        cache_lib.cache_name(folder, files, pipeline.PAIR_KEYS, config)
+        == f"{folder}input{before[1:]}"
+    )
     status = os.stat(files[1])
     os.utime(files[1], ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))
     assert cache_lib.cache_name("c", files, pipeline.PAIR_KEYS, config) != before
@@ -119,8 +130,10 @@ def test_a_changed_shard_gets_a_new_cache_and_another_image_size_the_same(tmp_pa
     small = _config(image_size=16)
     cached = _config(image_size=16, cache=str(tmp_path / "c"))
     _batches(pipeline.make_dataset(pattern, _config(cache=str(tmp_path / "c")), training=False))
-    _assert_same(_batches(pipeline.make_dataset(pattern, cached, training=False)),
-                 _batches(pipeline.make_dataset(pattern, small, training=False)))
+    _assert_same(
+        _batches(pipeline.make_dataset(pattern, cached, training=False)),
+        _batches(pipeline.make_dataset(pattern, small, training=False)),
+    )
 
 
 KILLED_RECORDS = 200  # far more than the pipeline reads ahead of two batches
@@ -140,7 +153,9 @@ def test_a_killed_writer_leaves_no_cache_taken_as_complete(tmp_path):
     shards = _write_shards(str(tmp_path / "data"), per_shard=KILLED_RECORDS // 2)
     prefix = str(tmp_path / "cache" / "train")
     config = _config(cache=prefix, skip_corrupt=True)  # as the script's; its counter sees decodes
-    name = Path(cache_lib.cache_name(prefix, pipeline.list_shards(shards), pipeline.PAIR_KEYS, config)).name
+    name = Path(
+        cache_lib.cache_name(prefix, pipeline.list_shards(shards), pipeline.PAIR_KEYS, config)
+    ).name
     script = textwrap.dedent(KILLED_WRITER.format(prefix=prefix, pattern=shards))
     killed = subprocess.run([sys.executable, "-c", script], env=_env(), cwd=ROOT, timeout=300)
     assert killed.returncode == -signal.SIGKILL
@@ -151,16 +166,25 @@ def test_a_killed_writer_leaves_no_cache_taken_as_complete(tmp_path):
     assert int(counter.read.numpy()) == KILLED_RECORDS  # decoded again, not read from leftovers
     _assert_same(batches, _batches(pipeline.make_dataset(shards, _config(), training=False)))
     assert _cache_files(tmp_path / "cache") == sorted(
-        [f"{name}.claim", f"{name}.index", f"{name}.data-00000-of-00001"])
+        [f"{name}.claim", f"{name}.index", f"{name}.data-00000-of-00001"]
+    )
 
 
 def test_a_cache_another_live_process_writes_is_refused_in_one_line(shards, tmp_path):
     prefix = str(tmp_path / "train")
     name = cache_lib.cache_name(prefix, pipeline.list_shards(shards), pipeline.PAIR_KEYS, _config())
-    holder = subprocess.Popen(  # pylint: disable=consider-using-with
-        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'w'); "
-         "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()",
-         f"{name}.claim"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys; f = open(sys.argv[1], 'w'); "
+            "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()",
+            f"{name}.claim",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline() == "locked\n"
         with pytest.raises(BadConfigError, match="another running process is writing") as error:
@@ -179,12 +203,15 @@ def test_a_memory_cache_over_its_budget_is_refused_with_the_estimate(shards):
     pipeline.make_dataset(shards, _config(cache="memory", cache_memory_gb=1.0), training=False)
 
 
-@pytest.mark.parametrize("changes, key", [
-    ({"cache": "gs://bucket/cache"}, "input.cache"),
-    ({"data_service": "localhost:5050"}, "input.data_service"),
-    ({"data_service": "grpc://localhost:5050", "cache": "memory"}, "input.cache"),
-    ({"data_service": "grpc://localhost:5050", "skip_corrupt": True}, "input.skip_corrupt"),
-])
+@pytest.mark.parametrize(
+    "changes, key",
+    [
+        ({"cache": "gs://bucket/cache"}, "input.cache"),
+        ({"data_service": "localhost:5050"}, "input.data_service"),
+        ({"data_service": "grpc://localhost:5050", "cache": "memory"}, "input.cache"),
+        ({"data_service": "grpc://localhost:5050", "skip_corrupt": True}, "input.skip_corrupt"),
+    ],
+)
 def test_settings_that_cannot_work_are_refused_naming_the_key(shards, changes, key):
     with pytest.raises(BadConfigError) as error:
         pipeline.make_dataset(shards, _config(**changes), training=True)
@@ -193,12 +220,14 @@ def test_settings_that_cannot_work_are_refused_naming_the_key(shards, changes, k
 
 def _numpy_degradation(image, degradation, seed):
     del degradation, seed
-    return tf.ensure_shape(tf.numpy_function(np.copy, [image], tf.float32, stateful=False), image.shape)
+    return tf.ensure_shape(
+        tf.numpy_function(np.copy, [image], tf.float32, stateful=False), image.shape
+    )
 
 
 def _wait_for_workers(dispatcher, count):
     for _ in range(600):
-        if dispatcher._num_workers() >= count:  # pylint: disable=protected-access
+        if dispatcher._num_workers() >= count:
             return
         time.sleep(0.1)
     raise AssertionError("worker did not register")
@@ -208,8 +237,15 @@ def test_the_data_service_runs_every_epoch_anew_on_localhost_workers(shards):
     service = tf.data.experimental.service
     dispatcher = service.DispatchServer(service.DispatcherConfig(port=0))
     address = service_lib.address(dispatcher, "127.0.0.1")
-    workers = [service.WorkerServer(service.WorkerConfig(
-        dispatcher_address=address[len("grpc://"):], worker_address="127.0.0.1:%port%", port=0))]
+    workers = [
+        service.WorkerServer(
+            service.WorkerConfig(
+                dispatcher_address=address[len("grpc://") :],
+                worker_address="127.0.0.1:%port%",
+                port=0,
+            )
+        )
+    ]
     try:
         config = _config(data_service=address)
         batches = _batches(pipeline.make_dataset(shards, config, training=True, repeat=True), 6)
@@ -220,8 +256,15 @@ def test_the_data_service_runs_every_epoch_anew_on_localhost_workers(shards):
         assert sorted(epochs[0]) == sorted(epochs[1]) and len(epochs[0]) == RECORDS
         for key in epochs[0]:  # the workers' repetition draws new degradations
             assert not np.array_equal(epochs[0][key][0], epochs[1][key][0])
-        workers.append(service.WorkerServer(service.WorkerConfig(
-            dispatcher_address=address[len("grpc://"):], worker_address="127.0.0.1:%port%", port=0)))
+        workers.append(
+            service.WorkerServer(
+                service.WorkerConfig(
+                    dispatcher_address=address[len("grpc://") :],
+                    worker_address="127.0.0.1:%port%",
+                    port=0,
+                )
+            )
+        )
         _wait_for_workers(dispatcher, 2)
         one_epoch = _by_target(_batches(pipeline.make_dataset(shards, config, training=True)))
         assert len(one_epoch) == RECORDS  # shards split over the two workers: each record once
@@ -230,8 +273,10 @@ def test_the_data_service_runs_every_epoch_anew_on_localhost_workers(shards):
         assert "\n" not in str(error.value)
         # Evaluation reads here, in its fixed order, whatever the setting says.
         local = _config(data_service="grpc://127.0.0.1:1")
-        _assert_same(_batches(pipeline.make_dataset(shards, local, training=False)),
-                     _batches(pipeline.make_dataset(shards, _config(), training=False)))
+        _assert_same(
+            _batches(pipeline.make_dataset(shards, local, training=False)),
+            _batches(pipeline.make_dataset(shards, _config(), training=False)),
+        )
     finally:
         for worker in workers:
             worker.stop()
@@ -247,7 +292,9 @@ def _free_port():
 def test_no_dispatcher_is_one_line_naming_the_address(shards):
     port = _free_port()
     with pytest.raises(BadConfigError, match="no tf.data dispatcher answers") as error:
-        pipeline.make_dataset(shards, _config(data_service=f"grpc://127.0.0.1:{port}"), training=True)
+        pipeline.make_dataset(
+            shards, _config(data_service=f"grpc://127.0.0.1:{port}"), training=True
+        )
     assert error.value.source == f"grpc://127.0.0.1:{port}"
 
 
@@ -257,9 +304,14 @@ def _env():
 
 def _serve(*flags):
     """The command started with `flags`, and the address it printed once listening."""
-    process = subprocess.Popen(  # pylint: disable=consider-using-with
-        [sys.executable, "-m", "gfrnet_tf.apps.data_service", *flags], stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True, env=_env(), cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gfrnet_tf.apps.data_service", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+    )
     line = process.stdout.readline()
     match = re.search(r"listening at grpc://[^:]+:(\d+)", line)
     assert match, line
@@ -279,11 +331,18 @@ def test_the_command_serves_a_remote_worker_and_stops_cleanly(shards):
         batches = _batches(pipeline.make_dataset(shards, config, training=True))
         assert len(_by_target(batches)) == RECORDS
         assert batches[0][1]["flow"].shape == (2, SIZE, SIZE, 2)
-        busy = subprocess.run([sys.executable, "-m", "gfrnet_tf.apps.data_service", f"--port={port}"],
-                              capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=300)
+        busy = subprocess.run(
+            [sys.executable, "-m", "gfrnet_tf.apps.data_service", f"--port={port}"],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            cwd=ROOT,
+            timeout=300,
+        )
         assert busy.returncode == 1
         assert busy.stderr.strip().splitlines()[-1] == (
-            f"error: --port: port {port} is in use: another server answers there")
+            f"error: --port: port {port} is in use: another server answers there"
+        )
     finally:
         for process in filter(None, (worker, dispatcher)):
             process.send_signal(signal.SIGTERM)
@@ -291,17 +350,35 @@ def test_the_command_serves_a_remote_worker_and_stops_cleanly(shards):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("flags, line", [
-    ([], "error: command line: give --port (run a dispatcher) or --dispatcher grpc://host:port "
-         "(run a worker)"),
-    (["--dispatcher=grpc://127.0.0.1:{port}"],
-     "error: grpc://127.0.0.1:{port}: no tf.data dispatcher answers there: start one, e.g. "
-     "gfrnet-data-service --port {port}"),
-])
+@pytest.mark.parametrize(
+    "flags, line",
+    [
+        (
+            [],
+            "error: command line: give --port (run a dispatcher) or --dispatcher grpc://host:port "
+            "(run a worker)",
+        ),
+        (
+            ["--dispatcher=grpc://127.0.0.1:{port}"],
+            "error: grpc://127.0.0.1:{port}: no tf.data dispatcher answers there: start one, e.g. "
+            "gfrnet-data-service --port {port}",
+        ),
+    ],
+)
 def test_the_command_refuses_what_cannot_serve_in_one_line(flags, line):
     port = _free_port()
     result = subprocess.run(
-        [sys.executable, "-m", "gfrnet_tf.apps.data_service", *(f.format(port=port) for f in flags)],
-        capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "gfrnet_tf.apps.data_service",
+            *(f.format(port=port) for f in flags),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=300,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == line.format(port=port)

@@ -12,7 +12,7 @@ from gfrnet_tf.errors import BadImageError
 from gfrnet_tf.io.images import DEFAULT_MIN_SIZE, decode_image, load_image, save_image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from image_fixtures import blocks, png_header, write_corpus  # noqa: E402
+from image_fixtures import blocks, png_header, write_corpus
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +60,7 @@ def test_sixteen_bit_is_rescaled_not_clipped(corpus):
 
 def test_min_size_is_configurable(corpus):
     folder, _ = corpus
-    assert load_image(folder / "thumbnail.png", min_size=8).shape[:2] == (
-        DEFAULT_MIN_SIZE - 1, 64)
+    assert load_image(folder / "thumbnail.png", min_size=8).shape[:2] == (DEFAULT_MIN_SIZE - 1, 64)
 
 
 def test_bytes_decode_equals_file_load(tmp_path):

@@ -1,7 +1,6 @@
 """The 300W mirror permutation and `flip_sample`: involution, eyes swap, image/flow consistency."""
 
 import numpy as np
-import tensorflow as tf
 
 from gfrnet_tf.data.landmarks import flip_landmarks, flip_sample
 from gfrnet_tf.ibug68 import MIRROR_PERMUTATION

@@ -58,9 +58,12 @@ def test_every_package_has_a_layer():
 
 def test_no_relative_imports():
     """Imports name their package in full, so the layer rule can read them."""
-    relative = [str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
-                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-                if isinstance(node, ast.ImportFrom) and node.level]
+    relative = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and node.level
+    ]
     assert not relative
 
 
@@ -72,20 +75,32 @@ def test_packages_import_only_downward():
             continue
         for imported in sorted(_imported_packages(path) - {package}):
             if LAYER[imported] >= LAYER[package]:
-                upward.append(f"{path.relative_to(PACKAGE)} imports {imported} "
-                              f"(layer {LAYER[imported]} >= {package}'s {LAYER[package]})")
+                upward.append(
+                    f"{path.relative_to(PACKAGE)} imports {imported} "
+                    f"(layer {LAYER[imported]} >= {package}'s {LAYER[package]})"
+                )
     assert not upward, "\n".join(upward)
 
 
-@pytest.mark.parametrize("module, forbidden", [
-    ("gfrnet_tf.models", ("training", "data", "configs", "export", "apps", "loading")),
-    ("gfrnet_tf.ops", ("models", "data", "losses")),
-    ("gfrnet_tf.evaluation", ("training", "configs", "ablation", "apps")),
-])
+@pytest.mark.parametrize(
+    "module, forbidden",
+    [
+        ("gfrnet_tf.models", ("training", "data", "configs", "export", "apps", "loading")),
+        ("gfrnet_tf.ops", ("models", "data", "losses")),
+        ("gfrnet_tf.evaluation", ("training", "configs", "ablation", "apps")),
+    ],
+)
 def test_importing_a_package_loads_nothing_above_it(module, forbidden):
     """What a process actually loads (the rule above is read from the source)."""
-    script = (f"import sys, {module}; print(' '.join(sorted({{m.split('.')[1] for m in sys.modules "
-              f"if m.startswith('gfrnet_tf.')}})))")
-    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            check=True, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""}).stdout.split()
+    script = (
+        f"import sys, {module}; print(' '.join(sorted({{m.split('.')[1] for m in sys.modules "
+        f"if m.startswith('gfrnet_tf.')}})))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""},
+    ).stdout.split()
     assert not set(loaded) & set(forbidden), loaded

@@ -96,10 +96,12 @@ def test_landmark_loss_matches_numpy_at_pixel_and_half_pixel_positions():
     phi = np.random.uniform(-1, 1, (2, 6, 7, 2)).astype(np.float32)
     landmarks = np.array([[[2.0, 3.0], [4.5, 1.0]], [[0.0, 5.0], [6.0, 2.5]]], np.float32)
     guide = np.random.uniform(0, 5, (2, 2, 2)).astype(np.float32)
-    sampled = np.stack([
-        np.stack([phi[0, 3, 2], 0.5 * (phi[0, 1, 4] + phi[0, 1, 5])]),
-        np.stack([phi[1, 5, 0], 0.5 * (phi[1, 2, 6] + phi[1, 3, 6])]),
-    ])
+    sampled = np.stack(
+        [
+            np.stack([phi[0, 3, 2], 0.5 * (phi[0, 1, 4] + phi[0, 1, 5])]),
+            np.stack([phi[1, 5, 0], 0.5 * (phi[1, 2, 6] + phi[1, 3, 6])]),
+        ]
+    )
     expected = ((sampled - _normalize(guide, 6, 7)) ** 2).sum(axis=(1, 2))
     np.testing.assert_allclose(losses.landmark_loss(phi, landmarks, guide), expected, rtol=1e-5)
 
@@ -140,7 +142,9 @@ def test_l2_reductions_are_the_squared_norm_or_the_mean():
     squared = ((target - restored) ** 2).reshape(2, -1)
     np.testing.assert_allclose(losses.l2_loss(target, restored, "paper"), squared.sum(1), rtol=1e-6)
     for reduction in ("official", "project"):
-        np.testing.assert_allclose(losses.l2_loss(target, restored, reduction), squared.mean(1), rtol=1e-6)
+        np.testing.assert_allclose(
+            losses.l2_loss(target, restored, reduction), squared.mean(1), rtol=1e-6
+        )
 
 
 def test_official_landmark_loss_is_the_masked_map_mse_of_the_official_code():
@@ -149,8 +153,13 @@ def test_official_landmark_loss_is_the_masked_map_mse_of_the_official_code():
     the mean taken over the whole 2 x H x W map."""
     height, width = 9, 11
     phi = np.random.uniform(-1, 1, (2, height, width, 2)).astype(np.float32)
-    landmarks = np.array([[[2.3, 4.6], [7.5, 1.2], [5.0, 7.0]],    # 4, 4 and 1 pixel(s)
-                          [[3.7, 2.0], [8.1, 7.9], [1.0, 5.5]]], np.float32)  # 2, 4, 2
+    landmarks = np.array(
+        [
+            [[2.3, 4.6], [7.5, 1.2], [5.0, 7.0]],  # 4, 4 and 1 pixel(s)
+            [[3.7, 2.0], [8.1, 7.9], [1.0, 5.5]],
+        ],
+        np.float32,
+    )  # 2, 4, 2
     guide = np.random.uniform(0, 8, (2, 3, 2)).astype(np.float32)
     expected = []
     for b in range(2):
@@ -161,15 +170,20 @@ def test_official_landmark_loss_is_the_masked_map_mse_of_the_official_code():
                 for col in (int(np.floor(x)), int(np.ceil(x))):
                     mask[row, col], wanted[row, col] = 1.0, g
         expected.append(((phi[b] * mask - wanted * mask) ** 2).mean())
-    np.testing.assert_allclose(losses.landmark_loss(phi, landmarks, guide, "official"), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        losses.landmark_loss(phi, landmarks, guide, "official"), expected, rtol=1e-5
+    )
 
 
 def test_paper_and_project_landmark_loss_are_the_eq_9_sum():
     phi, landmarks, guide = _affine_case()
     shifted = guide + np.array([1.0, 0.0], np.float32)
     for reduction in ("paper", "project"):
-        np.testing.assert_allclose(losses.landmark_loss(phi, landmarks, shifted, reduction),
-                                   [68 * (2.0 / 15) ** 2], rtol=1e-4)
+        np.testing.assert_allclose(
+            losses.landmark_loss(phi, landmarks, shifted, reduction),
+            [68 * (2.0 / 15) ** 2],
+            rtol=1e-4,
+        )
 
 
 def test_tv_reductions_and_targets_match_numpy():
@@ -177,16 +191,20 @@ def test_tv_reductions_and_targets_match_numpy():
     for target, field in (("flow", phi), ("displacement", phi - _mesh(8, 9))):
         along_x = (np.diff(field, axis=2) ** 2).reshape(2, -1)
         along_y = (np.diff(field, axis=1) ** 2).reshape(2, -1)
-        np.testing.assert_allclose(losses.tv_loss(phi, "paper", target), along_x.sum(1) + along_y.sum(1),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            losses.tv_loss(phi, "paper", target), along_x.sum(1) + along_y.sum(1), rtol=1e-5
+        )
         for reduction in ("official", "project"):
-            np.testing.assert_allclose(losses.tv_loss(phi, reduction, target),
-                                       along_x.mean(1) + along_y.mean(1), rtol=1e-5)
+            np.testing.assert_allclose(
+                losses.tv_loss(phi, reduction, target), along_x.mean(1) + along_y.mean(1), rtol=1e-5
+            )
 
 
 def test_tv_on_the_flow_charges_the_identity_warp_and_on_the_displacement_does_not():
     identity = _mesh(8, 9)[np.newaxis]
-    np.testing.assert_allclose(losses.tv_loss(identity, "official", "displacement"), [0.0], atol=1e-10)
+    np.testing.assert_allclose(
+        losses.tv_loss(identity, "official", "displacement"), [0.0], atol=1e-10
+    )
     # Eq. 10 on Phi: the mesh's slope 2 / (W - 1) along x and 2 / (H - 1) along y, each
     # present in one of the two channels (mean over both channels halves it).
     expected = 0.5 * ((2 / 8) ** 2 + (2 / 7) ** 2)
@@ -196,8 +214,11 @@ def test_tv_on_the_flow_charges_the_identity_warp_and_on_the_displacement_does_n
 def test_halved_discriminator_loss_is_half_the_eq_7_sum():
     real = np.random.normal(size=(2, 3, 3, 1)).astype(np.float32)
     fake = np.random.normal(size=(2, 3, 3, 1)).astype(np.float32)
-    np.testing.assert_allclose(losses.discriminator_loss(real, fake, halved=True),
-                               0.5 * losses.discriminator_loss(real, fake).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.discriminator_loss(real, fake, halved=True),
+        0.5 * losses.discriminator_loss(real, fake).numpy(),
+        rtol=1e-6,
+    )
 
 
 def test_unknown_reduction_and_tv_target_fail_by_name():

@@ -42,7 +42,12 @@ def test_ssim_matches_scikit_image():
     b = np.clip(a + rng.normal(0, 12, a.shape), 0, 255).astype(np.uint8)
     expected = [
         structural_similarity(
-            x, y, channel_axis=-1, data_range=255, gaussian_weights=True, sigma=1.5,
+            x,
+            y,
+            channel_axis=-1,
+            data_range=255,
+            gaussian_weights=True,
+            sigma=1.5,
             use_sample_covariance=False,
         )
         for x, y in zip(a, b)
@@ -78,7 +83,8 @@ def test_warped_guide_error_is_zero_for_the_aligning_flow():
     )
     # The identity flow leaves the guide where it is: same error as no warp at all.
     np.testing.assert_allclose(
-        metrics.warped_guide_landmark_error(identity, target[None], guide[None]), [unwarped],
+        metrics.warped_guide_landmark_error(identity, target[None], guide[None]),
+        [unwarped],
         rtol=1e-4,
     )
 
@@ -92,4 +98,3 @@ def test_flow_end_point_error_in_pixels():
     partly = np.array(true_flow)
     partly[:, :, :11, 0] += 3.0 / 16.0
     np.testing.assert_allclose(metrics.flow_end_point_error(partly, true_flow), [1.0], rtol=1e-5)
-

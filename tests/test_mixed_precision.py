@@ -1,4 +1,5 @@
-"""Mixed precision: float32 where it matters, a step close to float32, loss scales that survive saving.
+"""Mixed precision: float32 where it matters, a step close to float32, loss scales that
+survive saving.
 
 Runs `mixed_float16` on CPU (slow there, but numerically the same policy a GPU runs), on a
 tiny 32 px GFRNet with the perceptual term on a random VGG-Face, dropout off so that the
@@ -35,12 +36,15 @@ def _batch(seed=0, batch=2):
     rng = np.random.default_rng(seed)
     image = lambda: rng.uniform(-1, 1, (batch, SIZE, SIZE, 3)).astype(np.float32)  # noqa: E731
     points = lambda: rng.uniform(8, SIZE - 9, (batch, 68, 2)).astype(np.float32)  # noqa: E731
-    return ({"degraded": image(), "guide": image()},
-            {"target": image(), "landmarks": points(), "guide_landmarks": points()})
+    return (
+        {"degraded": image(), "guide": image()},
+        {"target": image(), "landmarks": points(), "guide_landmarks": points()},
+    )
 
 
 def _model(optimizer, loss_scaled, initial_scale=2.0**15):
-    """A built tiny GFRNet; `loss_scaled` wraps both optimizers as training does under mixed precision."""
+    """A built tiny GFRNet; `loss_scaled` wraps both optimizers as training does under mixed
+    precision."""
     keras.utils.set_random_seed(1)
     model = build_gfrnet(MODEL)
 
@@ -71,11 +75,14 @@ def test_mixed_model_computes_in_float16_and_returns_float32(mixed_policy):
     inputs, targets = _batch()
     outputs = model(inputs, training=True)
     assert {name: value.dtype for name, value in outputs.items()} == {
-        "restored": tf.float32, "warped_guide": tf.float32, "flow": tf.float32}
+        "restored": tf.float32,
+        "warped_guide": tf.float32,
+        "flow": tf.float32,
+    }
     # The flow leaves WarpNet in float32: its last layer computes in float32.
     flow = model.warpnet(tf.concat([inputs["degraded"], inputs["guide"]], -1))
     assert flow.dtype == tf.float32
-    terms = model._generator_terms(inputs, targets, outputs, training=True)  # pylint: disable=protected-access
+    terms = model._generator_terms(inputs, targets, outputs, training=True)
     assert {value.dtype for value in terms.values()} == {tf.float32}
 
 
@@ -83,7 +90,9 @@ def _one_step(model, batch):
     before = [w.numpy() for w in model.trainable_weights]
     logs = model.train_step(tf.nest.map_structure(tf.constant, batch))
     after = [w.numpy() for w in model.trainable_weights]
-    return {name: float(value) for name, value in logs.items()}, [a - b for a, b in zip(after, before)]
+    return {name: float(value) for name, value in logs.items()}, [
+        a - b for a, b in zip(after, before)
+    ]
 
 
 def test_mixed_precision_step_is_close_to_a_float32_step():
@@ -106,7 +115,16 @@ def test_mixed_precision_step_is_close_to_a_float32_step():
     # float16 keeps 11 significant bits (relative rounding 2**-11 = 4.9e-4 per operation);
     # accumulated over the ~20 layers of a step the losses stay within 1% (measured: 1e-3),
     # far from the loss scale's 2**15 had the optimizer not divided it out again.
-    for name in ("l2", "adv_global", "adv_local", "perceptual", "landmark", "tv", "d_global", "d_local"):
+    for name in (
+        "l2",
+        "adv_global",
+        "adv_local",
+        "perceptual",
+        "landmark",
+        "tv",
+        "d_global",
+        "d_local",
+    ):
         np.testing.assert_allclose(mixed_logs[name], fp32_logs[name], rtol=1e-2, err_msg=name)
     # The updates (lr * gradient) of every variable point the same way and have the same
     # size to 5% (measured: cosine > 0.999, norm ratio within 1%).
@@ -120,8 +138,14 @@ def test_mixed_precision_step_is_close_to_a_float32_step():
 
 
 def _scales(model):
-    return [(float(o.dynamic_scale.numpy()), int(o.iterations.numpy()), int(o.inner_optimizer.iterations.numpy()))
-            for o in (model.g_optimizer, model.d_optimizer)]
+    return [
+        (
+            float(o.dynamic_scale.numpy()),
+            int(o.iterations.numpy()),
+            int(o.inner_optimizer.iterations.numpy()),
+        )
+        for o in (model.g_optimizer, model.d_optimizer)
+    ]
 
 
 def _trained_mixed_model():

@@ -7,8 +7,13 @@ import tensorflow as tf
 
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.models import PatchDiscriminator, RecNet, WarpNet
-from gfrnet_tf.models.layers import OFFICIAL_WARPNET_WIDTHS, PIX2PIX_WIDTHS, ConvBlock, inference_dropout
 from gfrnet_tf.models.discriminator import PATCHGAN_WIDTHS
+from gfrnet_tf.models.layers import (
+    OFFICIAL_WARPNET_WIDTHS,
+    PIX2PIX_WIDTHS,
+    ConvBlock,
+    inference_dropout,
+)
 from gfrnet_tf.ops import identity_grid
 
 TINY = (4, 8, 8, 8, 8)  # depth 5: 32x32 -> 1x1 bottleneck
@@ -16,7 +21,9 @@ TINY_D = (4, 8, 8, 8)
 
 
 def _inputs(size=32, channels=6, batch=2, seed=0):
-    return np.random.default_rng(seed).uniform(-1, 1, (batch, size, size, channels)).astype("float32")
+    return (
+        np.random.default_rng(seed).uniform(-1, 1, (batch, size, size, channels)).astype("float32")
+    )
 
 
 def _zero_block(block):
@@ -274,7 +281,9 @@ def test_official_warpnet_initialisation_and_widths():
     assert 0.03 < warpnet.body.encoder[1].norm_layer.gamma.numpy().std() < 0.05
     official = WarpNet(OFFICIAL_WARPNET_WIDTHS)
     official.build((None, 256, 256, 6))
-    assert official.count_params() == _generator_params(6, OFFICIAL_WARPNET_WIDTHS, 2, "batch", False)
+    assert official.count_params() == _generator_params(
+        6, OFFICIAL_WARPNET_WIDTHS, 2, "batch", False
+    )
 
 
 # --- test-time mode (the official test script never leaves Torch's training mode) ---
@@ -298,7 +307,9 @@ def test_per_image_norm_normalises_each_image_with_its_own_statistics():
     conv = block.conv(x).numpy()
     mean = conv.mean(axis=(1, 2), keepdims=True)
     variance = conv.var(axis=(1, 2), keepdims=True)
-    expected = (conv - mean) / np.sqrt(variance + 1e-5) * block.norm_layer.gamma.numpy() + block.norm_layer.beta.numpy()
+    expected = (conv - mean) / np.sqrt(
+        variance + 1e-5
+    ) * block.norm_layer.gamma.numpy() + block.norm_layer.beta.numpy()
     got = block(x, training=False).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-4)
     # Batch-independent (each image alone gives the same), and nothing is updated.

@@ -84,7 +84,8 @@ def test_a_full_disk_during_a_backup_is_one_line_and_keeps_the_previous_state(tm
     directory = tmp_path / "backup"
     result = _run(sys.executable, "-c", _CHILD, "backup", str(directory), str(UNITS), str(LIMIT))
     assert _one_error_line(result) == (
-        f"error: {directory / 'latest.weights.h5'}: cannot write the backup: File too large")
+        f"error: {directory / 'latest.weights.h5'}: cannot write the backup: File too large"
+    )
     assert sorted(os.listdir(directory)) == ["latest.weights.h5", "training_metadata.json"]
     assert json.loads((directory / "training_metadata.json").read_text())["epoch"] == 1
     _loads(directory / "latest.weights.h5")
@@ -143,8 +144,15 @@ def test_train_with_a_workdir_that_is_a_file_is_one_line(tmp_path):
     write_shard(tmp_path / "train-0.tfrecord", [encode_pair(image, image, points, points)] * 2)
     workdir = tmp_path / "run"
     workdir.write_text("not a folder")
-    result = _run(sys.executable, "-m", "gfrnet_tf.apps.train", "--config=smoke",
-                  f"--workdir={workdir}", f"--data={tmp_path}/train-*.tfrecord", "--synthetic_pose")
+    result = _run(
+        sys.executable,
+        "-m",
+        "gfrnet_tf.apps.train",
+        "--config=smoke",
+        f"--workdir={workdir}",
+        f"--data={tmp_path}/train-*.tfrecord",
+        "--synthetic_pose",
+    )
     assert _one_error_line(result) == f"error: {workdir}: is a file, not a folder"
     assert workdir.read_text() == "not a folder"
 
@@ -158,7 +166,10 @@ def test_what_a_killed_save_left_behind_is_removed_at_the_next_start(tmp_path):
         directory.mkdir()
         (directory / ".step-00000005.weights.h5.x1y2.tmp").write_bytes(b"half")
         (directory / "keep.txt").write_text("not ours to remove")
-    saver, backup = StepCheckpoint(str(tmp_path / "checkpoints")), BackupAndRestore(str(tmp_path / "backup"))
+    saver, backup = (
+        StepCheckpoint(str(tmp_path / "checkpoints")),
+        BackupAndRestore(str(tmp_path / "backup")),
+    )
     for callback in (saver, backup):
         callback.set_model(model)
         callback.on_train_begin()

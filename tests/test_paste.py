@@ -59,7 +59,11 @@ def _rotated(points, degrees, scale=1.0, shift=(0.0, 0.0)):
 
 def test_guide_choice_picks_the_nearest_pose():
     face = np.array([[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]], float)  # 5 points
-    guides = [_rotated(face, 30), _rotated(face, 4, scale=2.5, shift=(100, -40)), _rotated(face, -12)]
+    guides = [
+        _rotated(face, 30),
+        _rotated(face, 4, scale=2.5, shift=(100, -40)),
+        _rotated(face, -12),
+    ]
     index, distances = choose_guide(face, guides)
     assert index == 1
     assert distances[1] < distances[2] < distances[0]

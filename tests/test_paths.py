@@ -19,8 +19,10 @@ def test_output_folder_is_created_or_refused_by_name(tmp_path):
     made = make_output_dir(tmp_path / "a" / "b")
     assert made.is_dir()
     (tmp_path / "file").write_text("x")
-    for path, problem in ((tmp_path / "file", "is a file"),
-                          (tmp_path / "file" / "sub", "cannot write here: Not a directory")):
+    for path, problem in (
+        (tmp_path / "file", "is a file"),
+        (tmp_path / "file" / "sub", "cannot write here: Not a directory"),
+    ):
         with pytest.raises(BadOutputError, match=problem) as error:
             make_output_dir(path)
         assert error.value.source == str(path)

@@ -177,7 +177,7 @@ def test_flip_and_synthetic_pose_keep_points_on_their_dots(shards):
     config = _config()
     config.synthetic_pose.enabled = True
     epoch = _epoch(pipeline.make_dataset(pattern, config, training=True))
-    inputs, targets = epoch[0][0], epoch[0][1]
+    targets = epoch[0][1]
     assert targets["flow"].shape == (2, SIZE, SIZE, 2)
     targets_all = np.concatenate([t["target"] for _, t in epoch])
     points_all = np.concatenate([t["landmarks"] for _, t in epoch])
@@ -279,5 +279,10 @@ def test_synthetic_pose_never_decodes_the_stored_guide(tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError):
         _epoch(pipeline.make_dataset(path, config, training=False))
     config.synthetic_pose.enabled = True
-    (inputs, targets), = _epoch(pipeline.make_dataset(path, config, training=False))
-    assert inputs["guide"].shape == (1, SIZE, SIZE, 3) and targets["flow"].shape == (1, SIZE, SIZE, 2)
+    ((inputs, targets),) = _epoch(pipeline.make_dataset(path, config, training=False))
+    assert inputs["guide"].shape == (1, SIZE, SIZE, 3) and targets["flow"].shape == (
+        1,
+        SIZE,
+        SIZE,
+        2,
+    )

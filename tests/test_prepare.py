@@ -24,16 +24,26 @@ from gfrnet_tf.data.validation import validate_shard
 from gfrnet_tf.errors import BadImageError
 from gfrnet_tf.io.paths import safe_name
 from gfrnet_tf.pipelines import identity as identity_lib
-from gfrnet_tf.pipelines.identity import SPLITS
 from gfrnet_tf.pipelines import listing
+from gfrnet_tf.pipelines.identity import SPLITS
 from gfrnet_tf.pipelines.photo import PreparedFace
 
 sys.path.insert(0, str(Path(__file__).parent))
-from prepare_fixtures import MAX_PHOTO_BYTES, add_hostile, make_collection, tree_state  # noqa: E402
+from prepare_fixtures import MAX_PHOTO_BYTES, add_hostile, make_collection, tree_state
 
 # The fixture photos are 256 px with ~45 px faces: lower the size and sharpness filters.
-SMALL = ["--min-face-size", "32", "--min-sharpness", "0", "--num-shards", "4",
-         "--max-photo-bytes", str(MAX_PHOTO_BYTES), "--synthetic-pose", "--export-guides"]
+SMALL = [
+    "--min-face-size",
+    "32",
+    "--min-sharpness",
+    "0",
+    "--num-shards",
+    "4",
+    "--max-photo-bytes",
+    str(MAX_PHOTO_BYTES),
+    "--synthetic-pose",
+    "--export-guides",
+]
 IN_PROCESS = ["--direct_running_mode=in_memory"]
 REPO = Path(__file__).parents[1]
 
@@ -48,7 +58,8 @@ def collection(tmp_path_factory):
 
 def _prepare(collection, output, *extra):
     settings, beam_args, _ = prepare_app.parse_args(
-        ["--input", str(collection[0]), "--output", str(output), *SMALL, *extra])
+        ["--input", str(collection[0]), "--output", str(output), *SMALL, *extra]
+    )
     return prepare_app.run_pipeline(settings, beam_args)
 
 
@@ -63,15 +74,33 @@ def rerun(prepared, collection, tmp_path_factory):
     """The same flags in a new process, with photos one per element instead of 16, into a
     folder holding an earlier run's shard and a file of the user's."""
     output = tmp_path_factory.mktemp("rerun")
-    unused = next(f"train-{i:05d}-of-00004.tfrecord" for i in range(4)
-                  if f"train-{i:05d}-of-00004.tfrecord" not in prepared[1]["shards"])
+    unused = next(
+        f"train-{i:05d}-of-00004.tfrecord"
+        for i in range(4)
+        if f"train-{i:05d}-of-00004.tfrecord" not in prepared[1]["shards"]
+    )
     (output / unused).write_bytes(b"an earlier run's shard")
     (output / "notes.txt").write_text("not ours")
     completed = subprocess.run(
-        [sys.executable, "-m", "gfrnet_tf.apps.prepare", "--input", str(collection[0]),
-         "--output", str(output), *SMALL, "--photos-per-batch", "1", *IN_PROCESS],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        [
+            sys.executable,
+            "-m",
+            "gfrnet_tf.apps.prepare",
+            "--input",
+            str(collection[0]),
+            "--output",
+            str(output),
+            *SMALL,
+            "--photos-per-batch",
+            "1",
+            *IN_PROCESS,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     return output, completed, unused
 
 
@@ -86,13 +115,20 @@ def _records(output):
 
 def _files(folder):
     """`{relative path: sha256}` of every file under `folder` (hidden ones included)."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _rejected(output):
-    return dict((key, (reason, problem)) for key, reason, problem in
-                (line.split("\t") for line in (output / "rejected.tsv").read_text().splitlines()))
+    return dict(
+        (key, (reason, problem))
+        for key, reason, problem in (
+            line.split("\t") for line in (output / "rejected.tsv").read_text().splitlines()
+        )
+    )
 
 
 def test_rejections_one_row_each_by_reason(prepared, collection):
@@ -109,9 +145,11 @@ def test_rejections_one_row_each_by_reason(prepared, collection):
     assert counts["rejected_empty_identity"] == 1
     rows = _rejected(output)
     assert {key: reason for key, (reason, _) in rows.items()} == {
-        "no_faces/clouds.png": "no_face", "no_faces/cut.jpg": "bad_image",
+        "no_faces/clouds.png": "no_face",
+        "no_faces/cut.jpg": "bad_image",
         **{name: "bad_image" for name in unreadable + list(hostile)},
-        **{name: "no_face" for name in faceless}}
+        **{name: "no_face" for name in faceless},
+    }
     for key, words in hostile.items():
         assert words in rows[key][1], (key, rows[key])
     lines = (output / "rejected.tsv").read_text().splitlines()
@@ -121,7 +159,8 @@ def test_rejections_one_row_each_by_reason(prepared, collection):
 def test_hostile_names_are_prepared_under_escaped_names(prepared, collection):
     records = _records(prepared[0])
     targets = {r["target_file"].decode() for r in records} | {
-        r["guide_file"].decode() for r in records}
+        r["guide_file"].decode() for r in records
+    }
     assert collection[2] <= targets  # caf\xe9/..., hostile/\xff\xfe.png, the 244-byte name
     identities = {r["identity"].decode() for r in records}
     assert {"caf\\xe9", "hostile"} <= identities
@@ -133,14 +172,17 @@ def test_frontal_copy_is_the_guide_and_output_parses(prepared):
     astronaut = [r for r in records if r["identity"] == b"astronaut"]
     assert {r["guide_file"] for r in astronaut} == {b"astronaut/frontal.png"}
     assert sorted(r["target_file"] for r in astronaut) == [
-        b"astronaut/recoloured_tilted.png", b"astronaut/scaled_tilted.png",
-        b"astronaut/tilted_left.png", b"astronaut/tilted_right.jpg"]
+        b"astronaut/recoloured_tilted.png",
+        b"astronaut/scaled_tilted.png",
+        b"astronaut/tilted_left.png",
+        b"astronaut/tilted_right.jpg",
+    ]
     for record in records:
         assert record["target"].shape == (256, 256, 3)
         inner = record["landmarks"][17:]
         assert ((inner > 0) & (inner < 256)).all()
     # The lone photo became a synthetic-pose pair with itself as guide.
-    solo, = [r for r in records if r["identity"] == b"solo"]
+    (solo,) = [r for r in records if r["identity"] == b"solo"]
     assert solo["guide_file"] == solo["target_file"] == b"solo/only.jpg"
     np.testing.assert_array_equal(solo["guide"], solo["target"])
     assert len(records) == 4 + 1 + 1 + 1  # astronaut, solo, caf\xe9, hostile
@@ -149,8 +191,10 @@ def test_frontal_copy_is_the_guide_and_output_parses(prepared):
 def test_manifest_is_the_dataset_handle(prepared):
     output, manifest = prepared
     assert manifest == json.loads((output / "manifest.json").read_text())
-    assert (manifest["format"], manifest["schema_version"]) == ("gfrnet_tf.prepared",
-                                                                SCHEMA_VERSION)
+    assert (manifest["format"], manifest["schema_version"]) == (
+        "gfrnet_tf.prepared",
+        SCHEMA_VERSION,
+    )
     assert manifest["image_size"] == 256 and manifest["synthetic_pose"] is True
     on_disk = sorted(p.name for p in output.glob("*.tfrecord"))
     listed = sorted(name for split in manifest["splits"].values() for name in split["shards"])
@@ -166,16 +210,19 @@ def test_manifest_is_the_dataset_handle(prepared):
     for split in SPLITS:
         assert dataset.records(split) == manifest["splits"][split]["records"]
         if dataset.records(split):
-            assert dataset.files(split) == [str(output / name)
-                                            for name in manifest["splits"][split]["shards"]]
+            assert dataset.files(split) == [
+                str(output / name) for name in manifest["splits"][split]["shards"]
+            ]
 
 
 def test_guides_exported_under_safe_names(prepared):
     output, _ = prepared
-    exported = sorted(p.relative_to(output / "guides").as_posix()
-                      for p in (output / "guides").rglob("*.json"))
+    exported = sorted(
+        p.relative_to(output / "guides").as_posix() for p in (output / "guides").rglob("*.json")
+    )
     assert sorted(p.split("/")[1] for p in exported) == sorted(
-        f"{safe_name(n)}.json" for n in ["astronaut", "solo", "caf\\xe9", "hostile"])
+        f"{safe_name(n)}.json" for n in ["astronaut", "solo", "caf\\xe9", "hostile"]
+    )
     details = {json.loads((output / "guides" / p).read_text())["identity"]: p for p in exported}
     astronaut = json.loads((output / "guides" / details["astronaut"]).read_text())
     assert astronaut["photo"] == "astronaut/frontal.png" and len(astronaut["landmarks"]) == 68
@@ -188,8 +235,10 @@ def test_rerun_with_other_batches_is_byte_identical(prepared, rerun):
     assert completed.returncode == 1, completed.stderr[-2000:]
     assert "Traceback" not in completed.stderr
     counts = manifest["counts"]
-    assert (f"rejected: bad_image {counts['rejected_bad_image']}, empty_identity 1, "
-            f"no_face {counts['rejected_no_face']}") in completed.stdout
+    assert (
+        f"rejected: bad_image {counts['rejected_bad_image']}, empty_identity 1, "
+        f"no_face {counts['rejected_no_face']}"
+    ) in completed.stdout
     assert not (rerun_output / unused).exists()  # the earlier run's shard is gone
     assert (rerun_output / "notes.txt").read_text() == "not ours"
     (rerun_output / "notes.txt").unlink()
@@ -210,16 +259,22 @@ def test_output_inside_input_is_refused(collection, capsys):
     for output in (root / "astronaut" / "prepared", root, root / "new"):
         assert prepare_app.main(["--input", str(root), "--output", str(output), *SMALL]) == 1
         error = capsys.readouterr().err
-        assert error == (f"error: {output}: --output is inside --input {root}: its files "
-                         "would be read back as photos; choose a folder outside the input\n")
+        assert error == (
+            f"error: {output}: --output is inside --input {root}: its files "
+            "would be read back as photos; choose a folder outside the input\n"
+        )
     assert tree_state(root) == before
 
 
 def test_unwritable_output_is_one_line(collection, tmp_path, capsys):
     (tmp_path / "a_file").write_text("x")
     for output in (tmp_path / "a_file", tmp_path / "a_file" / "below"):
-        assert prepare_app.main(["--input", str(collection[0]), "--output", str(output),
-                                 *SMALL, *IN_PROCESS]) == 1
+        assert (
+            prepare_app.main(
+                ["--input", str(collection[0]), "--output", str(output), *SMALL, *IN_PROCESS]
+            )
+            == 1
+        )
         error = capsys.readouterr().err
         assert error.startswith(f"error: {output}: cannot write the output folder (")
         assert error.count("\n") == 1
@@ -227,8 +282,12 @@ def test_unwritable_output_is_one_line(collection, tmp_path, capsys):
 
 
 def test_read_only_output_is_one_line(collection, read_only_folder, capsys):
-    assert prepare_app.main(["--input", str(collection[0]), "--output", str(read_only_folder),
-                             *SMALL, *IN_PROCESS]) == 1
+    assert (
+        prepare_app.main(
+            ["--input", str(collection[0]), "--output", str(read_only_folder), *SMALL, *IN_PROCESS]
+        )
+        == 1
+    )
     error = capsys.readouterr().err
     assert error.startswith(f"error: {read_only_folder}: cannot write the output folder (")
     assert error.count("\n") == 1
@@ -257,32 +316,54 @@ def test_a_file_that_changes_size_while_read_is_rejected(tmp_path, monkeypatch):
 def test_dask_runner_on_two_workers_writes_the_same_bytes(prepared, collection, tmp_path):
     distributed = pytest.importorskip("distributed")
     output = tmp_path / "dask"
-    with distributed.LocalCluster(host="127.0.0.1", n_workers=2, threads_per_worker=1,
-                                  processes=True, dashboard_address=None) as cluster:
-        manifest = _prepare(collection, output, "--photos-per-batch", "5", "--runner",
-                            "apache_beam.runners.dask.dask_runner.DaskRunner",
-                            "--dask_client_address", cluster.scheduler_address)
+    with distributed.LocalCluster(
+        host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        manifest = _prepare(
+            collection,
+            output,
+            "--photos-per-batch",
+            "5",
+            "--runner",
+            "apache_beam.runners.dask.dask_runner.DaskRunner",
+            "--dask_client_address",
+            cluster.scheduler_address,
+        )
     assert manifest == prepared[1]
     assert _files(output) == _files(prepared[0])
 
 
 def _face(key, yaw=0.0, roll=0.0, ear=0.3, sharpness=100.0, identity="a"):
-    return PreparedFace(key=key, identity=identity, png=b"", landmarks=np.zeros((68, 2)),
-                        confidence=1.0, sharpness=sharpness, yaw=yaw, roll=roll,
-                        eye_aspect_ratio=ear)
+    return PreparedFace(
+        key=key,
+        identity=identity,
+        png=b"",
+        landmarks=np.zeros((68, 2)),
+        confidence=1.0,
+        sharpness=sharpness,
+        yaw=yaw,
+        roll=roll,
+        eye_aspect_ratio=ear,
+    )
 
 
 def test_guide_needs_open_eyes_and_targets_are_capped():
-    faces = [_face("a/closed", ear=0.1), _face("a/turned", yaw=30),
-             _face("a/tilted", roll=-12), _face("a/slight", yaw=4, sharpness=50),
-             _face("a/sharp", yaw=-25, sharpness=900)]
+    faces = [
+        _face("a/closed", ear=0.1),
+        _face("a/turned", yaw=30),
+        _face("a/tilted", roll=-12),
+        _face("a/slight", yaw=4, sharpness=50),
+        _face("a/sharp", yaw=-25, sharpness=900),
+    ]
     options = identity_lib.PairOptions(max_per_identity=3)
     pairs, reason = identity_lib.make_pairs(faces, options)
     assert reason is None
     assert {guide.key for _, guide in pairs} == {"a/slight"}
     assert [target.key for target, _ in pairs] == ["a/sharp", "a/closed"]  # sharpest first
-    assert identity_lib.make_pairs([_face("a/x", ear=0.1), _face("a/y", ear=0.15)],
-                                   options) == ([], "no_open_eyes_guide")
+    assert identity_lib.make_pairs([_face("a/x", ear=0.1), _face("a/y", ear=0.15)], options) == (
+        [],
+        "no_open_eyes_guide",
+    )
     assert identity_lib.make_pairs([_face("a/x")], options) == ([], "single_photo_identity")
 
 
@@ -296,8 +377,9 @@ def test_split_is_a_function_of_the_identity():
     assert shards == set(range(7))
 
 
-@pytest.mark.parametrize("name", ["../x", "/etc/passwd", "..", ".", "", "a\x00b",
-                                  "a/b", "x" * 300, "Zoë Saldaña"])
+@pytest.mark.parametrize(
+    "name", ["../x", "/etc/passwd", "..", ".", "", "a\x00b", "a/b", "x" * 300, "Zoë Saldaña"]
+)
 def test_identity_names_cannot_escape_the_output(tmp_path, name):
     safe = safe_name(name)
     assert safe and not safe.startswith(".") and "/" not in safe and "\x00" not in safe
@@ -321,8 +403,12 @@ def test_missing_beam_is_one_line(monkeypatch, capsys, tmp_path):
 def test_bad_flags_are_one_line(capsys, tmp_path):
     assert prepare_app.main(["--input", str(tmp_path / "nope"), "--output", str(tmp_path)]) == 1
     assert capsys.readouterr().err.strip().endswith("nope: --input is not a folder")
-    assert prepare_app.main(["--input", str(tmp_path), "--output", str(tmp_path),
-                         "--max-per-identity", "1"]) == 1
+    assert (
+        prepare_app.main(
+            ["--input", str(tmp_path), "--output", str(tmp_path), "--max-per-identity", "1"]
+        )
+        == 1
+    )
     assert "--max-per-identity: must be at least 2" in capsys.readouterr().err
 
 
@@ -330,12 +416,12 @@ def test_photo_filters_and_all_faces():
     import cv2
 
     from gfrnet_tf.faces import DlibLandmarks
-    from gfrnet_tf.sample import load_sample
     from gfrnet_tf.pipelines.photo import FaceOptions, RejectedFaceError, prepare_image
+    from gfrnet_tf.sample import load_sample
 
     image, _ = load_sample()
     landmarks = DlibLandmarks()
-    kept, = prepare_image(image, "s/face.png", "s", landmarks)
+    (kept,) = prepare_image(image, "s/face.png", "s", landmarks)
     assert kept.key == "s/face.png" and abs(kept.yaw) < 10 and kept.sharpness > 30
     small = cv2.resize(image, (80, 80), interpolation=cv2.INTER_AREA)
     with pytest.raises(RejectedFaceError, match="smaller than 64 px") as caught:
@@ -354,30 +440,41 @@ def test_candidates_reduce_without_changing_the_pairs():
     rng = np.random.default_rng(3)
     options = identity_lib.PairOptions(max_per_identity=3)
     for trial in range(200):
-        faces = [_face(f"a/{i:02d}", yaw=rng.uniform(-40, 40), roll=rng.uniform(-20, 20),
-                       ear=rng.uniform(0.1, 0.35), sharpness=float(rng.integers(1, 6)))
-                 for i in range(rng.integers(1, 12))]
+        faces = [
+            _face(
+                f"a/{i:02d}",
+                yaw=rng.uniform(-40, 40),
+                roll=rng.uniform(-20, 20),
+                ear=rng.uniform(0.1, 0.35),
+                sharpness=float(rng.integers(1, 6)),
+            )
+            for i in range(rng.integers(1, 12))
+        ]
         chunks = np.array_split(rng.permutation(len(faces)), 3)
-        partial = [identity_lib.keep_candidates([faces[i] for i in chunk], options)
-                   for chunk in chunks]
+        partial = [
+            identity_lib.keep_candidates([faces[i] for i in chunk], options) for chunk in chunks
+        ]
         merged = identity_lib.keep_candidates([f for kept in partial for f in kept], options)
         assert len(merged) <= options.max_per_identity + 1
         assert identity_lib.make_pairs(merged, options) == identity_lib.make_pairs(
-            faces, options), trial
+            faces, options
+        ), trial
 
 
 def test_landmark_file_for_another_photo_is_rejected(tmp_path):
     from gfrnet_tf.faces import FileLandmarks
-    from gfrnet_tf.sample import load_sample
     from gfrnet_tf.pipelines.photo import RejectedFaceError, prepare_image
+    from gfrnet_tf.sample import load_sample
 
     image, landmarks = load_sample()
     header = "image," + ",".join(f"x{i},y{i}" for i in range(68))
-    rows = [f"{name}," + ",".join(f"{v:.2f}" for v in points.ravel())
-            for name, points in [("s/right.png", landmarks), ("s/wrong.png", landmarks + 200)]]
+    rows = [
+        f"{name}," + ",".join(f"{v:.2f}" for v in points.ravel())
+        for name, points in [("s/right.png", landmarks), ("s/wrong.png", landmarks + 200)]
+    ]
     (tmp_path / "points.csv").write_text("\n".join([header, *rows]) + "\n")
     source = FileLandmarks(tmp_path / "points.csv")
-    kept, = prepare_image(image, "s/right.png", "s", source)
+    (kept,) = prepare_image(image, "s/right.png", "s", source)
     # The sample's points, re-cropped with the margin: same face, moved and scaled.
     assert np.corrcoef(kept.landmarks[:, 0], landmarks[:, 0])[0, 1] > 0.999
     with pytest.raises(RejectedFaceError) as caught:
@@ -405,11 +502,24 @@ def test_full_disk_is_one_line_and_leaves_no_temp_files(collection, tmp_path):
     before = tree_state(root)
     output = tmp_path / "out"
     completed = subprocess.run(
-        [sys.executable, "-m", "gfrnet_tf.apps.prepare", "--input", str(root),
-         "--output", str(output), *SMALL, *IN_PROCESS],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "gfrnet_tf.apps.prepare",
+            "--input",
+            str(root),
+            "--output",
+            str(output),
+            *SMALL,
+            *IN_PROCESS,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
         preexec_fn=_file_size_limit(64 * 1024),  # a shard of 4 pairs is ~600 KB
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert completed.returncode == 1
     errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: {output}: the pipeline failed: {errors[0].split(': ', 3)[3]}"]

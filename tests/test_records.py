@@ -159,8 +159,11 @@ def test_truncated_shard_is_a_bad_record_error(tmp_path):
         data = handle.read()
     with open(path, "wb") as handle:
         handle.write(data[: len(data) - 100])
-    with pytest.raises(BadRecordError, match=r"record 3: states a length of \d+ bytes .* only "
-                                             r"\d+ follow \(truncated"):
+    with pytest.raises(
+        BadRecordError,
+        match=r"record 3: states a length of \d+ bytes .* only "
+        r"\d+ follow \(truncated",
+    ):
         validation.validate_shard(path)
 
 

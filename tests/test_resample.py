@@ -79,8 +79,23 @@ def test_warp_of_other_spatial_shape_and_rank():
 
 def test_border_fades_to_zero_over_one_pixel():
     ones = np.ones((1, 3, 4, 1), np.float32)
-    warp = np.array([[[-1.0, 1.0], [-0.75, 1.0], [-0.5, 1.0], [0.0, 1.0], [3.0, 1.0], [3.5, 1.0],
-                      [4.0, 1.0], [1.0, -0.5], [-0.5, -0.5], [1.0, 2.25]]], np.float32)
+    warp = np.array(
+        [
+            [
+                [-1.0, 1.0],
+                [-0.75, 1.0],
+                [-0.5, 1.0],
+                [0.0, 1.0],
+                [3.0, 1.0],
+                [3.5, 1.0],
+                [4.0, 1.0],
+                [1.0, -0.5],
+                [-0.5, -0.5],
+                [1.0, 2.25],
+            ]
+        ],
+        np.float32,
+    )
     expected = [0.0, 0.25, 0.5, 1.0, 1.0, 0.5, 0.0, 0.5, 0.25, 0.75]
     np.testing.assert_allclose(resample(ones, warp).numpy()[0, :, 0], expected, atol=1e-7)
 
@@ -215,8 +230,12 @@ def test_identity_grid_values_and_point_round_trip():
 
 @pytest.mark.parametrize(
     "data_shape, warp_shape, message",
-    [((9, 7, 3), (1, 4, 2), "data must be"), ((1, 9, 7, 3), (1, 4, 3), "warp must be"),
-     ((1, 9, 7, 3), (4,), "warp must be"), ((2, 9, 7, 3), (3, 4, 2), "batch sizes differ")],
+    [
+        ((9, 7, 3), (1, 4, 2), "data must be"),
+        ((1, 9, 7, 3), (1, 4, 3), "warp must be"),
+        ((1, 9, 7, 3), (4,), "warp must be"),
+        ((2, 9, 7, 3), (3, 4, 2), "batch sizes differ"),
+    ],
 )
 def test_bad_shapes_fail_with_a_readable_message(data_shape, warp_shape, message):
     with pytest.raises(ValueError, match=message):

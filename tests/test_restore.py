@@ -141,23 +141,40 @@ def test_restore_folder_good_nonface_corrupt(tiny_savedmodel, tmp_path):
     save_image(guides / "landscape.png", smooth)  # a guide without a face
     out = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, "-m", "gfrnet_tf.apps.restore", f"--model={model_path}",
-         f"--input={photos}", f"--guide={guides / 'flipped.png'}",
-         f"--guide={guides / 'frontal.png'}", f"--guide={guides / 'landscape.png'}",
-         f"--output={out}", "--flow"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "gfrnet_tf.apps.restore",
+            f"--model={model_path}",
+            f"--input={photos}",
+            f"--guide={guides / 'flipped.png'}",
+            f"--guide={guides / 'frontal.png'}",
+            f"--guide={guides / 'landscape.png'}",
+            f"--output={out}",
+            "--flow",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 1, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 3, done.stderr
-    for expected in ("photos/broken.jpg: ", "guides/landscape.png: no face", "photos/noface.png: no face"):
+    for expected in (
+        "photos/broken.jpg: ",
+        "guides/landscape.png: no face",
+        "photos/noface.png: no face",
+    ):
         assert sum(expected in line for line in errors) == 1, (expected, errors)
     assert "Traceback" not in done.stderr
     assert "failed: bad_image 1, no_face 2" in done.stderr
     assert "face 0: guide frontal.png" in done.stdout  # not the mirrored pose
     assert sorted(p.name for p in out.iterdir()) == [
-        "astronaut_face0.png", "astronaut_face0_compare.png", "astronaut_face0_flow.png",
+        "astronaut_face0.png",
+        "astronaut_face0_compare.png",
+        "astronaut_face0_flow.png",
         "astronaut_restored.png",
     ]
     restored = load_image(out / "astronaut_restored.png")
@@ -171,7 +188,9 @@ def test_restore_folder_good_nonface_corrupt(tiny_savedmodel, tmp_path):
     assert load_image(out / "astronaut_face0_compare.png").shape == (SIZE, 4 * SIZE + 6, 3)
 
 
-def test_aligned_restore_of_the_awkward_corpus_restores_or_rejects_each_file(tiny_savedmodel, tmp_path):
+def test_aligned_restore_of_the_awkward_corpus_restores_or_rejects_each_file(
+    tiny_savedmodel, tmp_path
+):
     """Issue 8: every category of `image_fixtures` through gfrnet-restore -- restored, or
     rejected in one line naming the file and the problem, with no traceback and no output."""
     from image_fixtures import write_corpus
@@ -183,9 +202,20 @@ def test_aligned_restore_of_the_awkward_corpus_restores_or_rejects_each_file(tin
     save_image(guide, load_sample()[0])
     out = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, "-m", "gfrnet_tf.apps.restore", f"--model={tiny_savedmodel}",
-         f"--input={photos}", f"--guide={guide}", f"--output={out}", "--aligned"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "gfrnet_tf.apps.restore",
+            f"--model={tiny_savedmodel}",
+            f"--input={photos}",
+            f"--guide={guide}",
+            f"--output={out}",
+            "--aligned",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 1, done.stderr
@@ -198,8 +228,10 @@ def test_aligned_restore_of_the_awkward_corpus_restores_or_rejects_each_file(tin
         if outcome == "converted":
             height, width = details[0].shape[:2]
             if height != width:  # decoded and oriented right, then refused as no face crop
-                assert mine == [f"error: {photos / name}: --aligned needs square face crops, "
-                                f"got {width}x{height}"], (name, mine)
+                assert mine == [
+                    f"error: {photos / name}: --aligned needs square face crops, "
+                    f"got {width}x{height}"
+                ], (name, mine)
                 continue
             assert not mine, (name, mine)
             restored = load_image(out / f"{stem}_restored.png")
@@ -207,6 +239,8 @@ def test_aligned_restore_of_the_awkward_corpus_restores_or_rejects_each_file(tin
         else:
             assert len(mine) == 1 and details[0] in mine[0], (name, mine)
             assert not any(f.startswith(stem + "_") for f in written), (name, written)
-    restorable = sum(o == "converted" and d[0].shape[0] == d[0].shape[1] for o, *d in outcomes.values())
+    restorable = sum(
+        o == "converted" and d[0].shape[0] == d[0].shape[1] for o, *d in outcomes.values()
+    )
     assert restorable > 0 and len(errors) == len(outcomes) - restorable
     assert f"failed: bad_image {len(errors)}" in done.stderr

@@ -56,17 +56,31 @@ def tree_hashes(root):
     for dirpath, dirnames, filenames in os.walk(root):
         for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             path = os.path.join(dirpath, name)
-            content = os.fsencode(os.readlink(path)) if os.path.islink(path) \
-                else Path(path).read_bytes()
+            content = (
+                os.fsencode(os.readlink(path)) if os.path.islink(path) else Path(path).read_bytes()
+            )
             hashes[os.path.relpath(path, root)] = hashlib.sha256(content).hexdigest()
     return hashes
 
 
 def restore(model, input_path, output, guide, *extra, env=None, wrap=(), preexec_fn=None):
     done = subprocess.run(
-        [*wrap, sys.executable, "-m", "gfrnet_tf.apps.restore", f"--model={model[1]}",
-         f"--input={input_path}", f"--guide={guide}", f"--output={output}", "--aligned", *extra],
-        cwd=REPO, capture_output=True, timeout=300, preexec_fn=preexec_fn,
+        [
+            *wrap,
+            sys.executable,
+            "-m",
+            "gfrnet_tf.apps.restore",
+            f"--model={model[1]}",
+            f"--input={input_path}",
+            f"--guide={guide}",
+            f"--output={output}",
+            "--aligned",
+            *extra,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        timeout=300,
+        preexec_fn=preexec_fn,
         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
     )
     stderr = done.stderr.decode("utf-8", "replace")
@@ -81,7 +95,8 @@ def error_lines(stderr):
 
 @pytest.mark.parametrize("where", ["same", "through_symlink"])
 def test_an_output_folder_in_the_input_folder_is_refused_before_anything_is_written(
-        tiny_model, photos, where):
+    tiny_model, photos, where
+):
     tmp = photos.parent
     (tmp / "link").symlink_to(photos)
     output = {"same": photos, "through_symlink": tmp / "link" / "out"}[where]
@@ -89,7 +104,8 @@ def test_an_output_folder_in_the_input_folder_is_refused_before_anything_is_writ
     status, stdout, stderr = restore(tiny_model, photos, output, tmp / "guide.png")
     assert status == 1
     assert error_lines(stderr) == [
-        f"error: {output}: is inside the input folder {photos}; choose a folder outside it"]
+        f"error: {output}: is inside the input folder {photos}; choose a folder outside it"
+    ]
     assert tree_hashes(tmp) == before  # the user's a_face0.png and a_restored.png intact
     assert not (photos / "out").exists()
 
@@ -128,12 +144,14 @@ def test_a_full_output_folder_stops_in_one_line_without_a_partial_photo(tiny_mod
     def limit_file_size():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    status, stdout, stderr = restore(tiny_model, photos, output, tmp / "guide.png",
-                                     preexec_fn=limit_file_size)
+    status, stdout, stderr = restore(
+        tiny_model, photos, output, tmp / "guide.png", preexec_fn=limit_file_size
+    )
     assert status == 1
     errors = error_lines(stderr)
-    assert len(errors) == 1 and errors[0].startswith(f"error: {output}/a_face0_compare.png: "
-                                                     "cannot be written (File too large)"), stderr
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: {output}/a_face0_compare.png: cannot be written (File too large)"
+    ), stderr
     assert sorted(os.listdir(output)) == []  # a_face0.png was written, then removed
     assert tree_hashes(tmp) == before
 
@@ -174,11 +192,16 @@ def test_long_and_undecodable_names_under_a_strict_locale(tiny_model, tmp_path):
     output = tmp_path / "out"
     before = tree_hashes(photos)
     status, stdout, stderr = restore(
-        tiny_model, photos, output, tmp_path / "guide.png",
-        env={"LC_ALL": "C", "LANG": "C", "PYTHONIOENCODING": "ascii:strict"})
+        tiny_model,
+        photos,
+        output,
+        tmp_path / "guide.png",
+        env={"LC_ALL": "C", "LANG": "C", "PYTHONIOENCODING": "ascii:strict"},
+    )
     assert status == 1, stderr
     assert error_lines(stderr) == [
-        f"error: {photos}/br\\xffken.png: not an image file (unrecognised format)"]
+        f"error: {photos}/br\\xffken.png: not an image file (unrecognised format)"
+    ]
     assert "restored 5 file(s)" in stdout and "failed: bad_image 1" in stderr
     assert "b\\xffad.png: restored 1 face(s)" in stdout
     assert "Jos\\xe9.png: restored 1 face(s)" in stdout
@@ -188,8 +211,11 @@ def test_long_and_undecodable_names_under_a_strict_locale(tiny_model, tmp_path):
     assert max(len(os.fsencode(name)) for name in written) <= NAME_MAX - 14  # temp names fit
     for name in ("b\udcffad", "Jos\u00e9", "plain"):
         assert f"{name}_restored.png" in written
-    long_stems = sorted(n.removesuffix("_restored.png") for n in written
-                        if n.startswith("xxx") and n.endswith("_restored.png"))
+    long_stems = sorted(
+        n.removesuffix("_restored.png")
+        for n in written
+        if n.startswith("xxx") and n.endswith("_restored.png")
+    )
     assert len(long_stems) == 2 and long_stems[0] != long_stems[1]
     for stem in long_stems:
         assert stem[:-9] == "x" * (len(stem) - 9) and stem[-9] == "-"  # readable prefix + tag
@@ -202,11 +228,18 @@ def test_long_and_undecodable_names_under_a_strict_locale(tiny_model, tmp_path):
 def test_output_stems_are_distinct_deterministic_and_fit(tmp_path):
     (tmp_path / "photos").mkdir()
     folder = OutputFolder(tmp_path / "out", tmp_path / "photos", longest_suffix="_face999_x.png")
-    photos = [tmp_path / "photos" / name for name in (
-        "a.jpg", "a.png", "a_jpg.gif",  # `a_jpg` twice: both must be tagged apart
-        "y" * 250 + "1.png", "y" * 250 + "2.png",  # equal once cut
-        "\u00e9" * 120 + ".png",  # two bytes per character: cut by bytes, on a character
-        "plain.png")]
+    photos = [
+        tmp_path / "photos" / name
+        for name in (
+            "a.jpg",
+            "a.png",
+            "a_jpg.gif",  # `a_jpg` twice: both must be tagged apart
+            "y" * 250 + "1.png",
+            "y" * 250 + "2.png",  # equal once cut
+            "\u00e9" * 120 + ".png",  # two bytes per character: cut by bytes, on a character
+            "plain.png",
+        )
+    ]
     stems = folder.stems(photos)
     assert stems == folder.stems(list(reversed(photos)))  # order-free, rerun-stable
     assert len(set(stems.values())) == len(photos)
@@ -225,8 +258,13 @@ def test_output_folder_checks(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     (tmp_path / "link").symlink_to(photos)
-    for inside in (photos, photos / "deep" / "er", tmp_path / "elsewhere" / ".." / "photos" / "x",
-                   tmp_path / "link" / "x", Path(os.path.relpath(photos / "y"))):
+    for inside in (
+        photos,
+        photos / "deep" / "er",
+        tmp_path / "elsewhere" / ".." / "photos" / "x",
+        tmp_path / "link" / "x",
+        Path(os.path.relpath(photos / "y")),
+    ):
         with pytest.raises(OutputFolderError, match="inside the input folder"):
             OutputFolder(inside, photos)
     assert os.listdir(photos) == [] and not (tmp_path / "elsewhere").exists()

@@ -45,8 +45,11 @@ def serve_rest(loaded, body):
         return 400, {"error": error.message}
     if "instances" in body:
         batch = len(next(iter(outputs.values())))
-        return 200, {"predictions": [{name: value[i].tolist() for name, value in outputs.items()}
-                                     for i in range(batch)]}
+        return 200, {
+            "predictions": [
+                {name: value[i].tolist() for name, value in outputs.items()} for i in range(batch)
+            ]
+        }
     return 200, {"outputs": {name: value.tolist() for name, value in outputs.items()}}
 
 
@@ -73,7 +76,9 @@ def _serve_folder(model_dir, folder):
         path.with_name(path.name + ".answer").write_text(json.dumps(answer))
     for path in sorted(Path(folder).glob("*.pb")):
         request = predict_pb2.PredictRequest.FromString(path.read_bytes())
-        path.with_name(path.name + ".answer").write_bytes(serve_grpc(loaded, request).SerializeToString())
+        path.with_name(path.name + ".answer").write_bytes(
+            serve_grpc(loaded, request).SerializeToString()
+        )
 
 
 @pytest.fixture(scope="module")
@@ -127,16 +132,24 @@ def test_requests_executed_in_a_fresh_process(exported, tmp_path):
         data = json.dumps(request) if name.endswith(".json") else request.SerializeToString()
         (tmp_path / name).write_bytes(data.encode() if isinstance(data, str) else data)
     # The repository on the path too, for runs without `pip install -e .`.
-    python_path = os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
-                                                os.environ.get("PYTHONPATH")]))
-    subprocess.run([sys.executable, __file__, str(path), str(tmp_path)], check=True,
-                   capture_output=True, timeout=300, env={**os.environ, "PYTHONPATH": python_path})
+    python_path = os.pathsep.join(
+        filter(None, [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")])
+    )
+    subprocess.run(
+        [sys.executable, __file__, str(path), str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": python_path},
+    )
 
     for name in ("rows", "columns", "encoded"):
         answer = client.parse_rest_response((tmp_path / f"{name}.json.answer").read_text())
         _assert_outputs(answer, expected, name)
     for name in ("tensors", "encoded"):
-        response = predict_pb2.PredictResponse.FromString((tmp_path / f"{name}.pb.answer").read_bytes())
+        response = predict_pb2.PredictResponse.FromString(
+            (tmp_path / f"{name}.pb.answer").read_bytes()
+        )
         _assert_outputs(client.parse_grpc_response(response), expected, f"gRPC {name}")
     with pytest.raises(client.ServingError, match="degraded: element.*0.*is not a JPEG or PNG"):
         client.parse_rest_response((tmp_path / "undecodable.json.answer").read_text())
@@ -147,7 +160,7 @@ def test_predict_rest_over_http(exported):
     loaded = tf.saved_model.load(str(path))
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's naming)
+        def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             status, answer = serve_rest(loaded, body)
             data = json.dumps(answer).encode()
@@ -175,7 +188,10 @@ def test_predict_rest_over_http(exported):
 
 
 def test_rest_url():
-    assert client.rest_url("localhost:8501", "gfrnet") == "http://localhost:8501/v1/models/gfrnet:predict"
+    assert (
+        client.rest_url("localhost:8501", "gfrnet")
+        == "http://localhost:8501/v1/models/gfrnet:predict"
+    )
     assert client.rest_url("h:1", "m", 3) == "http://h:1/v1/models/m/versions/3:predict"
 
 
@@ -188,19 +204,36 @@ def test_rest_request_layouts():
     columns = client.rest_request(degraded, guide, layout="inputs")
     assert columns["inputs"] == {"degraded": degraded.tolist(), "guide": guide.tolist()}
     encoded = client.rest_request_encoded([b"\x01\x02"], [b"\xff"])
-    assert encoded == {"signature_name": "serve_encoded",
-                       "instances": [{"degraded": {"b64": "AQI="}, "guide": {"b64": "/w=="}}]}
+    assert encoded == {
+        "signature_name": "serve_encoded",
+        "instances": [{"degraded": {"b64": "AQI="}, "guide": {"b64": "/w=="}}],
+    }
     with pytest.raises(ValueError, match="layout"):
         client.rest_request(degraded, guide, layout="rows")
 
 
-@pytest.mark.parametrize("degraded,guide,message", [
-    (np.zeros((1, 4, 4, 3), np.float32), np.zeros((1, 4, 4, 3), np.uint8), "degraded must be uint8"),
-    (np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8), "shape \\[batch, height, width, 3\\]"),
-    (np.zeros((1, 4, 4, 4), np.uint8), np.zeros((1, 4, 4, 4), np.uint8), "shape \\[batch, height, width, 3\\]"),
-    (np.zeros((1, 4, 4, 3), np.uint8), np.zeros((2, 4, 4, 3), np.uint8), "differ in shape"),
-    (np.zeros((1, 8, 8, 3), np.uint8), np.zeros((1, 8, 8, 3), np.uint8), "must be 4x4"),
-])
+@pytest.mark.parametrize(
+    "degraded,guide,message",
+    [
+        (
+            np.zeros((1, 4, 4, 3), np.float32),
+            np.zeros((1, 4, 4, 3), np.uint8),
+            "degraded must be uint8",
+        ),
+        (
+            np.zeros((4, 4, 3), np.uint8),
+            np.zeros((4, 4, 3), np.uint8),
+            "shape \\[batch, height, width, 3\\]",
+        ),
+        (
+            np.zeros((1, 4, 4, 4), np.uint8),
+            np.zeros((1, 4, 4, 4), np.uint8),
+            "shape \\[batch, height, width, 3\\]",
+        ),
+        (np.zeros((1, 4, 4, 3), np.uint8), np.zeros((2, 4, 4, 3), np.uint8), "differ in shape"),
+        (np.zeros((1, 8, 8, 3), np.uint8), np.zeros((1, 8, 8, 3), np.uint8), "must be 4x4"),
+    ],
+)
 def test_bad_arrays_are_refused_before_sending(degraded, guide, message):
     with pytest.raises(ValueError, match=message):
         client.rest_request(degraded, guide, image_size=4)
@@ -221,8 +254,9 @@ def test_parse_rest_response_forms():
     rows = {"predictions": [{"restored": [[[1, 2, 3]]]}, {"restored": [[[4, 5, 6]]]}]}
     parsed = client.parse_rest_response(json.dumps(rows))
     assert parsed["restored"].dtype == np.uint8 and parsed["restored"].shape == (2, 1, 1, 3)
-    columns = client.parse_rest_response({"outputs": {"restored": [[[[7, 8, 9]]]],
-                                                      "flow": [[[[-0.25, 0.5]]]]}})
+    columns = client.parse_rest_response(
+        {"outputs": {"restored": [[[[7, 8, 9]]]], "flow": [[[[-0.25, 0.5]]]]}}
+    )
     np.testing.assert_array_equal(columns["restored"], [[[[7, 8, 9]]]])
     assert columns["flow"].dtype == np.float32  # not cut to uint8 like the images
     np.testing.assert_array_equal(columns["flow"], [[[[-0.25, 0.5]]]])

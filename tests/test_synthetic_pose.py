@@ -119,10 +119,18 @@ def test_compiled_guide_matches_the_graph_computation(grid, photometric):
     warp_seed, light_seed = tf.unstack(tf.constant([[1, 2], [3, 4]], tf.int64))
     draws = synthetic_pose.draw_warp(warp_seed, SIZE, SIZE, settings)
     light = synthetic_pose.draw_light(light_seed, settings) if photometric else None
-    args = (tf.constant(_smooth_image()), tf.constant(_landmarks()), draws, light,
-            synthetic_pose._fixed_point_steps(settings), 16 * grid)  # pylint: disable=protected-access
+    args = (
+        tf.constant(_smooth_image()),
+        tf.constant(_landmarks()),
+        draws,
+        light,
+        synthetic_pose._fixed_point_steps(settings),
+        16 * grid,
+    )
     compiled = synthetic_pose.render_guide_xla(*args)
     graph = tf.function(synthetic_pose.render_guide)(*args)
     # Only the order of float32 sums differs (XLA fuses): guide and flow to ~1e-6.
-    for name, a, b, atol in zip(("guide", "landmarks", "flow"), compiled, graph, (1e-5, 1e-4, 1e-5)):
+    for name, a, b, atol in zip(
+        ("guide", "landmarks", "flow"), compiled, graph, (1e-5, 1e-4, 1e-5)
+    ):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=atol, err_msg=name)

@@ -135,7 +135,9 @@ def test_training_mode_matches_and_running_variance_differs_only_by_bessel():
         train_out = _nhwc(twin(_nchw(x)))
     np.testing.assert_allclose(train_out, recnet(x, training=True).numpy(), atol=ATOL)
     torch_bn = twin.body.encoder[1].norm
-    np.testing.assert_allclose(torch_bn.running_mean.numpy(), keras_bn.moving_mean.numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        torch_bn.running_mean.numpy(), keras_bn.moving_mean.numpy(), atol=1e-5
+    )
     # Same momentum, but PyTorch's running_var takes the unbiased batch variance (n / (n-1))
     # where Keras takes the biased one: a known, tiny difference after training steps.
     n = 4 * (SIZE // 4) ** 2

@@ -20,13 +20,13 @@ import pytest
 import tensorflow as tf
 
 from gfrnet_tf.errors import TrainingDivergedError
+from gfrnet_tf.runs import latest_checkpoint
 from gfrnet_tf.training.callbacks import (
     BackupAndRestore,
     StepCheckpoint,
     StopOnNonFinite,
     TensorBoardLogger,
 )
-from gfrnet_tf.runs import latest_checkpoint
 from gfrnet_tf.training.schedule import StepDownOnPlateau
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,11 +34,16 @@ RATES = (2e-4, 2e-5, 2e-6)
 
 
 def _two_optimizers(rate=RATES[0]):
-    return types.SimpleNamespace(g_optimizer=keras.optimizers.Adam(rate), d_optimizer=keras.optimizers.Adam(rate))
+    return types.SimpleNamespace(
+        g_optimizer=keras.optimizers.Adam(rate), d_optimizer=keras.optimizers.Adam(rate)
+    )
 
 
 def _rates(model):
-    return [float(model.g_optimizer.learning_rate.numpy()), float(model.d_optimizer.learning_rate.numpy())]
+    return [
+        float(model.g_optimizer.learning_rate.numpy()),
+        float(model.d_optimizer.learning_rate.numpy()),
+    ]
 
 
 def test_learning_rate_steps_down_on_both_optimizers_when_val_l2_stops_decreasing():
@@ -147,15 +152,27 @@ def _events(log_dir):
 
 def test_tensorboard_grid_shows_five_images_side_by_side_every_n_steps(tmp_path):
     rng = np.random.default_rng(0)
-    images = {name: rng.uniform(-1, 1, (3, 8, 6, 3)).astype("float32") for name in ("degraded", "guide", "target")}
-    batch = ({"degraded": images["degraded"], "guide": images["guide"]}, {"target": images["target"]})
+    images = {
+        name: rng.uniform(-1, 1, (3, 8, 6, 3)).astype("float32")
+        for name in ("degraded", "guide", "target")
+    }
+    batch = (
+        {"degraded": images["degraded"], "guide": images["guide"]},
+        {"target": images["target"]},
+    )
     logger = TensorBoardLogger(str(tmp_path), every_steps=3, batch=batch, max_images=2)
     logger.set_model(_FakeGFRNet())
     grid = logger.image_grid()
     assert grid.shape == (2, 8, 30, 3)
-    parts = [images["degraded"], images["guide"], images["guide"] / 2, -images["degraded"], images["target"]]
+    parts = [
+        images["degraded"],
+        images["guide"],
+        images["guide"] / 2,
+        -images["degraded"],
+        images["target"],
+    ]
     for i, part in enumerate(parts):
-        np.testing.assert_allclose(grid[:, :, 6 * i:6 * (i + 1)], (part[:2] + 1) / 2, atol=1e-6)
+        np.testing.assert_allclose(grid[:, :, 6 * i : 6 * (i + 1)], (part[:2] + 1) / 2, atol=1e-6)
 
     _step_callback(logger, steps_per_epoch=4, epoch=1)
     for batch_index in range(4):  # global steps 5..8: only step 6 is a multiple of 3
@@ -172,12 +189,18 @@ def test_tensorboard_grid_shows_five_images_side_by_side_every_n_steps(tmp_path)
 # ------------------------------------------------------------------- the command, end to end
 
 TINY = [
-    "--config.input.image_size=32", "--config.input.batch_size=2",
-    "--config.input.degradation.blur=(0.0,1.0)", "--config.input.degradation.scale=(1.0,2.0)",
-    "--config.model.widths=(8,16,16,16,16)", "--config.model.discriminator_widths=(8,16)",
-    "--config.model.local_size=16", "--config.train.steps_per_epoch=2",
-    "--config.train.checkpoint_every=1", "--config.train.summary_every=16",
-    "--config.train.warp_pretrain_epochs=1", "--config.train.epochs=8",  # 2 + 16 rounds of 1 step
+    "--config.input.image_size=32",
+    "--config.input.batch_size=2",
+    "--config.input.degradation.blur=(0.0,1.0)",
+    "--config.input.degradation.scale=(1.0,2.0)",
+    "--config.model.widths=(8,16,16,16,16)",
+    "--config.model.discriminator_widths=(8,16)",
+    "--config.model.local_size=16",
+    "--config.train.steps_per_epoch=2",
+    "--config.train.checkpoint_every=1",
+    "--config.train.summary_every=16",
+    "--config.train.warp_pretrain_epochs=1",
+    "--config.train.epochs=8",  # 2 + 16 rounds of 1 step
 ]
 
 
@@ -198,9 +221,17 @@ def shards(tmp_path_factory):
 
 
 def _command(workdir, shards, *extra):
-    return [sys.executable, "-m", "gfrnet_tf.apps.train", "--config=smoke",
-            f"--workdir={workdir}", f"--data={shards}/train-*.tfrecord", "--synthetic_pose",
-            *TINY, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "gfrnet_tf.apps.train",
+        "--config=smoke",
+        f"--workdir={workdir}",
+        f"--data={shards}/train-*.tfrecord",
+        "--synthetic_pose",
+        *TINY,
+        *extra,
+    ]
 
 
 def _env():
@@ -208,7 +239,9 @@ def _env():
 
 
 def _run(command, timeout=240):
-    return subprocess.run(command, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        command, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=timeout
+    )
 
 
 def _saved_epoch(workdir):
@@ -221,7 +254,11 @@ def _saved_epoch(workdir):
 
 
 def _epochs_started(stdout):
-    return [int(line.split()[1].split("/")[0]) for line in stdout.splitlines() if line.startswith("Epoch ")]
+    return [
+        int(line.split()[1].split("/")[0])
+        for line in stdout.splitlines()
+        if line.startswith("Epoch ")
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +266,9 @@ def resumed(tmp_path_factory, shards):
     """Starts a run, kill -9s it once a joint-phase round is backed up, re-runs the same command."""
     workdir = tmp_path_factory.mktemp("run")
     command = _command(workdir, shards)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env(), cwd=ROOT)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env(), cwd=ROOT
+    )
     deadline = time.monotonic() + 240
     while _saved_epoch(workdir) < 3 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -237,8 +276,9 @@ def resumed(tmp_path_factory, shards):
     process.wait()
     killed_at = _saved_epoch(workdir)
     second = _run(command)
-    return types.SimpleNamespace(workdir=workdir, shards=shards, killed=process, killed_at=killed_at,
-                                 second=second)
+    return types.SimpleNamespace(
+        workdir=workdir, shards=shards, killed=process, killed_at=killed_at, second=second
+    )
 
 
 @pytest.mark.slow
@@ -262,27 +302,43 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(resumed
 
     workdir = tmp_path / "run"
     shutil.copytree(resumed.workdir, workdir)
-    before = {name: (workdir / "checkpoints" / name).read_bytes() for name in os.listdir(workdir / "checkpoints")}
+    before = {
+        name: (workdir / "checkpoints" / name).read_bytes()
+        for name in os.listdir(workdir / "checkpoints")
+    }
     # One more epoch with an infinite l2 weight: the first new step diverges.
-    result = _run(_command(workdir, resumed.shards, "--config.train.epochs=9", "--config.model.loss_weights.l2=inf"))
+    result = _run(
+        _command(
+            workdir, resumed.shards, "--config.train.epochs=9", "--config.model.loss_weights.l2=inf"
+        )
+    )
     assert result.returncode == 1
     last = str(workdir / "checkpoints" / "step-00000018.weights.h5")
     assert result.stderr.strip().splitlines()[-1] == (
         # The l2 weight makes both weighted sums infinite: the total and Eq. 6's reconstruction.
         f"error: step 19: loss g_total, reconstruction became NaN/inf; training stopped, "
-        f"last good checkpoint: {last}")
+        f"last good checkpoint: {last}"
+    )
     assert "Traceback" not in result.stderr
-    after = {name: (workdir / "checkpoints" / name).read_bytes() for name in os.listdir(workdir / "checkpoints")}
+    after = {
+        name: (workdir / "checkpoints" / name).read_bytes()
+        for name in os.listdir(workdir / "checkpoints")
+    }
     assert after == before
 
 
 def test_shards_are_checked_before_training(tmp_path, shards):
-    from gfrnet_tf.training.shards import check_shards, validation_steps
     from gfrnet_tf.errors import BadConfigError, BadRecordError
+    from gfrnet_tf.training.shards import check_shards, validation_steps
 
     assert check_shards(str(shards / "train-*.tfrecord"), records_per_shard=1) == (
-        [str(shards / "train-0.tfrecord")], 1)
-    assert validation_steps(str(shards / "val-*.tfrecord"), batch_size=2) == ([str(shards / "val-0.tfrecord")], 1)
+        [str(shards / "train-0.tfrecord")],
+        1,
+    )
+    assert validation_steps(str(shards / "val-*.tfrecord"), batch_size=2) == (
+        [str(shards / "val-0.tfrecord")],
+        1,
+    )
     with pytest.raises(BadConfigError, match="fewer than one batch"):
         validation_steps(str(shards / "val-*.tfrecord"), batch_size=4)
     with pytest.raises(BadConfigError, match="matches no TFRecord shards"):
@@ -303,14 +359,20 @@ def test_errors_become_one_line_and_exit_status_1(capsys):
     with pytest.raises(SystemExit) as exited:
         main_wrapper(main)(["gfrnet-train"])
     assert exited.value.code == 1
-    assert capsys.readouterr().err == "error: /data/train-7.tfrecord: record 3: truncated or corrupt shard\n"
+    assert (
+        capsys.readouterr().err
+        == "error: /data/train-7.tfrecord: record 3: truncated or corrupt shard\n"
+    )
 
 
 def test_command_refuses_an_unreadable_shard_in_one_line(tmp_path, shards):
     (tmp_path / "train-0.tfrecord").write_bytes((shards / "train-0.tfrecord").read_bytes()[:100])
     result = _run(_command(tmp_path / "run", tmp_path))
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        f"error: {tmp_path / 'train-0.tfrecord'}: record 0: states a length of ")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: {tmp_path / 'train-0.tfrecord'}: record 0: states a length of ")
+    )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()

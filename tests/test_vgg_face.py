@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gfrnet_tf.errors import BadConfigError, BadModelFileError
 from gfrnet_tf.apps import convert_vgg_face
+from gfrnet_tf.errors import BadConfigError, BadModelFileError
 from gfrnet_tf.models import vgg_face_convert
 from gfrnet_tf.models.vgg_face import LAYER_NAMES, VGGFace, load_vgg_face_weights
 
@@ -31,7 +31,11 @@ def _random_weights(last_layer):
 def _write_keras_vggface_h5(path, weights):
     """The Keras 2 `save_weights` layout keras-vggface's rcmalli_vggface_tf_vgg16.h5 uses."""
     # A weightless pooling layer and a top layer: the feature extractor must skip both.
-    arrays = {**weights, "fc6/kernel": np.zeros((8, 4), np.float32), "fc6/bias": np.zeros(4, np.float32)}
+    arrays = {
+        **weights,
+        "fc6/kernel": np.zeros((8, 4), np.float32),
+        "fc6/bias": np.zeros(4, np.float32),
+    }
     layers = list(dict.fromkeys(key.split("/")[0] for key in arrays))
     with h5py.File(path, "w") as file:
         file.attrs["layer_names"] = [name.encode() for name in layers + ["pool5"]]
@@ -81,7 +85,9 @@ def test_features_match_a_numpy_preprocessed_reference(tmp_path):
     x = (images + 1.0) * 127.5
     x = x[..., ::-1] - np.array([93.5940, 104.7624, 129.1863], np.float32)
     for name in ("conv1_1", "conv1_2"):
-        x = tf.nn.relu(tf.nn.conv2d(x, weights[f"{name}/kernel"], 1, "SAME") + weights[f"{name}/bias"])
+        x = tf.nn.relu(
+            tf.nn.conv2d(x, weights[f"{name}/kernel"], 1, "SAME") + weights[f"{name}/bias"]
+        )
     np.testing.assert_allclose(model(images), x, rtol=1e-4, atol=1e-3)
 
 
@@ -143,12 +149,18 @@ def test_converted_torch_weights_reproduce_the_torch_network(tmp_path):
     from torch.nn import functional as F
 
     state = _torch_state_dict("conv1_2")
-    np.savez(tmp_path / "vgg.npz", **vgg_face_convert.from_torch_state_dict(
-        {k: v.numpy() for k, v in state.items()}, "vgg_face_dag.pth"))
+    np.savez(
+        tmp_path / "vgg.npz",
+        **vgg_face_convert.from_torch_state_dict(
+            {k: v.numpy() for k, v in state.items()}, "vgg_face_dag.pth"
+        ),
+    )
     model = load_vgg_face_weights(VGGFace("conv1_2"), tmp_path / "vgg.npz")
     images = np.random.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)
     # The MatConvNet/PyTorch convention: RGB 0-255 minus the RGB means, NCHW.
-    x = torch.from_numpy((images + 1.0) * 127.5 - np.array([129.1863, 104.7624, 93.5940], np.float32))
+    x = torch.from_numpy(
+        (images + 1.0) * 127.5 - np.array([129.1863, 104.7624, 93.5940], np.float32)
+    )
     x = x.permute(0, 3, 1, 2)
     for name in ("conv1_1", "conv1_2"):
         x = F.relu(F.conv2d(x, state[f"{name}.weight"], state[f"{name}.bias"], padding=1))
@@ -159,7 +171,9 @@ def test_convert_command_writes_a_loadable_npz_and_rejects_other_files(tmp_path,
     import torch
 
     torch.save(_torch_state_dict("conv2_1"), tmp_path / "vgg_face_dag.pth")
-    convert_vgg_face.main(["convert", str(tmp_path / "vgg_face_dag.pth"), str(tmp_path / "out.npz")])
+    convert_vgg_face.main(
+        ["convert", str(tmp_path / "vgg_face_dag.pth"), str(tmp_path / "out.npz")]
+    )
     assert "conv1_1, conv1_2, conv2_1" in capsys.readouterr().out
     load_vgg_face_weights(VGGFace("conv2_1"), tmp_path / "out.npz")
     (tmp_path / "junk.pth").write_bytes(b"junk")
@@ -180,8 +194,11 @@ def _npz_cases():
     nan = dict(good, **{"conv1_2/kernel": np.full((3, 3, 64, 64), np.nan, np.float32)})
     return {
         "strings": (strings, "conv1_2/bias", "holds <U1 values"),
-        "object": ({**good, "conv1_1/kernel": np.array([{"a": 1}], dtype=object)},
-                   "conv1_1/kernel", "allow_pickle"),
+        "object": (
+            {**good, "conv1_1/kernel": np.array([{"a": 1}], dtype=object)},
+            "conv1_1/kernel",
+            "allow_pickle",
+        ),
         "rank": (rank, "conv1_1/kernel", r"shape \(3, 3, 64\), expected \(3, 3, 3, 64\)"),
         "missing": (missing, "conv1_1/bias", "no weight"),
         "nan": (nan, "conv1_2/kernel", "NaN"),
@@ -229,8 +246,9 @@ def _h5_wrong_groups(path, case):
     raise AssertionError(case)
 
 
-@pytest.mark.parametrize("case", ["listed_layer_missing", "weight_is_a_group",
-                                  "layer_names_not_names", "string_dataset"])
+@pytest.mark.parametrize(
+    "case", ["listed_layer_missing", "weight_is_a_group", "layer_names_not_names", "string_dataset"]
+)
 def test_h5_with_wrong_groups_names_file_and_key(tmp_path, case):
     path = tmp_path / f"{case}.h5"
     key = _h5_wrong_groups(path, case)
@@ -240,11 +258,16 @@ def test_h5_with_wrong_groups_names_file_and_key(tmp_path, case):
     assert key in raised.value.problem, raised.value.problem
 
 
-@pytest.mark.parametrize("case, key", [
-    ("kernel_rank", "conv1_1.weight"), ("no_bias", "conv1_1.bias"),
-    ("bias_shape", "conv1_2.bias"), ("bool_kernel", "conv1_2.weight"),
-    ("string_value", "conv1_1.bias"),
-])
+@pytest.mark.parametrize(
+    "case, key",
+    [
+        ("kernel_rank", "conv1_1.weight"),
+        ("no_bias", "conv1_1.bias"),
+        ("bias_shape", "conv1_2.bias"),
+        ("bool_kernel", "conv1_2.weight"),
+        ("string_value", "conv1_1.bias"),
+    ],
+)
 def test_pth_with_wrong_contents_names_file_and_key(tmp_path, case, key):
     import torch
 

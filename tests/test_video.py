@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # --- smoothing -------------------------------------------------------------------------
 
+
 def test_centred_line_fit_matches_numpy_polyfit_and_keeps_a_line():
     rng = np.random.default_rng(0)
     offsets = np.arange(-3, 5, dtype=np.float64)
@@ -72,13 +73,15 @@ def test_smoother_delays_by_its_radius_keeps_order_and_smooths_each_track():
     assert [item for item, _ in out] == list(range(30))
     smoothed = np.array([next(f.box[0] for f in faces if f.track == 0) for _, faces in out])
     assert np.abs(smoothed - truth).mean() < 0.7 * np.abs(noisy - truth).mean()
-    np.testing.assert_allclose([f.keypoints[0, 0] for _, fs in out for f in fs if f.track == 0],
-                               smoothed)  # landmarks smoothed the same way
+    np.testing.assert_allclose(
+        [f.keypoints[0, 0] for _, fs in out for f in fs if f.track == 0], smoothed
+    )  # landmarks smoothed the same way
     assert [item for item, faces in out if any(f.track == 1 for f in faces)] == [10, 11, 12, 13]
     assert TrackSmoother(0).push("a", [_face(0, 1.5)])[0][1][0].box[0] == 1.5
 
 
 # --- tracking --------------------------------------------------------------------------
+
 
 def test_tracker_follows_the_true_motion_between_detections():
     frames = [clips.degraded_frame(t) for t in range(40)]
@@ -101,9 +104,11 @@ def test_tracker_follows_the_true_motion_between_detections():
     for faces in (followed, detected):
         offset = (centres(faces) - truth).mean(axis=0)
         assert np.abs(centres(faces) - truth - offset).max() < 2.5
+
     # Jitter: frame-to-frame change of the box beyond the true motion.
     def jitter(faces):
         return np.abs(np.diff(centres(faces) - truth, axis=0)).mean()
+
     assert jitter(followed) < 0.6 * jitter(detected)
 
 
@@ -121,6 +126,7 @@ def test_tracks_end_when_the_face_leaves_and_a_new_one_starts_on_return():
 
 
 # --- reading and writing ---------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def clip_file(tmp_path_factory):
@@ -145,7 +151,11 @@ def _audio_packets(path):
 def test_lossless_round_trip_keeps_frames_timestamps_and_audio_bytes(clip_file, tmp_path):
     out = tmp_path / "copy.mp4"
     with VideoReader(clip_file) as reader:
-        assert (reader.info.width, reader.info.height, reader.info.declared_frames) == (160, 128, 30)
+        assert (reader.info.width, reader.info.height, reader.info.declared_frames) == (
+            160,
+            128,
+            30,
+        )
         with VideoWriter(out, reader.info, crf=0) as writer:
             for frame in reader.frames(writer.copy_audio):
                 writer.write(frame.image, frame.pts)
@@ -162,7 +172,9 @@ def test_odd_frame_sizes_and_variable_rates_are_kept(tmp_path):
     source, out = tmp_path / "vfr.mp4", tmp_path / "out.mp4"
     pts = [0, 40, 80, 160, 200, 320, 360]  # ms: some frames last twice or thrice as long
     images = [cv2.resize(clips.degraded_frame(t), (75, 61)) for t in range(len(pts))]
-    clips.write_clip(source, iter(images), 75, 61, audio=False, pts=pts, time_base=Fraction(1, 1000))
+    clips.write_clip(
+        source, iter(images), 75, 61, audio=False, pts=pts, time_base=Fraction(1, 1000)
+    )
     with VideoReader(source) as reader, VideoWriter(out, reader.info) as writer:
         for frame in reader.frames():
             writer.write(frame.image, frame.pts)
@@ -175,11 +187,14 @@ def _truncated(data):
     return data[: len(data) // 2]
 
 
-@pytest.mark.parametrize("name, content, problem", [
-    ("empty.mp4", b"", "empty file"),
-    ("noise.mp4", bytes(range(256)) * 8, "cannot read as a video"),
-    ("half.mp4", _truncated, "cannot read as a video"),
-])
+@pytest.mark.parametrize(
+    "name, content, problem",
+    [
+        ("empty.mp4", b"", "empty file"),
+        ("noise.mp4", bytes(range(256)) * 8, "cannot read as a video"),
+        ("half.mp4", _truncated, "cannot read as a video"),
+    ],
+)
 def test_unreadable_videos_are_named(clip_file, tmp_path, name, content, problem):
     path = tmp_path / name
     path.write_bytes(content(clip_file.read_bytes()) if callable(content) else content)
@@ -220,16 +235,23 @@ def test_videos_are_told_from_photos_by_name_or_content(clip_file, tmp_path):
 
 # --- measures --------------------------------------------------------------------------
 
+
 def test_face_crop_undoes_the_known_motion():
     region = clips.FACE_REGION
     clean = [face_crop(clips.clean_frame(t), clips.photo_to_frame(t), region, 48) for t in (0, 17)]
-    reference = cv2.resize(load_sample()[0][region[1]:region[3], region[0]:region[2]],
-                           (48, 48), interpolation=cv2.INTER_AREA)
+    reference = cv2.resize(
+        load_sample()[0][region[1] : region[3], region[0] : region[2]],
+        (48, 48),
+        interpolation=cv2.INTER_AREA,
+    )
     for crop in clean:  # the face drawn at scale ~0.43, sampled back: blurred, but in place
         assert np.abs(crop.astype(float) - reference).mean() < 12
     # Motion compensation is what makes the flicker small: without it, the crops differ more.
     still = face_crop(clips.clean_frame(17), clips.photo_to_frame(0), region, 48)
-    assert np.abs(still.astype(float) - clean[0]).mean() > 3 * np.abs(clean[1].astype(float) - clean[0]).mean()
+    assert (
+        np.abs(still.astype(float) - clean[0]).mean()
+        > 3 * np.abs(clean[1].astype(float) - clean[0]).mean()
+    )
 
 
 def test_flicker_and_running_stats_match_numpy():
@@ -240,7 +262,8 @@ def test_flicker_and_running_stats_match_numpy():
         flicker.add({0: crop} if t != 3 else {})  # frame 3 has no face: no pair across it
     pairs = [(0, 1), (1, 2), (4, 5)]
     assert flicker.value == pytest.approx(
-        np.mean([np.abs(crops[a].astype(float) - crops[b]).mean() for a, b in pairs]))
+        np.mean([np.abs(crops[a].astype(float) - crops[b]).mean() for a, b in pairs])
+    )
     values = rng.normal(3, 2, 50)
     stats = RunningStats()
     for v in values:
@@ -251,6 +274,7 @@ def test_flicker_and_running_stats_match_numpy():
 
 
 # --- sub-pixel crops -------------------------------------------------------------------
+
 
 def test_subpixel_crop_matches_slices_and_resize_and_pastes_back_in_place():
     image = clips.clean_frame(0)
@@ -272,8 +296,10 @@ def test_subpixel_crop_matches_slices_and_resize_and_pastes_back_in_place():
     outside = np.ones(image.shape[:2], bool)
     outside[y0:y1, x0:x1] = False
     np.testing.assert_array_equal(pasted[outside], image[outside])
-    inner = (slice(int(y0 + 0.2 * window.side), int(y1 - 0.2 * window.side)),
-             slice(int(x0 + 0.2 * window.side), int(x1 - 0.2 * window.side)))
+    inner = (
+        slice(int(y0 + 0.2 * window.side), int(y1 - 0.2 * window.side)),
+        slice(int(x0 + 0.2 * window.side), int(x1 - 0.2 * window.side)),
+    )
     # A 2.5x down- and up-sampled copy of the same pixels, pasted where they came from.
     assert np.abs(pasted[inner].astype(float) - image[inner]).mean() < 6
     flat = subpixel.paste(image, np.zeros((32, 32, 3), np.uint8), window)
@@ -291,17 +317,32 @@ def trained_tiny_model(size: int = 32, frames: int = 30, epochs: int = 2):
     Restoring flicker is about how a network reacts to what it sees, which an untrained
     network (an almost constant output) does not show; this one behaves like a restorer.
     """
-    pairs = [(crop_face(clips.degraded_frame(t), clips.face_box(t), size=size)[0],
-              crop_face(clips.clean_frame(t), clips.face_box(t), size=size)[0]) for t in range(0, 2 * frames, 2)]
+    pairs = [
+        (
+            crop_face(clips.degraded_frame(t), clips.face_box(t), size=size)[0],
+            crop_face(clips.clean_frame(t), clips.face_box(t), size=size)[0],
+        )
+        for t in range(0, 2 * frames, 2)
+    ]
     guide = crop_face(load_sample()[0], (64, 64, 128, 128), size=size)[0]
     landmarks = np.full((len(pairs), 68, 2), size / 2, np.float32)  # unused: no landmark loss
-    inputs = {"degraded": to_model_range(np.stack([d for d, _ in pairs])),
-              "guide": to_model_range(np.repeat(guide[None], len(pairs), axis=0))}
-    targets = {"target": to_model_range(np.stack([c for _, c in pairs])),
-               "landmarks": landmarks, "guide_landmarks": landmarks}
-    model = build_gfrnet({"widths": (8, 16, 16, 16, 16), "discriminator_widths": (8, 16),
-                          "local_size": 16, "loss_weights": {
-                              "adv_global": 0.0, "adv_local": 0.0, "landmark": 0.0, "tv": 0.0}})
+    inputs = {
+        "degraded": to_model_range(np.stack([d for d, _ in pairs])),
+        "guide": to_model_range(np.repeat(guide[None], len(pairs), axis=0)),
+    }
+    targets = {
+        "target": to_model_range(np.stack([c for _, c in pairs])),
+        "landmarks": landmarks,
+        "guide_landmarks": landmarks,
+    }
+    model = build_gfrnet(
+        {
+            "widths": (8, 16, 16, 16, 16),
+            "discriminator_widths": (8, 16),
+            "local_size": 16,
+            "loss_weights": {"adv_global": 0.0, "adv_local": 0.0, "landmark": 0.0, "tv": 0.0},
+        }
+    )
     model.compile(keras.optimizers.Adam(2e-3, beta_1=0.5), keras.optimizers.Adam(2e-3, beta_1=0.5))
     model.build_all((size, size))
     data = tf.data.Dataset.from_tensor_slices((inputs, targets)).shuffle(len(pairs), seed=0)
@@ -345,8 +386,10 @@ def test_tracking_restores_with_less_flicker_than_per_frame_restoration(trained)
     assert videos.detections == 4 and baseline.detections == 40
     assert [r.frame.index for r in tracked] == list(range(40))
     assert {face.track for r in tracked for face in r.faces} == {0}
-    flicker = {name: _flicker([r.image for r in result])
-               for name, result in (("tracked", tracked), ("per frame", per_frame))}
+    flicker = {
+        name: _flicker([r.image for r in result])
+        for name, result in (("tracked", tracked), ("per frame", per_frame))
+    }
     flicker["input"] = _flicker([f.image for f in frames])
     assert flicker["tracked"] < 0.7 * flicker["per frame"], flicker  # the issue's goal: >= 30 %
     for result in tracked:  # nothing outside the crop windows changed
@@ -394,6 +437,7 @@ def test_a_fixed_size_batch_one_backend_restores_a_clip_alike(trained, tmp_path)
 
 # --- gfrnet-restore on a folder of videos and photos -----------------------------------
 
+
 def test_restore_command_on_a_folder_of_videos_and_a_photo(trained, clip_file, tmp_path):
     """Each video restored with its frames, timing and audio, each bad one refused in one
     line by name with no output left behind, and the photo restored as before. Lossless
@@ -404,35 +448,64 @@ def test_restore_command_on_a_folder_of_videos_and_a_photo(trained, clip_file, t
     wide = 320  # room beside the face's crop window, where nothing may change
     clips.write_clip(inputs / "clip.mp4", (clips.degraded_frame(t, wide) for t in range(30)), wide)
     vfr_pts = [0, 40, 80, 160, 200, 320, 360, 400]
-    clips.write_clip(inputs / "vfr.mov", (clips.degraded_frame(t) for t in range(8)), audio=False,
-                     pts=vfr_pts, time_base=Fraction(1, 1000))
-    clips.write_clip(inputs / "noface.mp4", (np.full((128, 160, 3), 90, np.uint8) for _ in range(12)))
+    clips.write_clip(
+        inputs / "vfr.mov",
+        (clips.degraded_frame(t) for t in range(8)),
+        audio=False,
+        pts=vfr_pts,
+        time_base=Fraction(1, 1000),
+    )
+    clips.write_clip(
+        inputs / "noface.mp4", (np.full((128, 160, 3), 90, np.uint8) for _ in range(12))
+    )
     (inputs / "broken.mp4").write_bytes(clip_file.read_bytes()[:5000])
     cv2.imwrite(str(inputs / "photo.png"), cv2.cvtColor(clips.clean_frame(5), cv2.COLOR_RGB2BGR))
     guide = tmp_path / "guide.png"
     cv2.imwrite(str(guide), cv2.cvtColor(load_sample()[0], cv2.COLOR_RGB2BGR))
     out = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, "-m", "gfrnet_tf.apps.restore", f"--model={model_path}",
-         f"--input={inputs}", f"--guide={guide}", f"--output={out}", f"--image_size={SIZE}", "--video_crf=0"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "gfrnet_tf.apps.restore",
+            f"--model={model_path}",
+            f"--input={inputs}",
+            f"--guide={guide}",
+            f"--output={out}",
+            f"--image_size={SIZE}",
+            "--video_crf=0",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 1, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     errors = sorted(line for line in done.stderr.splitlines() if line.startswith("error:"))
-    assert errors == [f"error: {inputs / 'broken.mp4'}: cannot read as a video (Invalid data found "
-                      "when processing input)",
-                      f"error: {inputs / 'noface.mp4'}: no face found in any of the 12 frames "
-                      "(MTCNN, confidence >= 0.9)"], errors
+    assert errors == [
+        f"error: {inputs / 'broken.mp4'}: cannot read as a video (Invalid data found "
+        "when processing input)",
+        f"error: {inputs / 'noface.mp4'}: no face found in any of the 12 frames "
+        "(MTCNN, confidence >= 0.9)",
+    ], errors
     assert "failed: bad_video 1, no_face 1" in done.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "clip_restored.mp4", "photo_face0.png", "photo_face0_compare.png", "photo_restored.png",
-        "vfr_restored.mp4"]
-    summary = next(line for line in done.stdout.splitlines() if line.startswith(str(inputs / "clip.mp4")))
+        "clip_restored.mp4",
+        "photo_face0.png",
+        "photo_face0_compare.png",
+        "photo_restored.png",
+        "vfr_restored.mp4",
+    ]
+    summary = next(
+        line for line in done.stdout.splitlines() if line.startswith(str(inputs / "clip.mp4"))
+    )
     assert "restored 30 frames (25 fps, 1 audio stream(s) copied)" in summary
     assert "1 track(s), 3 detections" in summary and "identity distance to guide" in summary
-    assert "variable rate kept" in next(line for line in done.stdout.splitlines() if "vfr.mov" in line)
+    assert "variable rate kept" in next(
+        line for line in done.stdout.splitlines() if "vfr.mov" in line
+    )
 
     rate, time_base, audio, frames = _streams(inputs / "clip.mp4")
     rate2, time_base2, audio2, restored = _streams(out / "clip_restored.mp4")
@@ -442,10 +515,15 @@ def test_restore_command_on_a_folder_of_videos_and_a_photo(trained, clip_file, t
     for t, ((_, before), (_, after)) in enumerate(zip(frames, restored)):
         x, y, w, h = clips.face_box(t, wide)
         away = np.ones(before.shape[:2], bool)  # the crop window is ~1.5 MTCNN boxes wide
-        away[:, max(int(x - w), 0):int(x + 2 * w)] = False
+        away[:, max(int(x - w), 0) : int(x + 2 * w)] = False
         difference = np.abs(after.astype(int) - before)
         assert not difference[away].any()  # crf 0: lossless, so exactly the source's pixels
-        assert difference[int(y + 0.3 * h):int(y + 0.7 * h), int(x + 0.3 * w):int(x + 0.7 * w)].mean() > 2
+        assert (
+            difference[
+                int(y + 0.3 * h) : int(y + 0.7 * h), int(x + 0.3 * w) : int(x + 0.7 * w)
+            ].mean()
+            > 2
+        )
     _, vfr_base, _, vfr_frames = _streams(out / "vfr_restored.mp4")
     assert [round(float(p * vfr_base) * 1000) for p, _ in vfr_frames] == vfr_pts
 
@@ -479,10 +557,20 @@ def test_peak_memory_does_not_grow_with_the_clip_length(trained, tmp_path):
         source = tmp_path / f"clip{count}.mp4"
         clips.write_clip(source, (cycle[t % 50] for t in range(count)))
         done = subprocess.run(
-            [sys.executable, "-c", _PEAK_RSS_OF_A_RESTORE, str(model_path), str(source),
-             str(tmp_path / f"out{count}.mp4")],
-            cwd=REPO, capture_output=True, text=True, timeout=900,
-            env={**os.environ, "PYTHONPATH": str(REPO)})
+            [
+                sys.executable,
+                "-c",
+                _PEAK_RSS_OF_A_RESTORE,
+                str(model_path),
+                str(source),
+                str(tmp_path / f"out{count}.mp4"),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         frames, with_faces, peak_kb = map(int, done.stdout.split()[-3:])
         assert frames == with_faces == count

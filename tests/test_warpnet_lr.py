@@ -14,6 +14,7 @@ import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_gfrnet import SIZE, TINY, _batch, _changed, _values
 
 from gfrnet_tf.configs import load_config
 from gfrnet_tf.errors import BadConfigError
@@ -22,7 +23,6 @@ from gfrnet_tf.models.group_adam import GroupAdam
 from gfrnet_tf.sample import Split, write_sample_dataset
 from gfrnet_tf.training import fit
 from gfrnet_tf.training.schedule import StepDownOnPlateau
-from test_gfrnet import SIZE, TINY, _batch, _changed, _values
 
 MODEL = {**TINY, "dropout": 0.0}
 RATES = (2e-4, 2e-5)
@@ -49,7 +49,8 @@ def _state(model):
 
 
 def _pretrained(*g_optimizers):
-    """Models with the same initial weights, each pre-trained for 2 warp steps, then in the joint phase."""
+    """Models with the same initial weights, each pre-trained for 2 warp steps, then in the
+    joint phase."""
     models = [_model(optimizer) for optimizer in g_optimizers]
     for model in models:
         model.set_weights(models[0].get_weights())
@@ -77,7 +78,9 @@ def _assert_same_update(before, after, reference_before, reference_after):
 
 
 def test_multiplier_one_trains_bit_for_bit_as_plain_adam():
-    plain, grouped = _pretrained(_adam(), fit.make_optimizer(load_config("smoke").train, RATES[0], False, 1.0))
+    plain, grouped = _pretrained(
+        _adam(), fit.make_optimizer(load_config("smoke").train, RATES[0], False, 1.0)
+    )
     assert isinstance(grouped.g_optimizer, GroupAdam)
     for _ in range(2):
         plain.train_step(_batch())
@@ -133,7 +136,10 @@ def test_keras_file_keeps_the_multiplier_and_the_optimizer_state(tmp_path):
     model.train_step(_batch())
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
-    assert isinstance(loaded.g_optimizer, GroupAdam) and loaded.g_optimizer.group_multiplier == MULTIPLIER
+    assert (
+        isinstance(loaded.g_optimizer, GroupAdam)
+        and loaded.g_optimizer.group_multiplier == MULTIPLIER
+    )
     for a, b in zip(_state(model), _state(loaded)):
         np.testing.assert_array_equal(a, b)
     before = _values(model.warpnet.trainable_variables)
@@ -192,7 +198,9 @@ def test_bad_multipliers_are_one_config_error(value):
     with pytest.raises(BadConfigError) as raised:
         fit.check_train_config(ml_collections.ConfigDict(train))
     assert raised.value.source == "config.train.warpnet_lr_multiplier"
-    assert str(raised.value).startswith("config.train.warpnet_lr_multiplier: must be a finite number >= 0")
+    assert str(raised.value).startswith(
+        "config.train.warpnet_lr_multiplier: must be a finite number >= 0"
+    )
     assert "\n" not in str(raised.value)
 
 
@@ -207,15 +215,28 @@ def test_every_preset_defaults_to_one_and_old_configs_too():
 
 @pytest.mark.slow
 def test_a_resumed_workdir_keeps_the_multiplier_and_the_optimizer_state(tmp_path):
-    dataset = write_sample_dataset(tmp_path / "data", SIZE, (Split("train", 4, 1, 1), Split("val", 2, 1, 2)))
+    dataset = write_sample_dataset(
+        tmp_path / "data", SIZE, (Split("train", 4, 1, 1), Split("val", 2, 1, 2))
+    )
     config = load_config("smoke")
     config.input.image_size = SIZE
     config.model.update(MODEL)
-    config.train.update(dict(warp_pretrain_epochs=1, epochs=1, steps_per_epoch=2, checkpoint_every=2,
-                             summary_every=2, warpnet_lr_multiplier=MULTIPLIER))
+    config.train.update(
+        dict(
+            warp_pretrain_epochs=1,
+            epochs=1,
+            steps_per_epoch=2,
+            checkpoint_every=2,
+            summary_every=2,
+            warpnet_lr_multiplier=MULTIPLIER,
+        )
+    )
     workdir = tmp_path / "run"
     first = fit.train(config, workdir, dataset, verbose=0)
-    assert json.loads((workdir / "config.json").read_text())["train"]["warpnet_lr_multiplier"] == MULTIPLIER
+    assert (
+        json.loads((workdir / "config.json").read_text())["train"]["warpnet_lr_multiplier"]
+        == MULTIPLIER
+    )
     # The same run again: nothing left to train, the model comes back from the backup.
     resumed = fit.train(config, workdir, dataset, verbose=0)
     assert resumed.g_optimizer.group_multiplier == MULTIPLIER

@@ -19,8 +19,13 @@ INK, GRID_GREY = (30, 30, 30), (200, 200, 200)
 BAR_COLOURS = ((66, 133, 244), (234, 67, 53), (251, 188, 5), (52, 168, 83))
 
 
-def bar_chart(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float]],
-              height: int = 260, bar_width: int = 30) -> np.ndarray:
+def bar_chart(
+    title: str,
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    height: int = 260,
+    bar_width: int = 30,
+) -> np.ndarray:
     """uint8 RGB chart: one group of bars per label, one bar per series (NaN: no bar).
 
     The value axis starts below the smallest value (PSNRs differ by tenths of a dB on
@@ -55,13 +60,16 @@ def bar_chart(title: str, labels: Sequence[str], series: Mapping[str, Sequence[f
         cv2.putText(image, label, (x0, plot_bottom + 16), FONT, 0.4, INK, 1, cv2.LINE_AA)
     for s, name in enumerate(series):  # legend
         x = left_margin + 8 + 110 * s
-        cv2.rectangle(image, (x, height - 16), (x + 10, height - 6), BAR_COLOURS[s % len(BAR_COLOURS)], -1)
+        cv2.rectangle(
+            image, (x, height - 16), (x + 10, height - 6), BAR_COLOURS[s % len(BAR_COLOURS)], -1
+        )
         cv2.putText(image, name, (x + 14, height - 6), FONT, 0.38, INK, 1, cv2.LINE_AA)
     return image
 
 
-def labelled_face_grid(column_labels: Sequence[str], rows: Sequence[Sequence[np.ndarray]],
-                       scale: int = 2) -> np.ndarray:
+def labelled_face_grid(
+    column_labels: Sequence[str], rows: Sequence[Sequence[np.ndarray]], scale: int = 2
+) -> np.ndarray:
     """Faces enlarged `scale` times (nearest neighbour: pixels stay pixels), a label per column."""
     enlarged = [[np.repeat(np.repeat(face, scale, 0), scale, 1) for face in row] for row in rows]
     grid = image_grid(enlarged)
@@ -93,19 +101,35 @@ def _number(value: float) -> str:
     return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3f}"
 
 
-def study_figure(evaluation: protocol.Evaluation, rows: Sequence[str],
-                 settings: Sequence[str]) -> np.ndarray:
+def study_figure(
+    evaluation: protocol.Evaluation, rows: Sequence[str], settings: Sequence[str]
+) -> np.ndarray:
     """Bar charts (PSNR at 4x/8x; identity distance and LMD at 4x/8x) above the 4x faces."""
     by_name = {row["model"]: row for row in evaluation.rows}
     names = [name for name in [runner.BASELINE, *rows] if name in by_name]
     labels = ["input" if name == runner.BASELINE else name for name in names]
-    charts = [bar_chart("PSNR (dB), higher is better", labels,
-                               {f"PSNR {s}": [by_name[n][f"psnr_{s}"] for n in names] for s in settings})]
-    for measure, title in (("identity_distance", "dlib identity distance, lower is better"),
-                           ("lmd", "LMD (inter-ocular units), lower is better")):
+    charts = [
+        bar_chart(
+            "PSNR (dB), higher is better",
+            labels,
+            {f"PSNR {s}": [by_name[n][f"psnr_{s}"] for n in names] for s in settings},
+        )
+    ]
+    for measure, title in (
+        ("identity_distance", "dlib identity distance, lower is better"),
+        ("lmd", "LMD (inter-ocular units), lower is better"),
+    ):
         if f"{measure}_4x" in evaluation.columns:
-            charts.append(bar_chart(title, labels, {
-                f"{measure} {s}": [by_name[n][f"{measure}_{s}"] for n in names] for s in settings}))
+            charts.append(
+                bar_chart(
+                    title,
+                    labels,
+                    {
+                        f"{measure} {s}": [by_name[n][f"{measure}_{s}"] for n in names]
+                        for s in settings
+                    },
+                )
+            )
     faces = evaluation.setting_examples.get("4x", {})
     columns = [*names, protocol.GROUND_TRUTH]
     parts = [stack(charts, axis=1)]

@@ -23,7 +23,6 @@ import json
 from pathlib import Path
 from typing import Callable, Sequence
 
-
 from gfrnet_tf.ablation.report import REFERENCE_ROW, paired_comparison, write_study
 from gfrnet_tf.configs.budget import short_run_schedule
 from gfrnet_tf.configs.variants import TABLE1_ROWS, variant_config
@@ -56,8 +55,10 @@ def finished(config, workdir) -> bool:
     previous = run.read_config()
     for section in ("model", "train"):
         if _plain(previous[section]) != _plain(config[section]):
-            raise BadConfigError(workdir, f"holds a run with another config.{section}; "
-                                          "use a new --workdir for another study")
+            raise BadConfigError(
+                workdir,
+                f"holds a run with another config.{section}; use a new --workdir for another study",
+            )
     checkpoint = run.latest_checkpoint()
     return checkpoint is not None and checkpoint_step(checkpoint) >= total_steps(config)
 
@@ -71,10 +72,22 @@ class Study:
     trained: list[str]  # rows trained (or resumed) by this call; the others were finished
 
 
-def run_study(base_config, dataset, workdir, steps: int, rows: Sequence[str] = tuple(TABLE1_ROWS),
-              *, test_split: str = "test", train: Callable = fit.train, face_measures=None,
-              face_note: str = "", test_protocol: str = protocol.DEFAULT_TEST_PROTOCOL,
-              batch_size: int = 8, examples: int = 4, log=print) -> Study:
+def run_study(
+    base_config,
+    dataset,
+    workdir,
+    steps: int,
+    rows: Sequence[str] = tuple(TABLE1_ROWS),
+    *,
+    test_split: str = "test",
+    train: Callable = fit.train,
+    face_measures=None,
+    face_note: str = "",
+    test_protocol: str = protocol.DEFAULT_TEST_PROTOCOL,
+    batch_size: int = 8,
+    examples: int = 4,
+    log=print,
+) -> Study:
     """Trains the missing rows with `train(config, workdir, dataset)`, evaluates, writes.
 
     `face_measures` / `face_note`: as `runner.evaluate_models` takes them. A row that
@@ -83,7 +96,9 @@ def run_study(base_config, dataset, workdir, steps: int, rows: Sequence[str] = t
     rows = list(dict.fromkeys(rows))
     for row in rows:
         if row not in TABLE1_ROWS:
-            raise BadConfigError("--variants", f"{row!r} is not a Table 1 row ({', '.join(TABLE1_ROWS)})")
+            raise BadConfigError(
+                "--variants", f"{row!r} is not a Table 1 row ({', '.join(TABLE1_ROWS)})"
+            )
     workdir = Path(workdir)
     trained = []
     for row in rows:
@@ -95,30 +110,65 @@ def run_study(base_config, dataset, workdir, steps: int, rows: Sequence[str] = t
         log(f"{row}: training in {run_dir} ({total_steps(config)} steps)")
         train(config, str(run_dir), dataset)
         if not finished(config, run_dir):  # e.g. a resume state from another schedule
-            raise BadConfigError(run_dir, f"training ended before step {total_steps(config)}; "
-                                          "use a new --workdir")
+            raise BadConfigError(
+                run_dir, f"training ended before step {total_steps(config)}; use a new --workdir"
+            )
         trained.append(row)
-    evaluation = evaluate_rows(dataset, workdir, rows, test_split, face_measures, face_note,
-                               test_protocol, batch_size, examples)
+    evaluation = evaluate_rows(
+        dataset,
+        workdir,
+        rows,
+        test_split,
+        face_measures,
+        face_note,
+        test_protocol,
+        batch_size,
+        examples,
+    )
     paired = paired_comparison(evaluation.per_image, REFERENCE_ROW, rows)
-    write_study(workdir, evaluation, paired, rows, {
-        "steps": steps, "test_split": test_split, "test_protocol": test_protocol,
-        "test_protocol_meaning": protocol.TEST_PROTOCOLS[test_protocol],
-        "face_measures": face_note or "identity_distance, identity_match, lmd (dlib)",
-        "image_size": base_config.input.image_size, "seed": base_config.train.seed,
-    })
+    write_study(
+        workdir,
+        evaluation,
+        paired,
+        rows,
+        {
+            "steps": steps,
+            "test_split": test_split,
+            "test_protocol": test_protocol,
+            "test_protocol_meaning": protocol.TEST_PROTOCOLS[test_protocol],
+            "face_measures": face_note or "identity_distance, identity_match, lmd (dlib)",
+            "image_size": base_config.input.image_size,
+            "seed": base_config.train.seed,
+        },
+    )
     return Study(evaluation, paired, trained)
 
 
-def evaluate_rows(dataset, workdir, rows, test_split, face_measures, face_note,
-                  test_protocol, batch_size, examples) -> protocol.Evaluation:
+def evaluate_rows(
+    dataset,
+    workdir,
+    rows,
+    test_split,
+    face_measures,
+    face_note,
+    test_protocol,
+    batch_size,
+    examples,
+) -> protocol.Evaluation:
     """Every row (and the degraded input) on the same seeded test inputs of `test_split`;
     `runner.evaluate_models` also writes its files into `WORKDIR/eval`."""
     models = {row: str(Path(workdir) / "train" / TABLE1_ROWS[row].folder) for row in rows}
     result = runner.evaluate_models(
-        models, dataset, test_split, Path(workdir) / "eval", batch_size=batch_size,
-        examples=examples, face_measures=face_measures, face_note=face_note,
-        test_protocol=test_protocol)
+        models,
+        dataset,
+        test_split,
+        Path(workdir) / "eval",
+        batch_size=batch_size,
+        examples=examples,
+        face_measures=face_measures,
+        face_note=face_note,
+        test_protocol=test_protocol,
+    )
     if result.failures:
         raise result.failures[0]
     return result.evaluation

@@ -20,16 +20,18 @@ from pathlib import Path
 
 from absl import flags
 
+from gfrnet_tf import ablation
 from gfrnet_tf.apps import common
 from gfrnet_tf.configs.flags import define_config_flag
 from gfrnet_tf.configs.variants import TABLE1_ROWS
 from gfrnet_tf.data import PreparedDataset
-from gfrnet_tf import ablation
 from gfrnet_tf.evaluation import protocol
 from gfrnet_tf.evaluation.identity import face_measures
 
 CONFIG = define_config_flag(default="smoke")
-DATA = flags.DEFINE_string("data", None, "Dataset folder (with manifest.json): train, val and test splits.")
+DATA = flags.DEFINE_string(
+    "data", None, "Dataset folder (with manifest.json): train, val and test splits."
+)
 WORKDIR = flags.DEFINE_string("workdir", None, "Folder for every row's run and the study's files.")
 STEPS = flags.DEFINE_integer("steps", 5000, "Joint-training steps per row.")
 VARIANTS = flags.DEFINE_list("variants", list(TABLE1_ROWS), "Table 1 rows to train and compare.")
@@ -37,12 +39,19 @@ TEST_SPLIT = flags.DEFINE_string("test_split", "test", "Split to evaluate on.")
 BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Test batch size.")
 EXAMPLES = flags.DEFINE_integer("examples", 4, "Test faces per row in the figure.")
 ARCFACE_MODEL = flags.DEFINE_string(
-    "arcface_model", None, "An ArcFace .onnx or .tflite for the arcface_deg column (docs/EVALUATION.md).")
+    "arcface_model",
+    None,
+    "An ArcFace .onnx or .tflite for the arcface_deg column (docs/EVALUATION.md).",
+)
 FACE_MEASURES = flags.DEFINE_bool(
-    "face_measures", True, "Identity and landmark distances of the restored faces (needs dlib).")
+    "face_measures", True, "Identity and landmark distances of the restored faces (needs dlib)."
+)
 TEST_PROTOCOL = flags.DEFINE_enum(
-    "test_protocol", protocol.DEFAULT_TEST_PROTOCOL, list(protocol.TEST_PROTOCOLS),
-    "What the 4x/8x settings draw besides the scale (see gfrnet_tf.evaluation.protocol).")
+    "test_protocol",
+    protocol.DEFAULT_TEST_PROTOCOL,
+    list(protocol.TEST_PROTOCOLS),
+    "What the 4x/8x settings draw besides the scale (see gfrnet_tf.evaluation.protocol).",
+)
 flags.mark_flags_as_required(["data", "workdir"])
 
 
@@ -55,12 +64,23 @@ def main(argv):
     if note:
         print(note)
     study = ablation.run_study(
-        CONFIG.value, dataset, WORKDIR.value, STEPS.value, VARIANTS.value,
-        test_split=TEST_SPLIT.value, face_measures=measures, face_note=note,
-        test_protocol=TEST_PROTOCOL.value, batch_size=BATCH_SIZE.value, examples=EXAMPLES.value)
+        CONFIG.value,
+        dataset,
+        WORKDIR.value,
+        STEPS.value,
+        VARIANTS.value,
+        test_split=TEST_SPLIT.value,
+        face_measures=measures,
+        face_note=note,
+        test_protocol=TEST_PROTOCOL.value,
+        batch_size=BATCH_SIZE.value,
+        examples=EXAMPLES.value,
+    )
     print((Path(WORKDIR.value) / "table1.md").read_text())
-    print(f"study: {WORKDIR.value}/table1.md, figure.png, per_image.csv "
-          f"({len(study.trained)} row(s) trained now)")
+    print(
+        f"study: {WORKDIR.value}/table1.md, figure.png, per_image.csv "
+        f"({len(study.trained)} row(s) trained now)"
+    )
 
 
 run = common.make_run(main)

@@ -51,7 +51,7 @@ def _parse_flags(argv):
     `--config.x.y=` override."""
     try:
         return app.parse_flags_with_usage(argv)
-    except Exception as error:  # pylint: disable=broad-except
+    except Exception as error:
         if "--debug" in argv:
             raise
         problem = " ".join(str(error).split())
@@ -62,9 +62,12 @@ def _parse_flags(argv):
 def define_strategy_flag():
     """`--strategy`, for commands that run the model on many examples."""
     return flags.DEFINE_enum(
-        "strategy", "auto", list(STRATEGIES),
+        "strategy",
+        "auto",
+        list(STRATEGIES),
         "tf.distribute strategy: auto = multi-worker if TF_CONFIG lists several workers, "
-        "else mirrored over several local GPUs, else none.")
+        "else mirrored over several local GPUs, else none.",
+    )
 
 
 def strategy_from_flags():

@@ -27,13 +27,17 @@ def main(argv):
     source, target = argv[1], argv[2]
     try:
         state_dict = torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a missing or foreign file
+    except Exception as error:  # noqa: BLE001 (torch raises many types for a foreign file)
         raise BadModelFileError(source, f"cannot read as a PyTorch state dict: {error}") from None
     if not isinstance(state_dict, dict):
         raise BadModelFileError(source, f"holds a {type(state_dict).__name__}, not a state dict")
     # Anything that is not a tensor of numbers fails the converter's check, by key.
-    values = {k: (v.detach().float() if v.is_floating_point() else v.detach()).numpy()
-              if isinstance(v, torch.Tensor) else v for k, v in state_dict.items()}
+    values = {
+        k: (v.detach().float() if v.is_floating_point() else v.detach()).numpy()
+        if isinstance(v, torch.Tensor)
+        else v
+        for k, v in state_dict.items()
+    }
     arrays = from_torch_state_dict(values, source)
     with atomic_writer(target) as stream:
         np.savez(stream, **arrays)

@@ -25,25 +25,35 @@ from gfrnet_tf.data import service
 from gfrnet_tf.errors import BadConfigError
 
 PORT = flags.DEFINE_integer("port", None, "Run a dispatcher on this port (0: any free port).")
-DISPATCHER = flags.DEFINE_string("dispatcher", None, "Run a worker for this grpc://host:port dispatcher.")
+DISPATCHER = flags.DEFINE_string(
+    "dispatcher", None, "Run a worker for this grpc://host:port dispatcher."
+)
 WORKER_PORT = flags.DEFINE_integer("worker_port", 0, "The worker's port (0: any free port).")
 WORKER_HOST = flags.DEFINE_string(
-    "worker_host", socket.gethostname(), "The name clients reach this worker at.")
+    "worker_host", socket.gethostname(), "The name clients reach this worker at."
+)
 
 
 def main(argv):
     if len(argv) > 1:
         raise BadConfigError("command line", f"unexpected arguments: {' '.join(argv[1:])}")
     if (PORT.value is None) == (DISPATCHER.value is None):
-        raise BadConfigError("command line", "give --port (run a dispatcher) or "
-                                             "--dispatcher grpc://host:port (run a worker)")
+        raise BadConfigError(
+            "command line",
+            "give --port (run a dispatcher) or --dispatcher grpc://host:port (run a worker)",
+        )
     if PORT.value is not None:
         server = service.start_dispatcher(PORT.value)
-        print(f"dispatcher listening at {service.address(server, socket.gethostname())}", flush=True)
+        print(
+            f"dispatcher listening at {service.address(server, socket.gethostname())}", flush=True
+        )
     else:
         server = service.start_worker(DISPATCHER.value, WORKER_PORT.value, WORKER_HOST.value)
-        print(f"worker listening at {service.address(server, WORKER_HOST.value)} for {DISPATCHER.value}",
-              flush=True)
+        print(
+            f"worker listening at {service.address(server, WORKER_HOST.value)} "
+            f"for {DISPATCHER.value}",
+            flush=True,
+        )
     _serve_until_stopped(server)
 
 

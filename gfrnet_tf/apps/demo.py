@@ -39,13 +39,16 @@ from gfrnet_tf.configs.flags import define_config_flag
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.io import save_image
-from gfrnet_tf.sample import degraded_pair, write_sample_dataset
 from gfrnet_tf.runs import RunFolder
+from gfrnet_tf.sample import degraded_pair, write_sample_dataset
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Folder for everything the demo writes.")
 STEPS = flags.DEFINE_integer(
-    "steps", 5000, "Joint-training steps (rounded up to whole 250-step data epochs), after "
-    "WarpNet pre-training. The default fits the 15-minute budget on 2 CPU cores.")
+    "steps",
+    5000,
+    "Joint-training steps (rounded up to whole 250-step data epochs), after "
+    "WarpNet pre-training. The default fits the 15-minute budget on 2 CPU cores.",
+)
 CONFIG = define_config_flag("smoke")
 
 
@@ -66,7 +69,9 @@ def main(argv):
     config_path = config_flags.get_config_filename(flags.FLAGS["config"])
     image_size = CONFIG.value.input.image_size
     workdir = Path(WORKDIR.value)
-    paths = {name: workdir / name for name in ("data", "sample", "train", "eval", "export", "restored")}
+    paths = {
+        name: workdir / name for name in ("data", "sample", "train", "eval", "export", "restored")
+    }
     stages = Stages(total=5)
 
     started = stages.begin(f"sample data: {image_size} px synthetic poses of the bundled photo")
@@ -76,40 +81,80 @@ def main(argv):
     save_image(paths["sample"] / "degraded_4x.png", degraded)
     save_image(paths["sample"] / "guide.png", guide)
     counts = ", ".join(f"{split} {data.records(split)}" for split in data.splits)
-    print(f"dataset {paths['data']} ({counts} pairs); test = unseen warps/degradations of the same face")
+    print(
+        f"dataset {paths['data']} ({counts} pairs); "
+        "test = unseen warps/degradations of the same face"
+    )
     stages.end("sample data", started)
 
-    stages.command("train", "train", [
-        f"--config={config_path}", *short_run_overrides(STEPS.value), *config_overrides(sys.argv),
-        f"--workdir={paths['train']}", f"--data={paths['data']}"])
-    stages.command("evaluate on the test split", "evaluate", [
-        f"--model={paths['train']}", "--names=gfrnet", f"--data={paths['data']}",
-        f"--output={paths['eval']}"])
-    stages.command("export SavedModel + TFLite fp32", "export", [
-        f"--model={paths['train']}", f"--output={paths['export']}", "--formats=savedmodel,tflite_fp32"])
-    stages.command("restore the degraded sample", "restore", [
-        f"--model={paths['export']}", f"--input={paths['sample'] / 'degraded_4x.png'}",
-        f"--guide={paths['sample'] / 'guide.png'}", f"--output={paths['restored']}", "--aligned"])
+    stages.command(
+        "train",
+        "train",
+        [
+            f"--config={config_path}",
+            *short_run_overrides(STEPS.value),
+            *config_overrides(sys.argv),
+            f"--workdir={paths['train']}",
+            f"--data={paths['data']}",
+        ],
+    )
+    stages.command(
+        "evaluate on the test split",
+        "evaluate",
+        [
+            f"--model={paths['train']}",
+            "--names=gfrnet",
+            f"--data={paths['data']}",
+            f"--output={paths['eval']}",
+        ],
+    )
+    stages.command(
+        "export SavedModel + TFLite fp32",
+        "export",
+        [
+            f"--model={paths['train']}",
+            f"--output={paths['export']}",
+            "--formats=savedmodel,tflite_fp32",
+        ],
+    )
+    stages.command(
+        "restore the degraded sample",
+        "restore",
+        [
+            f"--model={paths['export']}",
+            f"--input={paths['sample'] / 'degraded_4x.png'}",
+            f"--guide={paths['sample'] / 'guide.png'}",
+            f"--output={paths['restored']}",
+            "--aligned",
+        ],
+    )
     print_summary(paths, stages)
 
 
 def print_summary(paths, stages) -> None:
     results = json.loads((paths["eval"] / "results.json").read_text())
-    print("\n== done in {:.0f} s ({})".format(
-        time.monotonic() - stages.start, ", ".join(f"{k} {v:.0f} s" for k, v in stages.timings.items())))
+    print(
+        "\n== done in {:.0f} s ({})".format(
+            time.monotonic() - stages.start,
+            ", ".join(f"{k} {v:.0f} s" for k, v in stages.timings.items()),
+        )
+    )
     # results.json stores a missing measure as null; the table shows NaN as "n/a".
-    rows = [{k: float("nan") if v is None else v for k, v in row.items()} for row in results["rows"]]
+    rows = [
+        {k: float("nan") if v is None else v for k, v in row.items()} for row in results["rows"]
+    ]
     print(report.markdown_table(rows, protocol.COLUMNS))
     run = RunFolder(paths["train"])
     print(f"""
 PSNR/SSIM on RGB uint8 of {results["image_size"]} px test faces; landmark errors are
 normalised by the inter-ocular distance (guide = before WarpNet, warped = after).
-table       {paths['eval'] / 'results.csv'} (and results.json, examples_gfrnet.png)
+table       {paths["eval"] / "results.csv"} (and results.json, examples_gfrnet.png)
 checkpoint  {run.checkpoints}   TensorBoard: {run.tensorboard}
-exports     {paths['export']} (SavedModel <version>/, gfrnet-v<version>-fp32.tflite)
-restored    {paths['restored'] / 'degraded_4x_face0.png'}
-compare     {paths['restored'] / 'degraded_4x_face0_compare.png'} (degraded | guide | warped guide | restored)
-inputs      {paths['sample'] / 'degraded_4x.png'}, {paths['sample'] / 'guide.png'}""")
+exports     {paths["export"]} (SavedModel <version>/, gfrnet-v<version>-fp32.tflite)
+restored    {paths["restored"] / "degraded_4x_face0.png"}
+compare     {paths["restored"] / "degraded_4x_face0_compare.png"}
+            (degraded | guide | warped guide | restored)
+inputs      {paths["sample"] / "degraded_4x.png"}, {paths["sample"] / "guide.png"}""")
 
 
 run = make_run(main)

@@ -50,19 +50,28 @@ class Stages:
         env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ}
         status = subprocess.run(argv, check=False, env=env).returncode
         if status:
-            print(f"error: gfrnet-{app}: failed with exit status {status} (stage: {title})",
-                  file=sys.stderr)
+            print(
+                f"error: gfrnet-{app}: failed with exit status {status} (stage: {title})",
+                file=sys.stderr,
+            )
             sys.exit(status)
         self.end(title, started)
 
 
 # The schedule's fixed part (`configs.budget`), as flags.
-SHORT_RUN_OVERRIDES = (f"--config.train.learning_rates=({LEARNING_RATE!r},)",
-                       f"--config.train.warp_pretrain_epochs={PRETRAIN_EPOCHS}")
+SHORT_RUN_OVERRIDES = (
+    f"--config.train.learning_rates=({LEARNING_RATE!r},)",
+    f"--config.train.warp_pretrain_epochs={PRETRAIN_EPOCHS}",
+)
 
 
 def short_run_overrides(steps: int, epoch_steps: int = EPOCH_STEPS) -> list[str]:
     """`--config.train.*` flags of `configs.budget.short_run_schedule(steps, epoch_steps)`."""
     schedule = short_run_schedule(steps, epoch_steps)
-    return [*SHORT_RUN_OVERRIDES, *(f"--config.train.{key}={schedule[key]}"
-                                    for key in ("steps_per_epoch", "checkpoint_every", "epochs"))]
+    return [
+        *SHORT_RUN_OVERRIDES,
+        *(
+            f"--config.train.{key}={schedule[key]}"
+            for key in ("steps_per_epoch", "checkpoint_every", "epochs")
+        ),
+    ]

@@ -32,28 +32,44 @@ from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.evaluation.identity import face_measures
 from gfrnet_tf.evaluation.runner import evaluate_models
 
-MODEL = flags.DEFINE_multi_string("model", None, "Workdir, checkpoint, .keras, SavedModel or .tflite; repeatable.")
+MODEL = flags.DEFINE_multi_string(
+    "model", None, "Workdir, checkpoint, .keras, SavedModel or .tflite; repeatable."
+)
 NAMES = flags.DEFINE_list("names", None, "One table name per --model (default: the file names).")
 DATA = flags.DEFINE_string("data", None, "Dataset folder, or a glob of test TFRecord shards.")
 SPLIT = flags.DEFINE_string("split", "test", "Split of a dataset folder to evaluate on.")
 OUTPUT = flags.DEFINE_string("output", "eval", "Folder for results.csv/json and example grids.")
 CONFIG = flags.DEFINE_string(
-    "config", None, "A preset, config file or run's config.json whose `input` settings to use "
-    "(default: the first model's training settings).")
+    "config",
+    None,
+    "A preset, config file or run's config.json whose `input` settings to use "
+    "(default: the first model's training settings).",
+)
 IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Overrides the models' image size.")
 BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Test batch size.")
 SYNTHETIC_POSE = flags.DEFINE_bool(
-    "synthetic_pose", None, "With a glob --data: guides made from the targets with a known flow "
-    "(measures flow EPE). A dataset folder's manifest says this itself.")
+    "synthetic_pose",
+    None,
+    "With a glob --data: guides made from the targets with a known flow "
+    "(measures flow EPE). A dataset folder's manifest says this itself.",
+)
 EXAMPLES = flags.DEFINE_integer("examples", 4, "Rows in each example grid.")
 FACE_MEASURES = flags.DEFINE_bool(
-    "face_measures", True, "Identity and landmark distances of the restored faces (needs dlib).")
+    "face_measures", True, "Identity and landmark distances of the restored faces (needs dlib)."
+)
 ARCFACE_MODEL = flags.DEFINE_string(
-    "arcface_model", None, "An ArcFace .onnx or .tflite (112x112 RGB, 5-point template, "
-    "(x - 127.5) / 127.5) for the arcface_deg column.")
+    "arcface_model",
+    None,
+    "An ArcFace .onnx or .tflite (112x112 RGB, 5-point template, "
+    "(x - 127.5) / 127.5) for the arcface_deg column.",
+)
 TEST_PROTOCOL = flags.DEFINE_enum(
-    "test_protocol", protocol.DEFAULT_TEST_PROTOCOL, list(protocol.TEST_PROTOCOLS),
-    "What the 4x/8x settings draw: " + "; ".join(f"{k}: {v}" for k, v in protocol.TEST_PROTOCOLS.items()))
+    "test_protocol",
+    protocol.DEFAULT_TEST_PROTOCOL,
+    list(protocol.TEST_PROTOCOLS),
+    "What the 4x/8x settings draw: "
+    + "; ".join(f"{k}: {v}" for k, v in protocol.TEST_PROTOCOLS.items()),
+)
 flags.mark_flags_as_required(["model", "data"])
 
 
@@ -67,24 +83,36 @@ def model_names(paths) -> list[str]:
 def main(argv):
     del argv
     models = dict(zip(model_names(MODEL.value), MODEL.value))
-    dataset = PreparedDataset.open(DATA.value, glob_split=SPLIT.value, synthetic_pose=SYNTHETIC_POSE.value)
+    dataset = PreparedDataset.open(
+        DATA.value, glob_split=SPLIT.value, synthetic_pose=SYNTHETIC_POSE.value
+    )
     measures, face_note = None, "face measures off (--noface_measures)"
     if FACE_MEASURES.value:
         measures, face_note = face_measures(ARCFACE_MODEL.value)
     if face_note and FACE_MEASURES.value:
         print(face_note)
     result = evaluate_models(
-        models, dataset, SPLIT.value, OUTPUT.value, batch_size=BATCH_SIZE.value,
-        examples=EXAMPLES.value, image_size=IMAGE_SIZE.value,
+        models,
+        dataset,
+        SPLIT.value,
+        OUTPUT.value,
+        batch_size=BATCH_SIZE.value,
+        examples=EXAMPLES.value,
+        image_size=IMAGE_SIZE.value,
         input_config=load_config(CONFIG.value).input if CONFIG.value else None,
-        face_measures=measures, face_note=face_note, test_protocol=TEST_PROTOCOL.value)
+        face_measures=measures,
+        face_note=face_note,
+        test_protocol=TEST_PROTOCOL.value,
+    )
     failures = Failures()
     for error in result.failures:
         failures.add_error(error)
     print(report.markdown_table(result.rows, result.evaluation.columns))
     print(f"results: {result.output / 'results.csv'}, {result.output / 'results.json'}")
     if result.skipped_records:
-        failures.add("bad_record", DATA.value, f"{result.skipped_records} corrupt record(s) skipped")
+        failures.add(
+            "bad_record", DATA.value, f"{result.skipped_records} corrupt record(s) skipped"
+        )
     failures.exit_if_any()
 
 

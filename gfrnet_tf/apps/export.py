@@ -40,18 +40,27 @@ from gfrnet_tf.loading import load_gfrnet
 FORMATS = ("savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx")
 
 MODEL = flags.DEFINE_string("model", None, ".keras file, step-N.weights.h5 checkpoint or workdir.")
-OUTPUT = flags.DEFINE_string("output", None, "Model folder, e.g. savedmodel/gfrnet (TF Serving layout).")
+OUTPUT = flags.DEFINE_string(
+    "output", None, "Model folder, e.g. savedmodel/gfrnet (TF Serving layout)."
+)
 EXPORT_FORMATS = flags.DEFINE_list("formats", ["savedmodel"], f"Comma-separated, of {FORMATS}.")
 IMAGE_SIZE = flags.DEFINE_integer(
-    "image_size", None, "Input height = width of the export (default: the size the run trained at).")
+    "image_size", None, "Input height = width of the export (default: the size the run trained at)."
+)
 VERSION = flags.DEFINE_integer("version", None, "Version number (default: next free one).")
 CALIBRATION_DATA = flags.DEFINE_string(
-    "calibration_data", None, "Dataset folder or TFRecord glob of representative pairs for tflite_int8.")
+    "calibration_data",
+    None,
+    "Dataset folder or TFRecord glob of representative pairs for tflite_int8.",
+)
 CALIBRATION = flags.DEFINE_integer(
-    "calibration_steps", CALIBRATION_STEPS, "Pairs used to calibrate tflite_int8.")
+    "calibration_steps", CALIBRATION_STEPS, "Pairs used to calibrate tflite_int8."
+)
 REWRITE = flags.DEFINE_bool(
-    "rewrite_transpose_conv", True,
-    "TFLite: run the decoders' transposed convolutions as exact phase convolutions (faster).")
+    "rewrite_transpose_conv",
+    True,
+    "TFLite: run the decoders' transposed convolutions as exact phase convolutions (faster).",
+)
 flags.mark_flags_as_required(["model", "output"])
 
 
@@ -62,7 +71,8 @@ def check_formats(formats, calibration_data):
         raise BadConfigError("--formats", f"unknown {unknown}; choose from {FORMATS}")
     if "tflite_int8" in formats and not calibration_data:
         raise BadConfigError(
-            "--formats", "tflite_int8 needs --calibration_data (TFRecord shards of face pairs)")
+            "--formats", "tflite_int8 needs --calibration_data (TFRecord shards of face pairs)"
+        )
 
 
 def calibration_inputs(data, image_size, steps):
@@ -72,7 +82,9 @@ def calibration_inputs(data, image_size, steps):
     config = default_input_config()
     config.image_size = image_size
     config.batch_size = 1
-    batches = make_dataset(dataset.files(split), dataset.input_config(config, split), training=False)
+    batches = make_dataset(
+        dataset.files(split), dataset.input_config(config, split), training=False
+    )
     return list(itertools.islice((inputs for inputs, _ in batches.as_numpy_iterator()), steps))
 
 
@@ -80,7 +92,9 @@ def export_size(trained) -> int:
     """`--image_size`, else the size the model was trained at."""
     size = IMAGE_SIZE.value or trained.image_size
     if size is None:
-        raise BadConfigError(trained.source, "records no image size (a .keras file): pass --image_size")
+        raise BadConfigError(
+            trained.source, "records no image size (a .keras file): pass --image_size"
+        )
     return size
 
 
@@ -105,8 +119,13 @@ def main(argv):
             data = None
             if quantization == "int8":
                 data = calibration_inputs(CALIBRATION_DATA.value, size, CALIBRATION.value)
-            flatbuffer = convert_to_tflite(model, size, quantization, representative_data=data,
-                                           rewrite_transpose_conv=REWRITE.value)
+            flatbuffer = convert_to_tflite(
+                model,
+                size,
+                quantization,
+                representative_data=data,
+                rewrite_transpose_conv=REWRITE.value,
+            )
             path = output / f"gfrnet-v{version}-{quantization}.tflite"
             with atomic_writer(path) as stream:
                 stream.write(flatbuffer)

@@ -27,14 +27,24 @@ from gfrnet_tf.pipelines.prepare import FAILURE_REASONS, PrepareSettings, run_pi
 def summary(manifest: dict) -> str:
     """The one line printed at the end."""
     counts = manifest["counts"]
-    rejected = ", ".join(f"{k[len('rejected_'):]} {v}" for k, v in counts.items()
-                         if k.startswith("rejected_")) or "none"
-    skipped = ", ".join(f"{k[len('skipped_'):]} {v}" for k, v in counts.items()
-                        if k.startswith("skipped_")) or "none"
+    rejected = (
+        ", ".join(
+            f"{k[len('rejected_') :]} {v}" for k, v in counts.items() if k.startswith("rejected_")
+        )
+        or "none"
+    )
+    skipped = (
+        ", ".join(
+            f"{k[len('skipped_') :]} {v}" for k, v in counts.items() if k.startswith("skipped_")
+        )
+        or "none"
+    )
     pairs = ", ".join(f"{s} {manifest['splits'][s]['records']}" for s in SPLITS)
-    return (f"photos read {counts.get('photos_read', 0)}, faces {counts.get('faces_found', 0)}"
-            f"; rejected: {rejected}; identities skipped: {skipped}; pairs: {pairs}"
-            f"; {len(manifest['shards'])} shards")
+    return (
+        f"photos read {counts.get('photos_read', 0)}, faces {counts.get('faces_found', 0)}"
+        f"; rejected: {rejected}; identities skipped: {skipped}; pairs: {pairs}"
+        f"; {len(manifest['shards'])} shards"
+    )
 
 
 def _positive(text: str) -> int:
@@ -47,76 +57,146 @@ def _positive(text: str) -> int:
 def parse_args(argv):
     """Our flags -> `PrepareSettings`; everything else is left for Beam's PipelineOptions."""
     parser = argparse.ArgumentParser(
-        prog="gfrnet-prepare", description=__doc__.split("\n")[0],
+        prog="gfrnet-prepare",
+        description=__doc__.split("\n")[0],
         epilog="Any other --flag goes to Beam's PipelineOptions, e.g. --runner FlinkRunner "
-               "--flink_master HOST:PORT, or --direct_num_workers 4. Without --runner: "
-               "the DirectRunner, one worker process per core.")
+        "--flink_master HOST:PORT, or --direct_num_workers 4. Without --runner: "
+        "the DirectRunner, one worker process per core.",
+    )
     parser.add_argument("--input", required=True, help="ROOT with one folder per identity")
-    parser.add_argument("--output", required=True,
-                        help="dataset folder (shards, rejected.tsv, manifest.json); must "
-                             "not be inside --input")
-    parser.add_argument("--landmarks", default="dlib",
-                        help="'dlib', or a folder of 300W .pts files mirroring ROOT, or a "
-                             "CSV of image,x0,y0,...,x67,y67")
-    parser.add_argument("--max-per-identity", type=int, default=5,
-                        help="photos per identity: one guide + up to N-1 targets (§4.1)")
-    parser.add_argument("--synthetic-pose", action="store_true",
-                        help="identities with one photo become guide==target pairs")
-    parser.add_argument("--all-faces", action="store_true",
-                        help="keep every face of a photo, not only the most confident")
-    parser.add_argument("--export-guides", action="store_true",
-                        help="also write each identity's chosen guide to guides/<split>/")
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="dataset folder (shards, rejected.tsv, manifest.json); must not be inside --input",
+    )
+    parser.add_argument(
+        "--landmarks",
+        default="dlib",
+        help="'dlib', or a folder of 300W .pts files mirroring ROOT, or a "
+        "CSV of image,x0,y0,...,x67,y67",
+    )
+    parser.add_argument(
+        "--max-per-identity",
+        type=int,
+        default=5,
+        help="photos per identity: one guide + up to N-1 targets (§4.1)",
+    )
+    parser.add_argument(
+        "--synthetic-pose",
+        action="store_true",
+        help="identities with one photo become guide==target pairs",
+    )
+    parser.add_argument(
+        "--all-faces",
+        action="store_true",
+        help="keep every face of a photo, not only the most confident",
+    )
+    parser.add_argument(
+        "--export-guides",
+        action="store_true",
+        help="also write each identity's chosen guide to guides/<split>/",
+    )
     parser.add_argument("--num-shards", type=_positive, default=16, help="train shards")
-    parser.add_argument("--val-fraction", type=float, default=0.05,
-                        help="identities (by name hash) in the validation split")
-    parser.add_argument("--test-fraction", type=float, default=0.05,
-                        help="identities (by name hash) in the test split")
-    parser.add_argument("--photos-per-batch", type=_positive,
-                        default=PrepareSettings.photos_per_batch,
-                        help="photos per pipeline element (shuffle granularity; outputs "
-                             "are the same for any value)")
-    parser.add_argument("--max-photo-bytes", type=_positive,
-                        default=PrepareSettings.max_photo_bytes,
-                        help="larger files are rejected without being read")
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.05,
+        help="identities (by name hash) in the validation split",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.05,
+        help="identities (by name hash) in the test split",
+    )
+    parser.add_argument(
+        "--photos-per-batch",
+        type=_positive,
+        default=PrepareSettings.photos_per_batch,
+        help="photos per pipeline element (shuffle granularity; outputs "
+        "are the same for any value)",
+    )
+    parser.add_argument(
+        "--max-photo-bytes",
+        type=_positive,
+        default=PrepareSettings.max_photo_bytes,
+        help="larger files are rejected without being read",
+    )
     defaults = FaceOptions()
-    parser.add_argument("--image-size", type=_positive, default=defaults.size,
-                        help="side of the square face crops")
-    parser.add_argument("--margin", type=float, default=defaults.margin,
-                        help="crop margin each side, in face-box sides")
-    parser.add_argument("--min-face-size", type=int, default=defaults.min_face_size,
-                        help="smaller face boxes (px) are rejected")
-    parser.add_argument("--min-confidence", type=float, default=defaults.min_confidence,
-                        help="MTCNN score below which a face is ignored")
-    parser.add_argument("--min-sharpness", type=float, default=defaults.min_sharpness,
-                        help="face-box Laplacian variance below which a photo is rejected")
-    parser.add_argument("--min-eye-aspect-ratio", type=float,
-                        default=PairOptions().min_eye_aspect_ratio,
-                        help="guides need eyes at least this open")
-    parser.add_argument("--max-pixels", type=_positive, default=defaults.max_pixels,
-                        help="larger photos are refused from their header")
+    parser.add_argument(
+        "--image-size", type=_positive, default=defaults.size, help="side of the square face crops"
+    )
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=defaults.margin,
+        help="crop margin each side, in face-box sides",
+    )
+    parser.add_argument(
+        "--min-face-size",
+        type=int,
+        default=defaults.min_face_size,
+        help="smaller face boxes (px) are rejected",
+    )
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=defaults.min_confidence,
+        help="MTCNN score below which a face is ignored",
+    )
+    parser.add_argument(
+        "--min-sharpness",
+        type=float,
+        default=defaults.min_sharpness,
+        help="face-box Laplacian variance below which a photo is rejected",
+    )
+    parser.add_argument(
+        "--min-eye-aspect-ratio",
+        type=float,
+        default=PairOptions().min_eye_aspect_ratio,
+        help="guides need eyes at least this open",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=_positive,
+        default=defaults.max_pixels,
+        help="larger photos are refused from their header",
+    )
     parser.add_argument("--debug", action="store_true", help="full tracebacks")
     args, beam_args = parser.parse_known_args(argv)
     if args.all_faces and args.landmarks != "dlib":
-        raise BadConfigError("--all-faces", "needs --landmarks dlib: a landmark file "
-                                            "describes one face per photo")
+        raise BadConfigError(
+            "--all-faces", "needs --landmarks dlib: a landmark file describes one face per photo"
+        )
     if not 0 <= args.val_fraction + args.test_fraction < 1:
         raise BadConfigError("--val-fraction/--test-fraction", "must sum to less than 1")
     if args.max_per_identity < 2:
         raise BadConfigError("--max-per-identity", "must be at least 2 (a guide and a target)")
     settings = PrepareSettings(
-        input=args.input.rstrip("/") or "/", output=args.output.rstrip("/") or "/",
-        landmarks=args.landmarks, num_shards=args.num_shards,
-        export_guides=args.export_guides, photos_per_batch=args.photos_per_batch,
+        input=args.input.rstrip("/") or "/",
+        output=args.output.rstrip("/") or "/",
+        landmarks=args.landmarks,
+        num_shards=args.num_shards,
+        export_guides=args.export_guides,
+        photos_per_batch=args.photos_per_batch,
         max_photo_bytes=args.max_photo_bytes,
-        faces=FaceOptions(size=args.image_size, margin=args.margin,
-                          min_face_size=args.min_face_size,
-                          min_confidence=args.min_confidence,
-                          min_sharpness=args.min_sharpness, all_faces=args.all_faces,
-                          max_pixels=args.max_pixels),
-        pairs=PairOptions(max_per_identity=args.max_per_identity,
-                          min_eye_aspect_ratio=args.min_eye_aspect_ratio,
-                          synthetic_pose=args.synthetic_pose,
-                          val_fraction=args.val_fraction, test_fraction=args.test_fraction))
+        faces=FaceOptions(
+            size=args.image_size,
+            margin=args.margin,
+            min_face_size=args.min_face_size,
+            min_confidence=args.min_confidence,
+            min_sharpness=args.min_sharpness,
+            all_faces=args.all_faces,
+            max_pixels=args.max_pixels,
+        ),
+        pairs=PairOptions(
+            max_per_identity=args.max_per_identity,
+            min_eye_aspect_ratio=args.min_eye_aspect_ratio,
+            synthetic_pose=args.synthetic_pose,
+            val_fraction=args.val_fraction,
+            test_fraction=args.test_fraction,
+        ),
+    )
     return settings, beam_args, args.debug
 
 
@@ -144,8 +224,9 @@ def main(argv=None) -> int:
             raise
         print(f"error: {printable(error.source)}: {printable(error.problem)}", file=sys.stderr)
         return 1
-    print(f"gfrnet-prepare: {summary(manifest)}; manifest "
-          f"{printable(settings.output)}/manifest.json")
+    print(
+        f"gfrnet-prepare: {summary(manifest)}; manifest {printable(settings.output)}/manifest.json"
+    )
     failed = sum(manifest["counts"].get(f"rejected_{r}", 0) for r in FAILURE_REASONS)
     return 1 if failed else 0
 

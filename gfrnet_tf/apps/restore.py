@@ -43,25 +43,35 @@ from gfrnet_tf.restoration.restorer import load_restorer
 from gfrnet_tf.video.files import is_video_file
 from gfrnet_tf.visualize import flow_to_rgb, image_grid
 
-MODEL = flags.DEFINE_string("model", None, "Checkpoint/.keras file, SavedModel folder or .tflite file.")
+MODEL = flags.DEFINE_string(
+    "model", None, "Checkpoint/.keras file, SavedModel folder or .tflite file."
+)
 INPUT = flags.DEFINE_string("input", None, "A photo or video, or a folder of them (not recursive).")
-GUIDE = flags.DEFINE_multi_string("guide", None, "High-quality photo of the same person; repeatable.")
+GUIDE = flags.DEFINE_multi_string(
+    "guide", None, "High-quality photo of the same person; repeatable."
+)
 OUTPUT = flags.DEFINE_string("output", None, "Folder for the results.")
 ALIGNED = flags.DEFINE_bool("aligned", False, "Inputs and guides are square face crops already.")
 FLOW = flags.DEFINE_bool("flow", False, "Also save a colour picture of the predicted flow.")
 IMAGE_SIZE = flags.DEFINE_integer(
-    "image_size", None,
+    "image_size",
+    None,
     "Model input size. Default: the SavedModel's or .tflite file's size; else each "
     "--aligned crop's own size; else 256.",
 )
 DETECT_EVERY = flags.DEFINE_integer(
-    "detect_every", 10, "Videos: detect faces every N frames, track them in between "
-    "(1 = detect on every frame).")
+    "detect_every",
+    10,
+    "Videos: detect faces every N frames, track them in between (1 = detect on every frame).",
+)
 VIDEO_CRF = flags.DEFINE_integer(
-    "video_crf", 18, "Videos: H.264 quality, 0 (lossless RGB) .. 51; 18 looks lossless.")
+    "video_crf", 18, "Videos: H.264 quality, 0 (lossless RGB) .. 51; 18 looks lossless."
+)
 IDENTITY_EVERY = flags.DEFINE_integer(
-    "identity_every", 10, "Videos: measure the identity distance to the guide every N "
-    "frames (dlib; 0 = never).")
+    "identity_every",
+    10,
+    "Videos: measure the identity distance to the guide every N frames (dlib; 0 = never).",
+)
 flags.mark_flags_as_required(["model", "input", "guide", "output"])
 
 DEFAULT_IMAGE_SIZE = 256
@@ -88,8 +98,14 @@ def output_images(restored_photo, faces) -> list[tuple[str, object]]:
     for k, face in enumerate(faces):
         result = face.result
         images.append((f"_face{k}.png", result.restored))
-        images.append((f"_face{k}_compare.png", image_grid(
-            [[face.degraded, face.guide.crop, result.warped_guide, result.restored]])))
+        images.append(
+            (
+                f"_face{k}_compare.png",
+                image_grid(
+                    [[face.degraded, face.guide.crop, result.warped_guide, result.restored]]
+                ),
+            )
+        )
         if FLOW.value and result.flow is not None:
             images.append((f"_face{k}_flow.png", flow_to_rgb(result.flow)))
     images.append(("_restored.png", restored_photo))
@@ -117,8 +133,14 @@ def restore_video(photos: PhotoRestorer, path: Path, destination: Path) -> str:
         raise BadConfigError(path, f"videos need PyAV: pip install 'gfrnet_tf[video]' ({error})")
     videos = VideoRestorer(photos, detect_every=DETECT_EVERY.value)
     identity = optional_embedder() if IDENTITY_EVERY.value else None
-    return restore_clip(videos, path, destination, crf=VIDEO_CRF.value, identity=identity,
-                        identity_every=IDENTITY_EVERY.value).describe()
+    return restore_clip(
+        videos,
+        path,
+        destination,
+        crf=VIDEO_CRF.value,
+        identity=identity,
+        identity_every=IDENTITY_EVERY.value,
+    ).describe()
 
 
 def main(argv):
@@ -126,13 +148,15 @@ def main(argv):
     input_path = Path(INPUT.value)
     inputs = input_photos(input_path)
     # Checked (and created) before the model is loaded.
-    output = OutputFolder(OUTPUT.value, input_path, protected=[*inputs, *GUIDE.value],
-                          longest_suffix=LONGEST_SUFFIX)
+    output = OutputFolder(
+        OUTPUT.value, input_path, protected=[*inputs, *GUIDE.value], longest_suffix=LONGEST_SUFFIX
+    )
     restorer = load_restorer(MODEL.value)
     # Exported models know their size; a Keras model takes any size, so aligned crops
     # are then used at their own size.
-    image_size = IMAGE_SIZE.value or restorer.image_size or (
-        None if ALIGNED.value else DEFAULT_IMAGE_SIZE)
+    image_size = (
+        IMAGE_SIZE.value or restorer.image_size or (None if ALIGNED.value else DEFAULT_IMAGE_SIZE)
+    )
     photos = PhotoRestorer(restorer, image_size, aligned=ALIGNED.value)
     failures = Failures()
     for guide_path in GUIDE.value:
@@ -150,8 +174,11 @@ def main(argv):
     for photo_path in inputs:
         try:
             if is_video_file(photo_path):
-                print(restore_video(photos, photo_path,
-                                    output.target(f"{stems[photo_path]}_restored.mp4")))
+                print(
+                    restore_video(
+                        photos, photo_path, output.target(f"{stems[photo_path]}_restored.mp4")
+                    )
+                )
                 restored += 1
                 continue
             restored_photo, faces = photos.restore(load_image(photo_path), photo_path)

@@ -21,13 +21,24 @@ from gfrnet_tf.data import PreparedDataset
 from gfrnet_tf.training import fit
 
 CONFIG = define_config_flag()
-WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, resume state and TensorBoard logs.")
-DATA = flags.DEFINE_string("data", None, "Dataset folder (with manifest.json), or a glob of training shards.")
-VAL_DATA = flags.DEFINE_string("val_data", None, "With a glob --data: glob of the validation shards.")
+WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Folder for checkpoints, resume state and TensorBoard logs."
+)
+DATA = flags.DEFINE_string(
+    "data", None, "Dataset folder (with manifest.json), or a glob of training shards."
+)
+VAL_DATA = flags.DEFINE_string(
+    "val_data", None, "With a glob --data: glob of the validation shards."
+)
 SYNTHETIC_POSE = flags.DEFINE_bool(
-    "synthetic_pose", None, "With a glob --data: make each guide from its target by a random warp. "
-    "A dataset folder's manifest says this itself.")
-MIXED_PRECISION = flags.DEFINE_bool("mixed_precision", False, "mixed_float16 on GPUs (ignored on CPU).")
+    "synthetic_pose",
+    None,
+    "With a glob --data: make each guide from its target by a random warp. "
+    "A dataset folder's manifest says this itself.",
+)
+MIXED_PRECISION = flags.DEFINE_bool(
+    "mixed_precision", False, "mixed_float16 on GPUs (ignored on CPU)."
+)
 common.define_strategy_flag()
 flags.mark_flags_as_required(["config", "workdir", "data"])
 
@@ -35,10 +46,16 @@ flags.mark_flags_as_required(["config", "workdir", "data"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    dataset = PreparedDataset.open(DATA.value, synthetic_pose=SYNTHETIC_POSE.value,
-                                   other_patterns={"val": VAL_DATA.value})
-    fit.train(CONFIG.value, WORKDIR.value, dataset, strategy=common.strategy_from_flags(),
-              mixed_precision=MIXED_PRECISION.value)
+    dataset = PreparedDataset.open(
+        DATA.value, synthetic_pose=SYNTHETIC_POSE.value, other_patterns={"val": VAL_DATA.value}
+    )
+    fit.train(
+        CONFIG.value,
+        WORKDIR.value,
+        dataset,
+        strategy=common.strategy_from_flags(),
+        mixed_precision=MIXED_PRECISION.value,
+    )
 
 
 run = common.make_run(main)

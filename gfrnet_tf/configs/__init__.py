@@ -46,5 +46,7 @@ def load_config(name_or_path: str) -> ml_collections.ConfigDict:
     try:
         spec.loader.exec_module(module)
         return module.get_config()
-    except Exception as error:  # a config file is user code: any failure is a config error
-        raise BadConfigError(path, f"cannot build the config: {type(error).__name__}: {error}") from None
+    except Exception as error:  # noqa: BLE001 (a config file is user code: any failure is a config error)
+        raise BadConfigError(
+            path, f"cannot build the config: {type(error).__name__}: {error}"
+        ) from None

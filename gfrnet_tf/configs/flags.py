@@ -23,8 +23,11 @@ class _PresetParser(config_flags.ConfigFileFlagParser):
 def define_config_flag(default=None):
     """`--config NAME|FILE` plus `--config.x.y=value` overrides (ml_collections), locked."""
     holder = config_flags.DEFINE_config_file(
-        "config", None, f"A preset ({', '.join(PRESETS)}) or a Python file with get_config().",
-        lock_config=True)
+        "config",
+        None,
+        f"A preset ({', '.join(PRESETS)}) or a Python file with get_config().",
+        lock_config=True,
+    )
     flags.FLAGS["config"].parser = _PresetParser(name="config", lock_config=True)
     if default is not None:
         flags.FLAGS.set_default("config", default)

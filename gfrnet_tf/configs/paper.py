@@ -44,7 +44,9 @@ def get_config():
     config.model.flow_mode = "absolute"  # Eq. 1-3: the tanh output is the sampling grid
     config.model.loss_reduction = "paper"  # Eq. 6, 9, 10 as written
     config.model.tv_target = "flow"  # Eq. 10 on Phi itself
-    config.model.local_margin = 0.0  # §3.3: "the minimal bounding box enclosing all facial landmarks"
+    config.model.local_margin = (
+        0.0  # §3.3: "the minimal bounding box enclosing all facial landmarks"
+    )
     config.model.d_loss_halved = False  # Eq. 7
     # The official test script never calls evaluate(): BatchNorm on each test image's own
     # statistics, dropout on (the network is pix2pix's, dropout 0.5; the paper names none).
@@ -55,7 +57,15 @@ def get_config():
     config.model.vgg_face_weights = ""  # a file the user supplies; "" turns the perceptual term off
     config.model.loss_weights = ml_collections.ConfigDict(DEFAULT_LOSS_WEIGHTS)
     config.model.loss_weights.update(
-        {"l2": 100.0, "perceptual": 0.001, "adv_global": 1.0, "adv_local": 0.5, "landmark": 10.0, "tv": 1.0})
+        {
+            "l2": 100.0,
+            "perceptual": 0.001,
+            "adv_global": 1.0,
+            "adv_local": 0.5,
+            "landmark": 10.0,
+            "tv": 1.0,
+        }
+    )
 
     config.train = ml_collections.ConfigDict()
     config.train.warp_pretrain_epochs = 5  # WarpNet on the flow loss alone

@@ -36,7 +36,9 @@ TABLE1_ROWS = {
     "-F": Variant("no_flow_loss", "no_flow_loss", description="no flow loss (landmark + TV)"),
     "-W": Variant("no_warp", "no_warp", description="no WarpNet: RecNet takes I_d and I_g"),
     "-W2": Variant("no_warp_x2", "no_warp", 2, "-W with twice the channels"),
-    "-WG": Variant("no_guide", "no_guide", description="no WarpNet, no guide: RecNet takes I_d only"),
+    "-WG": Variant(
+        "no_guide", "no_guide", description="no WarpNet, no guide: RecNet takes I_d only"
+    ),
     "-WG2": Variant("no_guide_x2", "no_guide", 2, "-WG with twice the channels"),
 }
 # The generator's width keys in `config.model` (those present are scaled).
@@ -46,7 +48,9 @@ GENERATOR_WIDTH_KEYS = ("widths", "warpnet_widths", "recnet_widths")
 def variant_config(config, row: str):
     """A copy of a training config changed into Table 1 row `row` (e.g. "-W2")."""
     if row not in TABLE1_ROWS:
-        raise BadConfigError("--variants", f"{row!r} is not a Table 1 row ({', '.join(TABLE1_ROWS)})")
+        raise BadConfigError(
+            "--variants", f"{row!r} is not a Table 1 row ({', '.join(TABLE1_ROWS)})"
+        )
     variant = TABLE1_ROWS[row]
     config = copy.deepcopy(config)
     config.model.variant = variant.model_variant

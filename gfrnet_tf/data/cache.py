@@ -49,8 +49,11 @@ def check_cache_setting(cache):
     if not isinstance(cache, str):
         raise BadConfigError("input.cache", f'"", "memory" or a path prefix, got {cache!r}')
     if "://" in cache:
-        raise BadConfigError("input.cache", f"{cache}: a file cache must be a local path "
-                                            "(decoded images are several times the shards' size)")
+        raise BadConfigError(
+            "input.cache",
+            f"{cache}: a file cache must be a local path "
+            "(decoded images are several times the shards' size)",
+        )
 
 
 def cached(records, cache, config, files, counts, keys, input_context=None):
@@ -81,9 +84,15 @@ def cache_name(prefix, files, keys, config, input_context=None) -> str:
     pipeline = (0, 1)
     if input_context is not None:
         pipeline = (input_context.input_pipeline_id, input_context.num_input_pipelines)
-    identity = {"format": CACHE_FORMAT, "schema": SCHEMA_VERSION, "shards": shards,
-                "keys": sorted(keys), "skip_corrupt": bool(config.skip_corrupt),
-                "cycle_length": config.cycle_length, "pipeline": pipeline}
+    identity = {
+        "format": CACHE_FORMAT,
+        "schema": SCHEMA_VERSION,
+        "shards": shards,
+        "keys": sorted(keys),
+        "skip_corrupt": bool(config.skip_corrupt),
+        "cycle_length": config.cycle_length,
+        "pipeline": pipeline,
+    }
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     return f"{prefix}-{key}"
 
@@ -97,15 +106,19 @@ def _claim(name):
         os.makedirs(folder, exist_ok=True)
         descriptor = os.open(f"{name}.claim", os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as error:
-        raise BadConfigError(printable(name), f"cannot create the input cache: "
-                                              f"{error.strerror or error}") from None
+        raise BadConfigError(
+            printable(name), f"cannot create the input cache: {error.strerror or error}"
+        ) from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(descriptor)
-        raise BadConfigError(printable(name), "another running process is writing this input "
-                                              "cache: wait for its first pass to end, or set "
-                                              "another input.cache") from None
+        raise BadConfigError(
+            printable(name),
+            "another running process is writing this input "
+            "cache: wait for its first pass to end, or set "
+            "another input.cache",
+        ) from None
     _CLAIMS[name] = descriptor
     for leftover in glob.glob(f"{glob.escape(name)}_*"):  # TF's `<name>_<shard>.*` files
         os.remove(leftover)
@@ -119,9 +132,11 @@ def _check_memory_budget(files, counts, keys, config, input_context):
     total = records * per_record / 2**30
     if total > budget:
         raise BadConfigError(
-            "input.cache", f'"memory" would hold {records} records x {per_record / 2**20:.3g} MB '
-                           f"decoded = {total:.1f} GB, over input.cache_memory_gb = {budget:.1f}: "
-                           "cache to a local path prefix instead, or raise the budget")
+            "input.cache",
+            f'"memory" would hold {records} records x {per_record / 2**20:.3g} MB '
+            f"decoded = {total:.1f} GB, over input.cache_memory_gb = {budget:.1f}: "
+            "cache to a local path prefix instead, or raise the budget",
+        )
 
 
 def _decoded_bytes(path, keys) -> int:
@@ -130,7 +145,9 @@ def _decoded_bytes(path, keys) -> int:
         serialized = next(iter(tf.data.TFRecordDataset(path).take(1)))
         sample = decode_pair(serialized, path, 0, keys)
     except tf.errors.OpError as error:
-        raise BadRecordError(f"{printable(path)}: record 0", readable_problem(error.message)) from None
+        raise BadRecordError(
+            f"{printable(path)}: record 0", readable_problem(error.message)
+        ) from None
     return sum(int(tf.size(value)) * value.dtype.size for value in sample.values())
 
 

@@ -28,12 +28,15 @@ def checked_header_size(encoded, check, max_pixels=None):
     """
     # Padded with zeros: `substr` past the end of a short input is an op error (whose
     # message quotes the raw bytes), and both sides of a `logical_and` are evaluated.
-    head = tf.strings.join([tf.strings.substr(encoded, 0, _PNG_HEADER_BYTES),
-                            bytes(_PNG_HEADER_BYTES)])
+    head = tf.strings.join(
+        [tf.strings.substr(encoded, 0, _PNG_HEADER_BYTES), bytes(_PNG_HEADER_BYTES)]
+    )
     is_png = tf.logical_and(
         tf.strings.length(encoded) >= _PNG_HEADER_BYTES,
-        tf.logical_and(tf.equal(tf.strings.substr(head, 0, len(PNG_MAGIC)), PNG_MAGIC),
-                       tf.equal(tf.strings.substr(head, 12, 4), b"IHDR")),
+        tf.logical_and(
+            tf.equal(tf.strings.substr(head, 0, len(PNG_MAGIC)), PNG_MAGIC),
+            tf.equal(tf.strings.substr(head, 12, 4), b"IHDR"),
+        ),
     )
     is_jpeg = tf.equal(tf.strings.substr(head, 0, len(JPEG_MAGIC)), JPEG_MAGIC)
     format_check = check(tf.logical_or(is_png, is_jpeg), "is not a JPEG or PNG image")
@@ -52,11 +55,16 @@ def checked_header_size(encoded, check, max_pixels=None):
     size64 = tf.cast(size, tf.int64)
     height, width = size64[0], size64[1]
     positive = tf.logical_and(height > 0, width > 0)
-    too_many = tf.strings.join([
-        tf.strings.as_string(width), "x", tf.strings.as_string(height),
-        f" is more than the {max_pixels} pixels allowed (decompression bomb?)",
-    ])
+    too_many = tf.strings.join(
+        [
+            tf.strings.as_string(width),
+            "x",
+            tf.strings.as_string(height),
+            f" is more than the {max_pixels} pixels allowed (decompression bomb?)",
+        ]
+    )
     problem = tf.where(positive, too_many, "states a width or height outside 1 .. 2^31 - 1")
-    with tf.control_dependencies([check(tf.logical_and(positive, height * width <= max_pixels),
-                                        problem)]):
+    with tf.control_dependencies(
+        [check(tf.logical_and(positive, height * width <= max_pixels), problem)]
+    ):
         return tf.identity(size)

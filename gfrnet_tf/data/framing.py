@@ -54,7 +54,7 @@ def _open_shard(path):
         except tf.errors.OpError as error:
             raise BadRecordError(printable(path), f"cannot read: {first_line(error)}") from None
     try:
-        stream = open(path, "rb")  # pylint: disable=consider-using-with
+        stream = open(path, "rb")
     except FileNotFoundError:
         raise BadRecordError(printable(path), "no such shard") from None
     except IsADirectoryError:
@@ -94,12 +94,16 @@ def check_record_headers(path) -> int:
                 raise BadRecordError(where, f"truncated header at byte {offset} of {size}")
             length, length_crc = _HEADER.unpack(header)
             if masked_crc32c(header[:8]) != length_crc:
-                raise BadRecordError(where, f"corrupt header at byte {offset} (length CRC mismatch)")
+                raise BadRecordError(
+                    where, f"corrupt header at byte {offset} (length CRC mismatch)"
+                )
             rest = size - offset - _HEADER.size
             if length + _FOOTER_BYTES > rest:
                 raise BadRecordError(
-                    where, f"states a length of {length} bytes at byte {offset}, but only "
-                           f"{max(rest - _FOOTER_BYTES, 0)} follow (truncated or crafted shard)")
+                    where,
+                    f"states a length of {length} bytes at byte {offset}, but only "
+                    f"{max(rest - _FOOTER_BYTES, 0)} follow (truncated or crafted shard)",
+                )
             offset += _HEADER.size + length + _FOOTER_BYTES
             stream.seek(offset)
             count += 1

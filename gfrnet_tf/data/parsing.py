@@ -37,8 +37,9 @@ def _decode_image(encoded, shard, index, name):
     with tf.control_dependencies([present]):
         size = checked_header_size(
             encoded,
-            lambda condition, problem: _check(condition, shard, index,
-                                              tf.strings.join([f"{name} image ", problem])),
+            lambda condition, problem: _check(
+                condition, shard, index, tf.strings.join([f"{name} image ", problem])
+            ),
             MAX_RECORD_PIXELS,
         )
     with tf.control_dependencies([size]):

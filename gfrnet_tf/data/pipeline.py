@@ -93,11 +93,16 @@ def check_input_config(config):
     if service:
         service_lib.parse_address(service)
         if cache:
-            raise BadConfigError("input.cache", "does not combine with input.data_service: each "
-                                                "worker would replay the shards of its first epoch")
+            raise BadConfigError(
+                "input.cache",
+                "does not combine with input.data_service: each "
+                "worker would replay the shards of its first epoch",
+            )
         if config.skip_corrupt:
-            raise BadConfigError("input.skip_corrupt", "counts in this process, which "
-                                                       "input.data_service workers cannot update")
+            raise BadConfigError(
+                "input.skip_corrupt",
+                "counts in this process, which input.data_service workers cannot update",
+            )
 
 
 def _cache_setting(config) -> str:
@@ -226,15 +231,24 @@ def _example_fn(config, training, degradation_fn):
     return example
 
 
-def _finish(records, config, training, input_context, degradation_fn, drop_remainder,
-            repeat=False, service=""):
+def _finish(
+    records,
+    config,
+    training,
+    input_context,
+    degradation_fn,
+    drop_remainder,
+    repeat=False,
+    service="",
+):
     """`(shard, index, sample)` elements -> seeded, augmented, degraded, batched, [repeated,
     run by the tf.data service at `service`,] prefetched."""
     if training and config.degradation.mode == "random":
         per_record = bool(service)
         seeded = tf.data.Dataset.zip(records, _random_seeds(config, input_context)).map(
             lambda record, seed: (
-                record[2], _with_record(seed, record[0], record[1]) if per_record else seed
+                record[2],
+                _with_record(seed, record[0], record[1]) if per_record else seed,
             )
         )
     else:
@@ -340,8 +354,13 @@ def make_dataset(
         files = [path if "://" in path else os.path.abspath(path) for path in files]
     shuffle = training and not cache
     # A shuffled source is not split over service workers: each would read every shard.
-    records = _read_shards(files, config, input_context, shuffle_shards=shuffle and not service,
-                           shuffle_records=shuffle)
+    records = _read_shards(
+        files,
+        config,
+        input_context,
+        shuffle_shards=shuffle and not service,
+        shuffle_records=shuffle,
+    )
 
     # A synthetic-pose guide replaces the stored one: leaving it out of the parse output
     # lets tf.data prune its decoding (one PNG decode, ~10% of a sample's CPU time).
@@ -359,8 +378,9 @@ def make_dataset(
         parsed = cache_lib.cached(parsed, cache, config, files, counts, keys, input_context)
         if training:
             parsed = parsed.shuffle(config.shuffle_buffer, seed=config.seed)
-    return _finish(parsed, config, training, input_context, degradation_fn, drop_remainder,
-                   repeat, service)
+    return _finish(
+        parsed, config, training, input_context, degradation_fn, drop_remainder, repeat, service
+    )
 
 
 def array_dataset(images, landmarks, config, training, guides=None, guide_landmarks=None):

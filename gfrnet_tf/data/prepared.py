@@ -44,7 +44,9 @@ class PreparedDataset:
         self.image_size = _positive_int(manifest, "image_size", self.source)
         self.synthetic_pose = manifest.get("synthetic_pose", False)
         if not isinstance(self.synthetic_pose, bool):
-            raise BadConfigError(_manifest_path(self.source), "synthetic_pose must be true or false")
+            raise BadConfigError(
+                _manifest_path(self.source), "synthetic_pose must be true or false"
+            )
         self._files, self._records = {}, {}
         splits = manifest.get("splits")
         if not isinstance(splits, dict) or not splits:
@@ -54,11 +56,14 @@ class PreparedDataset:
             if not isinstance(shards, list) or not all(isinstance(s, str) for s in shards):
                 raise BadConfigError(_manifest_path(self.source), f"split {split!r}: no shard list")
             if any("/" in name or name.startswith(".") for name in shards):
-                raise BadConfigError(_manifest_path(self.source),
-                                     f"split {split!r}: shard names must be files of the folder")
+                raise BadConfigError(
+                    _manifest_path(self.source),
+                    f"split {split!r}: shard names must be files of the folder",
+                )
             self._files[split] = [f"{self.source}/{name}" for name in sorted(shards)]
-            self._records[split] = _positive_int(entry, "records", _manifest_path(self.source),
-                                                 allow_zero=True)
+            self._records[split] = _positive_int(
+                entry, "records", _manifest_path(self.source), allow_zero=True
+            )
 
     @classmethod
     def from_patterns(cls, patterns: dict, synthetic_pose: bool | None = None) -> "PreparedDataset":
@@ -73,8 +78,13 @@ class PreparedDataset:
         return dataset
 
     @classmethod
-    def open(cls, data: str, glob_split: str = "train", synthetic_pose=None,
-             other_patterns: dict | None = None) -> "PreparedDataset":
+    def open(
+        cls,
+        data: str,
+        glob_split: str = "train",
+        synthetic_pose=None,
+        other_patterns: dict | None = None,
+    ) -> "PreparedDataset":
         """What a `--data` flag names: a dataset folder, or a glob of the `glob_split` split
         (with `other_patterns` for more splits). `synthetic_pose=None` takes the manifest's
         mode; a bool must agree with it (globs have no manifest: it is the mode)."""
@@ -82,13 +92,18 @@ class PreparedDataset:
         if not tf.io.gfile.isdir(data):
             return cls.from_patterns({glob_split: data, **other_patterns}, synthetic_pose)
         if other_patterns:
-            raise BadConfigError(data, "a dataset folder lists its own splits; drop the globs "
-                                       f"for {', '.join(other_patterns)}")
+            raise BadConfigError(
+                data,
+                "a dataset folder lists its own splits; drop the globs "
+                f"for {', '.join(other_patterns)}",
+            )
         dataset = cls(data)
         if synthetic_pose is not None and synthetic_pose != dataset.synthetic_pose:
             raise BadConfigError(
-                data, f"its manifest says synthetic_pose={str(dataset.synthetic_pose).lower()}: "
-                      "drop the flag that contradicts it")
+                data,
+                f"its manifest says synthetic_pose={str(dataset.synthetic_pose).lower()}: "
+                "drop the flag that contradicts it",
+            )
         return dataset
 
     @property
@@ -122,13 +137,17 @@ class PreparedDataset:
             config.synthetic_pose.enabled = self.synthetic_pose
         if self.image_size is not None and config.image_size > self.image_size:
             raise BadConfigError(
-                self.source, f"records are {self.image_size} px, smaller than the model's "
-                             f"{config.image_size} px")
+                self.source,
+                f"records are {self.image_size} px, smaller than the model's "
+                f"{config.image_size} px",
+            )
         return config
 
     def _check_split(self, split):
         if split not in self._files:
-            raise BadConfigError(self.source, f"no split {split!r}; it has {', '.join(self._files)}")
+            raise BadConfigError(
+                self.source, f"no split {split!r}; it has {', '.join(self._files)}"
+            )
 
     def __repr__(self):
         return f"PreparedDataset({self.source!r}, splits={self.splits})"
@@ -137,8 +156,14 @@ class PreparedDataset:
 def write_manifest(directory, splits: dict, image_size: int, synthetic_pose: bool, **extra) -> dict:
     """Writes `directory/manifest.json` atomically; `splits` maps a split to
     `{"shards": [names], "records": n}`. Returns the manifest."""
-    manifest = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "image_size": int(image_size),
-                "synthetic_pose": bool(synthetic_pose), "splits": splits, **extra}
+    manifest = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "image_size": int(image_size),
+        "synthetic_pose": bool(synthetic_pose),
+        "splits": splits,
+        **extra,
+    }
     path = _manifest_path(directory)
     temporary = f"{path}.tmp"
     with tf.io.gfile.GFile(temporary, "wb") as stream:
@@ -154,8 +179,11 @@ def _manifest_path(directory) -> str:
 def _read_manifest(directory: str) -> dict:
     path = _manifest_path(directory)
     if not tf.io.gfile.exists(path):
-        raise BadConfigError(directory, f"no {MANIFEST}: not a dataset folder from gfrnet-prepare "
-                                        "(pass a glob of TFRecord shards instead)")
+        raise BadConfigError(
+            directory,
+            f"no {MANIFEST}: not a dataset folder from gfrnet-prepare "
+            "(pass a glob of TFRecord shards instead)",
+        )
     try:
         if tf.io.gfile.stat(path).length > MAX_MANIFEST_BYTES:
             raise BadConfigError(path, f"larger than {MAX_MANIFEST_BYTES} bytes")
@@ -166,8 +194,11 @@ def _read_manifest(directory: str) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BadConfigError(path, f"not a {FORMAT} manifest")
     if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise BadConfigError(path, f"schema version {manifest.get('schema_version')!r}; "
-                                   f"this gfrnet_tf reads version {SCHEMA_VERSION}")
+        raise BadConfigError(
+            path,
+            f"schema version {manifest.get('schema_version')!r}; "
+            f"this gfrnet_tf reads version {SCHEMA_VERSION}",
+        )
     return manifest
 
 
@@ -176,6 +207,9 @@ def _positive_int(mapping: dict, key: str, source, allow_zero=False):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-        raise BadConfigError(source, f"{key} must be a {'non-negative' if allow_zero else 'positive'} "
-                                     f"integer, got {value!r}")
+        raise BadConfigError(
+            source,
+            f"{key} must be a {'non-negative' if allow_zero else 'positive'} "
+            f"integer, got {value!r}",
+        )
     return value

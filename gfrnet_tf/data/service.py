@@ -57,12 +57,13 @@ def distribute(dataset, address: str):
     """
     python_ops = sorted(_op_types(dataset) & PYTHON_OPS)
     if python_ops:
-        raise BadConfigError("input.data_service",
-                             f"the pipeline calls Python ({', '.join(python_ops)}, e.g. the OpenCV "
-                             "degradation), which remote workers cannot run: use the in-graph one")
+        raise BadConfigError(
+            "input.data_service",
+            f"the pipeline calls Python ({', '.join(python_ops)}, e.g. the OpenCV "
+            "degradation), which remote workers cannot run: use the in-graph one",
+        )
     _check_dispatcher(address)
-    service = tf.data.experimental.service.distribute(
-        PROCESSING_MODE, address, compression=None)
+    service = tf.data.experimental.service.distribute(PROCESSING_MODE, address, compression=None)
     return dataset.apply(service).prefetch(tf.data.AUTOTUNE)
 
 
@@ -78,14 +79,16 @@ def start_worker(dispatcher: str, port: int = 0, host: str = "localhost"):
     dispatcher_host, dispatcher_port = _check_dispatcher(dispatcher, "--dispatcher")
     _check_port(port, "--worker_port")
     config = tf.data.experimental.service.WorkerConfig(
-        dispatcher_address=f"{dispatcher_host}:{dispatcher_port}", port=port,
-        worker_address=f"{host}:%port%")
+        dispatcher_address=f"{dispatcher_host}:{dispatcher_port}",
+        port=port,
+        worker_address=f"{host}:%port%",
+    )
     return _started(lambda: tf.data.experimental.service.WorkerServer(config), port)
 
 
 def address(server, host: str | None = None) -> str:
     """`grpc://host:port` of a started server (`host` replaces the name it was given)."""
-    name, port = server._address.rsplit(":", 1)  # pylint: disable=protected-access
+    name, port = server._address.rsplit(":", 1)
     return f"grpc://{host or name}:{port}"
 
 
@@ -93,8 +96,11 @@ def _check_dispatcher(address, source="input.data_service"):
     """`(host, port)` of `address` if something answers there, else `BadConfigError`."""
     host, port = parse_address(address, source)
     if not _answers(host, port):
-        raise BadConfigError(address, "no tf.data dispatcher answers there: start one, e.g. "
-                                      f"gfrnet-data-service --port {port}")
+        raise BadConfigError(
+            address,
+            "no tf.data dispatcher answers there: start one, e.g. "
+            f"gfrnet-data-service --port {port}",
+        )
     return host, port
 
 
@@ -119,14 +125,16 @@ def _started(make_server, port):
     try:
         return make_server()
     except (tf.errors.OpError, RuntimeError) as error:
-        raise BadConfigError(f"port {port}", f"cannot start the server: {first_line(error)}") from None
+        raise BadConfigError(
+            f"port {port}", f"cannot start the server: {first_line(error)}"
+        ) from None
 
 
 def _op_types(dataset) -> set[str]:
     """Every op type in `dataset`'s graph, functions (map bodies) included."""
     graph = graph_pb2.GraphDef()
     # The only way to see a dataset's ops; `service.distribute` serialises it the same way.
-    graph.ParseFromString(dataset._as_serialized_graph().numpy())  # pylint: disable=protected-access
+    graph.ParseFromString(dataset._as_serialized_graph().numpy())
     ops = {node.op for node in graph.node}
     for function in graph.library.function:
         ops.update(node.op for node in function.node_def)

@@ -51,11 +51,13 @@ def validate_shard(path, limit=None) -> int:
         for _ in parsed:
             count += 1
     except tf.errors.DataLossError as error:
-        raise BadRecordError(f"{printable(path)}: record {count}",
-                             "corrupt record (payload CRC mismatch)") from error
+        raise BadRecordError(
+            f"{printable(path)}: record {count}", "corrupt record (payload CRC mismatch)"
+        ) from error
     except tf.errors.OpError as error:
-        raise BadRecordError(f"{printable(path)}: record {count}",
-                             readable_problem(error.message)) from error
+        raise BadRecordError(
+            f"{printable(path)}: record {count}", readable_problem(error.message)
+        ) from error
     except UnicodeDecodeError as error:
         # TF quotes an unparseable payload's raw bytes in its message, which then fails to
         # decode on the way to Python.

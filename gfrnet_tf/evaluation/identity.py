@@ -45,8 +45,12 @@ class FaceMeasures:
     compares, `{measure: [B]}`.
     """
 
-    def __init__(self, dlib_identity: DlibIdentity, predictor: DlibLandmarks,
-                 arcface: ArcFaceIdentity | None = None):
+    def __init__(
+        self,
+        dlib_identity: DlibIdentity,
+        predictor: DlibLandmarks,
+        arcface: ArcFaceIdentity | None = None,
+    ):
         self.embedders = {"identity_distance": dlib_identity}
         if arcface is not None:
             self.embedders["arcface_deg"] = arcface
@@ -71,9 +75,13 @@ class FaceMeasures:
         for measure, embedder in self.embedders.items():
             embedding = embedder.embed(restored, reference["landmarks"])
             values[measure] = embedder.distance(embedding, reference["embeddings"][measure])
-        values["identity_match"] = (values["identity_distance"] < DlibIdentity.threshold).astype(np.float64)
+        values["identity_match"] = (values["identity_distance"] < DlibIdentity.threshold).astype(
+            np.float64
+        )
         detected = self._detect(restored, reference["boxes"])
-        values["lmd"] = metrics.landmark_error(detected, reference["detected"]).numpy().astype(np.float64)
+        values["lmd"] = (
+            metrics.landmark_error(detected, reference["detected"]).numpy().astype(np.float64)
+        )
         return values
 
     def _detect(self, images, boxes) -> np.ndarray:

@@ -60,8 +60,11 @@ FACE_SETTINGS = ("4x", "8x")
 def columns(face_columns=()) -> tuple[str, ...]:
     """Table columns: PSNR/SSIM per setting (and face measures at `FACE_SETTINGS`), then
     the alignment."""
-    per_setting = [f"{m}_{s}" for s in SETTINGS
-                   for m in ("psnr", "ssim", *(face_columns if s in FACE_SETTINGS else ()))]
+    per_setting = [
+        f"{m}_{s}"
+        for s in SETTINGS
+        for m in ("psnr", "ssim", *(face_columns if s in FACE_SETTINGS else ()))
+    ]
     return ("model", *per_setting, *ALIGNMENT_COLUMNS)
 
 
@@ -71,15 +74,21 @@ COLUMNS = columns()
 def setting_config(input_config, setting: str, test_protocol: str = DEFAULT_TEST_PROTOCOL):
     """`config.input` for one setting: seeded, and for 4x/8x the scale fixed (`TEST_PROTOCOLS`)."""
     if test_protocol not in TEST_PROTOCOLS:
-        raise BadConfigError("test_protocol", f"one of {tuple(TEST_PROTOCOLS)}, got {test_protocol!r}")
+        raise BadConfigError(
+            "test_protocol", f"one of {tuple(TEST_PROTOCOLS)}, got {test_protocol!r}"
+        )
     config = copy.deepcopy(input_config)
     config.degradation.mode = "seeded"
     if setting in FIXED_SCALES and test_protocol == "drawn":
         config.degradation.scale = (FIXED_SCALES[setting],)
     elif setting in FIXED_SCALES:
         config.degradation.mode = "fixed"
-        config.degradation.fixed = {"blur": 0.0, "scale": FIXED_SCALES[setting], "noise": 0.0,
-                                    "jpeg_quality": 0}
+        config.degradation.fixed = {
+            "blur": 0.0,
+            "scale": FIXED_SCALES[setting],
+            "noise": 0.0,
+            "jpeg_quality": 0,
+        }
     return config
 
 
@@ -105,8 +114,12 @@ class Evaluation:
     setting_examples: dict[str, dict[str, list]] = dataclasses.field(default_factory=dict)
 
 
-def evaluate(restorers: Mapping[str, Callable], make_batches: Callable[[str], Iterable],
-             example_limit: int = 4, face_measures=None) -> Evaluation:
+def evaluate(
+    restorers: Mapping[str, Callable],
+    make_batches: Callable[[str], Iterable],
+    example_limit: int = 4,
+    face_measures=None,
+) -> Evaluation:
     """One table row per model that ran through; `make_batches(setting)` gives the test batches.
 
     A model that fails on the data (e.g. an export for another image size) is dropped
@@ -119,12 +132,15 @@ def evaluate(restorers: Mapping[str, Callable], make_batches: Callable[[str], It
     active = dict(restorers)
     values = {name: {} for name in restorers}
     examples = {name: [] for name in restorers}
-    setting_examples = {setting: {name: [] for name in [*restorers, GROUND_TRUTH]} for setting in SETTINGS}
+    setting_examples = {
+        setting: {name: [] for name in [*restorers, GROUND_TRUTH]} for setting in SETTINGS
+    }
     failures = {}
     for setting in SETTINGS:
         for inputs, targets in tqdm(make_batches(setting), desc=setting, unit="batch", leave=False):
             degraded, guide, target = (
-                to_uint8(t).numpy() for t in (inputs["degraded"], inputs["guide"], targets["target"])
+                to_uint8(t).numpy()
+                for t in (inputs["degraded"], inputs["guide"], targets["target"])
             )
             truth = setting_examples[setting][GROUND_TRUTH]
             truth.extend(target[: max(0, example_limit - len(truth))])
@@ -140,8 +156,14 @@ def evaluate(restorers: Mapping[str, Callable], make_batches: Callable[[str], It
                     continue
                 measures = _measures(setting, result, target, targets)
                 if reference is not None:
-                    measures.update({f"{measure}_{setting}": batch for measure, batch in
-                                     face_measures.measure(result.restored, reference).items()})
+                    measures.update(
+                        {
+                            f"{measure}_{setting}": batch
+                            for measure, batch in face_measures.measure(
+                                result.restored, reference
+                            ).items()
+                        }
+                    )
                 for measure, batch in measures.items():
                     values[name].setdefault(measure, []).append(np.asarray(batch, np.float64))
                 kept = setting_examples[setting][name]
@@ -151,13 +173,21 @@ def evaluate(restorers: Mapping[str, Callable], make_batches: Callable[[str], It
                     examples[name].extend(list(row) for row in rows)
                     del examples[name][example_limit:]
     table_columns = columns(face_measures.columns if face_measures is not None else ())
-    per_image = {name: {m: np.concatenate(parts) for m, parts in values[name].items()}
-                 for name in active}
+    per_image = {
+        name: {m: np.concatenate(parts) for m, parts in values[name].items()} for name in active
+    }
     rows = [_row(name, per_image[name], table_columns) for name in active]
-    return Evaluation(rows, {name: examples[name] for name in active}, failures, per_image,
-                      table_columns,
-                      {s: {name: kept[name] for name in [*active, GROUND_TRUTH]}
-                       for s, kept in setting_examples.items()})
+    return Evaluation(
+        rows,
+        {name: examples[name] for name in active},
+        failures,
+        per_image,
+        table_columns,
+        {
+            s: {name: kept[name] for name in [*active, GROUND_TRUTH]}
+            for s, kept in setting_examples.items()
+        },
+    )
 
 
 def _row(name: str, values: Mapping[str, np.ndarray], table_columns) -> dict:

@@ -45,10 +45,20 @@ class EvaluationResult:
     evaluation: protocol.Evaluation  # per-image values and faces, for studies
 
 
-def evaluate_models(models: dict, dataset, split: str = "test", output="eval", *,
-                    batch_size: int = 8, examples: int = 4, image_size: int | None = None,
-                    input_config=None, face_measures=None, face_note: str = "",
-                    test_protocol: str = protocol.DEFAULT_TEST_PROTOCOL) -> EvaluationResult:
+def evaluate_models(
+    models: dict,
+    dataset,
+    split: str = "test",
+    output="eval",
+    *,
+    batch_size: int = 8,
+    examples: int = 4,
+    image_size: int | None = None,
+    input_config=None,
+    face_measures=None,
+    face_note: str = "",
+    test_protocol: str = protocol.DEFAULT_TEST_PROTOCOL,
+) -> EvaluationResult:
     """Evaluates `models` (table name -> anything `load_restorer` takes) on `split`.
 
     `input_config` (a `config.input`) and `image_size` override what the models recorded;
@@ -68,11 +78,16 @@ def evaluate_models(models: dict, dataset, split: str = "test", output="eval", *
 
     def make_batches(setting):
         counters.append(SkippedRecords())
-        return make_dataset(files, protocol.setting_config(config, setting, test_protocol),
-                            training=False, skipped=counters[-1])
+        return make_dataset(
+            files,
+            protocol.setting_config(config, setting, test_protocol),
+            training=False,
+            skipped=counters[-1],
+        )
 
-    evaluation = protocol.evaluate({BASELINE: protocol.DegradedInput(), **restorers},
-                                   make_batches, examples, face_measures)
+    evaluation = protocol.evaluate(
+        {BASELINE: protocol.DegradedInput(), **restorers}, make_batches, examples, face_measures
+    )
     for name, problem in evaluation.failures.items():
         failures.append(BadModelFileError(models[name], problem))
     for name, rows in evaluation.examples.items():
@@ -80,22 +95,27 @@ def evaluate_models(models: dict, dataset, split: str = "test", output="eval", *
             report.write_example_grid(output / f"examples_{file_name(name)}.png", rows)
     skipped = max((counter.skipped for counter in counters), default=0)
     report.write_csv(output / "results.csv", evaluation.rows, evaluation.columns)
-    report.write_json(output / "results.json", {
-        "rows": evaluation.rows,
-        "data": dataset.source,
-        "split": split,
-        "colour_space": "RGB, uint8 [0, 255] (model outputs rounded)",
-        "settings": protocol.SETTINGS,
-        "test_protocol": {test_protocol: protocol.TEST_PROTOCOLS[test_protocol]},
-        "face_measures": face_note or "dlib identity distance / match (< 0.6), LMD: "
-                                      "see gfrnet_tf.evaluation.identity",
-        "degradation_sets": {name: list(config.degradation[name]) for name in PARAMETERS},
-        "landmark_error": "mean point distance / guide inter-ocular distance (points 37, 46)",
-        "image_size": config.image_size,
-        "synthetic_pose": bool(config.synthetic_pose.enabled),
-        "skipped_records": skipped,
-    })
-    return EvaluationResult(evaluation.rows, failures, skipped, output, config.image_size, evaluation)
+    report.write_json(
+        output / "results.json",
+        {
+            "rows": evaluation.rows,
+            "data": dataset.source,
+            "split": split,
+            "colour_space": "RGB, uint8 [0, 255] (model outputs rounded)",
+            "settings": protocol.SETTINGS,
+            "test_protocol": {test_protocol: protocol.TEST_PROTOCOLS[test_protocol]},
+            "face_measures": face_note
+            or "dlib identity distance / match (< 0.6), LMD: see gfrnet_tf.evaluation.identity",
+            "degradation_sets": {name: list(config.degradation[name]) for name in PARAMETERS},
+            "landmark_error": "mean point distance / guide inter-ocular distance (points 37, 46)",
+            "image_size": config.image_size,
+            "synthetic_pose": bool(config.synthetic_pose.enabled),
+            "skipped_records": skipped,
+        },
+    )
+    return EvaluationResult(
+        evaluation.rows, failures, skipped, output, config.image_size, evaluation
+    )
 
 
 def evaluation_input_config(restorers: dict, input_config, image_size, batch_size):
@@ -107,8 +127,11 @@ def evaluation_input_config(restorers: dict, input_config, image_size, batch_siz
     config = copy.deepcopy(input_config)
     sizes = {r.image_size for r in restorers.values() if r.image_size is not None}
     if image_size is None and len(sizes) > 1:
-        raise BadConfigError("--model", f"the models were made for different sizes {sorted(sizes)}: "
-                                        "evaluate them separately, or give one --image_size")
+        raise BadConfigError(
+            "--model",
+            f"the models were made for different sizes {sorted(sizes)}: "
+            "evaluate them separately, or give one --image_size",
+        )
     config.image_size = image_size or (sizes.pop() if sizes else config.image_size)
     config.batch_size = batch_size
     config.skip_corrupt = True  # a bad record is counted and reported, not fatal

@@ -52,15 +52,18 @@ def decode_upright_rgb(data, name, index):
 
     def png():
         exif, transparent, complete = _png_chunks(raw, length)
-        check = tf.debugging.Assert(complete, [
-            *label, "is truncated or corrupt PNG data (its chunks do not end with IEND)"])
+        check = tf.debugging.Assert(
+            complete, [*label, "is truncated or corrupt PNG data (its chunks do not end with IEND)"]
+        )
         with tf.control_dependencies([check]):
             return _decode_png(data, raw, transparent), exif
 
     def jpeg():
         exif, complete = _jpeg_segments(raw, length)
-        check = tf.debugging.Assert(complete, [
-            *label, "is truncated or corrupt JPEG data (no end-of-image marker after the scan)"])
+        check = tf.debugging.Assert(
+            complete,
+            [*label, "is truncated or corrupt JPEG data (no end-of-image marker after the scan)"],
+        )
         with tf.control_dependencies([check]):
             return tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"), exif
 
@@ -81,8 +84,10 @@ def _decode_png(data, raw, transparent):
     # decode_png scales 8-bit data by 257, so both reductions return 8-bit values exactly.
     values = tf.where(grey16, (wide + 128) // 257, wide // 256)
     rgb, alpha = values[..., :3], values[..., 3:]
-    has_alpha = tf.logical_or(tf.reduce_any(tf.equal(colour_type, _PNG_ALPHA_TYPES)),
-                              tf.logical_and(tf.equal(colour_type, _PNG_PALETTE), transparent))
+    has_alpha = tf.logical_or(
+        tf.reduce_any(tf.equal(colour_type, _PNG_ALPHA_TYPES)),
+        tf.logical_and(tf.equal(colour_type, _PNG_PALETTE), transparent),
+    )
     alpha = tf.where(has_alpha, alpha, 255)
     # Pillow's alpha_composite on an opaque background is round((c * a + W * (255 - a)) / 255);
     # 255 is odd, so there are no ties to break.
@@ -98,6 +103,7 @@ def _orient(image, orientation):
     (TRANSVERSE), 8 top-bottom (90 degrees anticlockwise). Dynamic `perm` and `axis`
     inputs do it without a branch per orientation.
     """
+
     def among(*values):
         return tf.reduce_any(tf.equal(orientation, values))
 
@@ -112,6 +118,7 @@ def _png_chunks(raw, length):
     Returns `(offset of the first eXIf payload or -1, whether a tRNS chunk exists, whether
     the chunks end with a complete IEND)`; a truncated PNG stops before its IEND.
     """
+
     def kind(name):
         return tf.constant([ord(c) for c in name])
 
@@ -122,15 +129,17 @@ def _png_chunks(raw, length):
         digits = [tf.cast(raw[position + k], tf.int64) for k in range(4)]
         size = ((digits[0] * 256 + digits[1]) * 256 + digits[2]) * 256 + digits[3]
         size = tf.cast(tf.minimum(size, tf.cast(length, tf.int64)), tf.int32)
-        name = raw[position + 4:position + 8]
-        exif = tf.where((exif < 0) & tf.reduce_all(tf.equal(name, kind("eXIf"))),
-                        position + 8, exif)
+        name = raw[position + 4 : position + 8]
+        exif = tf.where(
+            (exif < 0) & tf.reduce_all(tf.equal(name, kind("eXIf"))), position + 8, exif
+        )
         transparent = transparent | tf.reduce_all(tf.equal(name, kind("tRNS")))
         end = tf.reduce_all(tf.equal(name, kind("IEND")))
         return position + 12 + size, exif, transparent, end
 
     position, exif, transparent, end = tf.while_loop(
-        walking, step, (tf.constant(8), tf.constant(-1), tf.constant(False), tf.constant(False)))
+        walking, step, (tf.constant(8), tf.constant(-1), tf.constant(False), tf.constant(False))
+    )
     return exif, transparent, tf.logical_and(end, position <= length)
 
 
@@ -152,29 +161,36 @@ def _jpeg_segments(raw, length):
         size = raw[position + 2] * 256 + raw[position + 3]
         is_exif = tf.logical_and(
             tf.equal(marker, _JPEG_APP1),
-            tf.reduce_all(tf.equal(raw[position + 4:position + 10], exif_signature)))
+            tf.reduce_all(tf.equal(raw[position + 4 : position + 10], exif_signature)),
+        )
         exif = tf.where(tf.logical_and(exif < 0, is_exif), position + 10, exif)
         scan = tf.where(tf.equal(marker, _JPEG_SOS), position, scan)
         # A byte other than FF where a marker must be: the file is corrupt; stop there.
         scan = tf.where(tf.not_equal(lead, 0xFF), length, scan)
         fill = tf.equal(marker, 0xFF)  # padding FFs before a marker
-        standalone = tf.logical_or(tf.logical_and(marker >= 0xD0, marker <= 0xD7),
-                                   tf.equal(marker, 0x01))
+        standalone = tf.logical_or(
+            tf.logical_and(marker >= 0xD0, marker <= 0xD7), tf.equal(marker, 0x01)
+        )
         advance = tf.where(fill, 1, tf.where(standalone, 2, 2 + tf.maximum(size, 2)))
         return position + advance, exif, scan
 
     _, exif, scan = tf.while_loop(walking, step, (tf.constant(2), tf.constant(-1), tf.constant(-1)))
     pairs = tf.range(tf.maximum(scan, 0), tf.maximum(length - 1, 0))
-    has_end = tf.reduce_any(tf.logical_and(tf.equal(tf.gather(raw, pairs), 0xFF),
-                                           tf.equal(tf.gather(raw, pairs + 1), 0xD9)))
+    has_end = tf.reduce_any(
+        tf.logical_and(
+            tf.equal(tf.gather(raw, pairs), 0xFF), tf.equal(tf.gather(raw, pairs + 1), 0xD9)
+        )
+    )
     return exif, (scan >= 0) & (scan < length) & has_end
 
 
 def _is_tiff(raw, tiff):
     """Whether a TIFF byte-order header (`II*\\0` or `MM\\0*`) starts at `tiff`."""
     head = tf.gather(raw, tf.maximum(tiff, 0) + tf.range(4))
-    return tf.logical_or(tf.reduce_all(tf.equal(head, [0x49, 0x49, 0x2A, 0])),
-                         tf.reduce_all(tf.equal(head, [0x4D, 0x4D, 0, 0x2A])))
+    return tf.logical_or(
+        tf.reduce_all(tf.equal(head, [0x49, 0x49, 0x2A, 0])),
+        tf.reduce_all(tf.equal(head, [0x4D, 0x4D, 0, 0x2A])),
+    )
 
 
 def _exif_orientation(raw, length, tiff):
@@ -201,8 +217,11 @@ def _exif_orientation(raw, length, tiff):
     entries = ifd + 2 + 12 * tf.range(count)
     tags, kinds, counts = number(entries, 2), number(entries + 2, 2), number(entries + 4, 4)
     values = tf.where(tf.equal(kinds, 3), number(entries + 8, 2), number(entries + 8, 4))
-    match = (tf.equal(tags, _EXIF_ORIENTATION_TAG) & tf.equal(counts, 1)
-             & (tf.equal(kinds, 3) | tf.equal(kinds, 4)))
+    match = (
+        tf.equal(tags, _EXIF_ORIENTATION_TAG)
+        & tf.equal(counts, 1)
+        & (tf.equal(kinds, 3) | tf.equal(kinds, 4))
+    )
     last = tf.reduce_max(tf.where(match, tf.range(count), -1))
     orientation = tf.gather(tf.concat([values, [1]], 0), tf.where(last >= 0, last, count))
     # Pillow ignores an EXIF block that is not TIFF data; so does this.

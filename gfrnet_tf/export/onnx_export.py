@@ -12,7 +12,8 @@ from gfrnet_tf.io.atomic import atomic_path
 
 
 def export_onnx(model, path, image_size: int) -> Path:
-    """Writes `model` as ONNX to `path` atomically: float `[-1, 1]` NHWC in, the model's outputs out.
+    """Writes `model` as ONNX to `path` atomically: float `[-1, 1]` NHWC in, the model's
+    outputs out.
 
     The batch axis is dynamic. Needs the optional packages `tf2onnx` and `onnx`; without
     them this is a `BadConfigError` saying so, since ONNX is an optional format.
@@ -21,11 +22,14 @@ def export_onnx(model, path, image_size: int) -> Path:
         import onnx  # noqa: F401
         import tf2onnx  # noqa: F401
     except ImportError:
-        raise BadConfigError("--formats", "onnx needs the packages tf2onnx and onnx "
-                                          "(pip install tf2onnx onnx)") from None
+        raise BadConfigError(
+            "--formats", "onnx needs the packages tf2onnx and onnx (pip install tf2onnx onnx)"
+        ) from None
     path = Path(path)
-    spec = {name: tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name=name)
-            for name in INPUTS}
+    spec = {
+        name: tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name=name)
+        for name in INPUTS
+    }
     with atomic_path(path, suffix=".tmp.onnx") as temp:
         model.export(temp, format="onnx", input_signature=[spec], verbose=False)
     return path

@@ -63,7 +63,8 @@ def infer_uint8(model, degraded, guide):
 def _checked_images(images, name, image_size):
     """Asserts `[B, S, S, 3]` with a message TF Serving passes on, and sets the static shape."""
     check = tf.debugging.assert_equal(
-        tf.shape(images)[1:], [image_size, image_size, 3],
+        tf.shape(images)[1:],
+        [image_size, image_size, 3],
         message=f"{name} must be uint8 [batch, {image_size}, {image_size}, 3]; got shape",
     )
     # Explicit: automatic control dependencies order only stateful ops, and the shape ops
@@ -79,11 +80,16 @@ def decode_checked(encoded, name, image_size):
     def decode_one(element):
         data, index = element
         size = checked_header_size(
-            data, lambda ok, problem: tf.debugging.Assert(ok, [f"{name}: element", index, problem]))
+            data, lambda ok, problem: tf.debugging.Assert(ok, [f"{name}: element", index, problem])
+        )
         check = tf.debugging.Assert(
             tf.reduce_all(tf.equal(size, image_size)),
-            [f"{name}: element", index, f"must be {image_size}x{image_size}; got height, width",
-             size],
+            [
+                f"{name}: element",
+                index,
+                f"must be {image_size}x{image_size}; got height, width",
+                size,
+            ],
         )
         with tf.control_dependencies([check]):
             image = decode_upright_rgb(data, name, index)
@@ -112,7 +118,8 @@ def serving_archive(model, image_size: int) -> keras.export.ExportArchive:
 
     def serve_images(degraded, guide):
         check = tf.debugging.assert_equal(
-            tf.shape(degraded)[0], tf.shape(guide)[0],
+            tf.shape(degraded)[0],
+            tf.shape(guide)[0],
             message="degraded and guide must have the same batch size",
         )
         with tf.control_dependencies([check]):
@@ -122,12 +129,15 @@ def serving_archive(model, image_size: int) -> keras.export.ExportArchive:
 
     def serve_encoded(degraded, guide):
         check = tf.debugging.assert_equal(
-            tf.shape(degraded)[0], tf.shape(guide)[0],
+            tf.shape(degraded)[0],
+            tf.shape(guide)[0],
             message="degraded and guide must have the same number of images",
         )
         with tf.control_dependencies([check]):
-            return serve_images(decode_checked(degraded, "degraded", image_size),
-                                decode_checked(guide, "guide", image_size))
+            return serve_images(
+                decode_checked(degraded, "degraded", image_size),
+                decode_checked(guide, "guide", image_size),
+            )
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -135,7 +145,8 @@ def serving_archive(model, image_size: int) -> keras.export.ExportArchive:
     archive.add_endpoint(ENCODED_SIGNATURE, serve_encoded, input_signature=[strings, strings])
     # A variable, not a third endpoint: every endpoint becomes a serving signature.
     archive.add_variable_collection(
-        IMAGE_SIZE_COLLECTION, [tf.Variable(image_size, dtype=tf.int32, trainable=False)])
+        IMAGE_SIZE_COLLECTION, [tf.Variable(image_size, dtype=tf.int32, trainable=False)]
+    )
     return archive
 
 
@@ -147,8 +158,11 @@ def recorded_image_size(loaded) -> int | None:
 
 def write_archive(archive, path, model, rewrite_transpose_conv: bool) -> None:
     """`archive.write_out(path)`; it traces the endpoints, with the phase-conv rewrite if asked."""
-    rewrite = transpose_convs_as_phase_convs(model) if rewrite_transpose_conv \
+    rewrite = (
+        transpose_convs_as_phase_convs(model)
+        if rewrite_transpose_conv
         else contextlib.nullcontext()
+    )
     with rewrite:
         archive.write_out(str(path), verbose=False)
 
@@ -156,13 +170,21 @@ def write_archive(archive, path, model, rewrite_transpose_conv: bool) -> None:
 def next_version(model_dir) -> int:
     """1 + the largest numeric version folder in `model_dir` (TF Serving serves the largest)."""
     model_dir = Path(model_dir)
-    versions = [int(p.name) for p in model_dir.iterdir() if re.fullmatch(r"\d+", p.name)] \
-        if model_dir.is_dir() else []
+    versions = (
+        [int(p.name) for p in model_dir.iterdir() if re.fullmatch(r"\d+", p.name)]
+        if model_dir.is_dir()
+        else []
+    )
     return max(versions, default=0) + 1
 
 
-def export_savedmodel(model, model_dir, image_size: int, version: int | None = None,
-                      rewrite_transpose_conv: bool = False) -> Path:
+def export_savedmodel(
+    model,
+    model_dir,
+    image_size: int,
+    version: int | None = None,
+    rewrite_transpose_conv: bool = False,
+) -> Path:
     """Writes `model_dir/<version>/` atomically and returns that path.
 
     `model` follows the GFRNet inference contract (`call({"degraded", "guide"})` -> dict

@@ -31,16 +31,38 @@ CALIBRATION_STEPS = 32
 # fully quantised model aborted LiteRT in allocate_tensors. The convolutions, which are
 # nearly all of the work, stay int8.
 WARP_FLOAT_OPS = (
-    "ABS", "ADD", "CAST", "FLOOR", "GATHER", "GREATER", "GREATER_EQUAL", "LESS",
-    "LESS_EQUAL", "LOGICAL_AND", "MAXIMUM", "MINIMUM", "MUL", "RESHAPE", "ROUND", "SELECT",
-    "SELECT_V2", "STRIDED_SLICE", "SUB", "TANH",
+    "ABS",
+    "ADD",
+    "CAST",
+    "FLOOR",
+    "GATHER",
+    "GREATER",
+    "GREATER_EQUAL",
+    "LESS",
+    "LESS_EQUAL",
+    "LOGICAL_AND",
+    "MAXIMUM",
+    "MINIMUM",
+    "MUL",
+    "RESHAPE",
+    "ROUND",
+    "SELECT",
+    "SELECT_V2",
+    "STRIDED_SLICE",
+    "SUB",
+    "TANH",
 )
 
 
-def convert_to_tflite(model, image_size: int, quantization: str = "fp32",
-                      representative_data=None, batch_size: int = 1,
-                      rewrite_transpose_conv: bool = True,
-                      float_ops=WARP_FLOAT_OPS) -> bytes:
+def convert_to_tflite(
+    model,
+    image_size: int,
+    quantization: str = "fp32",
+    representative_data=None,
+    batch_size: int = 1,
+    rewrite_transpose_conv: bool = True,
+    float_ops=WARP_FLOAT_OPS,
+) -> bytes:
     """Returns the flatbuffer of `model` converted with the given `quantization`.
 
     `representative_data` (int8 only): an iterable of `{"degraded", "guide"}` float arrays
@@ -50,7 +72,9 @@ def convert_to_tflite(model, image_size: int, quantization: str = "fp32",
     `float_ops` (int8 only): TFLite op types left in float (selective quantisation).
     """
     if quantization not in QUANTIZATIONS:
-        raise BadConfigError("quantization", f"must be one of {QUANTIZATIONS}, got {quantization!r}")
+        raise BadConfigError(
+            "quantization", f"must be one of {QUANTIZATIONS}, got {quantization!r}"
+        )
     if quantization == "int8" and representative_data is None:
         raise BadConfigError("quantization", "int8 needs representative_data for calibration")
     spec = tf.TensorSpec([batch_size, image_size, image_size, 3], tf.float32)
@@ -84,7 +108,8 @@ def _selectively_quantized(converter, representative_data, batch_size, float_ops
     converter.representative_dataset = samples
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops))
     debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=samples, debug_options=options)
+        converter=converter, debug_dataset=samples, debug_options=options
+    )
     return debugger.get_nondebug_quantized_model()
 
 
@@ -95,8 +120,10 @@ def _calibration_samples(representative_data, batch_size):
     reshapes by the batch), so each sample is repeated to fill it.
     """
     samples = (
-        {name: np.repeat(np.asarray(batch[name], np.float32)[i:i + 1], batch_size, 0)
-         for name in INPUTS}
+        {
+            name: np.repeat(np.asarray(batch[name], np.float32)[i : i + 1], batch_size, 0)
+            for name in INPUTS
+        }
         for batch in representative_data
         for i in range(len(batch[INPUTS[0]]))
     )
@@ -121,4 +148,4 @@ def run_tflite(interpreter, degraded, guide) -> dict:
 
 def op_names(interpreter) -> set[str]:
     """The op types in the model, as LiteRT names them (Flex/custom ops show their own name)."""
-    return {op["op_name"] for op in interpreter._get_ops_details()}  # noqa: SLF001
+    return {op["op_name"] for op in interpreter._get_ops_details()}

@@ -80,10 +80,19 @@ def phase_call(layer):
         height, width = shape[1], shape[2]
         padded = tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]])
         grid = tf.nn.conv2d(padded, kernel, strides=1, padding="VALID")
-        phases = tf.concat([
-            grid[:, py:py + height, px:px + width, (2 * py + px) * filters:(2 * py + px + 1) * filters]
-            for py in (0, 1) for px in (0, 1)
-        ], axis=-1)
+        phases = tf.concat(
+            [
+                grid[
+                    :,
+                    py : py + height,
+                    px : px + width,
+                    (2 * py + px) * filters : (2 * py + px + 1) * filters,
+                ]
+                for py in (0, 1)
+                for px in (0, 1)
+            ],
+            axis=-1,
+        )
         if bias is not None:
             phases = tf.nn.bias_add(phases, bias)
         return activation(tf.nn.depth_to_space(phases, 2))

@@ -32,8 +32,7 @@ class CropWindow:
         """Maps photo pixel (x, y) to crop pixel (x, y), pixel centres aligned as in resize."""
         scale = self.size / self.side
         offset = np.array([self.x0, self.y0], np.float64)
-        return ((np.asarray(points, np.float64) - offset + 0.5) * scale - 0.5).astype(
-            np.float32)
+        return ((np.asarray(points, np.float64) - offset + 0.5) * scale - 0.5).astype(np.float32)
 
 
 def square_window(box, margin: float = DEFAULT_MARGIN, size: int = DEFAULT_SIZE) -> CropWindow:
@@ -41,12 +40,12 @@ def square_window(box, margin: float = DEFAULT_MARGIN, size: int = DEFAULT_SIZE)
     x, y, width, height = box
     side = max(int(round(max(width, height) * (1 + 2 * margin))), 1)
     centre_x, centre_y = x + width / 2, y + height / 2
-    return CropWindow(int(round(centre_x - side / 2)), int(round(centre_y - side / 2)),
-                      side, size)
+    return CropWindow(int(round(centre_x - side / 2)), int(round(centre_y - side / 2)), side, size)
 
 
-def crop_face(image: np.ndarray, box, margin: float = DEFAULT_MARGIN,
-              size: int = DEFAULT_SIZE) -> tuple[np.ndarray, CropWindow]:
+def crop_face(
+    image: np.ndarray, box, margin: float = DEFAULT_MARGIN, size: int = DEFAULT_SIZE
+) -> tuple[np.ndarray, CropWindow]:
     """uint8 `[size, size, 3]` crop of `image` around `box`, and the window used."""
     window = square_window(box, margin, size)
     height, width = image.shape[:2]
@@ -55,8 +54,9 @@ def crop_face(image: np.ndarray, box, margin: float = DEFAULT_MARGIN,
     bottom = min(window.y0 + window.side, height)
     right = min(window.x0 + window.side, width)
     if bottom > top and right > left:
-        square[top - window.y0:bottom - window.y0, left - window.x0:right - window.x0] = (
-            image[top:bottom, left:right])
+        square[top - window.y0 : bottom - window.y0, left - window.x0 : right - window.x0] = image[
+            top:bottom, left:right
+        ]
     # INTER_AREA averages when shrinking (no aliasing); cubic when a small face is enlarged.
     interpolation = cv2.INTER_AREA if window.side >= size else cv2.INTER_CUBIC
     return cv2.resize(square, (size, size), interpolation=interpolation), window

@@ -48,8 +48,7 @@ def detector():
     return MTCNN()
 
 
-def detect_faces(image: np.ndarray,
-                 min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> list[Face]:
+def detect_faces(image: np.ndarray, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> list[Face]:
     """All faces in uint8 RGB `image`, most confident first, in its pixel coordinates."""
     return detect_faces_batch([image], min_confidence)[0]
 
@@ -85,26 +84,30 @@ def _detection_input(image: np.ndarray) -> tuple[np.ndarray, float]:
         size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     height, width = image.shape[:2]
-    padded = np.zeros((-(-height // SHAPE_BUCKET) * SHAPE_BUCKET,
-                       -(-width // SHAPE_BUCKET) * SHAPE_BUCKET, 3), np.uint8)
+    padded = np.zeros(
+        (-(-height // SHAPE_BUCKET) * SHAPE_BUCKET, -(-width // SHAPE_BUCKET) * SHAPE_BUCKET, 3),
+        np.uint8,
+    )
     padded[:height, :width] = image
     return padded, scale
 
 
 def _faces(detections, scale: float, min_confidence: float) -> list[Face]:
     faces = [
-        Face(box=tuple(float(v) / scale for v in result["box"]),
-             confidence=float(result["confidence"]),
-             keypoints=np.array([result["keypoints"][k] for k in KEYPOINT_NAMES],
-                                np.float32) / scale)
-        for result in detections if result["confidence"] >= min_confidence
+        Face(
+            box=tuple(float(v) / scale for v in result["box"]),
+            confidence=float(result["confidence"]),
+            keypoints=np.array([result["keypoints"][k] for k in KEYPOINT_NAMES], np.float32)
+            / scale,
+        )
+        for result in detections
+        if result["confidence"] >= min_confidence
     ]
     # Ties broken by position so the order never depends on the detector's internals.
     return sorted(faces, key=lambda face: (-face.confidence, face.box))
 
 
-def best_face(image: np.ndarray, source,
-              min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> Face:
+def best_face(image: np.ndarray, source, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> Face:
     """The most confident face; `NoFaceError(source, ...)` when there is none."""
     faces = detect_faces(image, min_confidence)
     if not faces:

@@ -36,8 +36,15 @@ ARCFACE_SIZE = 112
 # insightface's 5-point template for 112x112 crops: left eye, right eye (image left/right),
 # nose tip, left and right mouth corner.
 ARCFACE_TEMPLATE = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
-     [70.7299, 92.2041]], np.float64)
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    np.float64,
+)
 
 
 class IdentityModelError(GFRNetError):
@@ -54,15 +61,20 @@ def dlib_shape(landmarks):
     (left, top), (right, bottom) = np.floor(points.min(0)), np.ceil(points.max(0))
     rectangle = dlib.rectangle(int(left), int(top), int(right), int(bottom))
     return dlib.full_object_detection(
-        rectangle, [dlib.point(int(round(x)), int(round(y))) for x, y in points])
+        rectangle, [dlib.point(int(round(x)), int(round(y))) for x, y in points]
+    )
 
 
 def dlib_face_chip(image, landmarks) -> np.ndarray:
     """dlib's aligned 150x150 uint8 face chip of the face with these 68 landmarks."""
     import dlib
 
-    return dlib.get_face_chip(np.ascontiguousarray(image, np.uint8), dlib_shape(landmarks),
-                              size=DLIB_CHIP_SIZE, padding=DLIB_CHIP_PADDING)
+    return dlib.get_face_chip(
+        np.ascontiguousarray(image, np.uint8),
+        dlib_shape(landmarks),
+        size=DLIB_CHIP_SIZE,
+        padding=DLIB_CHIP_PADDING,
+    )
 
 
 @functools.cache
@@ -70,7 +82,9 @@ def _dlib_recognizer(path: str):
     try:
         import dlib
     except ImportError:
-        raise IdentityModelError("dlib", "not installed: pip install gfrnet_tf[landmarks]") from None
+        raise IdentityModelError(
+            "dlib", "not installed: pip install gfrnet_tf[landmarks]"
+        ) from None
     if not os.path.isfile(path):
         raise IdentityModelError(path, "dlib face recognition model not found")
     return dlib.face_recognition_model_v1(path)
@@ -83,14 +97,17 @@ class DlibIdentity:
     threshold = DLIB_SAME_PERSON
 
     def __init__(self, model_path=None):
-        self.model_path = str(model_path or packaged_dlib_model(
-            "dlib_face_recognition_resnet_model_v1.dat"))
+        self.model_path = str(
+            model_path or packaged_dlib_model("dlib_face_recognition_resnet_model_v1.dat")
+        )
         _dlib_recognizer(self.model_path)  # fail now, not at the first face
 
     def embed(self, images, landmarks) -> np.ndarray:
         """`[B, H, W, 3]` uint8 and `[B, 68, 2]` -> float64 `[B, 128]`."""
         chips = [dlib_face_chip(image, points) for image, points in zip(images, landmarks)]
-        return np.array(_dlib_recognizer(self.model_path).compute_face_descriptor(chips), np.float64)
+        return np.array(
+            _dlib_recognizer(self.model_path).compute_face_descriptor(chips), np.float64
+        )
 
     @staticmethod
     def distance(a, b) -> np.ndarray:
@@ -100,12 +117,20 @@ class DlibIdentity:
 def five_points(landmarks) -> np.ndarray:
     """The ArcFace template's 5 points from 68 iBUG points: eye centres, nose tip, mouth corners."""
     points = np.asarray(landmarks, np.float64)
-    return np.stack([points[ibug68.RIGHT_EYE].mean(0), points[ibug68.LEFT_EYE].mean(0),
-                     points[ibug68.NOSE_TIP], points[ibug68.MOUTH_RIGHT], points[ibug68.MOUTH_LEFT]])
+    return np.stack(
+        [
+            points[ibug68.RIGHT_EYE].mean(0),
+            points[ibug68.LEFT_EYE].mean(0),
+            points[ibug68.NOSE_TIP],
+            points[ibug68.MOUTH_RIGHT],
+            points[ibug68.MOUTH_LEFT],
+        ]
+    )
 
 
 def similarity_transform(source, destination) -> np.ndarray:
-    """The least-squares similarity `[2, 3]` mapping `source` points onto `destination` (Umeyama)."""
+    """The least-squares similarity `[2, 3]` mapping `source` points onto `destination`
+    (Umeyama)."""
     source, destination = np.asarray(source, np.float64), np.asarray(destination, np.float64)
     source_mean, destination_mean = source.mean(0), destination.mean(0)
     centred_source, centred_destination = source - source_mean, destination - destination_mean
@@ -121,8 +146,13 @@ def similarity_transform(source, destination) -> np.ndarray:
 def arcface_crop(image, landmarks) -> np.ndarray:
     """The 112x112 uint8 RGB face aligned to `ARCFACE_TEMPLATE` (bilinear, as insightface)."""
     matrix = similarity_transform(five_points(landmarks), ARCFACE_TEMPLATE)
-    return cv2.warpAffine(np.asarray(image, np.uint8), matrix, (ARCFACE_SIZE, ARCFACE_SIZE),
-                          flags=cv2.INTER_LINEAR, borderValue=0)
+    return cv2.warpAffine(
+        np.asarray(image, np.uint8),
+        matrix,
+        (ARCFACE_SIZE, ARCFACE_SIZE),
+        flags=cv2.INTER_LINEAR,
+        borderValue=0,
+    )
 
 
 class ArcFaceIdentity:
@@ -136,14 +166,19 @@ class ArcFaceIdentity:
             raise IdentityModelError(self.path, "ArcFace model file not found")
         suffix = Path(self.path).suffix.lower()
         if suffix not in (".onnx", ".tflite"):
-            raise IdentityModelError(self.path, f"ArcFace model must be .onnx or .tflite, got {suffix!r}")
+            raise IdentityModelError(
+                self.path, f"ArcFace model must be .onnx or .tflite, got {suffix!r}"
+            )
         try:
             self._run, shape = (_onnx_runner if suffix == ".onnx" else _tflite_runner)(self.path)
         except ImportError as error:
-            raise IdentityModelError(self.path, f"runtime not installed ({error.name}): "
-                                                "pip install gfrnet_tf[identity]") from None
-        except Exception as error:  # a runtime's own parse errors: the file is not a model
-            raise BadModelFileError(self.path, f"cannot load the model: {first_line(error)}") from None
+            raise IdentityModelError(
+                self.path, f"runtime not installed ({error.name}): pip install gfrnet_tf[identity]"
+            ) from None
+        except Exception as error:  # noqa: BLE001 (a runtime's parse errors: not a model file)
+            raise BadModelFileError(
+                self.path, f"cannot load the model: {first_line(error)}"
+            ) from None
         self.channels_first = _channels_first(self.path, shape)
 
     def embed(self, images, landmarks) -> np.ndarray:
@@ -191,4 +226,6 @@ def _channels_first(path, shape) -> bool:
         return True
     if len(dims) == 4 and dims[3] == 3 and dims[1:3] == [ARCFACE_SIZE, ARCFACE_SIZE]:
         return False
-    raise IdentityModelError(path, f"expects input [1, 3, 112, 112] or [1, 112, 112, 3], got {shape}")
+    raise IdentityModelError(
+        path, f"expects input [1, 3, 112, 112] or [1, 112, 112, 3], got {shape}"
+    )

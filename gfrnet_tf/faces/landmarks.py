@@ -30,7 +30,8 @@ class LandmarkSource(abc.ABC):
 
     @abc.abstractmethod
     def locate(self, image: np.ndarray, box, key: str) -> np.ndarray:
-        """float32 `[68, 2]` pixel (x, y) in `image`; `key` = photo path relative to the input root."""
+        """float32 `[68, 2]` pixel (x, y) in `image`; `key` = photo path relative to the input
+        root."""
 
 
 def packaged_dlib_model(file_name: str) -> Path:
@@ -41,8 +42,9 @@ def packaged_dlib_model(file_name: str) -> Path:
     """
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise LandmarksError("face_recognition_models", "not installed: "
-                             "pip install gfrnet_tf[landmarks]")
+        raise LandmarksError(
+            "face_recognition_models", "not installed: pip install gfrnet_tf[landmarks]"
+        )
     return Path(spec.submodule_search_locations[0]) / "models" / file_name
 
 
@@ -76,7 +78,8 @@ class DlibLandmarks(LandmarkSource):
 
         x, y, width, height = (int(round(v)) for v in box)
         shape = _predictor(self.predictor_path)(
-            np.ascontiguousarray(image), dlib.rectangle(x, y, x + width, y + height))
+            np.ascontiguousarray(image), dlib.rectangle(x, y, x + width, y + height)
+        )
         return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
 
 
@@ -108,7 +111,8 @@ class FileLandmarks(LandmarkSource):
 
 
 def read_pts(path) -> np.ndarray:
-    """A 300W `.pts` file as 0-based pixel (x, y): the format is 1-based (Matlab), as menpo reads it."""
+    """A 300W `.pts` file as 0-based pixel (x, y): the format is 1-based (Matlab), as menpo
+    reads it."""
     path = Path(path)
     try:
         lines = path.read_text().split("\n")
@@ -133,8 +137,11 @@ def read_landmarks_csv(path) -> dict[str, np.ndarray]:
     table = {}
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != 1 + 2 * NUM_LANDMARKS:
-            raise LandmarksError(path, f"line {number}: expected image + {2 * NUM_LANDMARKS} "
-                                       f"numbers, got {len(row)} fields")
+            raise LandmarksError(
+                path,
+                f"line {number}: expected image + {2 * NUM_LANDMARKS} "
+                f"numbers, got {len(row)} fields",
+            )
         table[row[0]] = _validated(f"{path}:{number}", np.reshape(row[1:], (-1, 2)))
     return table
 
@@ -145,8 +152,9 @@ def _validated(source, rows) -> np.ndarray:
     except ValueError:
         raise LandmarksError(source, "landmarks are not numbers")
     if points.shape != (NUM_LANDMARKS, 2):
-        raise LandmarksError(source, f"expected {NUM_LANDMARKS} (x, y) points, got "
-                                     f"shape {points.shape}")
+        raise LandmarksError(
+            source, f"expected {NUM_LANDMARKS} (x, y) points, got shape {points.shape}"
+        )
     if not np.isfinite(points).all():
         raise LandmarksError(source, "landmarks contain NaN or infinity")
     return points.astype(np.float32)

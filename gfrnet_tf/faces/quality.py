@@ -11,7 +11,6 @@ import numpy as np
 from gfrnet_tf.ibug68 import JAW_LEFT_END, JAW_RIGHT_END, LEFT_EYE, NOSE_TIP, RIGHT_EYE
 
 
-
 def sharpness(image: np.ndarray) -> float:
     """Variance of the Laplacian of the grey image: low for blurred or upscaled photos.
 

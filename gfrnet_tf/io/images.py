@@ -33,8 +33,9 @@ ALPHA_BACKGROUND = (255, 255, 255)
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
-def load_image(path, max_pixels: int = DEFAULT_MAX_PIXELS,
-               min_size: int = DEFAULT_MIN_SIZE) -> np.ndarray:
+def load_image(
+    path, max_pixels: int = DEFAULT_MAX_PIXELS, min_size: int = DEFAULT_MIN_SIZE
+) -> np.ndarray:
     """Reads a photo as uint8 RGB `[H, W, 3]`, upright per its EXIF orientation.
 
     Raises `BadImageError(path, problem)` for a missing, empty, corrupt, truncated or
@@ -49,8 +50,9 @@ def load_image(path, max_pixels: int = DEFAULT_MAX_PIXELS,
         return _decode(stream, path, max_pixels, min_size)
 
 
-def decode_image(data: bytes, source, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 min_size: int = DEFAULT_MIN_SIZE) -> np.ndarray:
+def decode_image(
+    data: bytes, source, max_pixels: int = DEFAULT_MAX_PIXELS, min_size: int = DEFAULT_MIN_SIZE
+) -> np.ndarray:
     """`load_image` for bytes already read (e.g. by Beam from a remote file system)."""
     if not data:
         raise BadImageError(source, "empty file")
@@ -67,8 +69,9 @@ def save_image(path, rgb) -> None:
     if image_format is None:
         raise BadImageError(path, f"unknown image format {path.suffix!r} (use .png or .jpg)")
     with atomic_writer(path) as stream:
-        Image.fromarray(rgb).save(stream, format=image_format,
-                                  **({"quality": 95} if image_format == "JPEG" else {}))
+        Image.fromarray(rgb).save(
+            stream, format=image_format, **({"quality": 95} if image_format == "JPEG" else {})
+        )
 
 
 def _decode(stream, source, max_pixels: int, min_size: int) -> np.ndarray:
@@ -86,12 +89,13 @@ def _decode(stream, source, max_pixels: int, min_size: int) -> np.ndarray:
     width, height = image.size
     if width * height > max_pixels:
         raise BadImageError(
-            source, f"{width}x{height} is {width * height} pixels, more than the "
-                    f"maximum {max_pixels}")
+            source,
+            f"{width}x{height} is {width * height} pixels, more than the maximum {max_pixels}",
+        )
     if min(width, height) < min_size:
         raise BadImageError(
-            source, f"{width}x{height} is too small: both sides must be at least "
-                    f"{min_size} px")
+            source, f"{width}x{height} is too small: both sides must be at least {min_size} px"
+        )
     try:
         image.load()  # a truncated or corrupt body fails here, before any conversion
         image = ImageOps.exif_transpose(image)
@@ -114,7 +118,8 @@ def _to_rgb(image: Image.Image, source) -> np.ndarray:
     if image.mode == "F":
         raise BadImageError(source, "floating-point images (mode F) are not supported")
     if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
-            image.mode == "P" and "transparency" in image.info):
+        image.mode == "P" and "transparency" in image.info
+    ):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, ALPHA_BACKGROUND + (255,))
         image = Image.alpha_composite(background, rgba)

@@ -66,12 +66,17 @@ def make_output_dir(path, create: bool = True):
         if create:
             os.makedirs(path, exist_ok=True)
         elif os.path.exists(probe) and not os.path.isdir(probe):  # what makedirs would meet
-            raise FileExistsError() if probe == os.fspath(path) else NotADirectoryError(
-                errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+            raise (
+                FileExistsError()
+                if probe == os.fspath(path)
+                else NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+            )
         with tempfile.TemporaryFile(dir=probe):
             pass
     except FileExistsError:
         raise BadOutputError(printable(path), "is a file, not a folder") from None
     except OSError as error:
-        raise BadOutputError(printable(path), f"cannot write here: {error.strerror or error}") from None
+        raise BadOutputError(
+            printable(path), f"cannot write here: {error.strerror or error}"
+        ) from None
     return path

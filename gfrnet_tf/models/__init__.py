@@ -6,5 +6,12 @@ from gfrnet_tf.models.recnet import RecNet
 from gfrnet_tf.models.vgg_face import VGGFace, load_vgg_face_weights
 from gfrnet_tf.models.warpnet import WarpNet
 
-__all__ = ["WarpNet", "RecNet", "PatchDiscriminator", "GFRNet", "build_gfrnet", "VGGFace",
-           "load_vgg_face_weights"]
+__all__ = [
+    "WarpNet",
+    "RecNet",
+    "PatchDiscriminator",
+    "GFRNet",
+    "build_gfrnet",
+    "VGGFace",
+    "load_vgg_face_weights",
+]

@@ -22,7 +22,9 @@ class PatchDiscriminator(keras.Model):
     different receptive field). Weights are initialised N(0, `init_stddev`).
     """
 
-    def __init__(self, widths=PATCHGAN_WIDTHS, norm="batch", init_stddev=PIX2PIX_INIT_STDDEV, **kwargs):
+    def __init__(
+        self, widths=PATCHGAN_WIDTHS, norm="batch", init_stddev=PIX2PIX_INIT_STDDEV, **kwargs
+    ):
         super().__init__(**kwargs)
         check_network(widths, norm, self.name)
         self.widths = tuple(widths)
@@ -43,8 +45,13 @@ class PatchDiscriminator(keras.Model):
         ]
         self.blocks.append(
             ConvBlock(
-                1, strides=1, activation=None, explicit_padding=1, init_stddev=init_stddev,
-                dtype=OUTPUT_DTYPE, name="logits",
+                1,
+                strides=1,
+                activation=None,
+                explicit_padding=1,
+                init_stddev=init_stddev,
+                dtype=OUTPUT_DTYPE,
+                name="logits",
             )
         )
 

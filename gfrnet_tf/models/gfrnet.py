@@ -39,8 +39,14 @@ PHASES = ("warp", "joint")
 # (weighted like the local discriminator) and the flow symmetry term (off at 0; computed
 # and reported only when its weight is not 0).
 DEFAULT_LOSS_WEIGHTS = {
-    "l2": 100.0, "perceptual": 0.001, "adv_global": 1.0, "adv_local": 0.5, "landmark": 10.0, "tv": 1.0,
-    "adv_parts": 0.5, "flow_symmetry": 0.0,
+    "l2": 100.0,
+    "perceptual": 0.001,
+    "adv_global": 1.0,
+    "adv_local": 0.5,
+    "landmark": 10.0,
+    "tv": 1.0,
+    "adv_parts": 0.5,
+    "flow_symmetry": 0.0,
 }
 # Every tracker a GFRNet owns; `GFRNet.metrics` reports the subset its variant and phase
 # compute. "reconstruction" is Eq. 6's L_r (weighted l2 + perceptual), the quantity §4.1's
@@ -54,10 +60,22 @@ DEFAULT_SYMMETRY_SHIFT = 10 / 256
 # 0-based iBUG-300W index ranges (1-based 37-42, 43-48, 28-36, 49-68); eyes are named by
 # their side in the image.
 # Keys name the image side of a frontal face (they name the part discriminators' layers).
-FACE_PARTS = {part: (points.start, points.stop) for part, points in (
-    ("eye_left", ibug68.RIGHT_EYE), ("eye_right", ibug68.LEFT_EYE), ("nose", ibug68.NOSE),
-    ("mouth", ibug68.MOUTH))}
-_SUBMODELS = ("recnet", "global_discriminator", "local_discriminator", "warpnet", "perceptual_network")
+FACE_PARTS = {
+    part: (points.start, points.stop)
+    for part, points in (
+        ("eye_left", ibug68.RIGHT_EYE),
+        ("eye_right", ibug68.LEFT_EYE),
+        ("nose", ibug68.NOSE),
+        ("mouth", ibug68.MOUTH),
+    )
+}
+_SUBMODELS = (
+    "recnet",
+    "global_discriminator",
+    "local_discriminator",
+    "warpnet",
+    "perceptual_network",
+)
 
 
 @keras.saving.register_keras_serializable(package="gfrnet_tf")
@@ -133,10 +151,14 @@ class GFRNet(keras.Model):
         _check_known_keys("model.loss_weights", loss_weights or {}, DEFAULT_LOSS_WEIGHTS)
         losses.check_reduction(loss_reduction)
         if tv_target not in losses.TV_TARGETS:
-            raise BadConfigError("model.tv_target", f"{tv_target!r} is not one of {losses.TV_TARGETS}")
+            raise BadConfigError(
+                "model.tv_target", f"{tv_target!r} is not one of {losses.TV_TARGETS}"
+            )
         _check_symmetry_term((loss_weights or {}).get("flow_symmetry", 0.0), symmetry_shift)
         if part_discriminators is not None and set(part_discriminators) != set(FACE_PARTS):
-            raise BadConfigError("part_discriminators", f"needs exactly the parts {sorted(FACE_PARTS)}")
+            raise BadConfigError(
+                "part_discriminators", f"needs exactly the parts {sorted(FACE_PARTS)}"
+            )
         self.recnet = recnet
         self.global_discriminator = global_discriminator
         self.local_discriminator = local_discriminator
@@ -168,7 +190,9 @@ class GFRNet(keras.Model):
         if value not in PHASES:
             raise BadConfigError("phase", f"{value!r} is not one of {PHASES}")
         if value == "warp" and self.variant in ("no_flow_loss", "no_warp", "no_guide"):
-            raise BadConfigError("phase", f"variant {self.variant!r} has no flow loss to pre-train on")
+            raise BadConfigError(
+                "phase", f"variant {self.variant!r} has no flow loss to pre-train on"
+            )
         self._phase = value
         self.train_function = None
         self.test_function = None
@@ -226,7 +250,9 @@ class GFRNet(keras.Model):
         `MirroredStrategy` (docs/DESIGN.md, known traps).
         """
         if getattr(self, "g_optimizer", None) is None:
-            raise BadConfigError(self.name, "call compile(g_optimizer, d_optimizer) before build_all")
+            raise BadConfigError(
+                self.name, "call compile(g_optimizer, d_optimizer) before build_all"
+            )
         if not self.built:
             shape = (None, *image_size, 3)
             self.build({"degraded": shape, "guide": shape})
@@ -276,7 +302,16 @@ class GFRNet(keras.Model):
         if self.phase == "warp":
             names = {*flow, "g_total"}
         else:
-            names = {"l2", "adv_global", "adv_local", "reconstruction", "g_total", "d_global", "d_local", *flow}
+            names = {
+                "l2",
+                "adv_global",
+                "adv_local",
+                "reconstruction",
+                "g_total",
+                "d_global",
+                "d_local",
+                *flow,
+            }
             if self.perceptual_network is not None:
                 names.add("perceptual")
             if self.part_discriminators:
@@ -302,7 +337,9 @@ class GFRNet(keras.Model):
             outputs = self(inputs, training=False)
             terms = self._generator_terms(inputs, targets, outputs, training=False)
             self._track(self._weighted_total(terms))
-            self._track(self._discriminator_terms(inputs, targets, outputs["restored"], training=False))
+            self._track(
+                self._discriminator_terms(inputs, targets, outputs["restored"], training=False)
+            )
         return self._results()
 
     def _warp_step(self, inputs, targets):
@@ -324,7 +361,9 @@ class GFRNet(keras.Model):
         variables = self._generator_variables()
         with tf.GradientTape() as tape:
             outputs = self(inputs, training=True)
-            terms = self._weighted_total(self._generator_terms(inputs, targets, outputs, training=True))
+            terms = self._weighted_total(
+                self._generator_terms(inputs, targets, outputs, training=True)
+            )
             loss = self._scaled_mean(self.g_optimizer, terms["g_total"])
         warpnet = self.warpnet.trainable_variables if self.warpnet is not None else ()
         self._minimise(self.g_optimizer, tape, loss, variables, group=warpnet)
@@ -335,7 +374,9 @@ class GFRNet(keras.Model):
         """One update of both discriminators on real `target` vs the (detached) `restored`."""
         variables = self._discriminator_variables()
         with tf.GradientTape() as tape:
-            terms = self._discriminator_terms(inputs, targets, tf.stop_gradient(restored), training=True)
+            terms = self._discriminator_terms(
+                inputs, targets, tf.stop_gradient(restored), training=True
+            )
             loss = self._scaled_mean(self.d_optimizer, tf.add_n(list(terms.values())))
         self._minimise(self.d_optimizer, tape, loss, variables)
         self._track(terms)
@@ -358,10 +399,14 @@ class GFRNet(keras.Model):
         }
         if self.part_discriminators:
             crops = self._part_crops(fake, targets)
-            terms["adv_parts"] = tf.add_n([
-                losses.generator_adversarial_loss(d(crops[part], training=training), self.real_label)
-                for part, d in self.part_discriminators.items()
-            ]) / len(FACE_PARTS)
+            terms["adv_parts"] = tf.add_n(
+                [
+                    losses.generator_adversarial_loss(
+                        d(crops[part], training=training), self.real_label
+                    )
+                    for part, d in self.part_discriminators.items()
+                ]
+            ) / len(FACE_PARTS)
         if self.perceptual_network is not None:
             terms["perceptual"] = losses.perceptual_loss(self.perceptual_network, target, restored)
         if self.warpnet is not None:
@@ -379,7 +424,8 @@ class GFRNet(keras.Model):
         }
         if "flow_symmetry" in self._flow_term_names():
             terms["flow_symmetry"] = losses.flow_symmetry_loss(
-                flow, symmetry_axis(landmarks), symmetry_axis(guide_landmarks), self.symmetry_shift)
+                flow, symmetry_axis(landmarks), symmetry_axis(guide_landmarks), self.symmetry_shift
+            )
         return terms
 
     def _discriminator_terms(self, inputs, targets, restored, training):
@@ -387,21 +433,30 @@ class GFRNet(keras.Model):
         real = tf.concat([condition, targets["target"]], -1)
         fake = tf.concat([condition, restored], -1)
         real_local, fake_local = self._local_crop(real, targets), self._local_crop(fake, targets)
+
         def loss(discriminator, real_images, fake_images):
             return losses.discriminator_loss(
-                discriminator(real_images, training=training), discriminator(fake_images, training=training),
-                self.real_label, self.d_loss_halved)
+                discriminator(real_images, training=training),
+                discriminator(fake_images, training=training),
+                self.real_label,
+                self.d_loss_halved,
+            )
 
         terms = {
             "d_global": loss(self.global_discriminator, real, fake),
             "d_local": loss(self.local_discriminator, real_local, fake_local),
         }
         if self.part_discriminators:
-            real_parts, fake_parts = self._part_crops(real, targets), self._part_crops(fake, targets)
-            terms["d_parts"] = tf.add_n([
-                loss(discriminator, real_parts[part], fake_parts[part])
-                for part, discriminator in self.part_discriminators.items()
-            ]) / len(FACE_PARTS)
+            real_parts, fake_parts = (
+                self._part_crops(real, targets),
+                self._part_crops(fake, targets),
+            )
+            terms["d_parts"] = tf.add_n(
+                [
+                    loss(discriminator, real_parts[part], fake_parts[part])
+                    for part, discriminator in self.part_discriminators.items()
+                ]
+            ) / len(FACE_PARTS)
         return terms
 
     def _weighted_total(self, terms):
@@ -413,7 +468,9 @@ class GFRNet(keras.Model):
         total = tf.add_n([value for n, value in weighted.items() if n not in dropped])
         extra = {"g_total": total}
         if "l2" in terms:
-            extra["reconstruction"] = tf.add_n([weighted[n] for n in ("l2", "perceptual") if n in weighted])
+            extra["reconstruction"] = tf.add_n(
+                [weighted[n] for n in ("l2", "perceptual") if n in weighted]
+            )
         return {**terms, **extra}
 
     # --------------------------------------------------------------- helpers
@@ -446,7 +503,9 @@ class GFRNet(keras.Model):
     def _part_crops(self, images, targets):
         landmarks = targets["landmarks"]
         return {
-            part: crop_to_landmarks(images, landmarks[:, start:end], self.part_size, self.part_margin)
+            part: crop_to_landmarks(
+                images, landmarks[:, start:end], self.part_size, self.part_margin
+            )
             for part, (start, end) in FACE_PARTS.items()
         }
 
@@ -563,25 +622,42 @@ def build_gfrnet(model_config) -> GFRNet:
     _check_test_time_mode(c)
     warpnet = None
     if c["variant"] not in ("no_warp", "no_guide"):
-        warpnet = WarpNet(c["warpnet_widths"] or c["widths"], c["norm"], c["flow_mode"], c["flow_offset_scale"],
-                          init_stddev=c["warpnet_init_stddev"], test_time_norm=c["test_time_norm"],
-                          name="warpnet")
+        warpnet = WarpNet(
+            c["warpnet_widths"] or c["widths"],
+            c["norm"],
+            c["flow_mode"],
+            c["flow_offset_scale"],
+            init_stddev=c["warpnet_init_stddev"],
+            test_time_norm=c["test_time_norm"],
+            name="warpnet",
+        )
     perceptual_network = None
     if c["vgg_face_weights"]:
         vgg = VGGFace(c["perceptual_layer"], name="vgg_face")
         perceptual_network = load_vgg_face_weights(vgg, c["vgg_face_weights"])
     else:
-        logging.warning("No VGG-Face weights (config.model.vgg_face_weights): perceptual loss is off.")
+        logging.warning(
+            "No VGG-Face weights (config.model.vgg_face_weights): perceptual loss is off."
+        )
+
     def discriminator(name):
-        return PatchDiscriminator(c["discriminator_widths"], c["norm"], init_stddev=c["init_stddev"], name=name)
+        return PatchDiscriminator(
+            c["discriminator_widths"], c["norm"], init_stddev=c["init_stddev"], name=name
+        )
 
     parts = None
     if c["part_discriminators"]:
         parts = {part: discriminator(f"{part}_discriminator") for part in FACE_PARTS}
     return GFRNet(
-        recnet=RecNet(c["recnet_widths"] or c["widths"], c["norm"], dropout=c["dropout"],
-                      init_stddev=c["init_stddev"], test_time_norm=c["test_time_norm"],
-                      test_time_dropout=c["test_time_dropout"], name="recnet"),
+        recnet=RecNet(
+            c["recnet_widths"] or c["widths"],
+            c["norm"],
+            dropout=c["dropout"],
+            init_stddev=c["init_stddev"],
+            test_time_norm=c["test_time_norm"],
+            test_time_dropout=c["test_time_dropout"],
+            name="recnet",
+        ),
         global_discriminator=discriminator("global_discriminator"),
         local_discriminator=discriminator("local_discriminator"),
         warpnet=warpnet,
@@ -613,7 +689,9 @@ def _check_symmetry_term(weight, shift):
     leaves too few pixels whose two reads are both on the image."""
     check_non_negative(weight, "model.loss_weights.flow_symmetry")
     if not is_real_number(shift) or not 0 < shift <= 0.5:
-        raise BadConfigError("model.symmetry_shift", f"must be a fraction of the side in (0, 0.5], got {shift!r}")
+        raise BadConfigError(
+            "model.symmetry_shift", f"must be a fraction of the side in (0, 0.5], got {shift!r}"
+        )
 
 
 def _check_known_keys(source, given, known):

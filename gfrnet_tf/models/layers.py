@@ -44,7 +44,9 @@ def conv_initializer(stddev=PIX2PIX_INIT_STDDEV):
 def check_test_time_norm(mode, source):
     """Raise `BadConfigError` unless `mode` is one of `TEST_TIME_NORMS`."""
     if mode not in TEST_TIME_NORMS:
-        raise BadConfigError(source, f"test_time_norm must be one of {TEST_TIME_NORMS}, got {mode!r}")
+        raise BadConfigError(
+            source, f"test_time_norm must be one of {TEST_TIME_NORMS}, got {mode!r}"
+        )
 
 
 def per_image_batch_norm(layer, x):
@@ -101,7 +103,8 @@ def make_norm(norm, dtype, init_stddev=PIX2PIX_INIT_STDDEV):
 
 
 def check_spatial_size(source, input_shape, divisor, what):
-    """Raise `BadConfigError` when a static H or W of `input_shape` is not a multiple of `divisor`."""
+    """Raise `BadConfigError` when a static H or W of `input_shape` is not a multiple of
+    `divisor`."""
     height, width = input_shape[1], input_shape[2]
     bad = [size for size in (height, width) if size is not None and size % divisor]
     if bad:
@@ -113,7 +116,8 @@ def check_spatial_size(source, input_shape, divisor, what):
 
 
 def make_activation(activation, dtype):
-    """LeakyReLU(0.2) for "leaky_relu" (pix2pix slope, not Keras' 0.3 default), else a Keras activation."""
+    """LeakyReLU(0.2) for "leaky_relu" (pix2pix slope, not Keras' 0.3 default), else a Keras
+    activation."""
     if activation is None:
         return None
     if activation == "leaky_relu":
@@ -123,7 +127,8 @@ def make_activation(activation, dtype):
 
 @keras.saving.register_keras_serializable(package="gfrnet_tf")
 class ConvBlock(keras.layers.Layer):
-    """4x4 convolution (or transposed convolution) -> optional norm -> optional dropout -> activation.
+    """4x4 convolution (or transposed convolution) -> optional norm -> optional dropout ->
+    activation.
 
     `transpose=True` upsamples by `strides` (decoder), otherwise the conv downsamples by it.
     `test_time_norm` / `test_time_dropout`: what `training=False` does (module docstring).
@@ -164,7 +169,9 @@ class ConvBlock(keras.layers.Layer):
         dtype = self.dtype_policy
         conv_class = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
         self.pad = (
-            keras.layers.ZeroPadding2D(explicit_padding, dtype=dtype, name="pad") if explicit_padding else None
+            keras.layers.ZeroPadding2D(explicit_padding, dtype=dtype, name="pad")
+            if explicit_padding
+            else None
         )
         self.conv = conv_class(
             filters,
@@ -177,7 +184,9 @@ class ConvBlock(keras.layers.Layer):
             name="conv",
         )
         self.norm_layer = make_norm(norm, dtype, init_stddev)
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=dtype, name="dropout") if dropout else None
+        self.dropout_layer = (
+            keras.layers.Dropout(dropout, dtype=dtype, name="dropout") if dropout else None
+        )
         self.activation_layer = make_activation(activation, dtype)
 
     def build(self, input_shape):
@@ -266,8 +275,11 @@ class EncoderDecoder(keras.layers.Layer):
         self.init_stddev = init_stddev
         self.test_time_norm = test_time_norm
         self.test_time_dropout = test_time_dropout
-        block_options = dict(init_stddev=init_stddev, test_time_norm=test_time_norm,
-                             test_time_dropout=test_time_dropout)
+        block_options = dict(
+            init_stddev=init_stddev,
+            test_time_norm=test_time_norm,
+            test_time_dropout=test_time_dropout,
+        )
         depth = len(self.widths)
         self.encoder = [
             ConvBlock(

@@ -65,7 +65,9 @@ class VGGFace(keras.Model):
             )
         self.output_layer = output_layer
         self.conv_layers = [
-            keras.layers.Conv2D(_FILTERS[int(name[4])], 3, padding="same", activation="relu", name=name)
+            keras.layers.Conv2D(
+                _FILTERS[int(name[4])], 3, padding="same", activation="relu", name=name
+            )
             for name in LAYER_NAMES[: LAYER_NAMES.index(output_layer) + 1]
         ]
         self.pool = keras.layers.MaxPooling2D(2)
@@ -103,8 +105,10 @@ def load_vgg_face_weights(model: VGGFace, path) -> VGGFace:
     if not model.built:
         model.build((None, None, None, 3))
     if path == RANDOM_WEIGHTS:
-        logging.warning("VGG-Face with random weights: the perceptual term costs what it "
-                        "should and measures nothing (benchmarks only)")
+        logging.warning(
+            "VGG-Face with random weights: the perceptual term costs what it "
+            "should and measures nothing (benchmarks only)"
+        )
         return model
     if path.endswith(".npz"):
         arrays = _read_npz(path)
@@ -113,10 +117,12 @@ def load_vgg_face_weights(model: VGGFace, path) -> VGGFace:
     else:
         raise BadModelFileError(path, "unknown VGG-Face weights format: expected .npz or .h5")
     for conv in model.conv_layers:
-        conv.set_weights([
-            _checked(arrays, path, f"{conv.name}/kernel", conv.kernel.shape),
-            _checked(arrays, path, f"{conv.name}/bias", conv.bias.shape),
-        ])
+        conv.set_weights(
+            [
+                _checked(arrays, path, f"{conv.name}/kernel", conv.kernel.shape),
+                _checked(arrays, path, f"{conv.name}/bias", conv.bias.shape),
+            ]
+        )
     return model
 
 
@@ -128,7 +134,9 @@ def _checked(arrays, path, key, shape):
     if array.dtype.kind not in "fiu":  # strings, bytes, booleans, compound records
         raise BadModelFileError(path, f"{key!r} holds {array.dtype} values, expected numbers")
     if tuple(array.shape) != tuple(shape):
-        raise BadModelFileError(path, f"{key!r} has shape {tuple(array.shape)}, expected {tuple(shape)}")
+        raise BadModelFileError(
+            path, f"{key!r} has shape {tuple(array.shape)}, expected {tuple(shape)}"
+        )
     array = array.astype(np.float32)
     if not np.all(np.isfinite(array)):
         raise BadModelFileError(path, f"{key!r} holds NaN or infinite values")
@@ -161,20 +169,29 @@ def _read_keras_h5(path):
             for layer_name in _names(root, "layer_names", path):
                 group = root.get(layer_name)
                 if not isinstance(group, h5py.Group):
-                    raise BadModelFileError(path, f"'layer_names' lists {layer_name!r}, which is "
-                                                  f"not a group of the file")
+                    raise BadModelFileError(
+                        path,
+                        f"'layer_names' lists {layer_name!r}, which is not a group of the file",
+                    )
                 for weight_name in _names(group, "weight_names", path):
                     dataset = group.get(weight_name)
                     if not isinstance(dataset, h5py.Dataset):
-                        raise BadModelFileError(path, f"{layer_name!r} lists weight {weight_name!r}, "
-                                                      f"which is not a dataset of the file")
+                        raise BadModelFileError(
+                            path,
+                            f"{layer_name!r} lists weight {weight_name!r}, "
+                            f"which is not a dataset of the file",
+                        )
                     # "conv1_1/kernel:0" -> "conv1_1/kernel"
                     short = weight_name.split("/")[-1].split(":")[0]
                     arrays[f"{layer_name}/{short}"] = np.asarray(dataset)
     except (OSError, KeyError, TypeError, ValueError) as error:
-        raise BadModelFileError(path, f"cannot read as a keras-vggface .h5 file: {first_line(error)}") from None
+        raise BadModelFileError(
+            path, f"cannot read as a keras-vggface .h5 file: {first_line(error)}"
+        ) from None
     if not arrays:
-        raise BadModelFileError(path, "no 'layer_names'/'weight_names' attributes: not Keras 2 weights")
+        raise BadModelFileError(
+            path, "no 'layer_names'/'weight_names' attributes: not Keras 2 weights"
+        )
     return arrays
 
 
@@ -184,5 +201,7 @@ def _names(node, attribute, path):
     if values.size == 0:
         return []
     if values.ndim != 1 or not all(isinstance(v, (bytes, str)) for v in values.tolist()):
-        raise BadModelFileError(path, f"attribute {attribute!r} of {node.name!r} is not a list of names")
+        raise BadModelFileError(
+            path, f"attribute {attribute!r} of {node.name!r} is not a list of names"
+        )
     return [v.decode("utf8", "replace") if isinstance(v, bytes) else v for v in values.tolist()]

@@ -28,12 +28,14 @@ def from_torch_state_dict(state_dict, source) -> dict:
             break
         weight = _array(state_dict, f"{name}.weight", source)
         if weight.ndim != 4 or weight.shape[2:] != (3, 3):
-            raise BadModelFileError(source, f"'{name}.weight' has shape {weight.shape}, "
-                                            f"expected [out, in, 3, 3]")
+            raise BadModelFileError(
+                source, f"'{name}.weight' has shape {weight.shape}, expected [out, in, 3, 3]"
+            )
         bias = _array(state_dict, f"{name}.bias", source)
         if bias.shape != weight.shape[:1]:
-            raise BadModelFileError(source, f"'{name}.bias' has shape {bias.shape}, "
-                                            f"expected ({weight.shape[0]},)")
+            raise BadModelFileError(
+                source, f"'{name}.bias' has shape {bias.shape}, expected ({weight.shape[0]},)"
+            )
         kernel = weight.transpose(2, 3, 1, 0)
         if name == "conv1_1":
             kernel = kernel[:, :, ::-1, :]  # RGB-input weights -> BGR-input weights

@@ -37,7 +37,9 @@ class WarpNet(keras.Model):
     ):
         super().__init__(**kwargs)
         if flow_mode not in FLOW_MODES:
-            raise BadConfigError(self.name, f"flow_mode must be one of {FLOW_MODES}, got {flow_mode!r}")
+            raise BadConfigError(
+                self.name, f"flow_mode must be one of {FLOW_MODES}, got {flow_mode!r}"
+            )
         self.widths = tuple(widths)
         self.norm = norm
         self.flow_mode = flow_mode

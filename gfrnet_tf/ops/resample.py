@@ -62,7 +62,9 @@ def resample(data, warp):
 def _check_static_shapes(data_shape, warp_shape):
     """Fails at trace time with a readable message instead of a reshape error deep inside."""
     if data_shape.rank is not None and data_shape.rank != 4:
-        raise ValueError(f"resample: data must be [batch, height, width, channels], not {data_shape}")
+        raise ValueError(
+            f"resample: data must be [batch, height, width, channels], not {data_shape}"
+        )
     if warp_shape.rank is not None and (warp_shape.rank < 2 or warp_shape[-1] not in (None, 2)):
         raise ValueError(f"resample: warp must be [batch, ..., 2] (x, y), not {warp_shape}")
     known = data_shape.rank and warp_shape.rank
@@ -84,8 +86,10 @@ def warp_image(image, phi):
     shape = tf.shape(image)
     xy = denormalize_points(tf.cast(phi, image.dtype), shape[1], shape[2])
     # denormalize_points(1, ...) is (W - 1, H - 1), the pixel length of the [-1, 1] span.
-    tolerance = 2.0 * ml_dtypes.finfo(image.dtype.as_numpy_dtype).eps * denormalize_points(
-        tf.ones([2], image.dtype), shape[1], shape[2]
+    tolerance = (
+        2.0
+        * ml_dtypes.finfo(image.dtype.as_numpy_dtype).eps
+        * denormalize_points(tf.ones([2], image.dtype), shape[1], shape[2])
     )
     nearest = tf.round(xy)
     snapped = tf.where(tf.abs(xy - nearest) <= tolerance, nearest, xy)

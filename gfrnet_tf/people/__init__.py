@@ -8,15 +8,33 @@ one `faces.csv` row (`faces_csv`). docs/PEOPLE.md has the contract.
 """
 
 from gfrnet_tf.people.decision import Decision, DecisionOptions, Person, decide_faces
-from gfrnet_tf.people.faces_csv import (FACES_CSV, FACES_CSV_COLUMNS, faces_csv_bytes,
-                                        faces_csv_row, write_faces_csv)
+from gfrnet_tf.people.faces_csv import (
+    FACES_CSV,
+    FACES_CSV_COLUMNS,
+    faces_csv_bytes,
+    faces_csv_row,
+    write_faces_csv,
+)
 from gfrnet_tf.people.matching import AcceptanceRule, Match, match_person
 from gfrnet_tf.people.pose import choose_guide, pose_distance
 from gfrnet_tf.people.records import FaceQuality, FaceRecord, in_position_order
 
 __all__ = [
-    "AcceptanceRule", "Decision", "DecisionOptions", "FACES_CSV", "FACES_CSV_COLUMNS", "FaceQuality",
-    "FaceRecord", "Match", "Person", "choose_guide", "decide_faces", "faces_csv_bytes",
+    "AcceptanceRule",
+    "Decision",
+    "DecisionOptions",
+    "FACES_CSV",
+    "FACES_CSV_COLUMNS",
+    "FaceQuality",
+    "FaceRecord",
+    "Match",
+    "Person",
+    "choose_guide",
+    "decide_faces",
+    "faces_csv_bytes",
     "faces_csv_row",
-    "in_position_order", "match_person", "pose_distance", "write_faces_csv",
+    "in_position_order",
+    "match_person",
+    "pose_distance",
+    "write_faces_csv",
 ]

@@ -66,30 +66,48 @@ class Decision:
     pose_distance: float | None = None
 
 
-def decide_faces(faces: Sequence[FaceRecord], people: Sequence[Person],
-                 options: DecisionOptions) -> list[Decision]:
+def decide_faces(
+    faces: Sequence[FaceRecord], people: Sequence[Person], options: DecisionOptions
+) -> list[Decision]:
     """One `Decision` per face of one photo, in the order of `faces`."""
     if options.any_person:
         owner = {guide.key: person.name for person in people for guide in person.guides}
         pooled = Person("any person", tuple(g for p in people for g in p.guides))
         decisions = [_with_guide(face, pooled, None, options) for face in faces]
-        return [dataclasses.replace(d, person=owner[d.guide.key]) if d.guide else d
-                for d in decisions]
+        return [
+            dataclasses.replace(d, person=owner[d.guide.key]) if d.guide else d for d in decisions
+        ]
     names = [person.name for person in people]
-    matches = [match_person(face.embedding, [[g.embedding for g in p.guides] for p in people],
-                            options.rule, names, options.distance) for face in faces]
+    matches = [
+        match_person(
+            face.embedding,
+            [[g.embedding for g in p.guides] for p in people],
+            options.rule,
+            names,
+            options.distance,
+        )
+        for face in faces
+    ]
     decisions = []
     for face, match in zip(faces, matches):
         if match.index is None:
             distance = None if match.distance == float("inf") else match.distance
             decisions.append(Decision(face, SKIP, match.reason or NO_PERSON, distance=distance))
             continue
-        rival = min((other for other in matches if other.index == match.index),
-                    key=lambda other: other.distance)
+        rival = min(
+            (other for other in matches if other.index == match.index),
+            key=lambda other: other.distance,
+        )
         person = people[match.index]
         if rival is not match:
-            decisions.append(Decision(face, SKIP, f"another face of this photo is {person.name}",
-                                      distance=match.distance))
+            decisions.append(
+                Decision(
+                    face,
+                    SKIP,
+                    f"another face of this photo is {person.name}",
+                    distance=match.distance,
+                )
+            )
             continue
         decisions.append(_with_guide(face, person, match.distance, options))
     return decisions
@@ -103,9 +121,17 @@ def _with_guide(face: FaceRecord, person: Person, distance, options: DecisionOpt
         return Decision(face, SKIP, NO_PERSON, distance=distance)
     best = max(g.quality.score for g in guides)
     if not options.restore_good_faces and face.quality.score > best - options.quality_margin:
-        return Decision(face, KEEP, f"as good as the guides of {person.name}", person.name,
-                        distance=distance)
+        return Decision(
+            face, KEEP, f"as good as the guides of {person.name}", person.name, distance=distance
+        )
     index, pose_distances = choose_guide(face.landmarks, [g.landmarks for g in guides])
     guide = guides[index]
-    return Decision(face, RESTORE, "", person.name, guide,
-                    options.distance(face.embedding, guide.embedding), pose_distances[index])
+    return Decision(
+        face,
+        RESTORE,
+        "",
+        person.name,
+        guide,
+        options.distance(face.embedding, guide.embedding),
+        pose_distances[index],
+    )

@@ -29,9 +29,20 @@ from gfrnet_tf.io.atomic import atomic_writer
 from gfrnet_tf.people.decision import KEEP, RESTORE, Decision
 
 FACES_CSV = "faces.csv"
-FACES_CSV_COLUMNS = ("photo", "face", "box", "frames", "person", "quality", "action",
-                     "guide_photo", "guide_face", "distance_before", "distance_after",
-                     "pose_distance")
+FACES_CSV_COLUMNS = (
+    "photo",
+    "face",
+    "box",
+    "frames",
+    "person",
+    "quality",
+    "action",
+    "guide_photo",
+    "guide_face",
+    "distance_before",
+    "distance_after",
+    "pose_distance",
+)
 DIGITS = 4
 
 
@@ -39,8 +50,9 @@ def _number(value) -> str:
     return "" if value is None else f"{value:.{DIGITS}f}"
 
 
-def faces_csv_row(decision: Decision, *, distance_after: float | None = None,
-                  failure: str | None = None) -> dict[str, str]:
+def faces_csv_row(
+    decision: Decision, *, distance_after: float | None = None, failure: str | None = None
+) -> dict[str, str]:
     """The row of one face. `failure`: why a face decided for restoring was not (the
     model or the output failed): it becomes `skipped: <failure>`."""
     face = decision.face

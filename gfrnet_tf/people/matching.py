@@ -51,15 +51,22 @@ class Match:
 NO_PERSON = "no guide of this person"
 
 
-def match_person(embedding, people_embeddings: Sequence[Sequence], rule: AcceptanceRule,
-                 names: Sequence[str] = (), distance: Callable = euclidean) -> Match:
+def match_person(
+    embedding,
+    people_embeddings: Sequence[Sequence],
+    rule: AcceptanceRule,
+    names: Sequence[str] = (),
+    distance: Callable = euclidean,
+) -> Match:
     """Matches one face's `embedding` against each person's guide embeddings.
 
     `people_embeddings[p]` lists person p's guide embeddings (a person's distance is its
     nearest guide's); `names` only word the reason of an ambiguous face.
     """
-    nearest = [min((distance(embedding, guide) for guide in guides), default=np.inf)
-               for guides in people_embeddings]
+    nearest = [
+        min((distance(embedding, guide) for guide in guides), default=np.inf)
+        for guides in people_embeddings
+    ]
     if not nearest:
         return Match(None, np.inf, np.inf, NO_PERSON)
     order = np.argsort(nearest, kind="stable")

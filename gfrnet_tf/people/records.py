@@ -34,11 +34,11 @@ class FaceRecord:
 
     `photo`: the photo's path relative to the library root, `/`-separated, as
     `gfrnet_tf.io.paths.printable` prints it (a guide from a `--guides DIR` folder is
-    `guides:<person>/<file>`, a `--guide FILE` is `guide:<file name>`); `index`: its place among the photo's faces in
-    `in_position_order`; `box`: `(x, y, width, height)` integer pixels of the upright
-    photo; `landmarks`: `[68, 2]` pixel `(x, y)` in the photo (iBUG-300W order);
-    `embedding`: the identity embedding (`gfrnet_tf.faces.identity`); `frames`: a clip
-    track's first and last frame, None for photos.
+    `guides:<person>/<file>`, a `--guide FILE` is `guide:<file name>`); `index`: its place
+    among the photo's faces in `in_position_order`; `box`: `(x, y, width, height)` integer
+    pixels of the upright photo; `landmarks`: `[68, 2]` pixel `(x, y)` in the photo
+    (iBUG-300W order); `embedding`: the identity embedding (`gfrnet_tf.faces.identity`);
+    `frames`: a clip track's first and last frame, None for photos.
     """
 
     photo: str
@@ -65,4 +65,6 @@ class FaceRecord:
 def in_position_order(boxes: Sequence[Sequence[float]]) -> list[int]:
     """Indices of `boxes` `(x, y, w, h)` from left to right (then top to bottom): "face k"
     of a photo is its k-th face from the left, whatever the detector's confidence order."""
-    return sorted(range(len(boxes)), key=lambda i: (boxes[i][0], boxes[i][1], boxes[i][2], boxes[i][3]))
+    return sorted(
+        range(len(boxes)), key=lambda i: (boxes[i][0], boxes[i][1], boxes[i][2], boxes[i][3])
+    )

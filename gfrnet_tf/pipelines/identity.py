@@ -51,7 +51,7 @@ def keep_candidates(faces: list[PreparedFace], options: PairOptions) -> list[Pre
     before the shuffle (a VGGFace2 identity has ~360 photos, of which 5 are used).
     """
     guide = choose_guide(faces, options.min_eye_aspect_ratio)
-    sharpest = sorted(faces, key=_by_sharpness)[:options.max_per_identity]
+    sharpest = sorted(faces, key=_by_sharpness)[: options.max_per_identity]
     kept = {face.key: face for face in sharpest + ([guide] if guide else [])}
     return [kept[key] for key in sorted(kept)]
 
@@ -70,7 +70,7 @@ def make_pairs(faces: list[PreparedFace], options: PairOptions):
     if guide is None:
         return [], "no_open_eyes_guide"
     others = sorted((f for f in faces if f.key != guide.key), key=_by_sharpness)
-    return [(target, guide) for target in others[:options.max_per_identity - 1]], None
+    return [(target, guide) for target in others[: options.max_per_identity - 1]], None
 
 
 def _unit_hash(text: str, salt: str) -> float:

@@ -104,8 +104,9 @@ def read_photo(path, key: str, max_bytes: int) -> bytes:
     finally:
         os.close(descriptor)
     if len(data) != info.st_size:
-        raise BadImageError(key, f"states {info.st_size} bytes but {len(data)} were read "
-                                 "(changed while read?)")
+        raise BadImageError(
+            key, f"states {info.st_size} bytes but {len(data)} were read (changed while read?)"
+        )
     return data
 
 
@@ -145,14 +146,18 @@ def check_output_outside_input(input_root: str, output: str) -> None:
     """Refuses an output folder that is, or is inside, the input tree: the next run would
     read its shards and guides back as an identity of photos."""
     if is_local(input_root) and is_local(output):
-        inside = os.path.commonpath([os.path.realpath(input_root),
-                                     os.path.realpath(output)]) == os.path.realpath(input_root)
+        inside = os.path.commonpath(
+            [os.path.realpath(input_root), os.path.realpath(output)]
+        ) == os.path.realpath(input_root)
     else:
         inside = (output.rstrip("/") + "/").startswith(input_root.rstrip("/") + "/")
     if inside:
-        raise BadConfigError(output, f"--output is inside --input {printable(input_root)}: its "
-                                     "files would be read back as photos; choose a folder "
-                                     "outside the input")
+        raise BadConfigError(
+            output,
+            f"--output is inside --input {printable(input_root)}: its "
+            "files would be read back as photos; choose a folder "
+            "outside the input",
+        )
 
 
 def reason(error: Exception) -> str:

@@ -13,14 +13,14 @@ import json
 
 from gfrnet_tf.faces import DlibLandmarks
 from gfrnet_tf.io import atomic_writer
-from gfrnet_tf.sample import IMAGE_PATH, LANDMARKS_PATH
 from gfrnet_tf.pipelines.photo import prepare_image
+from gfrnet_tf.sample import IMAGE_PATH, LANDMARKS_PATH
 
 
 def make_sample() -> None:
     from skimage import data
 
-    face, = prepare_image(data.astronaut(), "astronaut", "astronaut", DlibLandmarks())
+    (face,) = prepare_image(data.astronaut(), "astronaut", "astronaut", DlibLandmarks())
     with atomic_writer(IMAGE_PATH) as stream:
         stream.write(face.png)
     record = {
@@ -30,8 +30,10 @@ def make_sample() -> None:
     }
     with atomic_writer(LANDMARKS_PATH) as stream:
         stream.write(json.dumps(record, indent=1).encode())
-    print(f"wrote {IMAGE_PATH} and {LANDMARKS_PATH}: confidence {face.confidence:.3f}, "
-          f"yaw {face.yaw:.1f} deg, roll {face.roll:.1f} deg, sharpness {face.sharpness:.0f}")
+    print(
+        f"wrote {IMAGE_PATH} and {LANDMARKS_PATH}: confidence {face.confidence:.3f}, "
+        f"yaw {face.yaw:.1f} deg, roll {face.roll:.1f} deg, sharpness {face.sharpness:.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,10 +13,9 @@ import numpy as np
 
 from gfrnet_tf import faces
 from gfrnet_tf.errors import GFRNetError, NoFaceError
-from gfrnet_tf.ibug68 import INNER_FACE
 from gfrnet_tf.faces.crop import DEFAULT_MARGIN, DEFAULT_SIZE
+from gfrnet_tf.ibug68 import INNER_FACE
 from gfrnet_tf.io.images import DEFAULT_MAX_PIXELS, decode_image
-
 
 
 class RejectedFaceError(GFRNetError):
@@ -62,8 +61,13 @@ class PreparedFace:
     eye_aspect_ratio: float
 
 
-def prepare_photo(data: bytes, key: str, identity: str, landmarks: faces.LandmarkSource,
-                  options: FaceOptions = FaceOptions()) -> list[PreparedFace]:
+def prepare_photo(
+    data: bytes,
+    key: str,
+    identity: str,
+    landmarks: faces.LandmarkSource,
+    options: FaceOptions = FaceOptions(),
+) -> list[PreparedFace]:
     """One encoded photo; raises the `GFRNetError` that rejects it (`reason`: its counter).
 
     Detected on its own, never in a batch with other photos: mtcnn 1.0 sorts the proposals
@@ -71,13 +75,18 @@ def prepare_photo(data: bytes, key: str, identity: str, landmarks: faces.Landmar
     its neighbours' proposals) and RNet/ONet round differently for one patch than for
     several (measured), so a batched face's box, and hence its crop, depends on the batch.
     """
-    return prepare_image(decode_image(data, key, max_pixels=options.max_pixels), key,
-                         identity, landmarks, options)
+    return prepare_image(
+        decode_image(data, key, max_pixels=options.max_pixels), key, identity, landmarks, options
+    )
 
 
-def prepare_image(image: np.ndarray, key: str, identity: str,
-                  landmarks: faces.LandmarkSource,
-                  options: FaceOptions = FaceOptions()) -> list[PreparedFace]:
+def prepare_image(
+    image: np.ndarray,
+    key: str,
+    identity: str,
+    landmarks: faces.LandmarkSource,
+    options: FaceOptions = FaceOptions(),
+) -> list[PreparedFace]:
     """One decoded uint8 RGB photo; raises the `GFRNetError` that rejects it."""
     detections = faces.detect_faces(image, options.min_confidence)
     return _prepare_detected(image, detections, key, identity, landmarks, options)
@@ -91,8 +100,10 @@ def _prepare_detected(image, detections, key, identity, landmarks, options):
         raise NoFaceError(key, f"no face with confidence >= {options.min_confidence}")
     if not options.all_faces:
         return [_prepare_face(image, detections[0], key, key, identity, landmarks, options)]
-    return [_prepare_face(image, face, key, f"{key}#face{n}", identity, landmarks, options)
-            for n, face in enumerate(detections)]
+    return [
+        _prepare_face(image, face, key, f"{key}#face{n}", identity, landmarks, options)
+        for n, face in enumerate(detections)
+    ]
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
@@ -106,25 +117,40 @@ def encode_png(rgb: np.ndarray) -> bytes:
 def _prepare_face(image, face, photo_key, key, identity, landmarks, options) -> PreparedFace:
     face_size = min(face.box[2], face.box[3])
     if face_size < options.min_face_size:
-        raise RejectedFaceError(key, f"face is {face_size:.0f} px, smaller than "
-                                     f"{options.min_face_size} px", "face_too_small")
+        raise RejectedFaceError(
+            key,
+            f"face is {face_size:.0f} px, smaller than {options.min_face_size} px",
+            "face_too_small",
+        )
     crop, window = faces.crop_face(image, face.box, options.margin, options.size)
     # Measured on the face box only: background blur (bokeh) and the black padding of a
     # crop that leaves the photo say nothing about the face.
     (left, top), (right, bottom) = window.to_crop(
-        [face.box[:2], (face.box[0] + face.box[2], face.box[1] + face.box[3])]).round()
-    sharpness = faces.sharpness(crop[max(int(top), 0):int(bottom), max(int(left), 0):int(right)])
+        [face.box[:2], (face.box[0] + face.box[2], face.box[1] + face.box[3])]
+    ).round()
+    sharpness = faces.sharpness(
+        crop[max(int(top), 0) : int(bottom), max(int(left), 0) : int(right)]
+    )
     if sharpness < options.min_sharpness:
-        raise RejectedFaceError(key, f"sharpness {sharpness:.1f} below "
-                                     f"{options.min_sharpness}", "blurry")
+        raise RejectedFaceError(
+            key, f"sharpness {sharpness:.1f} below {options.min_sharpness}", "blurry"
+        )
     points = window.to_crop(landmarks.locate(image, face.box, photo_key))
     # Brows, eyes, nose and mouth must lie in the crop: catches landmark files that belong
     # to another photo or use another convention (the jaw may leave a tight crop).
     inner = points[INNER_FACE]
     if not ((inner >= 0) & (inner <= options.size - 1)).all():
-        raise RejectedFaceError(key, "landmarks fall outside the face crop",
-                                "landmarks_outside_crop")
+        raise RejectedFaceError(
+            key, "landmarks fall outside the face crop", "landmarks_outside_crop"
+        )
     return PreparedFace(
-        key=key, identity=identity, png=encode_png(crop), landmarks=points,
-        confidence=face.confidence, sharpness=sharpness, yaw=faces.yaw_degrees(points),
-        roll=faces.roll_degrees(points), eye_aspect_ratio=faces.eye_aspect_ratio(points))
+        key=key,
+        identity=identity,
+        png=encode_png(crop),
+        landmarks=points,
+        confidence=face.confidence,
+        sharpness=sharpness,
+        yaw=faces.yaw_degrees(points),
+        roll=faces.roll_degrees(points),
+        eye_aspect_ratio=faces.eye_aspect_ratio(points),
+    )

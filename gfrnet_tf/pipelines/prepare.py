@@ -43,8 +43,14 @@ import time
 from gfrnet_tf.errors import BadConfigError, GFRNetError, first_line
 from gfrnet_tf.io.paths import safe_name
 from gfrnet_tf.pipelines import listing
-from gfrnet_tf.pipelines.identity import (SPLITS, PairOptions, keep_candidates, make_pairs,
-                                          shard_of, split_of)
+from gfrnet_tf.pipelines.identity import (
+    SPLITS,
+    PairOptions,
+    keep_candidates,
+    make_pairs,
+    shard_of,
+    split_of,
+)
 from gfrnet_tf.pipelines.photo import FaceOptions, prepare_photo
 
 # Unreadable inputs are failures (exit status 1); faces filtered out are expected.
@@ -75,8 +81,11 @@ class PrepareSettings:
     def shards_in(self, split: str) -> int:
         """train gets `num_shards`; val and test proportionally fewer, at least one."""
         train = 1.0 - self.pairs.val_fraction - self.pairs.test_fraction
-        fraction = {"train": train, "val": self.pairs.val_fraction,
-                    "test": self.pairs.test_fraction}[split]
+        fraction = {
+            "train": train,
+            "val": self.pairs.val_fraction,
+            "test": self.pairs.test_fraction,
+        }[split]
         return max(1, math.ceil(self.num_shards * fraction / max(train, 1e-9)))
 
     def recorded(self) -> dict:
@@ -132,16 +141,19 @@ class ListPhotos:
         try:
             _, names = listing.list_folder(folder)
         except (OSError, UnicodeDecodeError) as error:
-            yield rejected_row(f"{identity}/", "unlistable", f"cannot list the folder "
-                                                            f"({listing.reason(error)})")
+            yield rejected_row(
+                f"{identity}/", "unlistable", f"cannot list the folder ({listing.reason(error)})"
+            )
             return
         if not names:
             yield _count("rejected_empty_identity")
-        photos = [(identity, f"{identity}/{listing.text_of(name)}", listing.join(folder, name))
-                  for name in names]
+        photos = [
+            (identity, f"{identity}/{listing.text_of(name)}", listing.join(folder, name))
+            for name in names
+        ]
         size = self.settings.photos_per_batch
         for start in range(0, len(photos), size):
-            yield ("photos", photos[start:start + size])
+            yield ("photos", photos[start : start + size])
 
 
 class PreparePhotos:
@@ -218,9 +230,15 @@ class Pairs:
             export_guide(settings.output, split, identity, pairs[0][1])
         for target, guide in pairs:
             yield _count(f"pairs_{split}")
-            example = encode_pair(target.png, guide.png, target.landmarks, guide.landmarks,
-                                  identity=identity, target_file=target.key,
-                                  guide_file=guide.key)
+            example = encode_pair(
+                target.png,
+                guide.png,
+                target.landmarks,
+                guide.landmarks,
+                identity=identity,
+                target_file=target.key,
+                guide_file=guide.key,
+            )
             yield ("pair", ((split, shard), (target.key, example)))
 
 
@@ -235,8 +253,9 @@ class WriteShard:
 
         (split, index), records = item
         name = shard_name(split, index, self.settings.shards_in(split))
-        written = write_shard(f"{self.settings.output}/{name}",
-                              [example for _, example in sorted(records)])
+        written = write_shard(
+            f"{self.settings.output}/{name}", [example for _, example in sorted(records)]
+        )
         return ("shard", (name, written))
 
 
@@ -288,9 +307,15 @@ def write_dataset_manifest(settings: PrepareSettings, counts: dict, shards: dict
         splits[split] = {"shards": names, "records": sum(shards[name] for name in names)}
     identities_listed = counts.pop("identities_listed", 0)
     return write_manifest(
-        settings.output, splits, settings.faces.size, settings.pairs.synthetic_pose,
-        shards=dict(sorted(shards.items())), counts=dict(sorted(counts.items())),
-        identities_listed=identities_listed, configuration=settings.recorded())
+        settings.output,
+        splits,
+        settings.faces.size,
+        settings.pairs.synthetic_pose,
+        shards=dict(sorted(shards.items())),
+        counts=dict(sorted(counts.items())),
+        identities_listed=identities_listed,
+        configuration=settings.recorded(),
+    )
 
 
 class _Progress:
@@ -320,8 +345,13 @@ def export_guide(output: str, split: str, identity: str, guide) -> None:
     tf.io.gfile.makedirs(folder)
     stem = f"{folder}/{safe_name(identity)}"
     _write_bytes(f"{stem}.png", guide.png)
-    details = {"identity": identity, "photo": guide.key, "yaw": round(guide.yaw, 2),
-               "roll": round(guide.roll, 2), "landmarks": guide.landmarks.round(2).tolist()}
+    details = {
+        "identity": identity,
+        "photo": guide.key,
+        "yaw": round(guide.yaw, 2),
+        "roll": round(guide.roll, 2),
+        "landmarks": guide.landmarks.round(2).tolist(),
+    }
     _write_bytes(f"{stem}.json", json.dumps(details).encode())
 
 
@@ -342,46 +372,59 @@ def build(pipeline, settings: PrepareSettings, identities: list) -> None:
     manifest (`identities` as `listing.list_identities` gives them)."""
     beam = beam_module()
 
-    listed = (pipeline
-              | "Identities" >> beam.Create(identities)
-              | "ListPhotos" >> beam.FlatMap(ListPhotos(settings)))
-    prepared = (listed
-                | "Batches" >> beam.FlatMap(select, "photos")
-                | "Spread" >> beam.Reshuffle()
-                | "PreparePhotos" >> beam.FlatMap(PreparePhotos(settings)))
-    paired = (prepared
-              | "Faces" >> beam.FlatMap(select, "face")
-              | "KeyByIdentity" >> beam.Map(identity_key)
-              | "CandidatesPerIdentity" >> beam.CombinePerKey(
-                  candidates_combiner(settings.pairs))
-              | "Pairs" >> beam.FlatMap(Pairs(settings)))
-    shards = (paired
-              | "PairsOnly" >> beam.FlatMap(select, "pair")
-              | "GroupByShard" >> beam.GroupByKey()
-              | "WriteShards" >> beam.Map(WriteShard(settings)))
+    listed = (
+        pipeline
+        | "Identities" >> beam.Create(identities)
+        | "ListPhotos" >> beam.FlatMap(ListPhotos(settings))
+    )
+    prepared = (
+        listed
+        | "Batches" >> beam.FlatMap(select, "photos")
+        | "Spread" >> beam.Reshuffle()
+        | "PreparePhotos" >> beam.FlatMap(PreparePhotos(settings))
+    )
+    paired = (
+        prepared
+        | "Faces" >> beam.FlatMap(select, "face")
+        | "KeyByIdentity" >> beam.Map(identity_key)
+        | "CandidatesPerIdentity" >> beam.CombinePerKey(candidates_combiner(settings.pairs))
+        | "Pairs" >> beam.FlatMap(Pairs(settings))
+    )
+    shards = (
+        paired
+        | "PairsOnly" >> beam.FlatMap(select, "pair")
+        | "GroupByShard" >> beam.GroupByKey()
+        | "WriteShards" >> beam.Map(WriteShard(settings))
+    )
     listed_count = pipeline | "IdentitiesListed" >> beam.Create(
-        [_count("identities_listed", len(identities))])
-    counts = ((listed_count, listed, prepared, paired)
-              | "AllSteps" >> beam.Flatten()
-              | "CountsOnly" >> beam.FlatMap(select, "count")
-              | "GroupCounts" >> beam.GroupByKey()
-              | "SumCounts" >> beam.Map(sum_counts))
-    rejected = ((listed, prepared)
-                | "ListAndPhotos" >> beam.Flatten()
-                | "RejectedOnly" >> beam.FlatMap(keep, ("rejected",)))
-    _ = ((counts, rejected, shards)
-         | "Outcomes" >> beam.Flatten()
-         | "KeyForSummary" >> beam.Map(keyed_for_summary)
-         | "GatherSummary" >> beam.GroupByKey()
-         | "Finish" >> beam.Map(Finish(settings)))
+        [_count("identities_listed", len(identities))]
+    )
+    counts = (
+        (listed_count, listed, prepared, paired)
+        | "AllSteps" >> beam.Flatten()
+        | "CountsOnly" >> beam.FlatMap(select, "count")
+        | "GroupCounts" >> beam.GroupByKey()
+        | "SumCounts" >> beam.Map(sum_counts)
+    )
+    rejected = (
+        (listed, prepared)
+        | "ListAndPhotos" >> beam.Flatten()
+        | "RejectedOnly" >> beam.FlatMap(keep, ("rejected",))
+    )
+    _ = (
+        (counts, rejected, shards)
+        | "Outcomes" >> beam.Flatten()
+        | "KeyForSummary" >> beam.Map(keyed_for_summary)
+        | "GatherSummary" >> beam.GroupByKey()
+        | "Finish" >> beam.Map(Finish(settings))
+    )
 
 
 def run_pipeline(settings: PrepareSettings, beam_args: list[str]) -> dict:
     """Checks the folders, runs the pipeline to the end; returns the manifest it wrote."""
     beam = beam_module()
-    from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
-                                                      StandardOptions)
     import tensorflow as tf
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
     listing.check_output_outside_input(settings.input, settings.output)
     identities = listing.list_identities(settings.input)
@@ -389,7 +432,8 @@ def run_pipeline(settings: PrepareSettings, beam_args: list[str]) -> dict:
     prepare_output(settings.output)
     options = PipelineOptions(beam_args)
     if options.view_as(StandardOptions).runner is None and not any(
-            arg.startswith("--direct_running_mode") for arg in beam_args):
+        arg.startswith("--direct_running_mode") for arg in beam_args
+    ):
         # Default: the DirectRunner with one worker process per local core.
         direct = options.view_as(DirectOptions)
         direct.direct_running_mode, direct.direct_num_workers = "multi_processing", 0
@@ -397,14 +441,16 @@ def run_pipeline(settings: PrepareSettings, beam_args: list[str]) -> dict:
     build(pipeline, settings, identities)
     try:
         pipeline.run().wait_until_finish()
-    except Exception as error:  # pylint: disable=broad-except
+    except Exception as error:
         # A worker's failure (disk full, a runner's own error) arrives as whatever the
         # runner raises; the manifest is not written, so DIR is no dataset.
         raise GFRNetError(settings.output, f"the pipeline failed: {first_line(error)}") from error
     manifest_path = f"{settings.output}/manifest.json"
     if not tf.io.gfile.exists(manifest_path):
-        raise BadConfigError(settings.output, "the pipeline finished without writing "
-                                              "manifest.json (see the runner's log)")
+        raise BadConfigError(
+            settings.output,
+            "the pipeline finished without writing manifest.json (see the runner's log)",
+        )
     with tf.io.gfile.GFile(manifest_path, "rb") as stream:
         return json.loads(stream.read())
 
@@ -434,8 +480,11 @@ def remove_stale_shards(output: str, written) -> list[str]:
     import tensorflow as tf
 
     _, names = listing.list_folder(listing.root_path(output))
-    stale = sorted(text for text in map(listing.text_of, names)
-                   if SHARD_PATTERN.fullmatch(text) and text not in written)
+    stale = sorted(
+        text
+        for text in map(listing.text_of, names)
+        if SHARD_PATTERN.fullmatch(text) and text not in written
+    )
     for name in stale:
         tf.io.gfile.remove(f"{output}/{name}")
     return stale

@@ -51,7 +51,8 @@ class OutputFolder:
         if input_path.is_dir() and _within(self.path, input_path):
             raise OutputFolderError(
                 printable(self.path),
-                f"is inside the input folder {printable(input_path)}; choose a folder outside it")
+                f"is inside the input folder {printable(input_path)}; choose a folder outside it",
+            )
         make_output_dir(self.path)
         self._protected = {_identity(p) for p in protected if os.path.lexists(p)}
         name_max = min(NAME_MAX, _name_max(self.path))
@@ -62,12 +63,17 @@ class OutputFolder:
         stem, cut and tagged with a digest of the photo's name where too long or where two
         would still be equal."""
         counts = collections.Counter(p.stem for p in photos)
-        wanted = {p: p.stem if counts[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}"
-                  for p in photos}
+        wanted = {
+            p: p.stem if counts[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}" for p in photos
+        }
         stems = {p: _fitted(stem, p.name, self._stem_bytes) for p, stem in wanted.items()}
         taken = collections.Counter(stems.values())
-        return {p: _fitted(wanted[p], p.name, self._stem_bytes, tagged=True)
-                if taken[stem] > 1 else stem for p, stem in stems.items()}
+        return {
+            p: _fitted(wanted[p], p.name, self._stem_bytes, tagged=True)
+            if taken[stem] > 1
+            else stem
+            for p, stem in stems.items()
+        }
 
     def target(self, name: str) -> Path:
         """`name` in the folder; `BadConfigError` naming it if it is an input or guide file."""
@@ -93,8 +99,9 @@ class OutputFolder:
             for done in written:
                 with contextlib.suppress(OSError):
                     done.unlink()
-            raise OutputFolderError(printable(target),
-                                    f"cannot be written ({error.strerror or error})")
+            raise OutputFolderError(
+                printable(target), f"cannot be written ({error.strerror or error})"
+            )
 
 
 def _within(path: Path, folder: Path) -> bool:
@@ -102,8 +109,10 @@ def _within(path: Path, folder: Path) -> bool:
     existing ancestor compared by inode too (bind mounts, case-insensitive names)."""
     resolved = path.resolve()
     folder = folder.resolve()
-    return any(candidate == folder or (candidate.exists() and os.path.samefile(candidate, folder))
-               for candidate in (resolved, *resolved.parents))
+    return any(
+        candidate == folder or (candidate.exists() and os.path.samefile(candidate, folder))
+        for candidate in (resolved, *resolved.parents)
+    )
 
 
 def _identity(path) -> tuple[int, int]:

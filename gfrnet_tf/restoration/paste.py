@@ -15,6 +15,7 @@ import numpy as np
 
 def feather_mask(height: int, width: int, feather: float) -> np.ndarray:
     """Blend weights `[height, width]`: 1 inside, a linear ramp over `feather` of the size."""
+
     def ramp(length: int) -> np.ndarray:
         centres = np.arange(length) + 0.5
         to_edge = np.minimum(centres, length - centres)
@@ -41,7 +42,9 @@ def paste_face(
     px0, py0 = max(x0, 0), max(y0, 0)
     px1, py1 = min(x1, photo.shape[1]), min(y1, photo.shape[0])
     if px1 <= px0 or py1 <= py0:
-        raise ValueError(f"paste box {box} lies outside the {photo.shape[1]}x{photo.shape[0]} photo")
+        raise ValueError(
+            f"paste box {box} lies outside the {photo.shape[1]}x{photo.shape[0]} photo"
+        )
     inside = (slice(py0 - y0, py1 - y0), slice(px0 - x0, px1 - x0))
     region = photo[py0:py1, px0:px1].astype(np.float32)
     blended = region + mask[inside] * (face[inside].astype(np.float32) - region)

@@ -64,8 +64,13 @@ class PhotoRestorer:
     `image_size`: the model's input size; None (aligned only) keeps each crop's own size.
     """
 
-    def __init__(self, restorer, image_size: int | None, margin: float = DEFAULT_MARGIN,
-                 aligned: bool = False):
+    def __init__(
+        self,
+        restorer,
+        image_size: int | None,
+        margin: float = DEFAULT_MARGIN,
+        aligned: bool = False,
+    ):
         self.restorer = restorer
         self.image_size = image_size
         self.margin = margin
@@ -115,7 +120,9 @@ class PhotoRestorer:
         if self.aligned:
             height, width = photo.shape[:2]
             if height != width:
-                raise BadImageError(source, f"--aligned needs square face crops, got {width}x{height}")
+                raise BadImageError(
+                    source, f"--aligned needs square face crops, got {width}x{height}"
+                )
             size = self.image_size or width
             crop = _resize(photo, size, size)
             return [(crop, self.pose(crop, _faces(crop, source)[0]) if pose else None, None)]
@@ -137,5 +144,6 @@ def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     if image.shape[:2] == (height, width):
         return image
     shrinking = width < image.shape[1]
-    return cv2.resize(image, (width, height),
-                      interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    return cv2.resize(
+        image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    )

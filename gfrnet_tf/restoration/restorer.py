@@ -52,7 +52,8 @@ class Restorer:
         except (tf.errors.OpError, ValueError) as error:
             size = "x".join(str(n) for n in np.shape(degraded)[1:3])
             raise BadModelFileError(
-                self.source, f"cannot run on {size} images: {_run_problem(error)}") from error
+                self.source, f"cannot run on {size} images: {_run_problem(error)}"
+            ) from error
 
     def _run(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
         raise NotImplementedError
@@ -64,7 +65,9 @@ class KerasRestorer(Restorer):
     def __init__(self, trained: TrainedModel):
         super().__init__(trained)
         model = self.model = trained.model
-        self._infer = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+        self._infer = tf.function(
+            lambda inputs: model(inputs, training=False), reduce_retracing=True
+        )
 
     def _run(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
         outputs = self._infer(
@@ -88,8 +91,11 @@ class SavedModelRestorer(Restorer):
     def _run(self, degraded: np.ndarray, guide: np.ndarray) -> Restoration:
         outputs = self._signature(degraded=tf.constant(degraded), guide=tf.constant(guide))
         flow = outputs.get("flow")
-        return Restoration(outputs["restored"].numpy(), outputs["warped_guide"].numpy(),
-                           None if flow is None else flow.numpy())
+        return Restoration(
+            outputs["restored"].numpy(),
+            outputs["warped_guide"].numpy(),
+            None if flow is None else flow.numpy(),
+        )
 
 
 class TFLiteRestorer(Restorer):

@@ -28,6 +28,7 @@ from gfrnet_tf.errors import BadModelFileError, BadOutputError, TrainingDiverged
 from gfrnet_tf.io.atomic import atomic_writer
 from gfrnet_tf.io.paths import make_output_dir
 
+
 class _GlobalStepCallback(keras.callbacks.Callback):
     """Knows the global step of the batch that just ended."""
 
@@ -88,9 +89,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             make_output_dir(self.backup_dir)
             contents = {}
             if self.double_checkpoint:  # the copies Keras falls back on if the latest is corrupt
-                for current, previous in ((self._weights_path, self._prev_weights_path),
-                                          (self._training_metadata_path,
-                                           self._prev_training_metadata_path)):
+                for current, previous in (
+                    (self._weights_path, self._prev_weights_path),
+                    (self._training_metadata_path, self._prev_training_metadata_path),
+                ):
                     if os.path.exists(current):
                         with open(current, "rb") as stream:
                             contents[previous] = stream.read()
@@ -98,8 +100,9 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             contents[self._training_metadata_path] = metadata.encode()
             _write_files(contents)
         except OSError as error:
-            raise BadOutputError(self._weights_path,
-                                 f"cannot write the backup: {error.strerror or error}") from None
+            raise BadOutputError(
+                self._weights_path, f"cannot write the backup: {error.strerror or error}"
+            ) from None
 
     def on_train_begin(self, logs=None):
         if os.path.isdir(self.backup_dir):
@@ -109,7 +112,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         except (ValueError, OSError, KeyError) as error:
             raise BadModelFileError(
                 self.backup_dir,
-                f"cannot resume from this backup (model changed since?): {first_line(error)}") from error
+                f"cannot resume from this backup (model changed since?): {first_line(error)}",
+            ) from error
 
 
 class StopOnNonFinite(_GlobalStepCallback):
@@ -130,7 +134,9 @@ class StopOnNonFinite(_GlobalStepCallback):
             kept = runs.latest_checkpoint(self.checkpoint_dir) or "none yet"
             raise TrainingDivergedError(
                 f"step {self.global_step(batch)}",
-                f"loss {', '.join(bad)} became NaN/inf; training stopped, last good checkpoint: {kept}")
+                f"loss {', '.join(bad)} became NaN/inf; training stopped, "
+                f"last good checkpoint: {kept}",
+            )
 
 
 class StepCheckpoint(_GlobalStepCallback):
@@ -177,8 +183,9 @@ class TensorBoardLogger(_GlobalStepCallback):
         with self.writer.as_default(step=step):
             for name, value in (logs or {}).items():
                 tf.summary.scalar(f"train/{name}", float(np.mean(value)))
-            tf.summary.image("I_d | I_g | I_w | restored | I", self.image_grid(),
-                             max_outputs=len(self.target))
+            tf.summary.image(
+                "I_d | I_g | I_w | restored | I", self.image_grid(), max_outputs=len(self.target)
+            )
         self.writer.flush()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -194,7 +201,13 @@ class TensorBoardLogger(_GlobalStepCallback):
         outputs = self.model(self.inputs, training=False)
         # Variants without WarpNet (-W, -WG) have no warped guide: show the guide itself.
         warped = outputs.get("warped_guide", self.inputs["guide"])
-        row = [self.inputs["degraded"], self.inputs["guide"], warped, outputs["restored"], self.target]
+        row = [
+            self.inputs["degraded"],
+            self.inputs["guide"],
+            warped,
+            outputs["restored"],
+            self.target,
+        ]
         grid = np.concatenate([keras.ops.convert_to_numpy(image) for image in row], axis=2)
         return np.clip((grid + 1.0) / 2.0, 0.0, 1.0)
 

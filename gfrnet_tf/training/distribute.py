@@ -57,25 +57,30 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
             name = "none"
     if name == "multiworker":
         if workers == 0:
-            raise BadConfigError("TF_CONFIG", "--strategy=multiworker needs TF_CONFIG to list the workers")
+            raise BadConfigError(
+                "TF_CONFIG", "--strategy=multiworker needs TF_CONFIG to list the workers"
+            )
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     elif name == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
     else:
         strategy = tf.distribute.get_strategy()
-    logging.info("strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
+    logging.info(
+        "strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync
+    )
     return strategy
 
 
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
     """True when collectives span several workers (Keras' own test for its multi-worker path)."""
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
-        strategy.extended._in_multi_worker_mode()  # pylint: disable=protected-access
+        strategy.extended._in_multi_worker_mode()
     )
 
 
 def task_name(strategy: tf.distribute.Strategy) -> str:
-    """`worker-0`, `worker-1`, ... for multi-worker runs, `local` otherwise (per-task file names)."""
+    """`worker-0`, `worker-1`, ... for multi-worker runs, `local` otherwise (per-task file
+    names)."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if not is_multi_worker(strategy) or resolver is None:
         return "local"

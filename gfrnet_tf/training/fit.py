@@ -33,9 +33,9 @@ from gfrnet_tf.data import make_dataset
 from gfrnet_tf.data.validation import record_errors
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.io.paths import make_output_dir
-from gfrnet_tf.runs import RunFolder
 from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
 from gfrnet_tf.models.group_adam import GroupAdam, check_multiplier
+from gfrnet_tf.runs import RunFolder
 from gfrnet_tf.training import callbacks as callbacks_lib
 from gfrnet_tf.training import distribute
 from gfrnet_tf.training.schedule import plateau_schedule
@@ -44,8 +44,7 @@ from gfrnet_tf.training.shards import check_shards, validation_steps
 VALIDATION_SPLIT = "val"
 
 
-def train(config, workdir, dataset, *, strategy=None, mixed_precision=False,
-          verbose=1) -> GFRNet:
+def train(config, workdir, dataset, *, strategy=None, mixed_precision=False, verbose=1) -> GFRNet:
     """Trains on `dataset`'s "train" split (validating on "val" if it has one); returns the model.
 
     `config` is a full config (`gfrnet_tf.configs.load_config`); it is not modified.
@@ -61,9 +60,13 @@ def train(config, workdir, dataset, *, strategy=None, mixed_precision=False,
     train_files, _ = check_shards(dataset.files("train"), records_per_shard=1)
     val_files = val_steps = None
     if dataset.has(VALIDATION_SPLIT):
-        val_files, val_steps = validation_steps(dataset.files(VALIDATION_SPLIT), config.input.batch_size)
+        val_files, val_steps = validation_steps(
+            dataset.files(VALIDATION_SPLIT), config.input.batch_size
+        )
     else:
-        logging.warning("no validation split: the learning rate stays at %g", config.train.learning_rates[0])
+        logging.warning(
+            "no validation split: the learning rate stays at %g", config.train.learning_rates[0]
+        )
     model = build_model(config, strategy, mixed_precision)
     train_data = distributed_dataset(strategy, train_files, config.input, training=True)
     val_data = None
@@ -86,9 +89,11 @@ def resolve_config(config, dataset):
         if train.steps_per_epoch == 0:
             records = dataset.records("train")
             if records is None:
-                raise BadConfigError("config.train.steps_per_epoch",
-                                     "0 (one pass over the data) needs a dataset folder with a "
-                                     "manifest; with globs, set the number of steps")
+                raise BadConfigError(
+                    "config.train.steps_per_epoch",
+                    "0 (one pass over the data) needs a dataset folder with a "
+                    "manifest; with globs, set the number of steps",
+                )
             steps = max(1, records // config.input.batch_size)
             train.checkpoint_every = min(train.checkpoint_every, steps)
             train.steps_per_epoch = -(-steps // train.checkpoint_every) * train.checkpoint_every
@@ -110,8 +115,9 @@ class SaveRunConfig(keras.callbacks.Callback):
         try:
             RunFolder(self.workdir).write_config(self.config)
         except OSError as error:
-            raise BadConfigError(self.workdir, f"cannot write the run's config: "
-                                               f"{error.strerror or error}") from None
+            raise BadConfigError(
+                self.workdir, f"cannot write the run's config: {error.strerror or error}"
+            ) from None
 
 
 def check_train_config(train):
@@ -120,14 +126,18 @@ def check_train_config(train):
         if train[key] < 1:
             raise BadConfigError(f"config.train.{key}", f"must be >= 1, got {train[key]}")
     if train.steps_per_epoch % train.checkpoint_every:
-        raise BadConfigError("config.train.checkpoint_every",
-                             f"{train.checkpoint_every} does not divide steps_per_epoch {train.steps_per_epoch}")
+        raise BadConfigError(
+            "config.train.checkpoint_every",
+            f"{train.checkpoint_every} does not divide steps_per_epoch {train.steps_per_epoch}",
+        )
     warpnet_lr_multiplier(train)
 
 
 def warpnet_lr_multiplier(train) -> float:
     """`train.warpnet_lr_multiplier`, checked; 1.0 for configs saved before the key existed."""
-    return check_multiplier(train.get("warpnet_lr_multiplier", 1.0), "config.train.warpnet_lr_multiplier")
+    return check_multiplier(
+        train.get("warpnet_lr_multiplier", 1.0), "config.train.warpnet_lr_multiplier"
+    )
 
 
 def distributed_dataset(strategy, files, input_config, training):
@@ -136,9 +146,11 @@ def distributed_dataset(strategy, files, input_config, training):
     Full batches only, validation too: its `validation_steps` counts the whole batches of
     one pass, and a partial batch would shift every later pass of the repeated set.
     """
+
     def dataset_fn(context):
-        return make_dataset(files, input_config, training, input_context=context,
-                            drop_remainder=True, repeat=True)
+        return make_dataset(
+            files, input_config, training, input_context=context, drop_remainder=True, repeat=True
+        )
 
     return strategy.distribute_datasets_from_function(dataset_fn)
 
@@ -148,7 +160,9 @@ def make_optimizer(train, learning_rate, mixed_precision, group_multiplier=None)
     if group_multiplier is None:
         optimizer = keras.optimizers.Adam(learning_rate, beta_1=train.adam_beta_1)
     else:
-        optimizer = GroupAdam(learning_rate, beta_1=train.adam_beta_1, group_multiplier=group_multiplier)
+        optimizer = GroupAdam(
+            learning_rate, beta_1=train.adam_beta_1, group_multiplier=group_multiplier
+        )
     return keras.optimizers.LossScaleOptimizer(optimizer) if mixed_precision else optimizer
 
 
@@ -158,9 +172,15 @@ def build_model(config, strategy, mixed_precision):
     with strategy.scope():
         model = build_gfrnet(config.model)
         model.compile(
-            g_optimizer=make_optimizer(config.train, config.train.learning_rates[0], mixed_precision,
-                                       group_multiplier=warpnet_lr_multiplier(config.train)),
-            d_optimizer=make_optimizer(config.train, config.train.learning_rates[0], mixed_precision),
+            g_optimizer=make_optimizer(
+                config.train,
+                config.train.learning_rates[0],
+                mixed_precision,
+                group_multiplier=warpnet_lr_multiplier(config.train),
+            ),
+            d_optimizer=make_optimizer(
+                config.train, config.train.learning_rates[0], mixed_precision
+            ),
             jit_compile=config.train.jit_compile,
         )
         model.build_all((size, size))
@@ -189,15 +209,20 @@ def make_callbacks(config, workdir, strategy, grid_files):
         # callback knows nothing of workers.
         callbacks_lib.BackupAndRestore(
             str(run.backup(distribute.task_name(strategy))),
-            save_freq="epoch", double_checkpoint=True, delete_checkpoint=False),
+            save_freq="epoch",
+            double_checkpoint=True,
+            delete_checkpoint=False,
+        ),
     ]
     if distribute.is_chief(strategy):
         callbacks += [
             SaveRunConfig(config, workdir),
             callbacks_lib.StepCheckpoint(checkpoints, keep=config.train.keep_checkpoints),
             callbacks_lib.TensorBoardLogger(
-                str(run.tensorboard), config.train.summary_every,
-                fixed_batch(grid_files, config.input)),
+                str(run.tensorboard),
+                config.train.summary_every,
+                fixed_batch(grid_files, config.input),
+            ),
         ]
     return callbacks
 
@@ -210,9 +235,15 @@ def run_phases(model, config, train_data, val_data, val_steps, callbacks, verbos
     """
     train_config = config.train
     rounds_per_epoch = train_config.steps_per_epoch // train_config.checkpoint_every
-    fit = dict(x=train_data, steps_per_epoch=train_config.checkpoint_every, shuffle=False,
-               validation_data=val_data, validation_steps=val_steps, validation_freq=rounds_per_epoch,
-               verbose=verbose)
+    fit = dict(
+        x=train_data,
+        steps_per_epoch=train_config.checkpoint_every,
+        shuffle=False,
+        validation_data=val_data,
+        validation_steps=val_steps,
+        validation_freq=rounds_per_epoch,
+        verbose=verbose,
+    )
     pretrain_rounds = 0
     if train_config.warp_pretrain_epochs:  # variants without a flow loss refuse the "warp" phase
         pretrain_rounds = train_config.warp_pretrain_epochs * rounds_per_epoch
@@ -222,5 +253,9 @@ def run_phases(model, config, train_data, val_data, val_steps, callbacks, verbos
     schedule = plateau_schedule(train_config)
     # The schedule goes first: it acts only at epoch ends, where the backup should hold the
     # new rate and TensorBoard should see it; at batch ends the NaN stop still comes first.
-    model.fit(initial_epoch=pretrain_rounds, epochs=pretrain_rounds + train_config.epochs * rounds_per_epoch,
-              callbacks=[schedule, *callbacks], **fit)
+    model.fit(
+        initial_epoch=pretrain_rounds,
+        epochs=pretrain_rounds + train_config.epochs * rounds_per_epoch,
+        callbacks=[schedule, *callbacks],
+        **fit,
+    )

@@ -27,8 +27,14 @@ class StepDownOnPlateau(keras.callbacks.Callback):
     rate holds, whatever the callback order; only the patience counter starts afresh.
     """
 
-    def __init__(self, learning_rates, monitor="val_l2", patience=2, min_delta=0.0,
-                 optimizer_attrs=("g_optimizer", "d_optimizer")):
+    def __init__(
+        self,
+        learning_rates,
+        monitor="val_l2",
+        patience=2,
+        min_delta=0.0,
+        optimizer_attrs=("g_optimizer", "d_optimizer"),
+    ):
         super().__init__()
         self.learning_rates = [float(rate) for rate in learning_rates]
         self.monitor = monitor
@@ -46,7 +52,10 @@ class StepDownOnPlateau(keras.callbacks.Callback):
         """Index of the listed rate closest (in log space, robust to float32 rounding) to the
         first optimizer's current rate: read, not stored, so a restored optimizer decides."""
         current = float(keras.ops.convert_to_numpy(self._optimizers()[0].learning_rate))
-        return min(range(len(self.learning_rates)), key=lambda i: abs(math.log(self.learning_rates[i] / current)))
+        return min(
+            range(len(self.learning_rates)),
+            key=lambda i: abs(math.log(self.learning_rates[i] / current)),
+        )
 
     def _apply(self, stage):
         for optimizer in self._optimizers():
@@ -72,8 +81,14 @@ class StepDownOnPlateau(keras.callbacks.Callback):
         if self.wait >= self.patience and stage + 1 < len(self.learning_rates):
             self.wait = 0
             self._apply(stage + 1)
-            logging.info("epoch %d: %s did not improve on %.4g for %d epochs, learning rate -> %g",
-                         epoch + 1, self.monitor, self.best, self.patience, self.learning_rates[stage + 1])
+            logging.info(
+                "epoch %d: %s did not improve on %.4g for %d epochs, learning rate -> %g",
+                epoch + 1,
+                self.monitor,
+                self.best,
+                self.patience,
+                self.learning_rates[stage + 1],
+            )
 
 
 def plateau_schedule(train_config) -> StepDownOnPlateau:
@@ -81,5 +96,9 @@ def plateau_schedule(train_config) -> StepDownOnPlateau:
     `PLATEAU_MONITORS`; "val_l2" for configs saved before the key existed)."""
     monitor = train_config.get("plateau_monitor", "val_l2")
     if monitor not in PLATEAU_MONITORS:
-        raise BadConfigError("config.train.plateau_monitor", f"{monitor!r} is not one of {PLATEAU_MONITORS}")
-    return StepDownOnPlateau(train_config.learning_rates, monitor=monitor, patience=train_config.plateau_patience)
+        raise BadConfigError(
+            "config.train.plateau_monitor", f"{monitor!r} is not one of {PLATEAU_MONITORS}"
+        )
+    return StepDownOnPlateau(
+        train_config.learning_rates, monitor=monitor, patience=train_config.plateau_patience
+    )

@@ -33,5 +33,7 @@ def validation_steps(pattern: str, batch_size: int) -> tuple[list[str], int]:
     """
     files, records = check_shards(pattern)
     if records < batch_size:
-        raise BadConfigError(pattern, f"{records} validation records, fewer than one batch of {batch_size}")
+        raise BadConfigError(
+            pattern, f"{records} validation records, fewer than one batch of {batch_size}"
+        )
     return files, records // batch_size

@@ -25,22 +25,36 @@ from gfrnet_tf.video.writer import DEFAULT_CRF, VideoWriter
 VARIABLE_RATE_TOLERANCE = 0.01
 
 
-def restore_clip(videos: VideoRestorer, source, destination, *, crf: int = DEFAULT_CRF,
-                 identity: IdentityEmbedder | None = None,
-                 identity_every: int = DEFAULT_IDENTITY_EVERY,
-                 progress: bool = True) -> ClipReport:
+def restore_clip(
+    videos: VideoRestorer,
+    source,
+    destination,
+    *,
+    crf: int = DEFAULT_CRF,
+    identity: IdentityEmbedder | None = None,
+    identity_every: int = DEFAULT_IDENTITY_EVERY,
+    progress: bool = True,
+) -> ClipReport:
     """Restores the video `source` into the mp4 `destination`; what it did and measured."""
     started = time.perf_counter()
     report = ClipReport(str(source), str(destination))
     photos = videos.photos
-    measures = ClipMeasures([guide.crop for guide in photos.guides], photos.margin,
-                            identity, identity_every)
+    measures = ClipMeasures(
+        [guide.crop for guide in photos.guides], photos.margin, identity, identity_every
+    )
     durations = _Durations()
     with VideoReader(source) as reader, atomic_path(destination, suffix=".mp4") as temp:
         info = reader.info
-        with VideoWriter(temp, info, crf, source=destination) as writer, tqdm(
-                total=info.declared_frames or None, unit="frame", desc=printable(Path(source).name),
-                disable=not progress, leave=False) as bar:
+        with (
+            VideoWriter(temp, info, crf, source=destination) as writer,
+            tqdm(
+                total=info.declared_frames or None,
+                unit="frame",
+                desc=printable(Path(source).name),
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
             for restored in videos.restore_frames(reader.frames(writer.copy_audio)):
                 writer.write(restored.image, restored.frame.pts)
                 measures.add(restored)
@@ -49,8 +63,10 @@ def restore_clip(videos: VideoRestorer, source, destination, *, crf: int = DEFAU
                 bar.update()
             report.dropped_audio = tuple(writer.dropped_audio)
         if not measures.frames_with_faces:
-            raise NoFaceError(source, f"no face found in any of the {report.frames} frames "
-                                      "(MTCNN, confidence >= 0.9)")
+            raise NoFaceError(
+                source,
+                f"no face found in any of the {report.frames} frames (MTCNN, confidence >= 0.9)",
+            )
     measures.fill(report)
     report.rate, report.variable_rate = info.rate, durations.variable
     report.audio_streams = len(info.audio) - len(report.dropped_audio)
@@ -76,4 +92,5 @@ class _Durations:
     @property
     def variable(self) -> bool:
         return self.shortest is not None and (
-            self.longest - self.shortest > VARIABLE_RATE_TOLERANCE * self.shortest)
+            self.longest - self.shortest > VARIABLE_RATE_TOLERANCE * self.shortest
+        )

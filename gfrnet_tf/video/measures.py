@@ -23,12 +23,17 @@ def face_crop(frame: np.ndarray, photo_to_frame: np.ndarray, region, size: int) 
     x0, y0, x1, y1 = region
     sx, sy = (x1 - x0) / size, (y1 - y0) / size
     # Pixel centres: crop pixel u covers photo x0 + (u + 0.5) * sx - 0.5, as cv2.resize.
-    crop_to_photo = np.array([[sx, 0, x0 + 0.5 * sx - 0.5], [0, sy, y0 + 0.5 * sy - 0.5],
-                              [0, 0, 1]])
+    crop_to_photo = np.array(
+        [[sx, 0, x0 + 0.5 * sx - 0.5], [0, sy, y0 + 0.5 * sy - 0.5], [0, 0, 1]]
+    )
     crop_to_frame = np.vstack([photo_to_frame, [0, 0, 1]]) @ crop_to_photo
-    return cv2.warpAffine(frame, crop_to_frame[:2], (size, size),
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        frame,
+        crop_to_frame[:2],
+        (size, size),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
 
 
 def mean_abs_difference(a: np.ndarray, b: np.ndarray) -> float:

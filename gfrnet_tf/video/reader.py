@@ -56,7 +56,7 @@ class VideoReader:
     def __init__(self, path, max_pixels: int = DEFAULT_MAX_PIXELS):
         self.source = path
         try:
-            self._file = open(path, "rb")  # noqa: SIM115 -- closed in close()
+            self._file = open(path, "rb")
         except OSError as error:
             raise BadVideoError(path, f"cannot open ({error.strerror or error})") from error
         try:
@@ -65,8 +65,9 @@ class VideoReader:
         except (av.FFmpegError, OSError, ValueError) as error:
             empty = os.fstat(self._file.fileno()).st_size == 0
             self._file.close()
-            raise BadVideoError(path, "empty file" if empty else
-                                f"cannot read as a video ({ffmpeg_problem(error)})") from error
+            raise BadVideoError(
+                path, "empty file" if empty else f"cannot read as a video ({ffmpeg_problem(error)})"
+            ) from error
         try:
             self.info = self._info(max_pixels)
         except BadVideoError:
@@ -91,11 +92,19 @@ class VideoReader:
             seconds = float(stream.duration * time_base)
         else:
             seconds = (self._container.duration or 0) / av.time_base
-        return VideoInfo(width, height, Fraction(rate), time_base, int(stream.frames or 0),
-                         seconds, tuple(self._container.streams.audio))
+        return VideoInfo(
+            width,
+            height,
+            Fraction(rate),
+            time_base,
+            int(stream.frames or 0),
+            seconds,
+            tuple(self._container.streams.audio),
+        )
 
-    def frames(self, on_audio: Callable[[av.Packet], None] = lambda packet: None
-               ) -> Iterator[Frame]:
+    def frames(
+        self, on_audio: Callable[[av.Packet], None] = lambda packet: None
+    ) -> Iterator[Frame]:
         """Every video frame in presentation order; audio packets go to `on_audio` as met."""
         index, first_pts, last_pts = 0, None, None
         ticks_per_frame = 1 / (self.info.rate * self.info.time_base)
@@ -110,18 +119,23 @@ class VideoReader:
                     if pts is None:  # raw streams carry no timestamps: one frame per tick
                         pts = round(index * ticks_per_frame)
                     if last_pts is not None and pts <= last_pts:
-                        raise BadVideoError(self.source, f"frame {index} does not advance in time "
-                                                         f"(timestamp {pts} after {last_pts})")
+                        raise BadVideoError(
+                            self.source,
+                            f"frame {index} does not advance in time "
+                            f"(timestamp {pts} after {last_pts})",
+                        )
                     yield Frame(index, decoded.to_ndarray(format="rgb24"), pts)
                     index, last_pts = index + 1, pts
                     first_pts = pts if first_pts is None else first_pts
         except av.FFmpegError as error:
-            raise BadVideoError(self.source, f"corrupt or truncated after {index} frames "
-                                             f"({ffmpeg_problem(error)})") from error
+            raise BadVideoError(
+                self.source, f"corrupt or truncated after {index} frames ({ffmpeg_problem(error)})"
+            ) from error
         if index == 0:
             raise BadVideoError(self.source, "the video stream has no frames")
-        self._check_complete(index, float((last_pts - first_pts) * self.info.time_base
-                                          + 1 / self.info.rate))
+        self._check_complete(
+            index, float((last_pts - first_pts) * self.info.time_base + 1 / self.info.rate)
+        )
 
     def _check_complete(self, frames: int, seconds: float) -> None:
         """A clip that ends early: fewer frames, or (when the count is not stored, as in
@@ -129,13 +143,20 @@ class VideoReader:
         loosely, since a container's duration also covers audio that may run longer."""
         info = self.info
         if frames < info.declared_frames:
-            raise BadVideoError(self.source, f"truncated: {frames} of the {info.declared_frames} "
-                                             "frames its header declares could be decoded")
+            raise BadVideoError(
+                self.source,
+                f"truncated: {frames} of the {info.declared_frames} "
+                "frames its header declares could be decoded",
+            )
         if not info.declared_frames and seconds < info.declared_seconds - max(
-                0.5, TRUNCATION_TOLERANCE * info.declared_seconds):
-            raise BadVideoError(self.source, f"truncated: its frames end after {seconds:.2f} s "
-                                             f"of the {info.declared_seconds:.2f} s its header "
-                                             "declares")
+            0.5, TRUNCATION_TOLERANCE * info.declared_seconds
+        ):
+            raise BadVideoError(
+                self.source,
+                f"truncated: its frames end after {seconds:.2f} s "
+                f"of the {info.declared_seconds:.2f} s its header "
+                "declares",
+            )
 
     def close(self) -> None:
         self._container.close()

@@ -43,18 +43,23 @@ class ClipReport:
     seconds: float = 0.0
 
     def describe(self) -> str:
-        timing = f"{float(self.rate):.3g} fps" + (", variable rate kept" if self.variable_rate else "")
+        timing = f"{float(self.rate):.3g} fps" + (
+            ", variable rate kept" if self.variable_rate else ""
+        )
         audio = f"{self.audio_streams} audio stream(s) copied"
         if self.dropped_audio:
             audio += f", not {', '.join(self.dropped_audio)} (mp4 cannot hold them)"
         parts = [
             f"{printable(self.source)}: restored {self.frames} frames ({timing}, {audio})",
-            f"faces in {self.frames_with_faces}, {self.tracks} track(s), {self.detections} detections",
+            f"faces in {self.frames_with_faces}, {self.tracks} track(s), "
+            f"{self.detections} detections",
             f"flicker {self.flicker_restored:.2f} vs {self.flicker_input:.2f} in the input",
         ]
         if self.identity is not None and self.identity.count:
-            parts.append(f"identity distance to guide {self.identity.mean:.3f} "
-                         f"+- {self.identity.std:.3f} ({self.identity.count} frames)")
+            parts.append(
+                f"identity distance to guide {self.identity.mean:.3f} "
+                f"+- {self.identity.std:.3f} ({self.identity.count} frames)"
+            )
         parts.append(f"{self.frames / max(self.seconds, 1e-9):.1f} frames/s")
         return "; ".join(parts)
 
@@ -66,8 +71,13 @@ class ClipMeasures:
     crops (indexed as the tracks' guide choice) and `margin` the crops' margin.
     """
 
-    def __init__(self, guides, margin: float, identity: IdentityEmbedder | None = None,
-                 identity_every: int = DEFAULT_IDENTITY_EVERY):
+    def __init__(
+        self,
+        guides,
+        margin: float,
+        identity: IdentityEmbedder | None = None,
+        identity_every: int = DEFAULT_IDENTITY_EVERY,
+    ):
         self.margin = margin
         self.identity = identity
         self.identity_every = identity_every
@@ -84,11 +94,18 @@ class ClipMeasures:
         self.tracks = max([self.tracks] + [face.track + 1 for face in faces])
         self.restored_flicker.add({face.track: face.restored for face in faces})
         self.input_flicker.add({face.track: face.degraded for face in faces})
-        if self.identity is not None and self.identity_every and (
-                restored.frame.index % self.identity_every == 0):
+        if (
+            self.identity is not None
+            and self.identity_every
+            and (restored.frame.index % self.identity_every == 0)
+        ):
             for face in faces:
-                self.distances.add(identity_distance(
-                    self.identity.embed(face.restored, self.margin), self._guide_embedding(face.guide)))
+                self.distances.add(
+                    identity_distance(
+                        self.identity.embed(face.restored, self.margin),
+                        self._guide_embedding(face.guide),
+                    )
+                )
 
     def _guide_embedding(self, index: int) -> np.ndarray:
         if index not in self._guide_embeddings:

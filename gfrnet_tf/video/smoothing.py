@@ -59,8 +59,9 @@ class TrackSmoother:
                 offsets.append(position - self._next)
                 states.append(_state(other))
         state = centred_line_fit(np.array(offsets, np.float64), np.array(states), self.radius)
-        return dataclasses.replace(face, box=tuple(float(v) for v in state[:4]),
-                                   keypoints=state[4:].reshape(-1, 2))
+        return dataclasses.replace(
+            face, box=tuple(float(v) for v in state[:4]), keypoints=state[4:].reshape(-1, 2)
+        )
 
 
 def centred_line_fit(offsets: np.ndarray, values: np.ndarray, radius: int) -> np.ndarray:
@@ -76,5 +77,6 @@ def centred_line_fit(offsets: np.ndarray, values: np.ndarray, radius: int) -> np
 
 
 def _state(face: TrackedFace) -> np.ndarray:
-    return np.concatenate([np.asarray(face.box, np.float64),
-                           np.asarray(face.keypoints, np.float64).ravel()])
+    return np.concatenate(
+        [np.asarray(face.box, np.float64), np.asarray(face.keypoints, np.float64).ravel()]
+    )

@@ -4,9 +4,10 @@ Frames go through three stages chained as generators: the tracker (detections ev
 frames, optical flow in between), the smoother (a centred window over each track's box
 and landmarks) and the restorer (sub-pixel crops, see `subpixel`, of `batch_size` faces
 per model call, pasted back with the photos' feathered edge). Memory holds the
-smoother's window and one batch of frames, whatever the clip's length. Each track gets its guide once, when it starts: the
-guide closest in pose to its first detection, as a photo's face would. Frames without a
-face leave unchanged, and no pixel outside a face's crop window is ever changed.
+smoother's window and one batch of frames, whatever the clip's length. Each track gets
+its guide once, when it starts: the guide closest in pose to its first detection, as a
+photo's face would. Frames without a face leave unchanged, and no pixel outside a face's
+crop window is ever changed.
 """
 
 from __future__ import annotations
@@ -54,11 +55,18 @@ class VideoRestorer:
     nothing carried over), the baseline the tracking is measured against.
     """
 
-    def __init__(self, photos: PhotoRestorer, detect_every: int = DEFAULT_DETECT_EVERY,
-                 smoothing_radius: int = DEFAULT_RADIUS, batch_size: int = DEFAULT_BATCH_SIZE,
-                 detect=detect_faces):
+    def __init__(
+        self,
+        photos: PhotoRestorer,
+        detect_every: int = DEFAULT_DETECT_EVERY,
+        smoothing_radius: int = DEFAULT_RADIUS,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        detect=detect_faces,
+    ):
         if photos.image_size is None or photos.aligned:
-            raise ValueError("video restoration needs a model size and detected (not aligned) faces")
+            raise ValueError(
+                "video restoration needs a model size and detected (not aligned) faces"
+            )
         if not photos.guides:
             raise ValueError("add at least one guide first")
         self.photos = photos
@@ -101,13 +109,25 @@ class VideoRestorer:
         for position, (frame, faces) in enumerate(pending):
             for face in faces:
                 window = subpixel.window_around(face.box, photos.margin, photos.image_size)
-                jobs.append((position, RestoredFace(face.track, window, guides[face.track],
-                                                    subpixel.crop(frame.image, window), None)))
+                jobs.append(
+                    (
+                        position,
+                        RestoredFace(
+                            face.track,
+                            window,
+                            guides[face.track],
+                            subpixel.crop(frame.image, window),
+                            None,
+                        ),
+                    )
+                )
         restored = []
         for start in range(0, len(jobs), self.batch_size):
-            chunk = [face for _, face in jobs[start:start + self.batch_size]]
-            result = photos.restorer(np.stack([face.degraded for face in chunk]),
-                                     np.stack([photos.guides[face.guide].crop for face in chunk]))
+            chunk = [face for _, face in jobs[start : start + self.batch_size]]
+            result = photos.restorer(
+                np.stack([face.degraded for face in chunk]),
+                np.stack([photos.guides[face.guide].crop for face in chunk]),
+            )
             restored.extend(result.restored)
         images = [frame.image for frame, _ in pending]
         faces = [[] for _ in pending]

@@ -36,14 +36,21 @@ class Window:
     def frame_to_crop(self) -> np.ndarray:
         """2x3 affine matrix from frame pixels to crop pixels (pixel centres as cv2.resize)."""
         step = self.side / self.size
-        return np.array([[1 / step, 0, (0.5 - self.x0) / step - 0.5],
-                         [0, 1 / step, (0.5 - self.y0) / step - 0.5]])
+        return np.array(
+            [
+                [1 / step, 0, (0.5 - self.x0) / step - 0.5],
+                [0, 1 / step, (0.5 - self.y0) / step - 0.5],
+            ]
+        )
 
     def bounds(self, width: int, height: int, pad: int = 0) -> tuple[int, int, int, int]:
         """Whole-pixel (x0, y0, x1, y1) covering the window plus `pad`, inside the frame."""
-        return (max(math.floor(self.x0) - pad, 0), max(math.floor(self.y0) - pad, 0),
-                min(math.ceil(self.x0 + self.side) + pad, width),
-                min(math.ceil(self.y0 + self.side) + pad, height))
+        return (
+            max(math.floor(self.x0) - pad, 0),
+            max(math.floor(self.y0) - pad, 0),
+            min(math.ceil(self.x0 + self.side) + pad, width),
+            min(math.ceil(self.y0 + self.side) + pad, height),
+        )
 
 
 def window_around(box, margin: float, size: int) -> Window:
@@ -62,24 +69,40 @@ def crop(image: np.ndarray, window: Window) -> np.ndarray:
     shrink = window.side / window.size
     if shrink > 1:  # what INTER_AREA would average, as a Gaussian of the same variance
         region = cv2.GaussianBlur(region, (0, 0), math.sqrt((shrink**2 - 1) / 12))
-    return cv2.warpAffine(region, _shifted(window.frame_to_crop(), x0, y0),
-                          (window.size, window.size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.warpAffine(
+        region,
+        _shifted(window.frame_to_crop(), x0, y0),
+        (window.size, window.size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
 
 
-def paste(image: np.ndarray, face: np.ndarray, window: Window,
-          feather: float = PASTE_FEATHER) -> np.ndarray:
+def paste(
+    image: np.ndarray, face: np.ndarray, window: Window, feather: float = PASTE_FEATHER
+) -> np.ndarray:
     """A copy of `image` with the crop `face` blended back into `window` (feathered edge)."""
     x0, y0, x1, y1 = window.bounds(image.shape[1], image.shape[0], pad=1)
     if x1 <= x0 or y1 <= y0:
         return image
     matrix = _shifted(window.frame_to_crop(), x0, y0)
     size = (x1 - x0, y1 - y0)
-    back = cv2.warpAffine(face, matrix, size, flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
-    mask = cv2.warpAffine(feather_mask(window.size, window.size, feather), matrix, size,
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)[..., None]
+    back = cv2.warpAffine(
+        face,
+        matrix,
+        size,
+        flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    mask = cv2.warpAffine(
+        feather_mask(window.size, window.size, feather),
+        matrix,
+        size,
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )[..., None]
     region = image[y0:y1, x0:x1].astype(np.float32)
     result = image.copy()
     result[y0:y1, x0:x1] = np.clip(np.round(region + mask * (back - region)), 0, 255)

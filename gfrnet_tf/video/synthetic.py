@@ -37,8 +37,9 @@ def photo_to_frame(t: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndarr
 def clean_frame(t: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
     matrix = photo_to_frame(t, width, height)
     photo = _smoothed_sample(round(0.5 / matrix[0, 0], 1))
-    return cv2.warpAffine(photo, matrix, (width, height), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        photo, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def degraded_frame(t: int, width: int = WIDTH, height: int = HEIGHT, seed: int = 0) -> np.ndarray:
@@ -57,8 +58,16 @@ def frames(count: int, width: int = WIDTH, height: int = HEIGHT, seed: int = 0):
         yield Frame(t, degraded_frame(t, width, height, seed), t)
 
 
-def write_clip(path, images, width: int = WIDTH, height: int = HEIGHT, rate: int = RATE,
-               audio: bool = True, pts=None, time_base=None) -> None:
+def write_clip(
+    path,
+    images,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    rate: int = RATE,
+    audio: bool = True,
+    pts=None,
+    time_base=None,
+) -> None:
     """Encodes uint8 RGB `images` (an iterable) as H.264 into `path`, with a 440 Hz tone.
 
     `pts`: per-frame timestamps in `time_base` units (a variable rate); default one per frame.
@@ -67,7 +76,9 @@ def write_clip(path, images, width: int = WIDTH, height: int = HEIGHT, rate: int
         video = container.add_stream("libx264", rate=rate)
         video.width, video.height = width, height
         video.pix_fmt = "yuv420p" if width % 2 == height % 2 == 0 else "yuv444p"
-        time_base = video.time_base = time_base or Fraction(1, rate)  # the muxer changes the stream's
+        time_base = video.time_base = time_base or Fraction(
+            1, rate
+        )  # the muxer changes the stream's
         tone = container.add_stream("aac", rate=TONE_RATE) if audio else None
         if tone is not None:
             tone.layout = "mono"
@@ -110,6 +121,7 @@ def _smoothed_sample(sigma: float) -> np.ndarray:
 def face_box(t: int, width: int = WIDTH, height: int = HEIGHT) -> tuple[float, float, float, float]:
     """`FACE_REGION` of the sample as placed in frame `t`, as a box (x, y, w, h)."""
     x0, y0, x1, y1 = FACE_REGION
-    (fx0, fy0), (fx1, fy1) = np.array([[x0, y0, 1], [x1, y1, 1]]) @ photo_to_frame(t, width, height).T
+    (fx0, fy0), (fx1, fy1) = (
+        np.array([[x0, y0, 1], [x1, y1, 1]]) @ photo_to_frame(t, width, height).T
+    )
     return fx0, fy0, fx1 - fx0, fy1 - fy0
-

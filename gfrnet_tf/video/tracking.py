@@ -33,8 +33,11 @@ MAX_CORNERS = 64
 FORWARD_BACKWARD_PX = 1.0
 # Scale change per frame beyond which the fit is taken as a failure rather than a zoom.
 MAX_SCALE_STEP = 1.25
-_FLOW = dict(winSize=(15, 15), maxLevel=3,
-             criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+_FLOW = dict(
+    winSize=(15, 15),
+    maxLevel=3,
+    criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +75,13 @@ class FaceTracker:
     `detect`: `image -> [Face]` (MTCNN by default; tests may pass their own).
     """
 
-    def __init__(self, detect=detect_faces, detect_every: int = DEFAULT_DETECT_EVERY,
-                 correction: float = DEFAULT_CORRECTION, max_misses: int = 2):
+    def __init__(
+        self,
+        detect=detect_faces,
+        detect_every: int = DEFAULT_DETECT_EVERY,
+        correction: float = DEFAULT_CORRECTION,
+        max_misses: int = 2,
+    ):
         self.detect = detect
         self.detect_every = max(int(detect_every), 1)
         self.correction = correction
@@ -94,20 +102,30 @@ class FaceTracker:
         if self._detection_due():
             started = self._correct(gray, self.detect(image))
         self._tracks = [t for t in self._tracks if not t.lost]
-        return [TrackedFace(t.id, t.box(), t.keypoints.copy(), started.get(t.id))
-                for t in self._tracks]
+        return [
+            TrackedFace(t.id, t.box(), t.keypoints.copy(), started.get(t.id)) for t in self._tracks
+        ]
 
     def _detection_due(self) -> bool:
-        due = (self._since_detection is None or self._since_detection + 1 >= self.detect_every
-               or any(t.lost or t.misses for t in self._tracks))
+        due = (
+            self._since_detection is None
+            or self._since_detection + 1 >= self.detect_every
+            or any(t.lost or t.misses for t in self._tracks)
+        )
         self._since_detection = 0 if due else self._since_detection + 1
         return due
 
     def _correct(self, gray: np.ndarray, faces: list[Face]) -> dict[int, Face]:
         """Matches detections to tracks, corrects or starts tracks; the started ones' faces."""
         self.detections += 1
-        pairs = sorted(((_iou(t.box(), f.box), i, j) for i, t in enumerate(self._tracks)
-                        for j, f in enumerate(faces)), reverse=True)
+        pairs = sorted(
+            (
+                (_iou(t.box(), f.box), i, j)
+                for i, t in enumerate(self._tracks)
+                for j, f in enumerate(faces)
+            ),
+            reverse=True,
+        )
         matched_tracks, matched_faces = set(), set()
         for overlap, i, j in pairs:
             if overlap < MIN_OVERLAP or i in matched_tracks or j in matched_faces:
@@ -147,7 +165,8 @@ class FaceTracker:
         if good.sum() < MIN_POINTS:
             return False
         matrix, inliers = cv2.estimateAffinePartial2D(
-            track.points[good], moved[good], method=cv2.RANSAC, ransacReprojThreshold=1.0)
+            track.points[good], moved[good], method=cv2.RANSAC, ransacReprojThreshold=1.0
+        )
         if matrix is None or inliers.sum() < MIN_POINTS:
             return False
         scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
@@ -173,9 +192,10 @@ def _corners(gray: np.ndarray, box) -> np.ndarray | None:
     mask = np.zeros_like(gray)
     x0, y0 = max(int(x + 0.1 * width), 0), max(int(y + 0.1 * height), 0)
     x1, y1 = int(x + 0.9 * width), int(y + 0.9 * height)
-    mask[y0:max(y1, y0), x0:max(x1, x0)] = 255
-    corners = cv2.goodFeaturesToTrack(gray, MAX_CORNERS, qualityLevel=0.01,
-                                      minDistance=max(2.0, width / 16), mask=mask)
+    mask[y0 : max(y1, y0), x0 : max(x1, x0)] = 255
+    corners = cv2.goodFeaturesToTrack(
+        gray, MAX_CORNERS, qualityLevel=0.01, minDistance=max(2.0, width / 16), mask=mask
+    )
     if corners is None or len(corners) < MIN_POINTS:
         return None
     return corners.astype(np.float32)

@@ -29,12 +29,14 @@ class VideoWriter:
 
     def __init__(self, path, info: VideoInfo, crf: int = DEFAULT_CRF, source=None):
         self.source = source or path
-        self._file = open(path, "wb")  # noqa: SIM115 -- closed in close(); any name works
+        self._file = open(path, "wb")
         try:
             self._container = av.open(self._file, "w", format="mp4")
         except av.FFmpegError as error:
             self._file.close()
-            raise BadVideoError(self.source, f"cannot write mp4 ({ffmpeg_problem(error)})") from error
+            raise BadVideoError(
+                self.source, f"cannot write mp4 ({ffmpeg_problem(error)})"
+            ) from error
         lossless = crf == 0
         video = self._container.add_stream("libx264rgb" if lossless else "libx264", rate=info.rate)
         video.width, video.height = info.width, info.height
@@ -69,7 +71,9 @@ class VideoWriter:
         try:
             self._container.mux(packets)
         except av.FFmpegError as error:
-            raise BadVideoError(self.source, f"cannot write the video ({ffmpeg_problem(error)})") from error
+            raise BadVideoError(
+                self.source, f"cannot write the video ({ffmpeg_problem(error)})"
+            ) from error
 
     def close(self) -> None:
         """Flushes the encoder and finishes the file."""
