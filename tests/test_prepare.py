@@ -5,7 +5,6 @@ the manifest and the input left untouched; a second run in a new process with an
 batch size, and a third on Dask workers (slow), must write the same bytes.
 """
 
-import hashlib
 import json
 import os
 import subprocess
@@ -29,6 +28,7 @@ from gfrnet_tf.pipelines.identity import SPLITS
 from gfrnet_tf.pipelines.photo import PreparedFace
 
 sys.path.insert(0, str(Path(__file__).parent))
+from beam_harness import IN_PROCESS, dask_cluster, file_digests
 from prepare_fixtures import MAX_PHOTO_BYTES, add_hostile, make_collection, tree_state
 
 # The fixture photos are 256 px with ~45 px faces: lower the size and sharpness filters.
@@ -44,7 +44,6 @@ SMALL = [
     "--synthetic-pose",
     "--export-guides",
 ]
-IN_PROCESS = ["--direct_running_mode=in_memory"]
 REPO = Path(__file__).parents[1]
 
 
@@ -111,15 +110,6 @@ def _records(output):
             sample = parse_pair(serialized, shard=str(shard))
             records.append({key: value.numpy() for key, value in sample.items()})
     return records
-
-
-def _files(folder):
-    """`{relative path: sha256}` of every file under `folder` (hidden ones included)."""
-    return {
-        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def _rejected(output):
@@ -242,8 +232,8 @@ def test_rerun_with_other_batches_is_byte_identical(prepared, rerun):
     assert not (rerun_output / unused).exists()  # the earlier run's shard is gone
     assert (rerun_output / "notes.txt").read_text() == "not ours"
     (rerun_output / "notes.txt").unlink()
-    files = _files(output)
-    assert files == _files(rerun_output)
+    files = file_digests(output)
+    assert files == file_digests(rerun_output)
     assert {"manifest.json", "rejected.tsv"} <= set(files) and len(files) > 10
 
 
@@ -314,23 +304,11 @@ def test_a_file_that_changes_size_while_read_is_rejected(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_dask_runner_on_two_workers_writes_the_same_bytes(prepared, collection, tmp_path):
-    distributed = pytest.importorskip("distributed")
     output = tmp_path / "dask"
-    with distributed.LocalCluster(
-        host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
-        manifest = _prepare(
-            collection,
-            output,
-            "--photos-per-batch",
-            "5",
-            "--runner",
-            "apache_beam.runners.dask.dask_runner.DaskRunner",
-            "--dask_client_address",
-            cluster.scheduler_address,
-        )
+    with dask_cluster() as runner_args:
+        manifest = _prepare(collection, output, "--photos-per-batch", "5", *runner_args)
     assert manifest == prepared[1]
-    assert _files(output) == _files(prepared[0])
+    assert file_digests(output) == file_digests(prepared[0])
 
 
 def _face(key, yaw=0.0, roll=0.0, ear=0.3, sharpness=100.0, identity="a"):

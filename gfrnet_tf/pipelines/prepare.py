@@ -40,7 +40,7 @@ import math
 import re
 import time
 
-from gfrnet_tf.errors import BadConfigError, GFRNetError, first_line
+from gfrnet_tf.errors import BadConfigError, GFRNetError
 from gfrnet_tf.io.paths import safe_name
 from gfrnet_tf.pipelines import listing
 from gfrnet_tf.pipelines.identity import (
@@ -52,6 +52,7 @@ from gfrnet_tf.pipelines.identity import (
     split_of,
 )
 from gfrnet_tf.pipelines.photo import FaceOptions, prepare_photo
+from gfrnet_tf.pipelines.runner import beam_module, pipeline_options, run_to_completion
 
 # Unreadable inputs are failures (exit status 1); faces filtered out are expected.
 FAILURE_REASONS = ("bad_image", "no_landmarks", "unlistable")
@@ -359,14 +360,6 @@ def shard_name(split: str, index: int, total: int) -> str:
     return f"{split}-{index:05d}-of-{total:05d}.tfrecord"
 
 
-def beam_module():
-    try:
-        import apache_beam
-    except ImportError:
-        raise BadConfigError("apache_beam", "not installed: pip install gfrnet_tf[beam]")
-    return apache_beam
-
-
 def build(pipeline, settings: PrepareSettings, identities: list) -> None:
     """Adds the preparation steps to `pipeline`, ending in the one step that writes the
     manifest (`identities` as `listing.list_identities` gives them)."""
@@ -424,27 +417,14 @@ def run_pipeline(settings: PrepareSettings, beam_args: list[str]) -> dict:
     """Checks the folders, runs the pipeline to the end; returns the manifest it wrote."""
     beam = beam_module()
     import tensorflow as tf
-    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
     listing.check_output_outside_input(settings.input, settings.output)
     identities = listing.list_identities(settings.input)
     landmark_source(settings.landmarks)  # a missing landmark file fails here, not on workers
     prepare_output(settings.output)
-    options = PipelineOptions(beam_args)
-    if options.view_as(StandardOptions).runner is None and not any(
-        arg.startswith("--direct_running_mode") for arg in beam_args
-    ):
-        # Default: the DirectRunner with one worker process per local core.
-        direct = options.view_as(DirectOptions)
-        direct.direct_running_mode, direct.direct_num_workers = "multi_processing", 0
-    pipeline = beam.Pipeline(options=options)
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
     build(pipeline, settings, identities)
-    try:
-        pipeline.run().wait_until_finish()
-    except Exception as error:
-        # A worker's failure (disk full, a runner's own error) arrives as whatever the
-        # runner raises; the manifest is not written, so DIR is no dataset.
-        raise GFRNetError(settings.output, f"the pipeline failed: {first_line(error)}") from error
+    run_to_completion(pipeline, settings.output)  # a failed run writes no manifest
     manifest_path = f"{settings.output}/manifest.json"
     if not tf.io.gfile.exists(manifest_path):
         raise BadConfigError(
