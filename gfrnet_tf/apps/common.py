@@ -34,22 +34,27 @@ def main_wrapper(main):
     return wrapped
 
 
-def make_run(main):
-    """The console-script entry point for `main`: `absl.app.run` with one-line errors."""
+def make_run(main, flags_parser=None):
+    """The console-script entry point for `main`: `absl.app.run` with one-line errors.
+
+    `flags_parser(argv)`: `parse_flags` unless a command passes flags on (`--runner`)."""
 
     def run():
         # Whatever the locale, a name it cannot encode prints escaped, never a crash.
         sys.stdout.reconfigure(errors="backslashreplace")
-        app.run(main_wrapper(main), flags_parser=_parse_flags)
+        app.run(main_wrapper(main), flags_parser=flags_parser or parse_flags)
 
     return run
 
 
-def _parse_flags(argv):
+def parse_flags(argv, known_only: bool = False):
     """absl's parser, plus one line for what `--config` raises outside `flags.Error`: any
     exception of the config file's own code, or e.g. AttributeError for a mistyped
-    `--config.x.y=` override."""
+    `--config.x.y=` override. `known_only`: flags absl does not know are returned after
+    `argv[0]` instead of refused."""
     try:
+        if known_only:
+            return flags.FLAGS(argv, known_only=True)
         return app.parse_flags_with_usage(argv)
     except Exception as error:
         if "--debug" in argv:

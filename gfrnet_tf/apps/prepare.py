@@ -14,7 +14,6 @@ usable face are filtered and counted, not failures.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from gfrnet_tf.errors import BadConfigError, GFRNetError
@@ -22,6 +21,7 @@ from gfrnet_tf.io.paths import printable
 from gfrnet_tf.pipelines.identity import SPLITS, PairOptions
 from gfrnet_tf.pipelines.photo import FaceOptions
 from gfrnet_tf.pipelines.prepare import FAILURE_REASONS, PrepareSettings, run_pipeline
+from gfrnet_tf.pipelines.runner import quiet_beam_logs
 
 
 def summary(manifest: dict) -> str:
@@ -200,22 +200,12 @@ def parse_args(argv):
     return settings, beam_args, args.debug
 
 
-class _NoBeamTracebacks(logging.Filter):
-    """Beam logs a failing step's traceback before re-raising the error, which the command
-    then prints as one line; `--debug` keeps the traceback."""
-
-    def filter(self, record):
-        return not (record.name.startswith("apache_beam") and record.exc_info)
-
-
 def main(argv=None) -> int:
     """Returns the exit status: 1 when a file could not be read, else 0."""
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     if not debug:
-        logging.basicConfig()  # the stderr handler Beam's first log line would create
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(_NoBeamTracebacks())
+        quiet_beam_logs()
     try:
         settings, beam_args, debug = parse_args(argv)
         manifest = run_pipeline(settings, beam_args)

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from absl import flags
 
+from gfrnet_tf.apps import archive
 from gfrnet_tf.apps.batch import Failures
 from gfrnet_tf.apps.common import make_run
 from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError, NoFaceError
@@ -170,8 +171,9 @@ def restore_aligned(failures: Failures) -> None:
         print(f"{printable(photo_path)}: restored with guide {guide}")
 
 
-def restore_by_person(failures: Failures) -> None:
-    """Every face of the library with its own person's guide (docs/PEOPLE.md)."""
+def restore_by_person(failures: Failures, beam_args: list[str]) -> None:
+    """Every face of the library with its own person's guide (docs/PEOPLE.md); with
+    `--runner`, on Apache Beam with `beam_args` (`apps.archive`)."""
     root = Path(INPUT.value)
     guide_files = [Path(p) for p in GUIDE.value]
     output = OutputFolder(
@@ -190,17 +192,19 @@ def restore_by_person(failures: Failures) -> None:
         keep_sharper=not RESTORE_ALL.value,
         flow=FLOW.value,
     )
-    summary = restore_library(
-        root,
-        output,
-        restorer,
-        analyser,
-        settings,
-        default_options(ANY_PERSON.value, RESTORE_ALL.value),
-        named,
-        clips=clip_stages(),
-        warn=lambda path, problem: failures.add("bad_file", path, problem),
-    )
+    options = default_options(ANY_PERSON.value, RESTORE_ALL.value)
+
+    def warn(path, problem):
+        failures.add("bad_file", path, problem)
+
+    if archive.RUNNER.value:  # the same restoration on Apache Beam
+        summary = archive.restore_on_beam(
+            root, output, MODEL.value, named, settings, options, beam_args, warn
+        )
+    else:
+        summary = restore_library(
+            root, output, restorer, analyser, settings, options, named, clip_stages(), warn=warn
+        )
     print(f"{summary.describe()}; report in {printable(output.path)}")
 
 
@@ -218,7 +222,7 @@ def clip_stages():
 
 
 def main(argv):
-    del argv
+    archive.check_flags(ALIGNED.value)
     if ALIGNED.value and not GUIDE.value:
         raise BadConfigError("--aligned", "needs --guide")
     if ALIGNED.value and (GUIDES.value or ANY_PERSON.value or RESTORE_ALL.value):
@@ -227,11 +231,11 @@ def main(argv):
     if ALIGNED.value:
         restore_aligned(failures)
     else:
-        restore_by_person(failures)
+        restore_by_person(failures, beam_args=argv[1:])
     failures.exit_if_any()
 
 
-run = make_run(main)
+run = make_run(main, flags_parser=archive.parse_flags)
 
 if __name__ == "__main__":
     run()

@@ -38,7 +38,6 @@ import json
 import logging
 import math
 import re
-import time
 
 from gfrnet_tf.errors import BadConfigError, GFRNetError
 from gfrnet_tf.io.paths import safe_name
@@ -52,7 +51,14 @@ from gfrnet_tf.pipelines.identity import (
     split_of,
 )
 from gfrnet_tf.pipelines.photo import FaceOptions, prepare_photo
-from gfrnet_tf.pipelines.runner import beam_module, pipeline_options, run_to_completion
+from gfrnet_tf.pipelines.runner import (
+    Progress,
+    beam_module,
+    keep,
+    pipeline_options,
+    run_to_completion,
+    select,
+)
 
 # Unreadable inputs are failures (exit status 1); faces filtered out are expected.
 FAILURE_REASONS = ("bad_image", "no_landmarks", "unlistable")
@@ -117,18 +123,6 @@ def rejected_row(key: str, reason: str, problem: str) -> tuple:
 
 def _count(name: str, value: int = 1) -> tuple:
     return ("count", (name, value))
-
-
-def select(item, kind):
-    """The value of every `(kind, value)` item of that kind."""
-    if item[0] == kind:
-        yield item[1]
-
-
-def keep(item, kinds):
-    """The `(kind, value)` items of the given kinds, unchanged."""
-    if item[0] in kinds:
-        yield item
 
 
 class ListPhotos:
@@ -319,20 +313,7 @@ def write_dataset_manifest(settings: PrepareSettings, counts: dict, shards: dict
     )
 
 
-class _Progress:
-    """A log line every `every` photos per worker process (the run's counts come at the end)."""
-
-    def __init__(self, every: int = 500):
-        self.every, self.seen, self.start = every, 0, time.monotonic()
-
-    def tick(self):
-        self.seen += 1
-        if self.seen % self.every == 0:
-            rate = self.seen / (time.monotonic() - self.start)
-            logging.info("gfrnet-prepare worker: %d photos, %.1f photos/s", self.seen, rate)
-
-
-_PROGRESS = _Progress()
+_PROGRESS = Progress("gfrnet-prepare")
 
 
 def export_guide(output: str, split: str, identity: str, guide) -> None:

@@ -3,10 +3,14 @@
 Shared by `gfrnet-prepare` and `gfrnet-restore --runner`: Beam is an optional extra (one
 line if missing); without `--runner` (or `--direct_running_mode`) the DirectRunner runs
 one worker process per local core; whatever a runner raises when a worker fails becomes
-one `GFRNetError` naming the output folder.
+one `GFRNetError` naming the output folder. Steps emit `(kind, value)` items (`select`,
+`keep`) and log their progress per worker process (`Progress`).
 """
 
 from __future__ import annotations
+
+import logging
+import time
 
 from gfrnet_tf.errors import BadConfigError, GFRNetError, first_line
 
@@ -44,3 +48,47 @@ def run_to_completion(pipeline, output: str) -> None:
         pipeline.run().wait_until_finish()
     except Exception as error:
         raise GFRNetError(output, f"the pipeline failed: {first_line(error)}") from error
+
+
+def select(item, kind):
+    """The value of every `(kind, value)` item of that kind.
+
+    The pipelines' steps emit `(kind, value)` items instead of tagged outputs, which the
+    Dask runner mixes into the main output."""
+    if item[0] == kind:
+        yield item[1]
+
+
+def keep(item, kinds):
+    """The `(kind, value)` items of the given kinds, unchanged."""
+    if item[0] in kinds:
+        yield item
+
+
+class Progress:
+    """A log line every `every` photos per worker process (the run's counts come at the end)."""
+
+    def __init__(self, command: str, every: int = 500):
+        self.command, self.every, self.seen, self.start = command, every, 0, time.monotonic()
+
+    def tick(self):
+        self.seen += 1
+        if self.seen % self.every == 0:
+            rate = self.seen / (time.monotonic() - self.start)
+            logging.info("%s worker: %d photos, %.1f photos/s", self.command, self.seen, rate)
+
+
+class _NoBeamTracebacks(logging.Filter):
+    """Beam logs a failing step's traceback before re-raising the error, which the command
+    then prints as one line."""
+
+    def filter(self, record):
+        return not (record.name.startswith("apache_beam") and record.exc_info)
+
+
+def quiet_beam_logs() -> None:
+    """Beam's warnings only, without tracebacks (for a command without `--debug`)."""
+    logging.basicConfig()  # the stderr handler Beam's first log line would create
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_NoBeamTracebacks())

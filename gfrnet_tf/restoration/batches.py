@@ -84,7 +84,11 @@ def guide_crops(
 
 
 @dataclasses.dataclass
-class _Photo:
+class PhotoJob:
+    """One photo on its way through the model: its decisions, and once `prepare_photo_job`
+    has run, the decoded photo and a `(decision, crop, window)` per face to restore; the
+    model's `(restored, warped guide, flow)` per face go to `results`, in the same order."""
+
     item: LibraryItem
     decisions: list[Decision]
     image: np.ndarray | None = None
@@ -105,9 +109,9 @@ def restore_photos(
     `restorer`: `restorer.load_restorer`'s callable; `analyser`: the `FaceAnalyser` that
     measures identity after restoration; `output`: the run's `OutputFolder`.
     """
-    pending: list[_Photo] = []
+    pending: list[PhotoJob] = []
     for item, decisions in jobs:
-        photo = _prepare(item, list(decisions), guides, settings)
+        photo = prepare_photo_job(item, list(decisions), guides, settings)
         pending.append(photo)
         if sum(len(p.jobs) for p in pending) >= settings.batch_size:
             yield from _finish(pending, guides, restorer, analyser, output, settings)
@@ -120,8 +124,10 @@ def restore_photo(item, decisions, guides, restorer, analyser, output, settings)
     return next(restore_photos([(item, decisions)], guides, restorer, analyser, output, settings))
 
 
-def _prepare(item, decisions, guides, settings) -> _Photo:
-    photo = _Photo(item, decisions)
+def prepare_photo_job(item, decisions, guides, settings) -> PhotoJob:
+    """Decodes the photo again if one of its faces is to be restored (with a guide crop in
+    `guides`), and crops those faces as in training."""
+    photo = PhotoJob(item, decisions)
     wanted = [d for d in decisions if d.action == RESTORE and d.guide.key in guides]
     if not wanted:
         return photo
@@ -151,10 +157,12 @@ def _finish(pending, guides, restorer, analyser, output, settings) -> Iterator[P
             flow = None if result.flow is None else result.flow[row]
             photo.results.append((result.restored[row], result.warped_guide[row], flow))
     for photo in pending:
-        yield _written(photo, guides, analyser, output, settings)
+        yield finish_photo(photo, guides, analyser, output, settings)
 
 
-def _written(photo: _Photo, guides, analyser, output, settings) -> PhotoResult:
+def finish_photo(photo: PhotoJob, guides, analyser, output, settings) -> PhotoResult:
+    """Pastes the model's results back, keeps them where the face came out better, writes
+    the photo's files and returns its rows and contact-sheet pictures."""
     decided = {d.face.key: d for d in photo.decisions}
     failures = {}
     for d in photo.decisions:

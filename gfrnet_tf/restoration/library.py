@@ -19,7 +19,7 @@ the models live in the `FaceAnalyser` and the restorer, built once per process.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from tqdm import tqdm
 
@@ -101,6 +101,19 @@ class LibrarySummary:
     problems: int = 0
     people: int = 0
 
+    def count(self, rows: Iterable[dict]) -> "LibrarySummary":
+        """Adds up `rows` by action; a row of no face (face -1) is a file without one."""
+        for row in rows:
+            if row["face"] == "-1":
+                self.problems += 1
+                continue
+            self.faces += 1
+            action = row["action"].split(":")[0]
+            self.restored += action == "restored"
+            self.kept += action == "kept"
+            self.skipped += action == "skipped"
+        return self
+
     def describe(self) -> str:
         return (
             f"{self.files} file(s), {self.faces} face(s) of {self.people} people: "
@@ -169,7 +182,6 @@ def restore_library(
             else:
                 warn(analysis.item.path, analysis.problem)
     sheets = ContactSheets(guides)
-    summary = LibrarySummary(files=len(items), problems=len(rows), people=len(people))
     photos = [(a.item, d) for a, d in decided if a.item.kind == PHOTO]
     results = restore_photos(photos, guides, restorer, analyser, output, settings)
     if clips:
@@ -180,15 +192,8 @@ def restore_library(
             sheets.add(result)
             say(describe(result))
             bar.update()
-    for row in rows:
-        if row["face"] != "-1":
-            summary.faces += 1
-            action = row["action"].split(":")[0]
-            summary.restored += action == "restored"
-            summary.kept += action == "kept"
-            summary.skipped += action == "skipped"
     write_report(output.path, rows, list(people.values()), sheets)
-    return summary
+    return LibrarySummary(files=len(items), people=len(people)).count(rows)
 
 
 def _chain(results, clips, decided, guides, restorer, analyser, output, settings):

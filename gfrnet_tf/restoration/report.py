@@ -44,9 +44,22 @@ class ContactSheets:
     def add(self, result: PhotoResult) -> None:
         for picture in result.pictures:
             self.counts[picture.person] = self.counts.get(picture.person, 0) + 1
-            shown = self.pictures.setdefault(picture.person, [])
-            if len(shown) < self.limit:
-                shown.append(picture)
+            self._keep(picture.person, [picture])
+
+    def merge(self, other: "ContactSheets") -> None:
+        """Adds what `other` collected (another worker's photos): the same sheets as if
+        every photo had been added here, whatever the order."""
+        for person, count in other.counts.items():
+            self.counts[person] = self.counts.get(person, 0) + count
+        for person, pictures in other.pictures.items():
+            self._keep(person, pictures)
+
+    def _keep(self, person: str, pictures) -> None:
+        """A person's `limit` first pictures by face key, in whatever order they come."""
+        shown = self.pictures.setdefault(person, [])
+        shown.extend(pictures)
+        shown.sort(key=lambda picture: picture.key)
+        del shown[self.limit :]
 
     def sheet(self, person: Person) -> np.ndarray:
         """One person's sheet: guides, then restored faces before -> after, by photo."""
@@ -97,14 +110,24 @@ def people_json(rows: Iterable[dict], people: Sequence[Person]) -> bytes:
 
 def write_report(output, rows: Sequence[dict], people: Sequence[Person], sheets: ContactSheets):
     """Writes `faces.csv`, `people.json` and `people/<person>.png` into the folder `output`."""
+    write_records(output, rows, people)
+    for person in people:
+        write_sheet(output, person, sheets)
+
+
+def write_sheet(output, person: Person, sheets: ContactSheets) -> None:
+    """`output/people/<safe name>.png`: one person's contact sheet."""
+    folder = Path(output) / PEOPLE_FOLDER
+    folder.mkdir(exist_ok=True)
+    save_image(folder / f"{safe_name(person.name)}.png", sheets.sheet(person))
+
+
+def write_records(output, rows: Sequence[dict], people: Sequence[Person]) -> None:
+    """`output/faces.csv` and `output/people.json`."""
     output = Path(output)
     write_faces_csv(rows, output / FACES_CSV)
     with atomic_writer(output / PEOPLE_JSON) as stream:
         stream.write(people_json(rows, people))
-    folder = output / PEOPLE_FOLDER
-    folder.mkdir(exist_ok=True)
-    for person in people:
-        save_image(folder / f"{safe_name(person.name)}.png", sheets.sheet(person))
 
 
 def _title(text: str, width: int) -> np.ndarray:
