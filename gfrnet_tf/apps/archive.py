@@ -65,16 +65,18 @@ def restore_on_beam(root, output, model, named, settings, options, beam_args, wa
     """`restore_library` on the `--runner` (see `gfrnet_tf.pipelines.archive`); returns the
     same `LibrarySummary`, read from the report the pipeline wrote, and calls `warn(path,
     problem)` for each file that could not be read, as `restore_library` does."""
-    from gfrnet_tf.pipelines.runner import beam_module, quiet_beam_logs
+    from gfrnet_tf.pipelines.runner import QUIET_WORKERS, beam_module, quiet_beam_logs
 
     beam_module()  # one line if Beam is not installed
     from gfrnet_tf.pipelines.archive import ArchiveSettings, restore_archive
 
+    beam_args = [*beam_args, "--runner", RUNNER.value]
     if not flags.FLAGS.debug:
         quiet_beam_logs()
+        beam_args = [*QUIET_WORKERS, *beam_args]  # the user's own overrides win
     items = list_library(root)
     archive = ArchiveSettings(output, str(model), settings, options, PHOTOS_PER_CHUNK.value)
-    restore_archive(items, archive, named, [*beam_args, "--runner", RUNNER.value])
+    restore_archive(items, archive, named, beam_args)
     with open(Path(output.path) / FACES_CSV, newline="", encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))
     paths = {item.photo: item.path for item in items}

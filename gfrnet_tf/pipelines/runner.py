@@ -10,6 +10,8 @@ one `GFRNetError` naming the output folder. Steps emit `(kind, value)` items (`s
 from __future__ import annotations
 
 import logging
+import re
+import threading
 import time
 
 from gfrnet_tf.errors import BadConfigError, GFRNetError, first_line
@@ -44,10 +46,27 @@ def run_to_completion(pipeline, output: str) -> None:
     A worker's failure (disk full, a runner's own error) arrives as whatever the runner
     raises; the pipeline's last step, which marks the output complete, has then not run.
     """
+    del _THREAD_FAILURES[:]
     try:
         pipeline.run().wait_until_finish()
     except Exception as error:
-        raise GFRNetError(output, f"the pipeline failed: {first_line(error)}") from error
+        problems = dict.fromkeys([failure_line(error), *_THREAD_FAILURES])
+        raise GFRNetError(output, f"the pipeline failed: {'; '.join(problems)}") from error
+
+
+_ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit)): (.+)$")
+
+
+def failure_line(error: Exception) -> str:
+    """The line of a runner's error that says what failed. Runners that run steps in other
+    processes raise an error whose text is the worker's traceback: its last exception line
+    is the one (a `gfrnet_tf` error without its class, as commands print it)."""
+    lines = [_ERROR_LINE.match(line) for line in str(error).splitlines()]
+    found = [match for match in lines if match]
+    if not found:
+        return first_line(error)
+    name, _, message = found[-1].groups()
+    return message if name.startswith("gfrnet_tf.") else f"{name.rsplit('.', 1)[-1]}: {message}"
 
 
 def select(item, kind):
@@ -79,16 +98,39 @@ class Progress:
 
 
 class _NoBeamTracebacks(logging.Filter):
-    """Beam logs a failing step's traceback before re-raising the error, which the command
-    then prints as one line."""
+    """Beam logs a failing step's traceback (its own, or a worker's inside the message)
+    before re-raising the error, which the command then prints as one line."""
 
     def filter(self, record):
-        return not (record.name.startswith("apache_beam") and record.exc_info)
+        return not (
+            record.name.startswith("apache_beam")
+            and (record.exc_info or "Traceback (most recent call last)" in record.getMessage())
+        )
+
+
+# What the runner's own threads raised during `run_to_completion` (e.g. the DirectRunner's
+# "Worker subprocess exited with return code 137" when a worker process is killed).
+_THREAD_FAILURES: list[str] = []
+
+
+def _thread_failure(hook_args) -> None:
+    if str(hook_args.exc_value):  # gRPC's errors of a closed channel say nothing
+        _THREAD_FAILURES.append(first_line(hook_args.exc_value))
+
+
+# Worker processes log Beam's messages (and their harness's, `__main__`) at CRITICAL only:
+# their failures reach the command as its one error line; its progress lines stay.
+QUIET_WORKERS = [
+    '--sdk_harness_log_level_overrides={"apache_beam": "CRITICAL", "__main__": "CRITICAL"}'
+]
 
 
 def quiet_beam_logs() -> None:
-    """Beam's warnings only, without tracebacks (for a command without `--debug`)."""
+    """Beam's warnings only, without tracebacks, and a runner thread's failure kept for the
+    error line instead of printed with its traceback (for a command without `--debug`;
+    `QUIET_WORKERS` does the same on the workers)."""
     logging.basicConfig()  # the stderr handler Beam's first log line would create
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_NoBeamTracebacks())
+    threading.excepthook = _thread_failure
