@@ -56,11 +56,13 @@ class FacePicture:
 
 @dataclasses.dataclass(frozen=True)
 class PhotoResult:
-    """What became of one photo: its `faces.csv` rows and its restored faces' pictures."""
+    """What became of one photo: its `faces.csv` rows, its restored faces' pictures, and
+    for a clip its report line."""
 
     photo: str
     rows: tuple[dict, ...]
     pictures: tuple[FacePicture, ...] = ()
+    note: str = ""
 
 
 def guide_crops(

@@ -50,7 +50,7 @@ from gfrnet_tf.restoration.listing import CLIP, PHOTO, LibraryItem, list_library
 from gfrnet_tf.restoration.report import ContactSheets, write_report
 
 # Measured on degraded faces (docs/PEOPLE.md section 8).
-DEFAULT_RULE = AcceptanceRule(max_distance=0.5, min_ratio=1.25)
+DEFAULT_RULE = AcceptanceRule(max_distance=0.55, min_ratio=1.15)
 DEFAULT_QUALITY_MARGIN = 0.1
 
 __all__ = [
@@ -138,8 +138,9 @@ def restore_library(
     `warn(path, problem)` for each file that could not be read (a photo without a face is
     no problem: its row says so).
 
-    `clips`: an object with `analyse(item, analyser) -> Analysis` and `restore(item,
-    decisions, guides, restorer, analyser, output, settings) -> PhotoResult`
+    `clips`: an object with `analyse(item, analyser) -> Analysis`, `decide(tracks,
+    people, options) -> [Decision]` and `restore(item, decisions, guides, restorer,
+    analyser, output, settings) -> PhotoResult`
     (`gfrnet_tf.video.people.ClipStages`); without it a clip is a `faces.csv` row.
     """
     items = list_library(root)
@@ -149,7 +150,10 @@ def restore_library(
     ]
     people_of = library_people(analyses, named.people, options)
     decided = [
-        (a, decide_faces(a.faces, people_of[a.item.album], options)) for a in analyses if a.faces
+        (a, (clips.decide if a.item.kind == CLIP else decide_faces)(a.faces, people, options))
+        for a in analyses
+        if a.faces
+        for people in [people_of[a.item.album]]
     ]
     people = {p.name: p for album_people in people_of.values() for p in album_people}
     sources = dict(named.sources)
@@ -178,7 +182,7 @@ def restore_library(
         for result in results:
             rows.extend(result.rows)
             sheets.add(result)
-            say(describe(result))
+            say(describe(result) + (f"\n  {result.note}" if result.note else ""))
             bar.update()
     for row in rows:
         if row["face"] != "-1":
