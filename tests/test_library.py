@@ -7,6 +7,7 @@ result is what is tested.
 
 import dataclasses
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -233,3 +234,105 @@ def test_a_face_restores_to_the_same_bytes_whatever_shares_its_batch(
             list(restore_photos(jobs, guides, restorer, analyser, folder, settings))
             outputs.append((folder.path / "group_restored.png").read_bytes())
         assert outputs[0] == outputs[1], backend
+
+
+def _truth(photo: str, face: str) -> str:
+    """Who a face of the generated library shows, from its file name (and place)."""
+    name = photo.rsplit("/", 1)[-1]
+    if name.startswith("group"):
+        return ["obama", "biden"][int(face)]
+    if name.startswith("clip"):
+        return "astronaut"
+    return next(who for who in ("obama", "biden", "astronaut") if name.startswith(who))
+
+
+@pytest.mark.slow
+def test_library_mode_restores_degraded_faces_with_their_own_persons_guides(
+    analyser, tiny_model, tmp_path
+):
+    """Several people, several photos each, degraded copies, a group photo and a clip: the
+    degraded faces restored with their own person's guides, the good ones left as they
+    are, and a second run gives the same bytes."""
+    import csv
+    import json
+
+    from gfrnet_tf.restoration.library import restore_library
+    from gfrnet_tf.video import synthetic as clips
+    from gfrnet_tf.video.people import ClipStages
+
+    def big(name):
+        return side_by_side(portrait(name), height=400)
+
+    root = tmp_path / "library"
+    write(
+        root,
+        {
+            "family/obama.jpg": portrait("obama"),
+            "family/obama2.jpg": portrait("obama2"),
+            "family/obama3_old.png": degraded(big("obama3"), 3),
+            "family/biden.jpg": portrait("biden"),
+            "family/biden_old.png": degraded(big("biden"), 3, seed=1),
+            "family/group_old.png": degraded(
+                side_by_side(portrait("obama3"), portrait("biden"), height=400), 3, seed=2
+            ),
+            "space/astronaut.png": portrait("astronaut"),
+            "space/astronaut_old.png": degraded(portrait("astronaut"), 3),
+            "noface.png": np.full((64, 64, 3), 120, np.uint8),
+        },
+    )
+    clips.write_clip(
+        root / "space" / "clip.mp4",
+        (clips.degraded_frame(t, 320, 256) for t in range(12)),
+        320,
+        256,
+        audio=False,
+    )
+    restorer = load_restorer(tiny_model[1])
+    settings = RestoreSettings(SIZE, keep_sharper=False)
+    outputs = []
+    for run in ("first", "second"):
+        output = OutputFolder(tmp_path / run, root)
+        summary = restore_library(
+            root,
+            output,
+            restorer,
+            analyser,
+            settings,
+            default_options(),
+            clips=ClipStages(identity_every=0),
+            progress=False,
+            say=lambda line: None,
+        )
+        outputs.append(output.path)
+    rows = list(csv.DictReader((outputs[0] / "faces.csv").open()))
+    by_face = {(r["photo"], r["face"]): r for r in rows}
+    assert by_face[("noface.png", "-1")]["action"].startswith("skipped: no face")
+    for row in rows:
+        if row["action"] == "restored":
+            assert _truth(row["guide_photo"], row["guide_face"]) == _truth(
+                row["photo"], row["face"]
+            ), row
+    restored = {key for key, r in by_face.items() if r["action"] == "restored"}
+    assert restored == {
+        ("family/obama3_old.png", "0"),
+        ("family/biden_old.png", "0"),
+        ("family/group_old.png", "0"),
+        ("family/group_old.png", "1"),
+        ("space/astronaut_old.png", "0"),
+        ("space/clip.mp4", "0"),
+    }, rows
+    for clean in ("family/obama.jpg", "family/biden.jpg", "space/astronaut.png"):
+        assert by_face[(clean, "0")]["action"].startswith("kept: ")
+        assert not (outputs[0] / clean).with_name(Path(clean).stem + "_restored.png").exists()
+    assert by_face[("space/clip.mp4", "0")]["frames"] == "0-11"
+    assert (outputs[0] / "space" / "clip_restored.mp4").exists()
+    people = json.loads((outputs[0] / "people.json").read_text())["people"]
+    assert len(people) == 3 and summary.restored == 6
+    assert len(list((outputs[0] / "people").glob("*.png"))) == 3
+
+    def files(folder):
+        return {
+            p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+        }
+
+    assert files(outputs[0]) == files(outputs[1])

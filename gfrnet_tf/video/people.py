@@ -72,23 +72,29 @@ class ClipStages:
             tracks = self._sightings(item, analyser)
         except GFRNetError as error:
             return Analysis(item, problem=error.problem)
-        faces = tuple(_track_record(item.photo, track, s) for track, s in tracks.items())
+        faces = tuple(
+            _track_record(item.photo, track, sightings, end)
+            for track, (sightings, end) in tracks.items()
+        )
         return Analysis(item, faces, "" if faces else NO_FACE)
 
-    def _sightings(self, item, analyser) -> dict[int, list[_Sighting]]:
+    def _sightings(self, item, analyser) -> dict[int, tuple[list[_Sighting], int]]:
+        """Per track: its faces on the frames the detector ran, and its last frame."""
         detector = _Detector()
         tracker = FaceTracker(detector, self.detect_every)
         tracks: dict[int, list[_Sighting]] = {}
+        last: dict[int, int] = {}
         with VideoReader(item.path) as reader:
             for frame in reader.frames():
                 detector.ran = False
                 faces = tracker.update(frame.image)
+                last.update((face.track, frame.index) for face in faces)
                 if not detector.ran or not faces:
                     continue
                 records = analyser.faces_at(frame.image, [f.box for f in faces], item.photo)
                 for face, record in zip(faces, records):
                     tracks.setdefault(face.track, []).append(_Sighting(frame.index, record))
-        return tracks
+        return {track: (sightings, last[track]) for track, sightings in tracks.items()}
 
     def restore(self, item, decisions, guides, restorer, analyser, output, settings):
         """Restores the tracks decided for restoring; `PhotoResult` with a row per track."""
@@ -144,10 +150,10 @@ def decide_tracks(tracks, people, options):
     return decisions
 
 
-def _track_record(photo: str, index: int, sightings: list[_Sighting]) -> FaceRecord:
+def _track_record(photo: str, index: int, sightings: list[_Sighting], end: int) -> FaceRecord:
     best = sorted(sightings, key=lambda s: (-s.face.quality.score, s.frame))
     top = best[:SHARPEST_FRAMES]
     embedding = np.mean([s.face.embedding for s in top], axis=0)
     face = top[0].face
-    frames = (sightings[0].frame, sightings[-1].frame)
+    frames = (sightings[0].frame, end)
     return FaceRecord(photo, index, face.box, face.landmarks, embedding, face.quality, frames)
