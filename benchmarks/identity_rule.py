@@ -129,11 +129,15 @@ def main():
     parser.add_argument("--seeds", type=int, default=6)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    results = measure(args.seeds)
+    emit(measure(args.seeds), args.json)
+
+
+def emit(results: dict, path: Path | None) -> None:
+    """Prints the results as JSON, and writes them to `path` when given."""
     text = json.dumps(results, indent=1)
     print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    if path:
+        path.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmarks.identity_rule import emit
 from gfrnet_tf.data.degrade import degrade, fixed_degradation
 from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.export.tflite import convert_to_tflite
@@ -292,10 +293,7 @@ def main():
         }
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     results["load_after"] = [round(v, 2) for v in os.getloadavg()]
-    text = json.dumps(results, indent=1)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(results, args.json)
 
 
 if __name__ == "__main__":

@@ -113,10 +113,13 @@ def library_people(
     analyses: Sequence[Analysis], named: Sequence[Person], options: DecisionOptions
 ) -> dict[str, tuple[Person, ...]]:
     """`{album: the people its faces are decided against}`: the named people, then the
-    album's own (`find_people`, one album at a time)."""
+    album's own (`find_people`, one album at a time). With `any_person` and named people,
+    only the named ones: their guides are what the user forces on every face."""
     albums: dict[str, list] = {}
     for analysis in analyses:
         albums.setdefault(analysis.item.album, []).extend(analysis.faces)
+    if options.any_person and named:
+        return dict.fromkeys(albums, tuple(named))
     return {album: (*named, *find_people(faces, named, options)) for album, faces in albums.items()}
 
 
