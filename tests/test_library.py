@@ -336,3 +336,34 @@ def test_library_mode_restores_degraded_faces_with_their_own_persons_guides(
         }
 
     assert files(outputs[0]) == files(outputs[1])
+
+
+def test_list_library_walks_recursively_in_one_order_and_reports_hazards(tmp_path):
+    root = tmp_path / "root"
+    for name in ("b/x.jpg", "b/x.png", "a/deep/y.jpg", "z.jpg", ".hidden.jpg", "b/.cache/w.jpg"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x")
+    (root / "clip.mov").write_bytes(b"x")
+    os.symlink(root / "a", root / "a" / "deep" / "back")  # a loop through a's own tree
+    os.symlink(root / "missing", root / "dangling.jpg")
+    (root / os.fsdecode(b"caf\xe9.jpg")).write_bytes(b"x")
+    items = list_library(root)
+    assert [i.photo for i in items] == sorted(i.photo for i in items)
+    listed = {i.photo: i for i in items}
+    assert set(listed) == {
+        "a/deep/back",
+        "a/deep/y.jpg",
+        "b/x.jpg",
+        "b/x.png",
+        "caf\\xe9.jpg",
+        "clip.mov",
+        "dangling.jpg",
+        "z.jpg",
+    }
+    assert listed["a/deep/back"].problem == "symlink loop: folder not followed"
+    assert listed["dangling.jpg"].problem.startswith("not a file")
+    assert listed["clip.mov"].kind == "clip" and listed["z.jpg"].kind == "photo"
+    assert (listed["b/x.jpg"].output, listed["b/x.png"].output) == ("b/x_jpg", "b/x_png")
+    assert listed["a/deep/y.jpg"].output == "a/deep/y" and listed["a/deep/y.jpg"].album == "a"
+    assert os.path.exists(listed["caf\\xe9.jpg"].path)  # the real name opens
+    assert list_library(root) == items
