@@ -25,7 +25,7 @@ from gfrnet_tf.people import Decision, FaceRecord, face_quality, faces_csv_row
 from gfrnet_tf.people.decision import KEEP, RESTORE
 from gfrnet_tf.restoration.listing import LibraryItem
 from gfrnet_tf.restoration.paste import paste_face
-from gfrnet_tf.visualize import flow_to_rgb, labelled_grid
+from gfrnet_tf.visualize import flow_to_rgb, labelled_panels
 
 DEFAULT_BATCH_SIZE = 8
 THUMBNAIL_PX = 96
@@ -209,7 +209,7 @@ def _images(image, accepted, guides, settings) -> list[tuple[str, np.ndarray]]:
         ]
         panels = [crop, guides[guide.key], warped, restored]
         images.append((f"_face{k}.png", restored))
-        images.append((f"_face{k}_compare.png", labelled_grid([panels], [labels])))
+        images.append((f"_face{k}_compare.png", labelled_panels([panels], [labels])))
         if settings.flow and flow is not None:
             images.append((f"_face{k}_flow.png", flow_to_rgb(flow)))
     images.append(("_restored.png", image))

@@ -185,7 +185,7 @@ def restore_library(
         for result in results:
             rows.extend(result.rows)
             sheets.add(result)
-            say(describe(result) + (f"\n  {result.note}" if result.note else ""))
+            say(describe(result) + (f"\n{result.note}" if result.note else ""))
             bar.update()
     for row in rows:
         if row["face"] != "-1":
