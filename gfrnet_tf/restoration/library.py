@@ -50,7 +50,7 @@ from gfrnet_tf.restoration.listing import CLIP, PHOTO, LibraryItem, list_library
 from gfrnet_tf.restoration.report import ContactSheets, write_report
 
 # Measured on degraded faces (docs/PEOPLE.md section 8).
-DEFAULT_RULE = AcceptanceRule(max_distance=0.5, min_ratio=1.25)
+DEFAULT_RULE = AcceptanceRule(max_distance=0.55, min_ratio=1.15)
 DEFAULT_QUALITY_MARGIN = 0.1
 
 __all__ = [
@@ -126,10 +126,13 @@ def library_people(
     analyses: Sequence[Analysis], named: Sequence[Person], options: DecisionOptions
 ) -> dict[str, tuple[Person, ...]]:
     """`{album: the people its faces are decided against}`: the named people, then the
-    album's own (`find_people`, one album at a time)."""
+    album's own (`find_people`, one album at a time). With `any_person` and named people,
+    only the named ones: their guides are what the user forces on every face."""
     albums: dict[str, list] = {}
     for analysis in analyses:
         albums.setdefault(analysis.item.album, []).extend(analysis.faces)
+    if options.any_person and named:
+        return dict.fromkeys(albums, tuple(named))
     return {album: (*named, *find_people(faces, named, options)) for album, faces in albums.items()}
 
 
@@ -151,8 +154,9 @@ def restore_library(
     `warn(path, problem)` for each file that could not be read (a photo without a face is
     no problem: its row says so).
 
-    `clips`: an object with `analyse(item, analyser) -> Analysis` and `restore(item,
-    decisions, guides, restorer, analyser, output, settings) -> PhotoResult`
+    `clips`: an object with `analyse(item, analyser) -> Analysis`, `decide(tracks,
+    people, options) -> [Decision]` and `restore(item, decisions, guides, restorer,
+    analyser, output, settings) -> PhotoResult`
     (`gfrnet_tf.video.people.ClipStages`); without it a clip is a `faces.csv` row.
     """
     items = list_library(root)
@@ -162,7 +166,10 @@ def restore_library(
     ]
     people_of = library_people(analyses, named.people, options)
     decided = [
-        (a, decide_faces(a.faces, people_of[a.item.album], options)) for a in analyses if a.faces
+        (a, (clips.decide if a.item.kind == CLIP else decide_faces)(a.faces, people, options))
+        for a in analyses
+        if a.faces
+        for people in [people_of[a.item.album]]
     ]
     people = {p.name: p for album_people in people_of.values() for p in album_people}
     sources = dict(named.sources)
@@ -190,7 +197,7 @@ def restore_library(
         for result in results:
             rows.extend(result.rows)
             sheets.add(result)
-            say(describe(result))
+            say(describe(result) + (f"\n{result.note}" if result.note else ""))
             bar.update()
     write_report(output.path, rows, list(people.values()), sheets)
     return LibrarySummary(files=len(items), people=len(people)).count(rows)
