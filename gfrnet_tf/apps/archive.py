@@ -61,7 +61,7 @@ def check_flags(aligned: bool) -> None:
         )
 
 
-def restore_on_beam(root, output, model, named, settings, options, beam_args, warn):
+def restore_on_beam(root, output, model, named, settings, options, clips, beam_args, warn):
     """`restore_library` on the `--runner` (see `gfrnet_tf.pipelines.archive`); returns the
     same `LibrarySummary`, read from the report the pipeline wrote, and calls `warn(path,
     problem)` for each file that could not be read, as `restore_library` does."""
@@ -75,7 +75,7 @@ def restore_on_beam(root, output, model, named, settings, options, beam_args, wa
         quiet_beam_logs()
         beam_args = [*QUIET_WORKERS, *beam_args]  # the user's own overrides win
     items = list_library(root)
-    archive = ArchiveSettings(output, str(model), settings, options, PHOTOS_PER_CHUNK.value)
+    archive = ArchiveSettings(output, str(model), settings, options, PHOTOS_PER_CHUNK.value, clips)
     restore_archive(items, archive, named, beam_args)
     with open(Path(output.path) / FACES_CSV, newline="", encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))

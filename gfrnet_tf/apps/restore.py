@@ -199,7 +199,7 @@ def restore_by_person(failures: Failures, beam_args: list[str]) -> None:
 
     if archive.RUNNER.value:  # the same restoration on Apache Beam
         summary = archive.restore_on_beam(
-            root, output, MODEL.value, named, settings, options, beam_args, warn
+            root, output, MODEL.value, named, settings, options, clip_stages(), beam_args, warn
         )
     else:
         summary = restore_library(

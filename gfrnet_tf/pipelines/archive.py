@@ -3,12 +3,13 @@
 The stages of `gfrnet_tf.restoration.library` (docs/PEOPLE.md section 7), composed as
 Beam steps, so the run writes the bytes `gfrnet-restore` writes on one machine:
 
-    list_library (driver) -> Reshuffle -> Analyse: FaceAnalyser.analyse, one per process
+    list_library (driver) -> Reshuffle -> Analyse: analyse_item, a FaceAnalyser per process
       -> by album (GroupByKey) -> People: library_people (find_people, the named people as
-         a side input), decide_faces per photo, guide_crops -> chunks of photos -> Reshuffle
+         a side input), decide_item per photo, guide_crops -> chunks of photos -> Reshuffle
       -> Crop: prepare_photo_job -> fixed batches of (face, guide) crops keyed by face
       -> RunInference (pipelines.inference.RestorerHandler, no BatchElements)
       -> by photo (GroupByKey) -> Finish: finish_photo (paste, measure, write the files)
+      (a clip: ClipStages.restore on one worker, the model called directly)
       -> per person: ContactSheets combined, the sheet written (write_sheet)
       -> one last step: faces.csv and people.json (write_records)
 
@@ -30,9 +31,9 @@ import functools
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from gfrnet_tf.people import DecisionOptions, decide_faces, problem_row
+from gfrnet_tf.people import DecisionOptions, problem_row
 from gfrnet_tf.people.decision import RESTORE
-from gfrnet_tf.pipelines.inference import RestorerHandler
+from gfrnet_tf.pipelines.inference import RestorerHandler, process_restorer
 from gfrnet_tf.pipelines.runner import (
     Progress,
     keep,
@@ -47,8 +48,14 @@ from gfrnet_tf.restoration.batches import (
     guide_crops,
     prepare_photo_job,
 )
-from gfrnet_tf.restoration.library import FaceAnalyser, NamedPeople, library_people
-from gfrnet_tf.restoration.listing import LibraryItem
+from gfrnet_tf.restoration.library import (
+    FaceAnalyser,
+    NamedPeople,
+    analyse_item,
+    decide_item,
+    library_people,
+)
+from gfrnet_tf.restoration.listing import CLIP, LibraryItem
 from gfrnet_tf.restoration.outputs import OutputFolder
 from gfrnet_tf.restoration.report import ContactSheets, write_records, write_sheet
 
@@ -63,7 +70,7 @@ class ArchiveSettings:
     `output`: the `OutputFolder` the driver checked (workers must see it under the same
     path); `model`: the model's path (each worker process loads it once); `photos_per_chunk`
     only groups photos into elements after the people step (how finely work spreads over
-    workers), which cannot change any output.
+    workers), which cannot change any output; `clips`: as `restore_library`'s.
     """
 
     output: OutputFolder
@@ -71,6 +78,7 @@ class ArchiveSettings:
     restore: RestoreSettings
     options: DecisionOptions
     photos_per_chunk: int = 16
+    clips: object = None  # `video.people.ClipStages`, or None: clips are rows
 
 
 @functools.cache
@@ -83,10 +91,12 @@ def process_analyser() -> FaceAnalyser:
 class Analyse:
     """A library item -> `(album, Analysis)`: its faces without pixels, or its problem."""
 
+    def __init__(self, settings: ArchiveSettings):
+        self.settings = settings
+
     def __call__(self, item: LibraryItem):
         _PROGRESS.tick()
-        analysis = process_analyser().analyse(item)
-        return item.album, analysis
+        return item.album, analyse_item(item, process_analyser(), self.settings.clips)
 
 
 class People(beam.DoFn):
@@ -94,7 +104,8 @@ class People(beam.DoFn):
 
     Emits `("row", row)` for files without a face, `("person", (name, (Person, guide crops
     or None)))` for every person an album decides against (the named people's crops come
-    from `NamedGuides`), and `("chunk", [(item, decisions, guide crops)])` of photos.
+    from `NamedGuides`), `("chunk", [(item, decisions, guide crops)])` of photos and
+    `("clip", (item, decisions, guide crops))` per clip.
     """
 
     def __init__(self, settings: ArchiveSettings):
@@ -110,7 +121,7 @@ class People(beam.DoFn):
                 yield ("row", problem_row(analysis.item.photo, analysis.problem))
         ((album, people),) = library_people(analyses, named.people, options).items()
         decided = [
-            (analysis.item, decide_faces(analysis.faces, people, options))
+            (analysis.item, decide_item(analysis, people, options, self.settings.clips))
             for analysis in analyses
             if analysis.faces
         ]
@@ -128,13 +139,16 @@ class People(beam.DoFn):
         for person in people:
             mine = {g.key: crops[g.key] for g in person.guides if g.key in crops}
             yield ("person", (person.name, (person, None if person.named else mine)))
+        photos = []
+        for item, decisions in decided:
+            job = (item, decisions, _used_crops(decisions, crops))
+            if item.kind == CLIP:
+                yield ("clip", job)
+            else:
+                photos.append(job)
         size = self.settings.photos_per_chunk
-        for start in range(0, len(decided), size):
-            chunk = [
-                (item, decisions, _used_crops(decisions, crops))
-                for item, decisions in decided[start : start + size]
-            ]
-            yield ("chunk", chunk)
+        for start in range(0, len(photos), size):
+            yield ("chunk", photos[start : start + size])
 
 
 def _used_crops(decisions, crops) -> dict:
@@ -183,6 +197,23 @@ class Crop:
     def _finish(self, job, guides) -> PhotoResult:
         settings = self.settings
         return finish_photo(job, guides, process_analyser(), settings.output, settings.restore)
+
+
+class RestoreClip:
+    """A clip and its tracks' decisions -> `PhotoResult`: the clip restored whole on one
+    worker (its frames stream through the model, not through RunInference)."""
+
+    def __init__(self, settings: ArchiveSettings):
+        self.settings = settings
+
+    def __call__(self, job):
+        item, decisions, guides = job
+        settings = self.settings
+        restorer = process_restorer(settings.model)
+        analyser = process_analyser()
+        return settings.clips.restore(
+            item, decisions, guides, restorer, analyser, settings.output, settings.restore
+        )
 
 
 def by_photo(keyed_result):
@@ -313,7 +344,7 @@ def build(pipeline, settings: ArchiveSettings, items, named: NamedPeople) -> Non
         pipeline
         | "List" >> beam.Create(items)
         | "SpreadItems" >> beam.Reshuffle()
-        | "Analyse" >> beam.Map(Analyse())
+        | "Analyse" >> beam.Map(Analyse(settings))
         | "ByAlbum" >> beam.GroupByKey()
         | "People" >> beam.ParDo(People(settings), named_side)
     )
@@ -339,8 +370,14 @@ def build(pipeline, settings: ArchiveSettings, items, named: NamedPeople) -> Non
         | "ByPhoto" >> beam.GroupByKey()
         | "Finish" >> beam.Map(Finish(settings))
     )
+    clips = (
+        albums
+        | "Clips" >> beam.FlatMap(select, "clip")
+        | "SpreadClips" >> beam.Reshuffle()
+        | "RestoreClips" >> beam.Map(RestoreClip(settings))
+    )
     results = (
-        (cropped | "NothingToRestore" >> beam.FlatMap(select, "done"), finished)
+        (cropped | "NothingToRestore" >> beam.FlatMap(select, "done"), finished, clips)
         | "Results" >> beam.Flatten()
         | "Outcomes" >> beam.FlatMap(outcomes)
     )

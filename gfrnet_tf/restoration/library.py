@@ -67,6 +67,8 @@ __all__ = [
     "PhotoResult",
     "RestoreSettings",
     "default_options",
+    "analyse_item",
+    "decide_item",
     "find_people",
     "guide_crops",
     "library_people",
@@ -122,6 +124,17 @@ class LibrarySummary:
         )
 
 
+def analyse_item(item: LibraryItem, analyser: FaceAnalyser, clips=None) -> Analysis:
+    """A photo's faces, or with `clips` a clip's face tracks (else a clip is a problem)."""
+    return clips.analyse(item, analyser) if clips and item.kind == CLIP else analyser.analyse(item)
+
+
+def decide_item(analysis: Analysis, people, options: DecisionOptions, clips=None):
+    """`decide_faces` for a photo's faces; a clip's tracks are decided by `clips`."""
+    decide = clips.decide if clips and analysis.item.kind == CLIP else decide_faces
+    return decide(analysis.faces, people, options)
+
+
 def library_people(
     analyses: Sequence[Analysis], named: Sequence[Person], options: DecisionOptions
 ) -> dict[str, tuple[Person, ...]]:
@@ -161,15 +174,12 @@ def restore_library(
     """
     items = list_library(root)
     analyses = [
-        clips.analyse(item, analyser) if clips and item.kind == CLIP else analyser.analyse(item)
+        analyse_item(item, analyser, clips)
         for item in tqdm(items, desc="finding faces", unit="file", disable=not progress)
     ]
     people_of = library_people(analyses, named.people, options)
     decided = [
-        (a, (clips.decide if a.item.kind == CLIP else decide_faces)(a.faces, people, options))
-        for a in analyses
-        if a.faces
-        for people in [people_of[a.item.album]]
+        (a, decide_item(a, people_of[a.item.album], options, clips)) for a in analyses if a.faces
     ]
     people = {p.name: p for album_people in people_of.values() for p in album_people}
     sources = dict(named.sources)
