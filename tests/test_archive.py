@@ -7,6 +7,7 @@ runner on a two-worker cluster; every output file must be byte-identical. A run 
 workers the kernel kills while they write leaves no partial file under a final name.
 """
 
+import csv
 import os
 import resource
 import subprocess
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 from beam_harness import MULTI_PROCESS, dask_cluster, file_digests
 from people_fixtures import degraded, portrait, side_by_side, write
+from test_library_cli import _restore as restore_command
 
 pytest.importorskip("apache_beam")
 
@@ -40,6 +42,7 @@ def library(tmp_path_factory):
         "loose_obama_old.png": degraded(portrait("obama2"), 3, seed=90),
         "loose_biden_old.png": degraded(portrait("biden"), 3, seed=91),
         "noface.png": np.full((64, 64, 3), 120, np.uint8),
+        "scans/astronaut_old.png": degraded(portrait("astronaut"), 3, seed=92),
     }
     for seed in range(4):
         for name in ("obama", "obama2", "obama3", "biden"):
@@ -52,11 +55,11 @@ def library(tmp_path_factory):
         photos[f"space/astronaut_old{seed}.png"] = degraded(image, 4, seed=30 + seed)
         flipped = np.ascontiguousarray(image[:, ::-1])
         photos[f"space/flipped_old{seed}.png"] = degraded(flipped, 4, seed=40 + seed)
-    for seed in range(6):
+    for seed in range(8):
         for name in ("obama3", "biden"):
             photos[f"scans/1950/{name}_{seed}.png"] = degraded(portrait(name), 4, seed=50 + seed)
     write(root, photos)
-    (root / "family" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a photo")
+    (root / "family" / "broken.jpg").write_bytes(b"a text file named like a photo")
     from gfrnet_tf.video import synthetic as clips
 
     frames = (clips.degraded_frame(t, 160, 128) for t in range(6))
@@ -65,27 +68,9 @@ def library(tmp_path_factory):
     return root
 
 
-def _restore(model, root, out, *extra, preexec_fn=None, env=None):
-    """`gfrnet-restore` in a new process: (exit status, stdout, stderr)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gfrnet_tf.apps.restore",
-            f"--model={model}",
-            f"--input={root}",
-            f"--output={out}",
-            *FAST,
-            *extra,
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        preexec_fn=preexec_fn,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
-    )
-    return done.returncode, done.stdout, done.stderr
+def _restore(model, root, out, *extra):
+    """`gfrnet-restore` in a new process, never a traceback: (status, stdout, stderr)."""
+    return restore_command(model, root, out, *FAST, *extra)
 
 
 def _error_lines(stderr):
@@ -101,17 +86,20 @@ def one_machine(library, tiny_model, tmp_path_factory):
 
 
 def _summary(stdout):
-    return [line for line in stdout.splitlines() if "file(s)" in line][-1]
+    """The command's last line without the output folder's name."""
+    return [line for line in stdout.splitlines() if "file(s)" in line][-1].split("; report")[0]
 
 
 @pytest.mark.slow
 def test_the_one_machine_reference_restores_faces_and_reports_every_file(library, one_machine):
     out, _, stderr = one_machine
-    rows = (out / "faces.csv").read_text().splitlines()
-    assert "family/broken.jpg,-1,,,,,skipped: not an image file" in "\n".join(rows)
-    assert any(row.startswith("noface.png,-1,") for row in rows)
-    assert sum(",restored," in row for row in rows) >= 10
-    assert any(row.startswith("family/group_old0.png,1,") for row in rows)  # two faces
+    rows = {(r["photo"], r["face"]): r for r in csv.DictReader((out / "faces.csv").open())}
+    assert rows[("family/broken.jpg", "-1")]["action"] == (
+        "skipped: not an image file (unrecognised format)"
+    )
+    assert rows[("noface.png", "-1")]["action"].startswith("skipped: no face")
+    assert ("family/group_old0.png", "1") in rows  # two people in one photo
+    assert sum(r["action"] == "restored" for r in rows.values()) >= 10
     assert (out / "space" / "clip_restored.mp4").exists()
     assert _error_lines(stderr) == [
         f"error: {library / 'family' / 'broken.jpg'}: not an image file (unrecognised format)",
@@ -128,7 +116,7 @@ def test_direct_runner_on_two_processes_writes_the_same_bytes(
         tiny_model[1], library, out, "--runner", "DirectRunner", *MULTI_PROCESS
     )
     reference, reference_stdout, reference_stderr = one_machine
-    assert status == 1 and "Traceback" not in stderr, stderr[-3000:]
+    assert status == 1
     assert _error_lines(stderr) == _error_lines(reference_stderr)  # a bad photo is a row
     assert _summary(stdout) == _summary(reference_stdout)
     assert file_digests(out) == file_digests(reference)
@@ -140,9 +128,12 @@ def test_dask_runner_on_two_workers_writes_the_same_bytes(
 ):
     out = tmp_path / "dask"
     with dask_cluster() as runner_args:
-        status, stdout, stderr = _restore(tiny_model[1], library, out, *runner_args)
+        # Dask spreads work by the listing's partitions (Reshuffle is no step there).
+        status, stdout, stderr = _restore(
+            tiny_model[1], library, out, *runner_args, "--dask_npartitions=4"
+        )
     reference, reference_stdout, _ = one_machine
-    assert status == 1 and "Traceback" not in stderr, stderr[-3000:]
+    assert status == 1
     assert _summary(stdout) == _summary(reference_stdout)
     assert file_digests(out) == file_digests(reference)
 
@@ -173,16 +164,17 @@ def test_workers_killed_while_writing_leave_no_partial_file_under_a_final_name(
         "import signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n"
     )
     out = tmp_path / "killed"
-    status, _, stderr = _restore(
-        tiny_model[1],
-        library,
-        out,
-        "--runner",
-        "DirectRunner",
-        *MULTI_PROCESS,
+    command = [sys.executable, "-m", "gfrnet_tf.apps.restore", f"--model={tiny_model[1]}"]
+    command += [f"--input={library}", f"--output={out}", *FAST, "--runner=DirectRunner"]
+    done = subprocess.run(
+        [*command, *MULTI_PROCESS],
+        capture_output=True,
+        text=True,
+        timeout=900,
         preexec_fn=_killed_when_writing_past(limit),
-        env={"PYTHONPATH": f"{site}{os.pathsep}{REPO}"},
+        env={**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO}"},
     )
+    status, stderr = done.returncode, done.stderr
     assert status == 1 and "Traceback" not in stderr, stderr[-3000:]
     (line,) = [line for line in _error_lines(stderr) if line.startswith(f"error: {out}:")]
     assert line.startswith(f"error: {out}: the pipeline failed: ")
@@ -193,3 +185,55 @@ def test_workers_killed_while_writing_leave_no_partial_file_under_a_final_name(
     final = {name: digest for name, digest in left.items() if name not in partial}
     assert final and all(reference[name] == digest for name, digest in final.items())
     assert "faces.csv" not in final  # the report marks a finished run
+
+
+def test_with_runner_unknown_flags_go_to_beam_and_without_it_they_are_refused():
+    from absl import flags
+
+    from gfrnet_tf.apps import archive, restore  # noqa: F401  (defines the command's flags)
+
+    argv = ["gfrnet-restore", "--model=m", "--input=i", "--output=o", "--runner", "DirectRunner"]
+    beam_args = ["--direct_num_workers", "2", "--dask_client_address=tcp://127.0.0.1:1"]
+    try:
+        assert archive.parse_flags([*argv, *beam_args]) == ["gfrnet-restore", *beam_args]
+        assert archive.RUNNER.value == "DirectRunner"
+        assert not archive.runner_given(argv[:4] + beam_args)
+        with pytest.raises(flags.UnrecognizedFlagError):
+            flags.FLAGS(argv[:4] + beam_args)
+    finally:
+        flags.FLAGS.unparse_flags()
+
+
+def test_what_the_pipeline_cannot_do_is_one_line_before_anything_runs(monkeypatch):
+    from absl import flags
+
+    from gfrnet_tf.apps import archive, restore  # noqa: F401  (defines the command's flags)
+    from gfrnet_tf.errors import BadConfigError
+
+    archive.parse_flags(["gfrnet-restore", "--model=m", "--input=i", "--output=o", "--runner=x"])
+    try:
+        with pytest.raises(BadConfigError, match="--aligned crops run on one machine"):
+            archive.check_flags(aligned=True)
+        monkeypatch.setitem(sys.modules, "apache_beam", None)
+        with pytest.raises(BadConfigError, match=r"not installed: pip install gfrnet_tf\[beam\]"):
+            archive.restore_on_beam(*[None] * 7, [], lambda path, problem: None)
+    finally:
+        flags.FLAGS.unparse_flags()
+
+
+def test_a_failed_run_names_the_workers_error_not_its_traceback():
+    from gfrnet_tf.pipelines.runner import failure_line
+
+    worker = RuntimeError(
+        "Traceback (most recent call last):\n  File 'x.py', line 1\n"
+        "OSError: [Errno 28] No space left on device\n\nDuring handling ...\n"
+        "gfrnet_tf.restoration.outputs.OutputFolderError: OUT/a_restored.png: cannot be "
+        "written (No space left on device) [while running 'Finish']"
+    )
+    assert failure_line(worker) == (
+        "OUT/a_restored.png: cannot be written (No space left on device) [while running 'Finish']"
+    )
+    assert failure_line(RuntimeError("Traceback ...\nvalue.Error: x\nKeyError: 'k'")) == (
+        "KeyError: 'k'"
+    )
+    assert failure_line(ValueError("a plain message\nsecond line")) == "a plain message"
