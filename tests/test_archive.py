@@ -237,3 +237,34 @@ def test_a_failed_run_names_the_workers_error_not_its_traceback():
         "KeyError: 'k'"
     )
     assert failure_line(ValueError("a plain message\nsecond line")) == "a plain message"
+
+
+def test_contact_sheets_are_the_same_whatever_order_photos_finish_in():
+    """A person's sheet shows their first faces by key, however workers split and order the
+    photos (one machine adds them in photo order)."""
+    from gfrnet_tf.people import Person
+    from gfrnet_tf.restoration.batches import THUMBNAIL_PX, FacePicture, PhotoResult
+    from gfrnet_tf.restoration.report import SHEET_FACES, ContactSheets
+
+    rng = np.random.default_rng(0)
+
+    def picture(i):
+        before, after = rng.integers(0, 256, (2, THUMBNAIL_PX, THUMBNAIL_PX, 3), dtype=np.uint8)
+        return FacePicture("ann", (f"album/{i:03d}.jpg", 0), before, after)
+
+    results = [PhotoResult(f"album/{i:03d}.jpg", (), (picture(i),)) for i in range(40)]
+    in_order = ContactSheets({})
+    for result in results:
+        in_order.add(result)
+    shuffled = [results[i] for i in rng.permutation(len(results))]
+    parts = [ContactSheets({}) for _ in range(3)]
+    for i, result in enumerate(shuffled):
+        parts[i % 3].add(result)
+    merged = parts[2]
+    merged.merge(parts[0])
+    merged.merge(parts[1])
+    person = Person("ann", ())
+    assert merged.counts == in_order.counts == {"ann": 40}
+    assert [p.key for p in merged.pictures["ann"]] == [(r.photo, 0) for r in results[:SHEET_FACES]]
+    assert [p.key for p in merged.pictures["ann"]] == [p.key for p in in_order.pictures["ann"]]
+    assert merged.sheet(person).tobytes() == in_order.sheet(person).tobytes()

@@ -14,8 +14,11 @@ machine; workers must see ROOT, OUT, the model and the guides under the same pat
 
 from __future__ import annotations
 
+import copy
 import csv
+import dataclasses
 import json
+import os
 from pathlib import Path
 
 from absl import flags
@@ -74,15 +77,22 @@ def restore_on_beam(root, output, model, named, settings, options, clips, beam_a
     if not flags.FLAGS.debug:
         quiet_beam_logs()
         beam_args = [*QUIET_WORKERS, *beam_args]  # the user's own overrides win
-    items = list_library(root)
-    archive = ArchiveSettings(output, str(model), settings, options, PHOTOS_PER_CHUNK.value, clips)
+    # Workers run in other folders, on other machines: they get absolute paths.
+    absolute_root = Path(root).absolute()
+    items = list_library(absolute_root)
+    on_workers = copy.copy(output)
+    on_workers.path = Path(output.path).absolute()
+    model = os.path.abspath(model)
+    sources = {photo: os.path.abspath(path) for photo, path in named.sources.items()}
+    named = dataclasses.replace(named, sources=sources)
+    archive = ArchiveSettings(on_workers, model, settings, options, PHOTOS_PER_CHUNK.value, clips)
     restore_archive(items, archive, named, beam_args)
-    with open(Path(output.path) / FACES_CSV, newline="", encoding="utf-8") as stream:
+    with open(on_workers.path / FACES_CSV, newline="", encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))
-    paths = {item.photo: item.path for item in items}
+    paths = {item.photo: Path(root) / Path(item.path).relative_to(absolute_root) for item in items}
     for row in rows:
         problem = row["action"].removeprefix("skipped: ")
         if row["face"] == "-1" and problem != NO_FACE:
             warn(paths[row["photo"]], problem)
-    people = json.loads((Path(output.path) / PEOPLE_JSON).read_text(encoding="utf-8"))["people"]
+    people = json.loads((on_workers.path / PEOPLE_JSON).read_text(encoding="utf-8"))["people"]
     return LibrarySummary(files=len(items), people=len(people)).count(rows)

@@ -119,7 +119,7 @@ class People(beam.DoFn):
         for analysis in analyses:
             if analysis.problem:
                 yield ("row", problem_row(analysis.item.photo, analysis.problem))
-        ((album, people),) = library_people(analyses, named.people, options).items()
+        ((_, people),) = library_people(analyses, named.people, options).items()
         decided = [
             (analysis.item, decide_item(analysis, people, options, self.settings.clips))
             for analysis in analyses
