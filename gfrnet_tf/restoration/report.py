@@ -55,10 +55,10 @@ class ContactSheets:
             crop = self.guides.get(guide.key)
             if crop is not None:
                 panels.append(thumbnail(crop))
-                labels.append(f"guide {guide.photo}#{guide.index}")
+                labels.append(f"guide {_file(guide.photo)} {guide.index}")
         for picture in sorted(self.pictures.get(person.name, []), key=lambda p: p.key):
             panels += [picture.before, picture.after]
-            labels += [f"{picture.key[0]}#{picture.key[1]}", "restored"]
+            labels += [f"{_file(picture.key[0])} {picture.key[1]}", "restored"]
         if not panels:
             panels, labels = [np.full((THUMBNAIL_PX, THUMBNAIL_PX, 3), 255, np.uint8)], ["-"]
         blank = np.full_like(panels[0], 255)
@@ -105,6 +105,12 @@ def write_report(output, rows: Sequence[dict], people: Sequence[Person], sheets:
     folder.mkdir(exist_ok=True)
     for person in people:
         save_image(folder / f"{safe_name(person.name)}.png", sheets.sheet(person))
+
+
+def _file(photo: str) -> str:
+    """A panel's label names the file (the title names the person, rows of faces.csv the
+    full path)."""
+    return photo.rsplit("/", 1)[-1]
 
 
 def _title(text: str, width: int) -> np.ndarray:
