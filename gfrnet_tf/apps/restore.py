@@ -168,7 +168,7 @@ def restore_aligned(failures: Failures) -> None:
             continue
         restored += 1
         guide = printable(Path(face.guide.source).name)
-        print(f"{printable(photo_path)}: restored with guide {guide}")
+        print(f"{printable(photo_path)}: restored 1 face(s); face 0: guide {guide}")
     print(f"restored {restored} file(s) into {printable(output.path)}")
 
 
