@@ -155,7 +155,7 @@ def restore_aligned(failures: Failures) -> None:
             failures.add_error(error)
     if not photos.guides:
         raise NoFaceError("--guide", "--aligned needs a guide photo with a usable face")
-    stems = output.stems(inputs)
+    stems, restored = output.stems(inputs), 0
     for photo_path in inputs:
         try:
             if is_video_file(photo_path):
@@ -167,8 +167,10 @@ def restore_aligned(failures: Failures) -> None:
         except GFRNetError as error:
             failures.add_error(error)
             continue
+        restored += 1
         guide = printable(Path(face.guide.source).name)
-        print(f"{printable(photo_path)}: restored with guide {guide}")
+        print(f"{printable(photo_path)}: restored 1 face(s); face 0: guide {guide}")
+    print(f"restored {restored} file(s) into {printable(output.path)}")
 
 
 def restore_by_person(failures: Failures, beam_args: list[str]) -> None:

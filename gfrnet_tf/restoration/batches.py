@@ -28,7 +28,7 @@ from gfrnet_tf.restoration.paste import paste_face
 from gfrnet_tf.visualize import flow_to_rgb, labelled_panels
 
 DEFAULT_BATCH_SIZE = 8
-THUMBNAIL_PX = 96
+THUMBNAIL_PX = 128
 SHARPER_THAN_RESULT = "sharper than the model's result"
 
 

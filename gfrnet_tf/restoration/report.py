@@ -68,10 +68,10 @@ class ContactSheets:
             crop = self.guides.get(guide.key)
             if crop is not None:
                 panels.append(thumbnail(crop))
-                labels.append(f"guide {guide.photo}#{guide.index}")
+                labels.append(f"guide {_file(guide.photo)} {guide.index}")
         for picture in sorted(self.pictures.get(person.name, []), key=lambda p: p.key):
             panels += [picture.before, picture.after]
-            labels += [f"{picture.key[0]}#{picture.key[1]}", "restored"]
+            labels += [f"{_file(picture.key[0])} {picture.key[1]}", "restored"]
         if not panels:
             panels, labels = [np.full((THUMBNAIL_PX, THUMBNAIL_PX, 3), 255, np.uint8)], ["-"]
         blank = np.full_like(panels[0], 255)
@@ -128,6 +128,12 @@ def write_records(output, rows: Sequence[dict], people: Sequence[Person]) -> Non
     write_faces_csv(rows, output / FACES_CSV)
     with atomic_writer(output / PEOPLE_JSON) as stream:
         stream.write(people_json(rows, people))
+
+
+def _file(photo: str) -> str:
+    """A panel's label names the file (the title names the person, rows of faces.csv the
+    full path)."""
+    return photo.rsplit("/", 1)[-1]
 
 
 def _title(text: str, width: int) -> np.ndarray:
