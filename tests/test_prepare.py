@@ -397,7 +397,10 @@ def test_missing_beam_is_one_line(monkeypatch, capsys, tmp_path):
     status = prepare_app.main(["--input", str(tmp_path), "--output", str(tmp_path / "out")])
     assert status == 1
     error = capsys.readouterr().err.strip()
-    assert error == "error: apache_beam: not installed: pip install gfrnet_tf[beam]"
+    assert error == (
+        'error: apache_beam: not installed: pip install "gfrnet_tf[beam]"'
+        ' (in a checkout: pip install -e ".[beam]")'
+    )
 
 
 def test_bad_flags_are_one_line(capsys, tmp_path):

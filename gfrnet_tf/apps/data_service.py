@@ -35,8 +35,7 @@ WORKER_HOST = flags.DEFINE_string(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise BadConfigError("command line", f"unexpected arguments: {' '.join(argv[1:])}")
+    del argv
     if (PORT.value is None) == (DISPATCHER.value is None):
         raise BadConfigError(
             "command line",

@@ -17,6 +17,7 @@ import argparse
 import logging
 import sys
 
+from gfrnet_tf.apps.common import check_arguments
 from gfrnet_tf.errors import BadConfigError, GFRNetError
 from gfrnet_tf.io.paths import printable
 from gfrnet_tf.pipelines.identity import SPLITS, PairOptions
@@ -52,6 +53,16 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _positional(beam_args: list[str]) -> list[str]:
+    """The words left for Beam that are no option's value, read as Beam reads options it does
+    not know: a word right after `--name` (without `=`) is that option's value."""
+    return [
+        word
+        for before, word in zip(["-"] + beam_args, beam_args)
+        if not word.startswith("-") and not (before.startswith("--") and "=" not in before)
+    ]
 
 
 def parse_args(argv):
@@ -164,6 +175,7 @@ def parse_args(argv):
     )
     parser.add_argument("--debug", action="store_true", help="full tracebacks")
     args, beam_args = parser.parse_known_args(argv)
+    check_arguments(_positional(beam_args))
     if args.all_faces and args.landmarks != "dlib":
         raise BadConfigError(
             "--all-faces", "needs --landmarks dlib: a landmark file describes one face per photo"

@@ -34,7 +34,13 @@ from absl import flags
 
 from gfrnet_tf.apps.batch import Failures
 from gfrnet_tf.apps.common import make_run
-from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError, NoFaceError
+from gfrnet_tf.errors import (
+    BadConfigError,
+    BadModelFileError,
+    GFRNetError,
+    NoFaceError,
+    optional_dependency,
+)
 from gfrnet_tf.io import load_image
 from gfrnet_tf.io.paths import printable
 from gfrnet_tf.restoration.outputs import OutputFolder, OutputFolderError
@@ -125,12 +131,10 @@ def restore_video(photos: PhotoRestorer, path: Path, destination: Path) -> str:
     """Restores one video file; its summary line."""
     if photos.aligned:
         raise BadConfigError(path, "--aligned is for face-crop photos; a video's faces are tracked")
-    try:
+    with optional_dependency(path):  # PyAV
         from gfrnet_tf.video.clip import restore_clip
         from gfrnet_tf.video.identity import optional_embedder
         from gfrnet_tf.video.streaming import VideoRestorer
-    except ImportError as error:
-        raise BadConfigError(path, f"videos need PyAV: pip install 'gfrnet_tf[video]' ({error})")
     videos = VideoRestorer(photos, detect_every=DETECT_EVERY.value)
     identity = optional_embedder() if IDENTITY_EVERY.value else None
     return restore_clip(

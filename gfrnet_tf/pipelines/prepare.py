@@ -40,7 +40,13 @@ import math
 import re
 import time
 
-from gfrnet_tf.errors import BadConfigError, GFRNetError, first_line
+from gfrnet_tf.errors import (
+    BadConfigError,
+    GFRNetError,
+    MissingDependencyError,
+    first_line,
+    optional_dependency,
+)
 from gfrnet_tf.io.paths import safe_name
 from gfrnet_tf.pipelines import listing
 from gfrnet_tf.pipelines.identity import (
@@ -360,10 +366,8 @@ def shard_name(split: str, index: int, total: int) -> str:
 
 
 def beam_module():
-    try:
+    with optional_dependency():
         import apache_beam
-    except ImportError:
-        raise BadConfigError("apache_beam", "not installed: pip install gfrnet_tf[beam]")
     return apache_beam
 
 
@@ -440,7 +444,10 @@ def run_pipeline(settings: PrepareSettings, beam_args: list[str]) -> dict:
     pipeline = beam.Pipeline(options=options)
     build(pipeline, settings, identities)
     try:
-        pipeline.run().wait_until_finish()
+        with optional_dependency("--runner"):  # a runner's own package, e.g. Dask
+            pipeline.run().wait_until_finish()
+    except MissingDependencyError:
+        raise
     except Exception as error:
         # A worker's failure (disk full, a runner's own error) arrives as whatever the
         # runner raises; the manifest is not written, so DIR is no dataset.
