@@ -2,9 +2,6 @@
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -18,8 +15,8 @@ from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.io import load_image
 from gfrnet_tf.loading import TrainedModel
-from gfrnet_tf.models.gfrnet import build_gfrnet
 from gfrnet_tf.restoration.restorer import Restorer
+from support import built_gfrnet, run_module
 
 
 def test_report_files_round_trip(tmp_path):
@@ -94,7 +91,6 @@ def test_protocol_rows_hand_values_and_a_failing_model_is_dropped():
     assert len(evaluation.examples["input"]) == 1 and len(evaluation.examples["input"][0]) == 5
 
 
-REPO = Path(__file__).resolve().parents[1]
 # A batch size that does not divide the test set: the last, partial batch must count too.
 SIZE, PAIRS, BATCH = 32, 5, 2
 
@@ -119,13 +115,10 @@ def evaluated(tmp_path_factory):
         records.append(encode_pair(target, guide, points, guide_points))
     write_shard(root / "test-0.tfrecord", records)
     write_shard(root / "test-1.tfrecord", [b"not a tf.Example"])
-    model = build_gfrnet({"widths": (8, 8, 8), "discriminator_widths": (8, 8), "local_size": 16})
-    model({"degraded": np.zeros((1, SIZE, SIZE, 3)), "guide": np.zeros((1, SIZE, SIZE, 3))})
+    model = built_gfrnet(size=SIZE)
     model.save(root / "tiny.keras")
     export_savedmodel(model, root / "served", SIZE)
-    command = [
-        sys.executable,
-        "-m",
+    done = run_module(
         "gfrnet_tf.apps.evaluate",
         f"--model={root / 'tiny.keras'}",
         f"--model={root / 'missing.keras'}",
@@ -137,14 +130,7 @@ def evaluated(tmp_path_factory):
         f"--batch_size={BATCH}",
         "--synthetic_pose",
         "--examples=3",
-    ]
-    done = subprocess.run(
-        command,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
         timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     return root, done
 

@@ -9,7 +9,6 @@ import hashlib
 import io
 import os
 import resource
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,9 +19,8 @@ from PIL import Image
 from gfrnet_tf.errors import BadOutputError
 from gfrnet_tf.io import load_image, save_image
 from gfrnet_tf.restoration.outputs import NAME_MAX, OutputFolder, OutputFolderError
+from support import SIZE, run_checkout
 
-REPO = Path(__file__).resolve().parents[1]
-SIZE = 32  # conftest's `tiny_model` size
 # A photo name that fits the file system alone but not with `_face0_compare.png` added.
 LONG_NAME = "x" * 240 + ".png"
 
@@ -64,24 +62,21 @@ def tree_hashes(root):
 
 
 def restore(model, input_path, output, guide, *extra, env=None, wrap=(), preexec_fn=None):
-    done = subprocess.run(
-        [
-            *wrap,
-            sys.executable,
-            "-m",
-            "gfrnet_tf.apps.restore",
-            f"--model={model[1]}",
-            f"--input={input_path}",
-            f"--guide={guide}",
-            f"--output={output}",
-            "--aligned",
-            *extra,
-        ],
-        cwd=REPO,
-        capture_output=True,
+    done = run_checkout(
+        *wrap,
+        sys.executable,
+        "-m",
+        "gfrnet_tf.apps.restore",
+        f"--model={model[1]}",
+        f"--input={input_path}",
+        f"--guide={guide}",
+        f"--output={output}",
+        "--aligned",
+        *extra,
+        env=env,
         timeout=300,
         preexec_fn=preexec_fn,
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        text=False,
     )
     stderr = done.stderr.decode("utf-8", "replace")
     assert "Traceback" not in stderr, stderr
