@@ -6,6 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -32,6 +33,19 @@ def tiny_model(tmp_path_factory):
 
 
 @pytest.fixture
+def hide_module(monkeypatch):
+    """`hide_module(name)`: for this test, importing `name` or any of its submodules raises
+    `ImportError`, as if the package were not installed (even if it is imported already)."""
+
+    def hide(name):
+        for loaded in [m for m in sys.modules if m.startswith(f"{name}.")]:
+            monkeypatch.setitem(sys.modules, loaded, None)
+        monkeypatch.setitem(sys.modules, name, None)
+
+    return hide
+
+
+@pytest.fixture
 def mixed_float16():
     """Keras' global policy `mixed_float16` for the test (float16 compute, float32 weights)."""
     with support.dtype_policy("mixed_float16"):
@@ -51,7 +65,6 @@ def installed_wheel(tmp_path_factory):
     """
     import shutil
     import site
-    import sys
     from pathlib import Path
 
     work = tmp_path_factory.mktemp("wheel")

@@ -8,7 +8,6 @@ batch size, and a third on Dask workers (slow), must write the same bytes.
 import hashlib
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -379,8 +378,8 @@ def test_safe_names_keep_distinct_names_apart():
     assert len({safe_name(n) for n in ["a/b", "a_b", "a b", "a\\b"]}) == 4
 
 
-def test_missing_beam_is_one_line(monkeypatch, capsys, tmp_path):
-    monkeypatch.setitem(sys.modules, "apache_beam", None)
+def test_missing_beam_is_one_line(hide_module, capsys, tmp_path):
+    hide_module("apache_beam")
     status = prepare_app.main(["--input", str(tmp_path), "--output", str(tmp_path / "out")])
     assert status == 1
     error = capsys.readouterr().err.strip()

@@ -40,13 +40,7 @@ import math
 import re
 import time
 
-from gfrnet_tf.errors import (
-    BadConfigError,
-    GFRNetError,
-    MissingDependencyError,
-    first_line,
-    optional_dependency,
-)
+from gfrnet_tf.errors import BadConfigError, GFRNetError, first_line, optional_dependency
 from gfrnet_tf.io.paths import safe_name
 from gfrnet_tf.pipelines import listing
 from gfrnet_tf.pipelines.identity import (
@@ -441,13 +435,11 @@ def run_pipeline(settings: PrepareSettings, beam_args: list[str]) -> dict:
         # Default: the DirectRunner with one worker process per local core.
         direct = options.view_as(DirectOptions)
         direct.direct_running_mode, direct.direct_num_workers = "multi_processing", 0
-    pipeline = beam.Pipeline(options=options)
+    with optional_dependency("--runner"):  # a runner's own package, e.g. Dask
+        pipeline = beam.Pipeline(options=options)
     build(pipeline, settings, identities)
     try:
-        with optional_dependency("--runner"):  # a runner's own package, e.g. Dask
-            pipeline.run().wait_until_finish()
-    except MissingDependencyError:
-        raise
+        pipeline.run().wait_until_finish()
     except Exception as error:
         # A worker's failure (disk full, a runner's own error) arrives as whatever the
         # runner raises; the manifest is not written, so DIR is no dataset.
