@@ -33,7 +33,7 @@ def config_flags(model=TINY, size=SIZE) -> list[str]:
 
 def train_command(workdir, *flags) -> list[str]:
     """`gfrnet-train` (as `python -m`) of a `TINY` model from the `smoke` preset: SIZE px,
-    batches of 2, synthetic-pose guides, then `flags`."""
+    batches of BATCH, synthetic-pose guides, then `flags`."""
     return [
         sys.executable,
         "-m",
@@ -42,7 +42,7 @@ def train_command(workdir, *flags) -> list[str]:
         f"--workdir={workdir}",
         "--synthetic_pose",
         *config_flags(),
-        "--config.input.batch_size=2",
+        f"--config.input.batch_size={BATCH}",
         *flags,
     ]
 
