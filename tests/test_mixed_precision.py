@@ -59,7 +59,7 @@ def _sgd():
     return keras.optimizers.SGD(0.1)
 
 
-def test_mixed_model_computes_in_float16_and_returns_float32(mixed_policy):
+def test_mixed_model_computes_in_float16_and_returns_float32(mixed_float16):
     model = _model(_sgd, loss_scaled=True)
     assert model.recnet.compute_dtype == "float16"
     assert model.warpnet.compute_dtype == "float16"
