@@ -84,6 +84,16 @@ def test_litert_interpreter_without_litert(hide_module):
         litert_interpreter(b"")
 
 
+def test_dlib_landmarks_without_dlib_fail_when_made_not_at_each_photo(hide_module):
+    """A batch (gfrnet-prepare) makes its landmark source first: no photo is rejected for a
+    package."""
+    from gfrnet_tf.faces import DlibLandmarks
+
+    hide_module("dlib")
+    with pytest.raises(MissingDependencyError, match=r'^dlib: .*"gfrnet_tf\[landmarks\]"'):
+        DlibLandmarks()
+
+
 def test_serving_requests_without_tensorflow_serving_api(hide_module):
     from gfrnet_tf import serving_client
 

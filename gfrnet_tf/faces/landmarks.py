@@ -70,6 +70,9 @@ class DlibLandmarks(LandmarkSource):
     """
 
     def __init__(self, predictor_path=None):
+        # Missing dlib fails here, once, not as a rejection of every photo of a batch.
+        with optional_dependency():
+            import dlib  # noqa: F401
         self.predictor_path = str(predictor_path or default_predictor_path())
 
     def locate(self, image, box, key=""):
