@@ -25,7 +25,7 @@ from gfrnet_tf.models.gfrnet import build_gfrnet
 from gfrnet_tf.sample import load_sample
 from gfrnet_tf.video import subpixel
 from gfrnet_tf.video import synthetic as clips
-from gfrnet_tf.video.files import is_video_file
+from gfrnet_tf.io.media import is_video_file
 from gfrnet_tf.video.measures import Flicker, RunningStats, face_crop
 from gfrnet_tf.video.reader import VideoReader
 from gfrnet_tf.video.smoothing import TrackSmoother, centred_line_fit
