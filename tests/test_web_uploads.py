@@ -6,6 +6,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from image_fixtures import png_header
 from PIL import Image
 from skimage.data import astronaut
 
@@ -17,16 +18,19 @@ from gfrnet_tf.web.uploads import (
     shown_name,
     store_upload,
 )
-from image_fixtures import png_header
 
 
-def _jpeg(image=None, size=None) -> bytes:
-    image = Image.fromarray(astronaut() if image is None else image)
-    if size:
-        image = image.resize(size)
+def _saved(image, image_format) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=90)
+    Image.fromarray(image).save(buffer, format=image_format)
     return buffer.getvalue()
+
+
+def _jpeg(size=None) -> bytes:
+    image = astronaut()
+    if size:
+        image = np.asarray(Image.fromarray(image).resize(size))
+    return _saved(image, "JPEG")
 
 
 class _Numbers:
@@ -55,7 +59,9 @@ def test_a_photo_is_stored_under_a_server_name_whatever_the_browser_calls_it(tmp
     assert added.path == tmp_path / "photo-0001.jpg"  # the suffix from the header, not the name
     assert _files(tmp_path) == ["photo-0001.jpg"]
     assert added.name == "passwd<img src=x onerror=alert(1)>.png"  # shown as text only
-    np.testing.assert_array_equal(np.asarray(Image.open(added.path)), np.asarray(Image.open(io.BytesIO(_jpeg()))))
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(added.path)), np.asarray(Image.open(io.BytesIO(_jpeg())))
+    )
     assert (budget.files, budget.bytes) == (1, len(_jpeg()))
 
 
@@ -70,14 +76,15 @@ def test_shown_names():
 @pytest.mark.parametrize(
     "data, words",
     [
-        (png_header(100_000, 100_000), "more than the maximum"),
+        (png_header(9000, 9000), "9000x9000 is 81000000 pixels, more than the maximum"),
+        (png_header(100_000, 100_000), "more than 40000000 pixels"),
         (png_header(20, 20), "too small"),
         (b"hello, this is text", "not a photo"),
         (b"", "empty file"),
         (_jpeg()[:3000], "corrupt or truncated"),
-        (b"GIF89a" + bytes(20), "GIF images are not taken"),
+        (_saved(np.zeros((32, 32, 3), np.uint8), "GIF"), "GIF images are not taken"),
     ],
-    ids=["bomb-header", "tiny", "text", "empty", "truncated", "gif"],
+    ids=["81-megapixels", "bomb-header", "tiny", "text", "empty", "truncated", "gif"],
 )
 def test_bad_files_are_refused_by_name_and_leave_nothing(tmp_path, data, words):
     budget = UploadBudget(UploadLimits())
@@ -92,13 +99,17 @@ def test_a_decompression_bomb_is_refused_from_its_header_without_decoding(tmp_pa
     """The 100000^2 PNG would be 30 GB decoded: refused before Pillow loads a pixel."""
     loads = []
     monkeypatch.setattr(Image.Image, "load", lambda self: loads.append(1))
-    added, (refused,) = _store(png_header(100_000, 100_000), "x.png", tmp_path, UploadBudget(UploadLimits()))
-    assert "100000x100000" in refused.problem and not loads
+    added, (refused,) = _store(
+        png_header(100_000, 100_000), "x.png", tmp_path, UploadBudget(UploadLimits())
+    )
+    assert "more than 40000000 pixels" in refused.problem and not loads
 
 
 def test_count_and_byte_limits(tmp_path):
     photo = _jpeg(size=(64, 64))
-    limits = UploadLimits(max_files=2, max_file_bytes=len(photo) + 10, max_total_bytes=10 * len(photo))
+    limits = UploadLimits(
+        max_files=2, max_file_bytes=len(photo) + 10, max_total_bytes=10 * len(photo)
+    )
     budget = UploadBudget(limits)
     for name in ("a.jpg", "b.jpg"):
         assert _store(photo, name, tmp_path, budget)[0]
@@ -173,7 +184,9 @@ def test_a_clip_is_taken_with_its_frame_size_and_a_long_one_refused(tmp_path):
         clip.read_bytes(), "long.mp4", folder, UploadBudget(UploadLimits(max_clip_frames=10))
     )
     assert "12 frames, more than the 10" in refused.problem
-    _, (refused,) = _store(clip.read_bytes(), "guide.mp4", folder, UploadBudget(UploadLimits()), clips=False)
+    _, (refused,) = _store(
+        clip.read_bytes(), "guide.mp4", folder, UploadBudget(UploadLimits()), clips=False
+    )
     assert "not a photo" in refused.problem  # guides are photos
     assert _files(folder) == ["clip-0001.mp4"]
     os.remove(clip)

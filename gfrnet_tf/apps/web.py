@@ -43,6 +43,7 @@ MAX_MEGAPIXELS = flags.DEFINE_float(
 MAX_CLIP_FRAMES = flags.DEFINE_integer("max_clip_frames", 1500, "Longest clip, in frames.")
 flags.mark_flags_as_required(["model"])
 
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

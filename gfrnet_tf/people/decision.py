@@ -135,3 +135,21 @@ def _with_guide(face: FaceRecord, person: Person, distance, options: DecisionOpt
         options.distance(face.embedding, guide.embedding),
         pose_distances[index],
     )
+
+
+def with_chosen_guide(
+    face: FaceRecord, person: Person, guide: FaceRecord, options: DecisionOptions
+) -> Decision:
+    """A person's own choice for one face (the page's "use this guide"): restore `face`
+    as `person` with `guide`, the identity and pose distances measured as for a decision
+    of `decide_faces`. Who the face is, is then the user's word, as with `any_person`."""
+    _, pose_distances = choose_guide(face.landmarks, [guide.landmarks])
+    return Decision(
+        face,
+        RESTORE,
+        "",
+        person.name,
+        guide,
+        options.distance(face.embedding, guide.embedding),
+        pose_distances[0],
+    )

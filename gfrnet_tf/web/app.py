@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from gfrnet_tf.web.jobs import WorkQueue
 from gfrnet_tf.web.uploads import UploadLimits, UploadRefused, shown_name
+from gfrnet_tf.web.views import page_state, zip_results
 from gfrnet_tf.web.visitors import COOKIE, TooManyVisitors, Visitor, Visitors
 
 STATIC = Path(__file__).parent / "static"
@@ -116,7 +117,7 @@ def make_app(
 
     async def state(request: Request) -> Response:
         visitor = visitor_of(request)
-        return _json(_state(visitor, queue, studio, limits))
+        return _json(_state(visitor, queue, limits))
 
     async def upload(request: Request) -> Response:
         visitor = visitor_of(request)
@@ -199,7 +200,7 @@ def make_app(
         visitor = visitor_of(request)
         if visitor is None or visitor.busy or visitor.results is None:
             return _error("nothing restored yet", 404)
-        path = await run_in_threadpool(studio.zip_results, visitor)
+        path = await run_in_threadpool(zip_results, visitor)
         return FileResponse(
             path, media_type="application/zip", filename="restored.zip", headers=_HEADERS
         )
@@ -260,14 +261,20 @@ async def _json_body(request: Request) -> dict:
     return body if isinstance(body, dict) else {}
 
 
-def _state(visitor: Visitor | None, queue: WorkQueue, studio, limits: UploadLimits) -> dict:
+def _state(visitor: Visitor | None, queue: WorkQueue, limits: UploadLimits) -> dict:
     """Everything the page shows, for this visitor only."""
     if visitor is None:
-        return {"limits": limits.describe(), "uploads": [], "people": [], "progress": None}
+        return {
+            "limits": limits.describe(),
+            "uploads": [],
+            "people": [],
+            "results": None,
+            "progress": None,
+        }
     progress = visitor.progress
     return {
         "limits": limits.describe(),
-        **studio.view(visitor),
+        **page_state(visitor),
         "progress": {
             "state": progress.state,
             "stage": progress.stage,

@@ -78,7 +78,7 @@ class WorkQueue:
         except GFRNetError as error:
             problem = f"{printable(error.source)}: {printable(error.problem)}"
             visitor.progress = Progress("failed", "stopped", message=f"error: {problem}")
-        except Exception:  # noqa: BLE001 (one visitor's failure must not stop the server's worker)
+        except Exception:
             logger.exception("a restoration failed")
             visitor.progress = Progress(
                 "failed", "stopped", message="error: the restoration failed unexpectedly"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gfrnet_tf.errors import BadImageError, GFRNetError
 from gfrnet_tf.io.images import image_header, load_image
+from gfrnet_tf.io.media import is_video_file
 
 PHOTO, CLIP = "photo", "clip"
 # Pillow formats a photo may have, and the suffix it is stored under.
@@ -49,7 +50,9 @@ class UploadLimits:
     def __post_init__(self):
         for field in dataclasses.fields(self):
             if getattr(self, field.name) < 1:
-                raise ValueError(f"{field.name} must be at least 1, got {getattr(self, field.name)}")
+                raise ValueError(
+                    f"{field.name} must be at least 1, got {getattr(self, field.name)}"
+                )
 
     def describe(self) -> str:
         """One line for the page."""
@@ -91,7 +94,9 @@ class UploadBudget:
         """Counts one more file of `size` bytes, or refuses it (nothing counted)."""
         limits = self.limits
         if self.files + 1 > limits.max_files:
-            raise UploadRefused(name, f"more than {limits.max_files} files; start over to add others")
+            raise UploadRefused(
+                name, f"more than {limits.max_files} files; start over to add others"
+            )
         if size > limits.max_file_bytes:
             raise UploadRefused(name, f"larger than {limits.max_file_bytes >> 20} MB")
         if self.bytes + size > limits.max_total_bytes:
@@ -156,15 +161,9 @@ def _identify(path: Path, name: str, limits: UploadLimits, clips: bool):
             raise UploadRefused(name, f"{image_format} images are not taken; use JPEG or PNG")
         load_image(path, limits.max_pixels)  # the body too: a truncated photo is told now
         return PHOTO, PHOTO_SUFFIXES[image_format], (width, height)
-    if clips and _looks_like_video(path):
+    if clips and is_video_file(path):
         return CLIP, CLIP_SUFFIX, _clip_size(path, name, limits)
     raise UploadRefused(name, "not a photo (JPEG, PNG, WebP, BMP, TIFF), a clip or a zip of them")
-
-
-def _looks_like_video(path: Path) -> bool:
-    from gfrnet_tf.video.files import is_video_file
-
-    return is_video_file(path)
 
 
 def _clip_size(path: Path, name: str, limits: UploadLimits) -> tuple[int, int]:
@@ -194,7 +193,9 @@ def _store_zip(stream, name, folder, number, budget, clips):
         for member in sorted(members, key=lambda m: m.filename):
             member_name = f"{name}: {shown_name(member.filename)}"
             try:
-                accepted.append(_store_member(archive, member, member_name, folder, number, budget, clips))
+                accepted.append(
+                    _store_member(archive, member, member_name, folder, number, budget, clips)
+                )
             except UploadRefused as error:
                 refused.append(error)
     if not accepted and not refused:
@@ -220,7 +221,8 @@ def _store_member(archive, member, name, folder, number, budget, clips):
 def _is_content(member: zipfile.ZipInfo) -> bool:
     """A file a person put in the zip: not a folder, not a hidden or macOS resource file."""
     parts = member.filename.replace("\\", "/").split("/")
-    return not member.is_dir() and not any(p.startswith(".") or p == "__MACOSX" for p in parts)
+    hidden = any(p.startswith(".") and p not in (".", "..") or p == "__MACOSX" for p in parts)
+    return not member.is_dir() and not hidden
 
 
 def _copy_counted(source, target, limit: int) -> int:
@@ -233,4 +235,3 @@ def _copy_counted(source, target, limit: int) -> int:
         target.write(chunk)
         copied += len(chunk)
     return copied
-

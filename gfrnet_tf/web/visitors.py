@@ -46,13 +46,22 @@ class Visitor:
         self.folder = folder
         self.budget = UploadBudget(limits)
         self.lock = threading.Lock()
-        self.uploads = {}  # id -> web.state.Upload
-        self.results = None  # web.state.Results once a restoration finished
+        self.uploads = {}  # id -> views.Upload
+        self.people = {}  # the name the visitor typed -> the person's guides folder
+        self.run = None  # results.Run once a restoration finished
+        self.results = None  # the page's view of the run (views.draw_run)
         self.files = {}  # id -> (path, media type, download name): all the visitor may fetch
         self.progress = Progress()
         self.last_seen = time.monotonic()
         self.forgotten = False  # set when removed: work still running then cleans up after
         self._numbers = itertools.count(1)
+
+    @property
+    def view_folder(self) -> Path:
+        """Where the page's own pictures (thumbnails, face crops) go."""
+        folder = self.folder / "view"
+        folder.mkdir(exist_ok=True)
+        return folder
 
     def next_number(self) -> int:
         return next(self._numbers)

@@ -1,0 +1,45 @@
+"""A visitor's finished run as the page keeps it: the library's plan, each item's
+decisions (a person's overrides in) and result, and the ids the page names them by."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from gfrnet_tf.people import Decision
+from gfrnet_tf.restoration import library
+
+# The reason of a face a person chose to keep as it was.
+EXCLUDED = "kept as it was, as you asked"
+
+
+@dataclasses.dataclass
+class ItemState:
+    """One library item of a visitor's run: the library's decisions for it, the ones it
+    was last restored with (a person's overrides in), and its result."""
+
+    item: library.LibraryItem
+    problem: str
+    planned: list[Decision]
+    decisions: list[Decision]
+    result: library.PhotoResult | None = None
+
+
+@dataclasses.dataclass
+class Run:
+    """A visitor's finished restoration: the library's plan and each item's state (by the
+    page's item id); `faces` maps the page's face ids to `(item id, face index)`."""
+
+    plan: library.LibraryPlan
+    items: dict[str, ItemState]
+    faces: dict[str, tuple[str, int]]
+
+
+def guide_choices(run: Run, state: ItemState) -> dict[str, tuple]:
+    """`{guide id: (person, guide)}`: every guide of the people the item's faces were
+    decided against (its album's), for a person to choose from."""
+    people = run.plan.people_of.get(state.item.album, ())
+    return {guide_id(guide): (person, guide) for person in people for guide in person.guides}
+
+
+def guide_id(guide) -> str:
+    return f"g{guide.photo}#{guide.index}"
