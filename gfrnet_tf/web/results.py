@@ -9,7 +9,7 @@ from gfrnet_tf.people import Decision
 from gfrnet_tf.restoration import library
 
 # The reason of a face a person chose to keep as it was.
-EXCLUDED = "kept as it was, as you asked"
+EXCLUDED = "you chose to keep it"
 
 
 @dataclasses.dataclass
@@ -32,14 +32,16 @@ class Run:
     plan: library.LibraryPlan
     items: dict[str, ItemState]
     faces: dict[str, tuple[str, int]]
+    guides: dict[tuple[str, int], str] = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self):
+        """Every guide's id (`g1`, `g2`, ...), in the plan's order of people."""
+        for person in self.plan.people:
+            for guide in person.guides:
+                self.guides.setdefault(guide.key, f"g{len(self.guides) + 1}")
 
-def guide_choices(run: Run, state: ItemState) -> dict[str, tuple]:
-    """`{guide id: (person, guide)}`: every guide of the people the item's faces were
-    decided against (its album's), for a person to choose from."""
-    people = run.plan.people_of.get(state.item.album, ())
-    return {guide_id(guide): (person, guide) for person in people for guide in person.guides}
-
-
-def guide_id(guide) -> str:
-    return f"g{guide.photo}#{guide.index}"
+    def guide_choices(self, state: ItemState) -> dict[str, tuple]:
+        """`{guide id: (person, guide)}`: every guide of the people the item's faces were
+        decided against (its album's), for a person to choose from."""
+        people = self.plan.people_of.get(state.item.album, ())
+        return {self.guides[g.key]: (person, g) for person in people for g in person.guides}

@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 
 from gfrnet_tf.io import load_image
 from gfrnet_tf.io.paths import safe_name
-from gfrnet_tf.web.results import EXCLUDED, Run, guide_choices, guide_id
+from gfrnet_tf.web.results import EXCLUDED, Run
 from gfrnet_tf.web.uploads import CLIP, PHOTO
 
 THUMBNAIL_PX = 240
@@ -64,7 +64,7 @@ def draw_run(visitor, run: Run, summary: str) -> dict:
     guides = {}
     items = []
     for item_id, state in run.items.items():
-        choices = guide_choices(run, state)
+        choices = run.guide_choices(state)
         for gid, (person, guide) in choices.items():
             if gid not in guides:
                 guides[gid] = {
@@ -115,7 +115,7 @@ def _item_view(visitor, run: Run, item_id: str, state, choices) -> dict:
         action = row["action"] if row else "skipped: not restored"
         is_restored = action == "restored" and after is not None
         box = decision.face.box
-        used = guide_id(decision.guide) if is_restored else None  # filled in by draw_run
+        used = run.guides[decision.guide.key] if is_restored else None  # filled in by draw_run
         view["faces"].append(
             {
                 "id": face_ids[(item_id, index)],

@@ -25,7 +25,7 @@ from gfrnet_tf.people.decision import KEEP, with_chosen_guide
 from gfrnet_tf.restoration import library
 from gfrnet_tf.restoration.listing import LONGEST_SUFFIX
 from gfrnet_tf.restoration.outputs import OutputFolder
-from gfrnet_tf.web.results import EXCLUDED, ItemState, Run, guide_choices
+from gfrnet_tf.web.results import EXCLUDED, ItemState, Run
 from gfrnet_tf.web.uploads import PHOTO, UploadRefused, shown_name, store_upload
 from gfrnet_tf.web.views import Upload, draw_run, thumbnail
 from gfrnet_tf.web.visitors import Visitor
@@ -146,7 +146,7 @@ class Studio:
                 current.face, KEEP, EXCLUDED, current.person, distance=current.distance
             )
         elif guide_id is not None:
-            person, guide = guide_choices(run, state)[guide_id]
+            person, guide = run.guide_choices(state)[guide_id]
             changed = with_chosen_guide(current.face, person, guide, run.plan.options)
         else:
             changed = planned

@@ -163,9 +163,9 @@ function drawProgress(progress) {
   if (progress.state === "failed" && progress.message) {
     $("messages").replaceChildren();
     say(progress.message);
-  } else if (progress.state === "done" && progress.message) {
+  } else if (progress.state === "done" && polling) {  // just finished
     $("messages").replaceChildren();
-    say(progress.message, true);
+    say("Finished: the results are below.", true);
   }
   return busy;
 }
@@ -211,8 +211,8 @@ function faceCard(face, guides) {
   if (face.distance_before !== null) {
     const after = face.distance_after !== null ? `, after ${face.distance_after.toFixed(2)}` : "";
     facts.append(element("li", {
-      text: `Identity distance to the guide: before ${face.distance_before.toFixed(2)}${after}` +
-        " (under 0.6 usually means the same person)",
+      text: `Identity distance to the person's guide: before ${face.distance_before.toFixed(2)}` +
+        `${after} (under 0.6 usually means the same person)`,
     }));
   }
   const actions = element("div", { className: "actions" });
