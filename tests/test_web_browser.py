@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from web_fixtures import artifact, chromium, served
 
 from gfrnet_tf.io import load_image
-from web_fixtures import artifact, chromium, served
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -37,7 +37,9 @@ def browser_page(page_url):
     """`(page, requests)`: a fresh browser and the URL of every request it made."""
     with playwright_api.sync_playwright() as playwright:
         browser = chromium(playwright)
-        context = browser.new_context(viewport={"width": 1100, "height": 900}, accept_downloads=True)
+        context = browser.new_context(
+            viewport={"width": 1100, "height": 900}, accept_downloads=True
+        )
         requests = []
         context.on("request", lambda request: requests.append(request.url))
         page = context.new_page()

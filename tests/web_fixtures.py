@@ -26,9 +26,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(
-    os.environ.get(
-        "GFRNET_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"
-    )
+    os.environ.get("GFRNET_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")
 )
 
 

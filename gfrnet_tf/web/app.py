@@ -175,6 +175,8 @@ def make_app(
         exclude = change.get("exclude")
         if not isinstance(guide, (str, type(None))) or not isinstance(exclude, (bool, type(None))):
             return _error("a change is {'exclude': true|false} or {'guide': id}")
+        if not studio.knows_face(visitor, face_id, guide):
+            return _error("no such guide for this face", 404)
         if not queue.submit(
             visitor,
             lambda report: studio.change_face(visitor, face_id, exclude, guide, report),

@@ -91,8 +91,13 @@ class Studio:
         return any(u.person is None for u in visitor.uploads.values())
 
     @staticmethod
-    def knows_face(visitor: Visitor, face_id: str) -> bool:
-        return visitor.run is not None and face_id in visitor.run.faces
+    def knows_face(visitor: Visitor, face_id: str, guide_id: str | None = None) -> bool:
+        """Whether the visitor's run has this face (and `guide_id` among its choices)."""
+        run = visitor.run
+        if run is None or face_id not in run.faces:
+            return False
+        item_id, _ = run.faces[face_id]
+        return guide_id is None or guide_id in run.guide_choices(run.items[item_id])
 
     # ---- work (a worker thread, the visitor's lock held) -----------------------------------
 

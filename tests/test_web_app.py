@@ -1,0 +1,196 @@
+"""The page's server: visitors kept apart, hostile requests answered, work off the loop.
+
+Through Starlette's test client (the app in-process, lifespan included) with the real
+library and the tiny model; the browser's view is `test_web_browser.py`.
+"""
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from gfrnet_tf.restoration.library import RestoreSettings
+from gfrnet_tf.web import Studio, UploadLimits, load_studio, make_app
+
+PEOPLE = Path(__file__).parent / "data" / "people"
+SIZE = 32
+LOCAL = "http://127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def studio(tiny_model):
+    return load_studio(tiny_model[1], SIZE)
+
+
+def _upload(client, name, data=None, person=None):
+    data = (PEOPLE / name).read_bytes() if data is None else data
+    return client.post(
+        "/api/upload", files={"file": (name, data)}, data={"person": person} if person else None
+    )
+
+
+def _finished(client, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = client.get("/api/state").json()
+        if state["progress"]["state"] not in ("waiting", "running"):
+            return state
+        time.sleep(0.2)
+    raise AssertionError("the work did not finish")
+
+
+def test_visitors_never_see_each_other(studio):
+    app = make_app(studio)
+    with TestClient(app, base_url=LOCAL) as alice, TestClient(app, base_url=LOCAL) as bob:
+        assert _upload(alice, "obama.jpg").status_code == 200
+        alice_state = alice.get("/api/state").json()
+        (photo,) = alice_state["uploads"]
+        assert alice.get(f"/api/files/{photo['thumb']}").status_code == 200
+        # Bob has no cookie of Alice's: her ids mean nothing to him.
+        assert bob.get("/api/state").json()["uploads"] == []
+        assert bob.get(f"/api/files/{photo['thumb']}").status_code == 404
+        assert _upload(bob, "biden.jpg").status_code == 200
+        (bobs,) = bob.get("/api/state").json()["uploads"]
+        assert bobs["name"] == "biden.jpg" and alice.get("/api/state").json() == alice_state
+        bob_thumb = bob.get(f"/api/files/{bobs['thumb']}").content
+        assert bob_thumb != alice.get(f"/api/files/{photo['thumb']}").content
+        folders = {v.folder for v in app.state.visitors._visitors.values()}
+        assert len(folders) == 2 and all(f.parent == app.state.visitors.root for f in folders)
+        # A stolen-looking cookie that is not a visitor's is nobody.
+        stranger = TestClient(app, base_url=LOCAL, cookies={"gfrnet_visitor": "guess"})
+        assert stranger.get(f"/api/files/{photo['thumb']}").status_code == 404
+        root = app.state.visitors.root
+        assert root.is_dir()
+    assert not root.exists()  # the server stopped: every visitor's files are gone
+
+
+def test_hostile_requests_get_a_message_and_the_server_goes_on(studio):
+    limits = UploadLimits(max_file_bytes=1 << 20, max_files=3)
+    app = make_app(studio, limits=limits, max_visitors=2)
+    with TestClient(app, base_url=LOCAL) as client:
+        big = client.post("/api/upload", files={"file": ("big.jpg", bytes(3 << 20))})
+        assert big.status_code == 413 and "larger than 1 MB" in big.json()["error"]
+
+        def chunks():  # no Content-Length: counted as it streams
+            for _ in range(40):
+                yield bytes(64 << 10)
+
+        streamed = client.post(
+            "/api/upload",
+            content=chunks(),
+            headers={"Content-Type": "multipart/form-data; boundary=x"},
+        )
+        assert streamed.status_code == 413
+        garbled = client.post(
+            "/api/upload",
+            content=b"--x\r\nnonsense",
+            headers={"Content-Type": "multipart/form-data; boundary=x"},
+        )
+        assert garbled.status_code == 400 and "error" in garbled.json()
+        assert client.post("/api/upload", data={"person": "x"}).status_code == 400
+        refused = _upload(client, "notes.jpg", b"not a photo").json()
+        assert refused == {
+            "added": [],
+            "refused": [
+                {
+                    "name": "notes.jpg",
+                    "problem": "not a photo (JPEG, PNG, WebP, BMP, TIFF), a clip or a zip of them",
+                }
+            ],
+        }
+        assert client.post("/api/faces/face1", json={"exclude": True}).status_code == 404
+        assert client.post("/api/restore", json={}).status_code == 400  # nothing added
+        assert client.get("/api/files/..%2F..%2Fetc%2Fpasswd").status_code == 404
+        assert client.get("/api/restored.zip").status_code == 404
+        # A page reached under another host name (DNS rebinding) is not served.
+        assert client.get("/", headers={"Host": "evil.example"}).status_code == 400
+        page = client.get("/")
+        assert (
+            page.status_code == 200
+            and "default-src 'self'" in page.headers["content-security-policy"]
+        )
+        assert client.get("/static/page.js").status_code == 200
+        added = _upload(client, "obama.jpg", person="../../etc <b>Oma</b>").json()["added"]
+        assert (
+            added and client.get("/api/state").json()["people"][0]["name"] == "../../etc <b>Oma</b>"
+        )
+        visitor = next(iter(app.state.visitors._visitors.values()))
+        assert sorted(p.name for p in (visitor.folder / "guides").iterdir()) == ["person-01"]
+        with TestClient(app, base_url=LOCAL) as second:
+            assert _upload(second, "biden.jpg").status_code == 200
+            with TestClient(app, base_url=LOCAL) as third:
+                full = _upload(third, "biden.jpg")
+                assert full.status_code == 503 and "too many people" in full.json()["error"]
+        forgotten = client.post("/api/forget")
+        assert forgotten.status_code == 200 and not visitor.folder.exists()
+
+
+class _Gate:
+    """A restorer that waits until the test opens the gate: long work, on demand."""
+
+    def __init__(self, restorer):
+        self.restorer = restorer
+        self.entered = threading.Event()
+        self.open = threading.Event()
+
+    def __call__(self, degraded, guide):
+        self.entered.set()
+        assert self.open.wait(120)
+        return self.restorer(degraded, guide)
+
+
+def test_long_work_never_blocks_other_requests_and_waits_its_turn(studio):
+    gate = _Gate(studio.restorer)
+    gated = Studio(gate, RestoreSettings(SIZE), studio.analyser)
+    app = make_app(gated)
+    with TestClient(app, base_url=LOCAL) as alice, TestClient(app, base_url=LOCAL) as bob:
+        _upload(alice, "obama.jpg")
+        _upload(alice, "obama2.jpg", person="Barack")
+        _upload(bob, "biden.jpg")
+        assert alice.post("/api/restore", json={"restore_all": True}).status_code == 202
+        assert gate.entered.wait(120)  # Alice's faces are in the model now, held there
+        started = time.monotonic()
+        progress = alice.get("/api/state").json()["progress"]
+        assert progress["state"] == "running" and progress["stage"] == "Restoring faces"
+        assert alice.post("/api/restore", json={}).status_code == 409  # one run per visitor
+        assert bob.get("/").status_code == 200
+        assert _upload(bob, "biden.jpg").status_code == 200  # Bob adds files meanwhile
+        assert bob.post("/api/restore", json={}).status_code == 202
+        waiting = bob.get("/api/state").json()["progress"]
+        assert waiting["state"] == "waiting" and waiting["queue_position"] == 1
+        assert time.monotonic() - started < 30  # none of it waited for the model
+        gate.open.set()
+        done = _finished(alice)
+        assert done["progress"]["state"] == "done"
+        assert done["results"]["photos"][0]["faces"][0]["status"] == "restored"
+        assert _finished(bob)["progress"]["state"] == "done"
+
+
+def test_a_face_kept_and_given_another_guide(studio):
+    app = make_app(studio)
+    with TestClient(app, base_url=LOCAL) as client:
+        _upload(client, "obama.jpg")
+        for guide in ("obama2.jpg", "obama3.jpg"):
+            _upload(client, guide, person="Barack")
+        client.post("/api/restore", json={"restore_all": True})
+        results = _finished(client)["results"]
+        (photo,) = results["photos"]
+        (face,) = photo["faces"]
+        assert face["status"] == "restored" and photo["restored"]
+        labels = {g["id"]: g["label"] for g in results["guides"]}
+        assert sorted(labels.values()) == ["Barack: obama2.jpg", "Barack: obama3.jpg"]
+        (other,) = face["choices"]
+        assert client.post(f"/api/faces/{face['id']}", json={"guide": other}).status_code == 202
+        changed = _finished(client)["results"]["photos"][0]["faces"][0]
+        assert changed["guide"]["id"] == other and changed["status"] == "restored"
+        assert client.post(f"/api/faces/{face['id']}", json={"exclude": True}).status_code == 202
+        kept = _finished(client)["results"]["photos"][0]
+        assert kept["restored"] is None and kept["faces"][0]["excluded"]
+        csv = next(iter(app.state.visitors._visitors.values())).folder / "out" / "faces.csv"
+        assert "kept: you chose to keep it" in csv.read_text()  # the library's report agrees
+        assert client.post(f"/api/faces/{face['id']}", json={"exclude": False}).status_code == 202
+        again = _finished(client)["results"]["photos"][0]
+        assert again["restored"] and again["faces"][0]["status"] == "restored"
+        assert client.post(f"/api/faces/{face['id']}", json={"guide": 3}).status_code == 400
