@@ -18,6 +18,10 @@ stopped at the end.
 
     python -m benchmarks.web [--visitors 5] [--image_size 256]
 
+`--screenshot PNG --model M` instead takes the README's picture of the page: Debian's
+Chromium (Playwright) adds the same photo and the bundled face as the guide of "Eileen
+Collins", restores with the trained model M (e.g. `runs/demo/train`) and keeps the page.
+
 Note `uptime` beside any figure: the machine is shared.
 """
 
@@ -44,6 +48,24 @@ from skimage.data import astronaut
 
 WIDTH, HEIGHT = 640, 480
 POLL_SECONDS = 0.2
+CHROMIUM = "/usr/bin/chromium"
+# Chromium as root on a machine without internet: no sandbox, no background requests.
+CHROMIUM_FLAGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+def chromium(playwright):
+    """Headless Debian Chromium through Playwright; each launch has a new, empty profile."""
+    if not Path(CHROMIUM).is_file():
+        raise RuntimeError(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_FLAGS))
 
 
 def degraded_photo() -> bytes:
@@ -153,11 +175,47 @@ def library_baseline(model: Path, image_size: int, photo: bytes, guide: bytes) -
     return times[-1]
 
 
+def screenshot(model: str, target: Path) -> None:
+    """The README's picture: the page after restoring the photo with `model`."""
+    from playwright.sync_api import sync_playwright
+
+    from gfrnet_tf.sample import load_sample
+    from gfrnet_tf.web import load_studio, make_app
+    from gfrnet_tf.web.serve import running
+
+    with (
+        running(make_app(load_studio(model))) as url,
+        tempfile.TemporaryDirectory() as work,
+        sync_playwright() as playwright,
+    ):
+        photo, guide = Path(work, "family_1985.jpg"), Path(work, "eileen.png")
+        photo.write_bytes(degraded_photo())
+        Image.fromarray(load_sample().image).save(guide)
+        browser = chromium(playwright)
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        page.goto(url)
+        page.set_input_files("#photo-files", str(photo))
+        page.wait_for_selector("#uploads li img")
+        page.fill("#person-name", "Eileen Collins")
+        page.set_input_files("#guide-files", str(guide))
+        page.wait_for_selector("#people li img")
+        page.click("#restore")
+        page.wait_for_selector(".face .compare img.after", timeout=600_000)
+        page.wait_for_function("() => document.getElementById('progress').hidden")
+        page.locator("#results-step").screenshot(path=str(target))
+        browser.close()
+    print(f"wrote {target}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--visitors", type=int, default=5)
     parser.add_argument("--image_size", type=int, default=256)
+    parser.add_argument("--screenshot", type=Path, help="take the README's picture here")
+    parser.add_argument("--model", help="the trained model for --screenshot")
     args = parser.parse_args()
+    if args.screenshot:
+        return screenshot(args.model, args.screenshot)
     from gfrnet_tf.models.gfrnet import build_gfrnet
     from gfrnet_tf.models.layers import PIX2PIX_WIDTHS
 

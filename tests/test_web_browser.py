@@ -4,23 +4,33 @@ A person's path through it: add a photo and guides of the person, restore, see t
 before and after, download the restored photo, give the face another guide, keep it as
 it was; and a bad upload, which is a message on the page while the page goes on working.
 Every request the browser makes is recorded: none may leave 127.0.0.1. Screenshots are
-kept as artefacts (web_fixtures.ARTIFACTS).
+kept as artefacts in `$GFRNET_TEST_ARTIFACTS` (default `test-artifacts/` in the checkout).
 """
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from web_fixtures import artifact, chromium, served
 
+from benchmarks.web import chromium
 from gfrnet_tf.io import load_image
+from gfrnet_tf.web.serve import running
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 PEOPLE = Path(__file__).parent / "data" / "people"
 SIZE = 32  # conftest's tiny model
 RESULT_SECONDS = 240
+ARTIFACTS = Path(
+    os.environ.get("GFRNET_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")
+)
+
+
+def artifact(name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / name
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +38,7 @@ def page_url(tiny_model):
     from gfrnet_tf.web import load_studio, make_app
 
     app = make_app(load_studio(tiny_model[1], SIZE))
-    with served(app) as url:
+    with running(app) as url:
         yield url
 
 

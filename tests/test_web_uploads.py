@@ -185,8 +185,8 @@ def test_a_clip_is_taken_with_its_frame_size_and_a_long_one_refused(tmp_path):
     )
     assert "12 frames, more than the 10" in refused.problem
     _, (refused,) = _store(
-        clip.read_bytes(), "guide.mp4", folder, UploadBudget(UploadLimits()), clips=False
+        clip.read_bytes(), "guide.mp4", folder, UploadBudget(UploadLimits()), no_clips="a guide"
     )
-    assert "not a photo" in refused.problem  # guides are photos
+    assert refused.problem == "a guide"
     assert _files(folder) == ["clip-0001.mp4"]
     os.remove(clip)

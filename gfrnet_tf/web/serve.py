@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
+import time
 
 import uvicorn
 
 from gfrnet_tf.errors import BadConfigError
+
+_START_SECONDS = 30
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -27,3 +32,25 @@ def server(app, sock: socket.socket) -> uvicorn.Server:
     """A uvicorn server for `app`; `server.run(sockets=[sock])` serves until stopped."""
     host, port = sock.getsockname()[:2]
     return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+
+
+@contextlib.contextmanager
+def running(app, host: str = "127.0.0.1", port: int = 0):
+    """Serves `app` in a thread while the block runs; yields its `http://host:port` (the
+    free port chosen when `port` is 0). For tests, and programs that embed the page."""
+    sock = listen(host, port)
+    uvicorn_server = server(app, sock)
+    thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + _START_SECONDS
+    while not uvicorn_server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            sock.close()
+            raise BadConfigError(f"{host}:{port}", "the server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        uvicorn_server.should_exit = True
+        thread.join(_START_SECONDS)
+        sock.close()

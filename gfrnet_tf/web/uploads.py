@@ -111,22 +111,23 @@ class UploadBudget:
 
 
 def store_upload(
-    spooled, name: str, folder: Path, number, budget: UploadBudget, clips: bool = True
+    spooled, name: str, folder: Path, number, budget: UploadBudget, no_clips: str = ""
 ) -> tuple[list[StoredUpload], list[UploadRefused]]:
     """Stores one uploaded file (a binary stream) in `folder`: a photo, a clip or a zip of
-    them. `number()` gives the next free file number. Returns what was accepted and what
+    them; with `no_clips`, a clip is refused with that reason. `number()` gives the next
+    free file number. Returns what was accepted and what
     was refused (a zip's bad members are refused one by one; the others are kept)."""
     head = spooled.read(len(ZIP_MAGIC))
     spooled.seek(0)
     if head == ZIP_MAGIC:
-        return _store_zip(spooled, name, folder, number, budget, clips)
+        return _store_zip(spooled, name, folder, number, budget, no_clips)
     try:
-        return [_store_one(spooled, name, folder, number(), budget, clips)], []
+        return [_store_one(spooled, name, folder, number(), budget, no_clips)], []
     except UploadRefused as refused:
         return [], [refused]
 
 
-def _store_one(stream, name, folder: Path, number: int, budget: UploadBudget, clips: bool):
+def _store_one(stream, name, folder: Path, number: int, budget: UploadBudget, no_clips: str):
     """Copies at most `max_file_bytes` + 1 bytes, then checks the header; all or nothing."""
     limits = budget.limits
     raw = folder / f"upload-{number:04d}.part"
@@ -137,7 +138,7 @@ def _store_one(stream, name, folder: Path, number: int, budget: UploadBudget, cl
             raise UploadRefused(name, "empty file")
         budget.take(name, size)
         try:
-            kind, suffix, dimensions = _identify(raw, name, limits, clips)
+            kind, suffix, dimensions = _identify(raw, name, limits, no_clips)
         except GFRNetError:
             budget.give_back(size)
             raise
@@ -149,7 +150,7 @@ def _store_one(stream, name, folder: Path, number: int, budget: UploadBudget, cl
     return StoredUpload(kind, name, path, dimensions)
 
 
-def _identify(path: Path, name: str, limits: UploadLimits, clips: bool):
+def _identify(path: Path, name: str, limits: UploadLimits, no_clips: str):
     """`(kind, suffix, (width, height))`, or the problem that makes it unusable."""
     try:
         image_format, width, height = image_header(path, name, limits.max_pixels)
@@ -161,7 +162,9 @@ def _identify(path: Path, name: str, limits: UploadLimits, clips: bool):
             raise UploadRefused(name, f"{image_format} images are not taken; use JPEG or PNG")
         load_image(path, limits.max_pixels)  # the body too: a truncated photo is told now
         return PHOTO, PHOTO_SUFFIXES[image_format], (width, height)
-    if clips and is_video_file(path):
+    if is_video_file(path):
+        if no_clips:
+            raise UploadRefused(name, no_clips)
         return CLIP, CLIP_SUFFIX, _clip_size(path, name, limits)
     raise UploadRefused(name, "not a photo (JPEG, PNG, WebP, BMP, TIFF), a clip or a zip of them")
 
@@ -182,7 +185,7 @@ def _clip_size(path: Path, name: str, limits: UploadLimits) -> tuple[int, int]:
     return info.width, info.height
 
 
-def _store_zip(stream, name, folder, number, budget, clips):
+def _store_zip(stream, name, folder, number, budget, no_clips):
     accepted, refused = [], []
     try:
         archive = zipfile.ZipFile(stream)
@@ -194,7 +197,7 @@ def _store_zip(stream, name, folder, number, budget, clips):
             member_name = f"{name}: {shown_name(member.filename)}"
             try:
                 accepted.append(
-                    _store_member(archive, member, member_name, folder, number, budget, clips)
+                    _store_member(archive, member, member_name, folder, number, budget, no_clips)
                 )
             except UploadRefused as error:
                 refused.append(error)
@@ -203,7 +206,7 @@ def _store_zip(stream, name, folder, number, budget, clips):
     return accepted, refused
 
 
-def _store_member(archive, member, name, folder, number, budget, clips):
+def _store_member(archive, member, name, folder, number, budget, no_clips):
     if member.flag_bits & 0x1:
         raise UploadRefused(name, "encrypted; not opened")
     if member.file_size > budget.limits.max_file_bytes:  # the directory's claim; counted again
@@ -213,7 +216,7 @@ def _store_member(archive, member, name, folder, number, budget, clips):
             if stream.read(len(ZIP_MAGIC)) == ZIP_MAGIC:
                 raise UploadRefused(name, "a zip inside a zip is not opened")
         with archive.open(member) as stream:
-            return _store_one(stream, name, folder, number(), budget, clips)
+            return _store_one(stream, name, folder, number(), budget, no_clips)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:  # CRC, bad data
         raise UploadRefused(name, f"cannot be extracted ({error})") from None
 

@@ -31,6 +31,8 @@ from gfrnet_tf.web.views import Upload, draw_run, thumbnail
 from gfrnet_tf.web.visitors import Visitor
 
 MAX_PEOPLE = 30
+NO_CLIP_GUIDES = "a guide is a photo, not a clip"
+NO_CLIP_STAGES = "clips cannot be restored here (they need PyAV and the library's clip stages)"
 
 
 class Studio:
@@ -62,7 +64,12 @@ class Studio:
             folder = self._person_folder(visitor, person) if person else visitor.folder / "library"
             folder.mkdir(parents=True, exist_ok=True)
             stored, refused = store_upload(
-                stream, name, folder, visitor.next_number, visitor.budget, clips=not person
+                stream,
+                name,
+                folder,
+                visitor.next_number,
+                visitor.budget,
+                no_clips=NO_CLIP_GUIDES if person else ("" if self.clips else NO_CLIP_STAGES),
             )
             added = []
             for upload in stored:
