@@ -138,7 +138,9 @@ class Visitor:
             raise RuntimeError(answer.json()["refused"])
 
 
-def library_baseline(model: Path, image_size: int, photo: bytes, guide: bytes) -> float:
+def library_baseline(
+    model: Path, image_size: int, photo: bytes, guide: bytes, batch_size: int
+) -> float:
     """Seconds for `restore_library` on the same photo and guide, warm (second run)."""
     from gfrnet_tf.restoration import library
     from gfrnet_tf.restoration.outputs import OutputFolder
@@ -146,7 +148,7 @@ def library_baseline(model: Path, image_size: int, photo: bytes, guide: bytes) -
 
     restorer = load_restorer(model)
     analyser = library.FaceAnalyser()
-    settings = library.RestoreSettings(image_size, keep_sharper=False)
+    settings = library.RestoreSettings(image_size, batch_size=batch_size, keep_sharper=False)
     options = library.default_options(restore_all=True)
     times = []
     with tempfile.TemporaryDirectory() as work:
@@ -230,8 +232,12 @@ def main():
         print(
             f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}"
         )
-        baseline = library_baseline(model_path, size, photo, guide)
-        print(f"library (restore_library, in process, warm): {baseline:.2f} s")
+        baseline = library_baseline(model_path, size, photo, guide, batch_size=1)
+        eight = library_baseline(model_path, size, photo, guide, batch_size=8)
+        print(
+            f"library (restore_library in process, warm): {baseline:.2f} s at batch 1 (the "
+            f"page's), {eight:.2f} s at batch 8 (gfrnet-restore's default)"
+        )
 
         command = [
             sys.executable,

@@ -4,10 +4,15 @@ Through Starlette's test client (the app in-process, lifespan included) with the
 library and the tiny model; the browser's view is `test_web_browser.py`.
 """
 
+import os
+import re
+import subprocess
 import threading
 import time
+import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -194,3 +199,55 @@ def test_a_face_kept_and_given_another_guide(studio):
         again = _finished(client)["results"]["photos"][0]
         assert again["restored"] and again["faces"][0]["status"] == "restored"
         assert client.post(f"/api/faces/{face['id']}", json={"guide": 3}).status_code == 400
+
+
+def test_only_loopback_addresses_count_as_local():
+    from gfrnet_tf.apps.web import is_loopback
+
+    assert all(map(is_loopback, ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.20", "example.org"]))
+
+
+def _command(bin_dir, *args, **kwargs):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    return subprocess.Popen(
+        [str(bin_dir / "gfrnet-web"), *map(str, args)],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
+
+
+@pytest.mark.slow
+def test_the_installed_command_serves_the_page_from_the_wheel(
+    installed_wheel, tiny_model, tmp_path
+):
+    bin_dir, wheel = installed_wheel
+    names = zipfile.ZipFile(wheel).namelist()
+    for asset in ("index.html", "page.js", "page.css"):
+        assert f"gfrnet_tf/web/static/{asset}" in names
+    helped = _command(bin_dir, "--help", cwd=tmp_path).communicate(timeout=300)[0]
+    for flag in ("--model", "--port", "--host", "--max_megapixels", "--workers"):
+        assert flag in helped, helped
+    missing = _command(bin_dir, "--model", tmp_path / "none.keras", cwd=tmp_path)
+    _, errors = missing.communicate(timeout=300)
+    assert missing.returncode == 1 and errors.strip().splitlines()[-1].startswith(
+        f"error: {tmp_path / 'none.keras'}: "
+    )
+    server = _command(
+        bin_dir, "--model", tiny_model[1], "--image_size", SIZE, "--port", 0, cwd=tmp_path
+    )
+    try:
+        url = re.search(r"(http://127\.0\.0\.1:\d+)/", server.stdout.readline()).group(1)
+        assert "Restore faces in your photos" in httpx.get(url).text
+        assert httpx.get(f"{url}/static/page.js").status_code == 200
+        busy = _command(bin_dir, "--model", tiny_model[1], "--port", url.rsplit(":", 1)[1])
+        _, errors = busy.communicate(timeout=300)
+        assert busy.returncode == 1 and "cannot listen here" in errors.strip().splitlines()[-1]
+    finally:
+        server.terminate()
+        server.wait(60)
+    assert sorted(os.listdir(tmp_path)) == []  # nothing written where it was run

@@ -196,15 +196,20 @@ class Studio:
         visitor.results = draw_run(visitor, run, summary.describe())
 
 
-def load_studio(model, image_size: int | None = None) -> Studio:
+def load_studio(model, image_size: int | None = None, batch_size: int = 1) -> Studio:
     """A `Studio` for the trained model at `model` (anything `load_restorer` takes), at
     `image_size` or the model's own size (else the library's default); clips when the
-    library's clip stages and PyAV are installed."""
+    library's clip stages and PyAV are installed.
+
+    `batch_size` 1: the library fills a short batch with blank faces, so with its default
+    of 8 one visitor's one face costs eight (measured: README, "A page for your photos").
+    """
     from gfrnet_tf.restoration.restorer import load_restorer
 
     restorer = load_restorer(model)
     size = image_size or restorer.image_size or library.DEFAULT_IMAGE_SIZE
-    return Studio(restorer, library.RestoreSettings(size), clips=clip_stages())
+    settings = library.RestoreSettings(size, batch_size=batch_size)
+    return Studio(restorer, settings, clips=clip_stages())
 
 
 def clip_stages():
