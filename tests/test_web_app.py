@@ -4,6 +4,7 @@ Through Starlette's test client (the app in-process, lifespan included) with the
 library and the tiny model; the browser's view is `test_web_browser.py`.
 """
 
+import io
 import os
 import re
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 from starlette.testclient import TestClient
 
 from gfrnet_tf.restoration.library import RestoreSettings
@@ -179,8 +181,15 @@ def test_a_face_kept_and_given_another_guide(studio):
         _upload(client, "obama.jpg")
         for guide in ("obama2.jpg", "obama3.jpg"):
             _upload(client, guide, person="Barack")
+        blank = io.BytesIO()
+        Image.new("RGB", (64, 64), "white").save(blank, format="PNG")
+        _upload(client, "wall.png", blank.getvalue(), person="Nobody")
         client.post("/api/restore", json={"restore_all": True})
         results = _finished(client)["results"]
+        assert {(p["name"], p["problem"].split(" (")[0]) for p in results["guide_problems"]} == {
+            ("wall.png", "no face found"),
+            ("Nobody", "no photo of this person has one face"),
+        }
         (photo,) = results["photos"]
         (face,) = photo["faces"]
         assert face["status"] == "restored" and photo["restored"]

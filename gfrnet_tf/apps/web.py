@@ -22,7 +22,7 @@ from gfrnet_tf.apps.common import make_run
 MODEL = flags.DEFINE_string(
     "model", None, "Checkpoint/.keras file, SavedModel folder or .tflite file."
 )
-PORT = flags.DEFINE_integer("port", 8000, "Port to listen on.")
+PORT = flags.DEFINE_integer("port", 8000, "Port to listen on (0: any free port).", lower_bound=0)
 HOST = flags.DEFINE_string(
     "host",
     "127.0.0.1",
@@ -33,14 +33,29 @@ IMAGE_SIZE = flags.DEFINE_integer(
     "image_size", None, "Model input size. Default: the model's own size, else 256."
 )
 WORKERS = flags.DEFINE_integer(
-    "workers", 1, "Restorations run at once; the others wait in order (1 uses both cores best)."
+    "workers",
+    1,
+    "Restorations run at once; the others wait in order (1 uses both cores best).",
+    lower_bound=1,
 )
-MAX_FILES = flags.DEFINE_integer("max_files", 50, "Files a visitor may add (zip members count).")
-MAX_MEGABYTES = flags.DEFINE_integer("max_megabytes", 40, "Largest file a visitor may add, in MB.")
+MAX_FILES = flags.DEFINE_integer(
+    "max_files", 50, "Files a visitor may add (zip members count).", lower_bound=1
+)
+MAX_MEGABYTES = flags.DEFINE_integer(
+    "max_megabytes", 40, "Largest file a visitor may add, in MB.", lower_bound=1
+)
+MAX_TOTAL_MEGABYTES = flags.DEFINE_integer(
+    "max_total_megabytes", 400, "All the files of one visitor together, in MB.", lower_bound=1
+)
 MAX_MEGAPIXELS = flags.DEFINE_float(
-    "max_megapixels", 40.0, "Largest photo (or clip frame) a visitor may add, in megapixels."
+    "max_megapixels",
+    40.0,
+    "Largest photo (or clip frame) a visitor may add, in megapixels.",
+    lower_bound=0.001,
 )
-MAX_CLIP_FRAMES = flags.DEFINE_integer("max_clip_frames", 1500, "Longest clip, in frames.")
+MAX_CLIP_FRAMES = flags.DEFINE_integer(
+    "max_clip_frames", 1500, "Longest clip, in frames.", lower_bound=1
+)
 flags.mark_flags_as_required(["model"])
 
 
@@ -62,7 +77,7 @@ def main(argv):
     limits = UploadLimits(
         max_files=MAX_FILES.value,
         max_file_bytes=MAX_MEGABYTES.value << 20,
-        max_total_bytes=max(MAX_MEGABYTES.value, 400) << 20,
+        max_total_bytes=MAX_TOTAL_MEGABYTES.value << 20,
         max_pixels=int(MAX_MEGAPIXELS.value * 1e6),
         max_clip_frames=MAX_CLIP_FRAMES.value,
     )

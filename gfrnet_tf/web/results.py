@@ -27,11 +27,13 @@ class ItemState:
 @dataclasses.dataclass
 class Run:
     """A visitor's finished restoration: the library's plan and each item's state (by the
-    page's item id); `faces` maps the page's face ids to `(item id, face index)`."""
+    page's item id); `faces` maps the page's face ids to `(item id, face index)`;
+    `guide_problems` are the guide photos the library could not use, and why."""
 
     plan: library.LibraryPlan
     items: dict[str, ItemState]
     faces: dict[str, tuple[str, int]]
+    guide_problems: tuple[tuple[str, str], ...] = ()  # (file, problem): guides not used
     guides: dict[tuple[str, int], str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):

@@ -76,8 +76,13 @@ def draw_run(visitor, run: Run, summary: str) -> dict:
     for face in (face for item in items for face in item["faces"]):
         if face["guide"]:
             face["guide"] = guides[face["guide"]]
+    unused = [
+        {"name": _shown_path(visitor, path), "problem": problem}
+        for path, problem in run.guide_problems
+    ]
     return {
         "summary": summary,
+        "guide_problems": unused,
         "any_restored": any(item["restored"] for item in items),
         "guides": list(guides.values()),
         "photos": items,
@@ -148,6 +153,15 @@ def _number(row, column):
 
 def _upload_at(visitor, path) -> Upload | None:
     return next((u for u in visitor.uploads.values() if str(u.path) == str(path)), None)
+
+
+def _shown_path(visitor, path) -> str:
+    """A file or folder of the visitor's as they know it: the uploaded name, the person."""
+    upload = _upload_at(visitor, path)
+    if upload is not None:
+        return upload.name
+    folders = {folder: name for name, folder in visitor.people.items()}
+    return folders.get(Path(path).name, "a guide photo")
 
 
 def _guide_name(visitor, guide) -> str:

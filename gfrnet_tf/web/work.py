@@ -124,7 +124,7 @@ class Studio:
         plan = library.plan_library(
             items, self.analyser, settings, options, named, self.clips, on_item=report.step
         )
-        run = Run(plan, {}, {})
+        run = Run(plan, {}, {}, named.problems)
         for analysis in plan.analyses:
             item_id = visitor.new_id("i")
             decisions = plan.decisions.get(analysis.item.photo, [])

@@ -260,6 +260,8 @@ function drawResults(results) {
   $("results-step").hidden = !results;
   if (!results) return;
   $("summary").textContent = results.summary;
+  $("guide-problems").replaceChildren(...results.guide_problems.map((unused) =>
+    element("li", { text: `Guide ${unused.name} was not used: ${unused.problem}` })));
   $("download-all").hidden = !results.any_restored;
   const guides = Object.fromEntries(results.guides.map((guide) => [guide.id, guide]));
   $("results").replaceChildren(...results.photos.map((photo) => photoCard(photo, guides)));
