@@ -192,7 +192,7 @@ def screenshot(model: str, target: Path) -> None:
     ):
         photo, guide = Path(work, "family_1985.jpg"), Path(work, "eileen.png")
         photo.write_bytes(degraded_photo())
-        Image.fromarray(load_sample().image).save(guide)
+        Image.fromarray(load_sample()[0]).save(guide)
         browser = chromium(playwright)
         page = browser.new_page(viewport={"width": 1000, "height": 900})
         page.goto(url)
