@@ -28,10 +28,11 @@ def image_grid(rows: Sequence[Sequence[np.ndarray]], gap: int = 2) -> np.ndarray
 LABEL_HEIGHT = 18
 
 
-def labelled_grid(
+def labelled_panels(
     rows: Sequence[Sequence[np.ndarray]], labels: Sequence[Sequence[str]], gap: int = 2
 ) -> np.ndarray:
-    """`image_grid` with a one-line label in a white strip above each panel (cut to fit)."""
+    """`image_grid` with a one-line label in a white strip above each panel (cut to fit):
+    contact sheets name every face, not a column."""
     labelled = [
         [_with_label(image, label) for image, label in zip(row, names)]
         for row, names in zip(rows, labels)

@@ -55,7 +55,7 @@ from gfrnet_tf.restoration.listing import LONGEST_SUFFIX
 from gfrnet_tf.restoration.outputs import OutputFolder, OutputFolderError
 from gfrnet_tf.restoration.photos import PhotoRestorer
 from gfrnet_tf.restoration.restorer import load_restorer
-from gfrnet_tf.visualize import flow_to_rgb, labelled_grid
+from gfrnet_tf.visualize import flow_to_rgb, labelled_panels
 
 MODEL = flags.DEFINE_string(
     "model", None, "Checkpoint/.keras file, SavedModel folder or .tflite file."
@@ -129,7 +129,7 @@ def aligned_images(restored_photo, face) -> list[tuple[str, object]]:
     panels = [face.degraded, face.guide.crop, result.warped_guide, result.restored]
     images = [
         ("_face0.png", result.restored),
-        ("_face0_compare.png", labelled_grid([panels], [labels])),
+        ("_face0_compare.png", labelled_panels([panels], [labels])),
     ]
     if FLOW.value and result.flow is not None:
         images.append(("_face0_flow.png", flow_to_rgb(result.flow)))

@@ -54,9 +54,13 @@ class FaceAnalyser:
         """The faces of one decoded photo, as records named `photo`."""
         detections = detect_faces(image, self.min_confidence)
         ordered = [detections[i] for i in in_position_order([d.box for d in detections])]
-        if not ordered:
+        return self.faces_at(image, [face.box for face in ordered], photo)
+
+    def faces_at(self, image: np.ndarray, boxes, photo: str) -> tuple[FaceRecord, ...]:
+        """Records of the faces in `boxes` (x, y, w, h) of one photo or frame, in that order."""
+        if not len(boxes):
             return ()
-        boxes = [tuple(int(round(v)) for v in face.box) for face in ordered]
+        boxes = [tuple(int(round(v)) for v in box) for box in boxes]
         landmarks = [self.landmarks.locate(image, box, photo) for box in boxes]
         embeddings = self.identity.embed([image] * len(boxes), landmarks)
         return tuple(
@@ -161,17 +165,20 @@ def _folder_people(analyser, folder: Path, sources, problems) -> list[Person]:
             (p for p in Path(entry.path).iterdir() if p.is_file() and not p.name.startswith(".")),
             key=lambda p: os.fsencode(p.name),
         )
-        guides = []
+        guides, unusable = [], []
         for path in files:
-            face = _guide_face(analyser, path, f"guides:{name}/{printable(path.name)}", problems)
+            face = _guide_face(analyser, path, f"guides:{name}/{printable(path.name)}", unusable)
             if face is not None:
                 sources[face.photo] = str(path)
                 guides.append(face)
         if guides:
             people.append(Person(name, tuple(guides), named=True))
-        else:
-            why = "empty person folder" if not files else "no photo of this person has one face"
+            problems.extend(unusable)
+        elif files:  # one line for the folder, not one per photo
+            why = f"none of its {len(files)} photo(s) has one usable face ({unusable[0][1]})"
             problems.append((printable(entry.path), why))
+        else:
+            problems.append((printable(entry.path), "empty person folder"))
     return people
 
 

@@ -25,7 +25,7 @@ from gfrnet_tf.people import Decision, FaceRecord, face_quality, faces_csv_row
 from gfrnet_tf.people.decision import KEEP, RESTORE
 from gfrnet_tf.restoration.listing import LibraryItem
 from gfrnet_tf.restoration.paste import paste_face
-from gfrnet_tf.visualize import flow_to_rgb, labelled_grid
+from gfrnet_tf.visualize import flow_to_rgb, labelled_panels
 
 DEFAULT_BATCH_SIZE = 8
 THUMBNAIL_PX = 96
@@ -56,11 +56,13 @@ class FacePicture:
 
 @dataclasses.dataclass(frozen=True)
 class PhotoResult:
-    """What became of one photo: its `faces.csv` rows and its restored faces' pictures."""
+    """What became of one photo: its `faces.csv` rows, its restored faces' pictures, and
+    for a clip its report line."""
 
     photo: str
     rows: tuple[dict, ...]
     pictures: tuple[FacePicture, ...] = ()
+    note: str = ""
 
 
 def guide_crops(
@@ -207,7 +209,7 @@ def _images(image, accepted, guides, settings) -> list[tuple[str, np.ndarray]]:
         ]
         panels = [crop, guides[guide.key], warped, restored]
         images.append((f"_face{k}.png", restored))
-        images.append((f"_face{k}_compare.png", labelled_grid([panels], [labels])))
+        images.append((f"_face{k}_compare.png", labelled_panels([panels], [labels])))
         if settings.flow and flow is not None:
             images.append((f"_face{k}_flow.png", flow_to_rgb(flow)))
     images.append(("_restored.png", image))

@@ -6,8 +6,10 @@ are not grouped again. The rest are linked wherever two faces are at most
 face-clustering method of dlib's own examples; deterministic for one input order,
 which is the sorted faces'). A group is named `<album>/person-NN` in the order of its
 first face; its guides are its best face by `FaceQuality.score` and up to
-`GUIDES_PER_PERSON - 1` more within `quality_margin` of it (more poses to choose from),
-so every face clearly worse than the best is left to be restored.
+`GUIDES_PER_PERSON - 1` more within `quality_margin` of it (more poses to choose from)
+and within `max_distance` of it (a chain of links through blurred faces can join two
+people in one group; their guides still show one person), so every face clearly worse
+than the best is left to be restored.
 """
 
 from __future__ import annotations
@@ -56,8 +58,13 @@ def find_people(
     for number, members in enumerate(groups.values(), start=1):  # in order of first face
         name = f"{album}/person-{number:02d}" if album else f"person-{number:02d}"
         best = sorted(members, key=lambda face: (-face.quality.score, face.key))
-        top = best[0].quality.score
-        guides = [face for face in best if face.quality.score > top - options.quality_margin]
+        top = best[0]
+        guides = [
+            face
+            for face in best
+            if face.quality.score > top.quality.score - options.quality_margin
+            and options.distance(face.embedding, top.embedding) <= options.rule.max_distance
+        ]
         people.append(Person(name, tuple(guides[:guides_per_person])))
     return tuple(people)
 

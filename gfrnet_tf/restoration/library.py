@@ -54,7 +54,7 @@ from gfrnet_tf.restoration.report import ContactSheets, write_report
 # The model size when neither the user nor the model says (the paper's).
 DEFAULT_IMAGE_SIZE = 256
 # Measured on degraded faces (docs/PEOPLE.md section 8).
-DEFAULT_RULE = AcceptanceRule(max_distance=0.5, min_ratio=1.25)
+DEFAULT_RULE = AcceptanceRule(max_distance=0.55, min_ratio=1.15)
 DEFAULT_QUALITY_MARGIN = 0.1
 
 __all__ = [
@@ -122,10 +122,13 @@ def library_people(
     analyses: Sequence[Analysis], named: Sequence[Person], options: DecisionOptions
 ) -> dict[str, tuple[Person, ...]]:
     """`{album: the people its faces are decided against}`: the named people, then the
-    album's own (`find_people`, one album at a time)."""
+    album's own (`find_people`, one album at a time). With `any_person` and named people,
+    only the named ones: their guides are what the user forces on every face."""
     albums: dict[str, list] = {}
     for analysis in analyses:
         albums.setdefault(analysis.item.album, []).extend(analysis.faces)
+    if options.any_person and named:
+        return dict.fromkeys(albums, tuple(named))
     return {album: (*named, *find_people(faces, named, options)) for album, faces in albums.items()}
 
 
@@ -170,7 +173,9 @@ def plan_library(
         on_item()
     people_of = library_people(analyses, named.people, options)
     decisions = {
-        a.item.photo: decide_faces(a.faces, people_of[a.item.album], options)
+        a.item.photo: (clips.decide if a.item.kind == CLIP else decide_faces)(
+            a.faces, people_of[a.item.album], options
+        )
         for a in analyses
         if a.faces
     }
@@ -252,8 +257,9 @@ def restore_library(
     `warn(path, problem)` for each file that could not be read (a photo without a face is
     no problem: its row says so).
 
-    `clips`: an object with `analyse(item, analyser) -> Analysis` and `restore(item,
-    decisions, guides, restorer, analyser, output, settings) -> PhotoResult`
+    `clips`: an object with `analyse(item, analyser) -> Analysis`, `decide(tracks,
+    people, options) -> [Decision]` and `restore(item, decisions, guides, restorer,
+    analyser, output, settings) -> PhotoResult`
     (`gfrnet_tf.video.people.ClipStages`); without it a clip is a `faces.csv` row.
     """
     items = list_library(root)
@@ -269,7 +275,7 @@ def restore_library(
     with tqdm(total=len(jobs), desc="restoring", unit="file", disable=not progress) as bar:
         for result in restore_planned(jobs, plan, restorer, analyser, output, settings, clips):
             report.add(result)
-            say(describe(result))
+            say(describe(result) + (f"\n{result.note}" if result.note else ""))
             bar.update()
     return report.write(output.path)
 

@@ -21,7 +21,7 @@ from gfrnet_tf.io.atomic import atomic_writer
 from gfrnet_tf.io.paths import safe_name
 from gfrnet_tf.people import FACES_CSV, Person, write_faces_csv
 from gfrnet_tf.restoration.batches import THUMBNAIL_PX, FacePicture, PhotoResult, thumbnail
-from gfrnet_tf.visualize import labelled_grid
+from gfrnet_tf.visualize import labelled_panels
 
 PEOPLE_JSON = "people.json"
 PEOPLE_FOLDER = "people"
@@ -71,7 +71,7 @@ class ContactSheets:
         title = f"{person.name}: {self.counts.get(person.name, 0)} restored" + (
             f" ({more} more not shown)" if more > 0 else ""
         )
-        grid = labelled_grid(rows, names)
+        grid = labelled_panels(rows, names)
         return np.concatenate([_title(title, grid.shape[1]), grid], axis=0)
 
 
