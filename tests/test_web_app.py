@@ -260,3 +260,35 @@ def test_the_installed_command_serves_the_page_from_the_wheel(
         server.terminate()
         server.wait(60)
     assert sorted(os.listdir(tmp_path)) == []  # nothing written where it was run
+
+
+def test_a_clip_comes_back_as_a_clip(studio, tmp_path):
+    pytest.importorskip("av")
+    from gfrnet_tf.sample import load_sample
+    from gfrnet_tf.video.reader import VideoReader
+    from gfrnet_tf.video.synthetic import frames, write_clip
+
+    if studio.clips is None:
+        pytest.skip("the library's clip stages are not installed")
+    clip = tmp_path / "holiday.mp4"
+    write_clip(clip, (f.image for f in frames(12)))
+    guide = io.BytesIO()
+    Image.fromarray(load_sample()[0]).save(guide, format="PNG")
+    with TestClient(make_app(studio), base_url=LOCAL) as client:
+        assert (
+            _upload(client, "holiday.mp4", clip.read_bytes()).json()["added"][0]["kind"] == "clip"
+        )
+        _upload(client, "eileen.png", guide.getvalue(), person="Eileen")
+        client.post("/api/restore", json={"restore_all": True})
+        (item,) = _finished(client)["results"]["photos"]
+        assert item["kind"] == "clip" and item["restored_name"] == "holiday_restored.mp4", item
+        assert item["faces"] and item["faces"][0]["person"] == "Eileen"
+        assert item["faces"][0]["frames"] and item["faces"][0]["before"] is None
+        answer = client.get(f"/api/files/{item['restored']}?download=1")
+        assert answer.headers["content-type"] == "video/mp4"
+        assert 'filename="holiday_restored.mp4"' in answer.headers["content-disposition"]
+        restored = tmp_path / "restored.mp4"
+        restored.write_bytes(answer.content)
+        with VideoReader(restored) as reader:
+            assert (reader.info.width, reader.info.height) == (160, 128)
+            assert sum(1 for _ in reader.frames()) == 12

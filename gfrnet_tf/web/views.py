@@ -108,17 +108,18 @@ def _item_view(visitor, run: Run, item_id: str, state, choices) -> dict:
         view["restored"] = visitor.serve(
             restored, MEDIA_TYPE[restored.suffix], view["restored_name"]
         )
-    if item.kind != PHOTO or not state.decisions:
+    if not state.decisions:
         return view
     rows = {int(row["face"]): row for row in state.result.rows} if state.result else {}
-    before = load_image(item.path)
-    after = load_image(restored) if view["restored"] else None
+    photo = item.kind == PHOTO  # a clip's faces are tracks: shown by their rows alone
+    before = load_image(item.path) if photo else None
+    after = load_image(restored) if photo and view["restored"] else None
     face_ids = {key: face_id for face_id, key in run.faces.items()}
     for decision in state.decisions:
         index = decision.face.index
         row = rows.get(index)
         action = row["action"] if row else "skipped: not restored"
-        is_restored = action == "restored" and after is not None
+        is_restored = action == "restored" and view["restored"] is not None
         box = decision.face.box
         used = run.guides[decision.guide.key] if is_restored else None  # filled in by draw_run
         view["faces"].append(
@@ -128,8 +129,9 @@ def _item_view(visitor, run: Run, item_id: str, state, choices) -> dict:
                 "person": row["person"] if row else decision.person,
                 "status": action.split(":")[0],
                 "status_text": _status_text(action),
-                "before": _face_crop(visitor, before, box),
-                "after": _face_crop(visitor, after, box) if is_restored else None,
+                "frames": row["frames"] if row else "",
+                "before": _face_crop(visitor, before, box) if photo else None,
+                "after": _face_crop(visitor, after, box) if photo and is_restored else None,
                 "guide": used,
                 "distance_before": _number(row, "distance_before"),
                 "distance_after": _number(row, "distance_after"),

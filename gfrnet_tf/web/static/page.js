@@ -186,6 +186,7 @@ function drawUploads(uploads, people) {
 }
 
 function compareView(face) {
+  if (!face.before) return null;  // a clip's face: its frames are in the clip above
   if (!face.after) {
     return element("img", { className: "single", src: fileUrl(face.before), alt: `face ${face.index}` });
   }
@@ -203,6 +204,7 @@ function compareView(face) {
 function faceCard(face, guides) {
   const facts = element("ul", { className: "facts" });
   facts.append(element("li", { text: `Person: ${face.person || "not recognised"}` }));
+  if (face.frames) facts.append(element("li", { text: `In frames ${face.frames}` }));
   if (face.guide) {
     facts.append(element("li", { className: "guide-line" },
       element("img", { src: fileUrl(face.guide.thumb), alt: "guide used" }),
