@@ -60,7 +60,9 @@ def page_state(visitor) -> dict:
 
 
 def draw_run(visitor, run: Run, summary: str) -> dict:
-    """The results part of the page's JSON for a finished run, face crops made."""
+    """The results part of the page's JSON for a finished run, face crops made (those of
+    the run before are removed: a visitor restoring again and again uses no more disk)."""
+    visitor.clear_run_folder()
     guides = {}
     items = []
     for item_id, state in run.items.items():
@@ -183,7 +185,7 @@ def _guide_thumb(visitor, run: Run, guide) -> str | None:
     crop = run.plan.guides.get(guide.key)
     if crop is None:
         return None
-    path = visitor.view_folder / f"guide-{visitor.next_number()}.png"
+    path = visitor.run_folder / f"guide-{visitor.next_number()}.png"
     Image.fromarray(crop).save(path)
     return visitor.serve(path, "image/png")
 
@@ -198,7 +200,7 @@ def _face_crop(visitor, image: np.ndarray, box) -> str:
     crop = Image.fromarray(image[y0:y1, x0:x1])
     scale = FACE_PX / max(crop.size)
     size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
-    path = visitor.view_folder / f"face-{visitor.next_number()}.png"
+    path = visitor.run_folder / f"face-{visitor.next_number()}.png"
     crop.resize(size, Image.LANCZOS).save(path)
     return visitor.serve(path, "image/png")
 

@@ -58,10 +58,23 @@ class Visitor:
 
     @property
     def view_folder(self) -> Path:
-        """Where the page's own pictures (thumbnails, face crops) go."""
+        """Where the page's thumbnails of uploads go."""
         folder = self.folder / "view"
         folder.mkdir(exist_ok=True)
         return folder
+
+    @property
+    def run_folder(self) -> Path:
+        """Where the page's pictures of the latest run go (face crops, guides)."""
+        folder = self.folder / "run"
+        folder.mkdir(exist_ok=True)
+        return folder
+
+    def clear_run_folder(self) -> None:
+        """Removes the latest run's pictures, and the ids of everything but the uploads'
+        thumbnails (the run's pictures and its restored files)."""
+        shutil.rmtree(self.folder / "run", ignore_errors=True)
+        self.files = {i: f for i, f in self.files.items() if f[0].parent == self.view_folder}
 
     def next_number(self) -> int:
         return next(self._numbers)

@@ -11,7 +11,8 @@ visitor's folder under names the server made:
     library/photo-0001.jpg, library/clip-0002.mp4   the uploads (the library's root)
     guides/person-01/photo-0003.jpg                 guide photos, a folder per person
     out/                                            the library's output (faces.csv, ...)
-    view/                                           thumbnails and face crops for the page
+    view/                                           the uploads' thumbnails
+    run/                                            the latest run's face crops and guides
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class Studio:
         """Restores all the visitor's photos and clips into `out/`; sets `visitor.run`."""
         out = visitor.folder / "out"
         shutil.rmtree(out, ignore_errors=True)
-        visitor.run = None
+        visitor.run = visitor.results = None
         options = library.default_options(restore_all=restore_all)
         settings = dataclasses.replace(self.settings, keep_sharper=not restore_all)
         report.stage("Reading the guide photos")
