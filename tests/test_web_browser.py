@@ -80,9 +80,11 @@ def test_restore_a_photo_with_a_guide_download_it_and_change_the_face(browser_pa
     page.check("#restore-all")  # the untrained test model is no sharper than the photo
     page.screenshot(path=artifact("web-2-added.png"), full_page=True)
     page.click("#restore")
+    page.wait_for_selector("#progress-text:has-text('…')")  # the stage while it works
+    page.screenshot(path=artifact("web-3-working.png"), full_page=True)
     page.wait_for_selector(".face .compare img.after", timeout=RESULT_SECONDS * 1000)
     _wait_for_work(page)
-    page.screenshot(path=artifact("web-3-restored.png"), full_page=True)
+    page.screenshot(path=artifact("web-4-restored.png"), full_page=True)
 
     face = page.locator(".face").first
     assert "Restored" in face.inner_text()
@@ -118,7 +120,7 @@ def test_restore_a_photo_with_a_guide_download_it_and_change_the_face(browser_pa
     page.wait_for_selector(".face:has-text('Left as it was: you chose to keep it')")
     _wait_for_work(page)
     assert page.locator("img.whole").count() == 0  # nothing restored: no photo to download
-    page.screenshot(path=artifact("web-4-kept.png"), full_page=True)
+    page.screenshot(path=artifact("web-5-kept.png"), full_page=True)
 
 
 @pytest.mark.slow
@@ -137,7 +139,7 @@ def test_a_bad_upload_is_a_message_and_the_page_goes_on(browser_page, tmp_path):
     assert "huge.png was not added: 8000x6000 is 48000000 pixels, more than the maximum" in messages
     assert page.locator("#uploads li").count() == 0
     assert page.locator("#restore").is_disabled()
-    page.screenshot(path=artifact("web-5-bad-upload.png"), full_page=True)
+    page.screenshot(path=artifact("web-6-bad-upload.png"), full_page=True)
 
     page.set_input_files("#photo-files", str(PEOPLE / "biden.jpg"))  # the server goes on
     page.wait_for_selector("#uploads li:has-text('biden.jpg')")
