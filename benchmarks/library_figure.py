@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from people_fixtures import degraded, portrait, side_by_side, write  # noqa: E402
 
 from gfrnet_tf.data.images import to_model_range  # noqa: E402
-from gfrnet_tf.faces import crop_face, detect_faces  # noqa: E402
+from gfrnet_tf.faces import DlibLandmarks, crop_face, detect_faces  # noqa: E402
 from gfrnet_tf.models.gfrnet import build_gfrnet  # noqa: E402
 from gfrnet_tf.restoration.library import (  # noqa: E402
     FaceAnalyser,
@@ -45,23 +45,35 @@ FIGURE = REPO / "docs" / "images" / "library_contact_sheet.png"
 
 
 def crop(image):
-    return crop_face(image, detect_faces(image)[0].box, size=SIZE)[0]
+    """The face's training crop and its 68 landmarks in it."""
+    box = detect_faces(image)[0].box
+    face, window = crop_face(image, box, size=SIZE)
+    return face, window.to_crop(DlibLandmarks().locate(image, box))
 
 
 def fitted_model(steps: int):
-    degraded_crops, guides, targets = [], [], []
-    for name, guide in GUIDE_OF.items():
+    degraded_crops, guides, targets, landmarks, guide_landmarks = [], [], [], [], []
+    for name, guide_name in GUIDE_OF.items():
+        large = side_by_side(portrait(name), height=400)
+        target, points = crop(large)
+        guide, guide_points = crop(side_by_side(portrait(guide_name), height=400))
+        box = detect_faces(large)[0].box
         for scale in (2, 3, 4):
             for seed in range(4):
-                large = side_by_side(portrait(name), height=400)
-                degraded_crops.append(crop(degraded(large, scale, seed)))
-                targets.append(crop(large))
-                guides.append(crop(side_by_side(portrait(guide), height=400)))
+                degraded_crops.append(crop_face(degraded(large, scale, seed), box, size=SIZE)[0])
+                targets.append(target)
+                guides.append(guide)
+                landmarks.append(points)
+                guide_landmarks.append(guide_points)
     inputs = {
         "degraded": to_model_range(np.stack(degraded_crops)),
         "guide": to_model_range(np.stack(guides)),
     }
-    targets = {"target": to_model_range(np.stack(targets))}
+    targets = {
+        "target": to_model_range(np.stack(targets)),
+        "landmarks": np.stack(landmarks),
+        "guide_landmarks": np.stack(guide_landmarks),
+    }
     keras.utils.set_random_seed(0)
     model = build_gfrnet(
         {

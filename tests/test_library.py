@@ -7,6 +7,7 @@ result is what is tested.
 
 import dataclasses
 import os
+import pickle
 from pathlib import Path
 
 import cv2
@@ -81,7 +82,14 @@ def _restore(item, decisions, named, analysis, restorer, out, settings):
 
 
 def test_faces_are_numbered_from_the_left_with_their_boxes(analyser, family):
-    faces = analyser.analyse(list_library(family / "photos")[0]).faces
+    analysis = analyser.analyse(list_library(family / "photos")[0])
+    # stages hand plain values to each other, and a Beam worker unpickles its analyser
+    copy = pickle.loads(pickle.dumps(analysis))
+    assert [f.key for f in copy.faces] == [f.key for f in analysis.faces]
+    assert pickle.loads(pickle.dumps(analyser)).analyse(analysis.item).faces[1].box == (
+        analysis.faces[1].box
+    )
+    faces = analysis.faces
     assert len(faces) == 2
     assert [f.index for f in faces] == [0, 1] and faces[0].box[0] < faces[1].box[0]
     obama = analyser.faces(portrait("obama"), "o")[0].embedding
