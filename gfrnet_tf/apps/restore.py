@@ -44,6 +44,7 @@ from gfrnet_tf.io import load_image
 from gfrnet_tf.io.media import is_video_file
 from gfrnet_tf.io.paths import printable
 from gfrnet_tf.restoration.library import (
+    DEFAULT_IMAGE_SIZE,
     FaceAnalyser,
     RestoreSettings,
     default_options,
@@ -107,8 +108,6 @@ IDENTITY_EVERY = flags.DEFINE_integer(
     "Videos: measure the identity distance to the guide every N frames (dlib; 0 = never).",
 )
 flags.mark_flags_as_required(["model", "input", "output"])
-
-DEFAULT_IMAGE_SIZE = 256
 
 
 def input_photos(path: Path) -> list[Path]:
