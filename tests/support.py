@@ -8,6 +8,7 @@ function that needs them, so that importing this module stays cheap.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import subprocess
@@ -84,6 +85,19 @@ def keras_file_round_trip(model, folder, name="model.keras"):
     path = Path(folder) / name
     model.save(path)
     return keras.saving.load_model(path)
+
+
+def tree_hashes(root):
+    """`{relative path: sha256}` of every file and symlink under `root`, hidden ones too."""
+    hashes = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            path = os.path.join(dirpath, name)
+            content = (
+                os.fsencode(os.readlink(path)) if os.path.islink(path) else Path(path).read_bytes()
+            )
+            hashes[os.path.relpath(path, root)] = hashlib.sha256(content).hexdigest()
+    return hashes
 
 
 def free_port() -> int:

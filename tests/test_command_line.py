@@ -38,6 +38,7 @@ REQUIRED = {
     "gfrnet-prepare": ["--input", "{out}/photos", "--output", "{out}"],
     "gfrnet-data-service": ["--dispatcher=grpc://127.0.0.1:1"],
     "gfrnet-convert-vgg-face": ["{out}/vgg_face_dag.pth", "{out}/vgg_face.npz"],
+    "gfrnet-web": ["--model={out}/model.keras", "--port=0"],
 }
 
 

@@ -5,7 +5,6 @@ naming the file, no traceback, no file changed outside the output folder (hashes
 whole tree before and after) and no partial output.
 """
 
-import hashlib
 import io
 import os
 import resource
@@ -19,7 +18,7 @@ from PIL import Image
 from gfrnet_tf.errors import BadOutputError
 from gfrnet_tf.io import load_image, save_image
 from gfrnet_tf.restoration.outputs import NAME_MAX, OutputFolder, OutputFolderError
-from support import SIZE, run_checkout
+from support import SIZE, run_checkout, tree_hashes
 
 # A photo name that fits the file system alone but not with `_face0_compare.png` added.
 LONG_NAME = "x" * 240 + ".png"
@@ -46,19 +45,6 @@ def photos(tmp_path):
     save_image(folder / "a_restored.png", _face(2))
     save_image(tmp_path / "guide.png", _face(3))
     return folder
-
-
-def tree_hashes(root):
-    """`{relative path: sha256}` of every file and symlink under `root`, hidden ones too."""
-    hashes = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            path = os.path.join(dirpath, name)
-            content = (
-                os.fsencode(os.readlink(path)) if os.path.islink(path) else Path(path).read_bytes()
-            )
-            hashes[os.path.relpath(path, root)] = hashlib.sha256(content).hexdigest()
-    return hashes
 
 
 def restore(model, input_path, output, guide, *extra, env=None, wrap=(), preexec_fn=None):

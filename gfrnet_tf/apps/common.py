@@ -48,9 +48,20 @@ def make_run(main, arguments: tuple[str, ...] = ()):
     def run():
         # Whatever the locale, a name it cannot encode prints escaped, never a crash.
         sys.stdout.reconfigure(errors="backslashreplace")
+        _show_flags_in_help(main.__module__)
         app.run(main_wrapper(main), flags_parser=functools.partial(_parse_flags, arguments))
 
     return run
+
+
+def _show_flags_in_help(module_name: str) -> None:
+    """`--help` lists the key flags of the main module, `sys.argv[0]`: for a console
+    script that is the wrapper, which defines none (docs/DESIGN.md, 2026-12-06). The
+    command module's flags (and `--debug`) are made the wrapper's key flags."""
+    by_module = flags.FLAGS.flags_by_module_dict()
+    for name in (module_name, __name__):
+        for flag in by_module.get(name, ()):
+            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
 def check_arguments(given, arguments: tuple[str, ...] = ()) -> None:
