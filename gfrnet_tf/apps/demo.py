@@ -37,10 +37,7 @@ from gfrnet_tf.apps.common import make_run
 from gfrnet_tf.apps.demo_stages import Stages, short_run_overrides
 from gfrnet_tf.configs.flags import define_config_flag
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf.evaluation import protocol, report
-from gfrnet_tf.io import save_image
 from gfrnet_tf.runs import RunFolder
-from gfrnet_tf.sample import degraded_pair, write_sample_dataset
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Folder for everything the demo writes.")
 STEPS = flags.DEFINE_integer(
@@ -62,6 +59,9 @@ def config_overrides(argv) -> list[str]:
 
 
 def main(argv):
+    from gfrnet_tf.io import save_image
+    from gfrnet_tf.sample import degraded_pair, write_sample_dataset
+
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if STEPS.value < 1:
@@ -132,6 +132,8 @@ def main(argv):
 
 
 def print_summary(paths, stages) -> None:
+    from gfrnet_tf.evaluation import protocol, report
+
     results = json.loads((paths["eval"] / "results.json").read_text())
     print(
         "\n== done in {:.0f} s ({})".format(

@@ -6,7 +6,6 @@ The sample data they train on is `gfrnet_tf.sample.write_sample_dataset`.
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 import sys
@@ -45,10 +44,7 @@ class Stages:
         started = self.begin(title)
         argv = [sys.executable, "-m", f"gfrnet_tf.apps.{app}", *args]
         print("$ " + shlex.join([f"gfrnet-{app}", *args]), flush=True)
-        # TensorFlow's C++ INFO/WARNING start-up lines (oneDNN, CUDA probing) would bury the
-        # stage output; errors still show, and a TF_CPP_MIN_LOG_LEVEL the user set wins.
-        env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ}
-        status = subprocess.run(argv, check=False, env=env).returncode
+        status = subprocess.run(argv, check=False).returncode
         if status:
             print(
                 f"error: gfrnet-{app}: failed with exit status {status} (stage: {title})",

@@ -1,4 +1,4 @@
-"""gfrnet-restore: restore the faces in your photos with a guide photo of the same person.
+r"""gfrnet-restore: restore the faces in your photos with a guide photo of the same person.
 
     gfrnet-restore --model runs/full/model.keras --input photos/ \
         --guide alice_frontal.jpg [--guide alice_side.jpg ...] --output restored/ \
@@ -16,9 +16,10 @@ detections every `--detect_every` frames; see docs/VIDEO.md.
 
 Per photo `NAME.ext` the output folder receives `NAME_restored.png` (whole photo, same
 size; `NAME_ext_...` where two inputs share a name) and per face `k`: `NAME_face{k}.png`
-(restored crop), `NAME_face{k}_compare.png` (degraded | guide | warped guide | restored)
-and with `--flow` `NAME_face{k}_flow.png`. A name too long for the file system is cut and
-tagged with a digest of the photo's name (see `restoration.outputs`).
+(restored crop; not for `--aligned` photos, whose restored face is `NAME_restored.png`),
+`NAME_face{k}_compare.png` (labelled panels degraded | guide | warped guide | restored,
+small faces enlarged) and with `--flow` `NAME_face{k}_flow.png`. A name too long for the
+file system is cut and tagged with a digest of the photo's name (see `restoration.outputs`).
 The output folder must lie outside the input folder, and no input or guide file is ever
 replaced. A file that cannot be read or has no face gets one line; the batch goes on, a
 summary by reason ends the run and the exit status is 1 if anything failed. An output
@@ -34,14 +35,17 @@ from absl import flags
 
 from gfrnet_tf.apps.batch import Failures
 from gfrnet_tf.apps.common import make_run
-from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError, NoFaceError
+from gfrnet_tf.errors import (
+    BadConfigError,
+    BadModelFileError,
+    GFRNetError,
+    NoFaceError,
+    install_hint,
+)
 from gfrnet_tf.io import load_image
 from gfrnet_tf.io.paths import printable
-from gfrnet_tf.restoration.outputs import OutputFolder, OutputFolderError
-from gfrnet_tf.restoration.photos import PhotoRestorer
-from gfrnet_tf.restoration.restorer import load_restorer
 from gfrnet_tf.video.files import is_video_file
-from gfrnet_tf.visualize import flow_to_rgb, image_grid
+from gfrnet_tf.visualize import PAIR_PANELS, flow_to_rgb, labelled_grid
 
 MODEL = flags.DEFINE_string(
     "model", None, "Checkpoint/.keras file, SavedModel folder or .tflite file."
@@ -91,21 +95,17 @@ def input_photos(path: Path) -> list[Path]:
     raise BadConfigError(path, "--input is neither a file nor a folder")
 
 
-def output_images(restored_photo, faces) -> list[tuple[str, object]]:
+def output_images(restored_photo, faces, aligned: bool) -> list[tuple[str, object]]:
     """`(name suffix, image)` of every output of one photo, the whole photo last: a photo
-    whose restored version exists has all its outputs."""
+    whose restored version exists has all its outputs. An aligned photo is its one face, so
+    its restored face is the restored photo: no `_face0.png` beside it."""
     images = []
     for k, face in enumerate(faces):
         result = face.result
-        images.append((f"_face{k}.png", result.restored))
-        images.append(
-            (
-                f"_face{k}_compare.png",
-                image_grid(
-                    [[face.degraded, face.guide.crop, result.warped_guide, result.restored]]
-                ),
-            )
-        )
+        if not aligned:
+            images.append((f"_face{k}.png", result.restored))
+        panels = [face.degraded, face.guide.crop, result.warped_guide, result.restored]
+        images.append((f"_face{k}_compare.png", labelled_grid(PAIR_PANELS[:4], [panels])))
         if FLOW.value and result.flow is not None:
             images.append((f"_face{k}_flow.png", flow_to_rgb(result.flow)))
     images.append(("_restored.png", restored_photo))
@@ -121,7 +121,7 @@ def describe(photo_path: Path, faces) -> str:
     return f"{printable(photo_path)}: restored {len(faces)} face(s); {guides}"
 
 
-def restore_video(photos: PhotoRestorer, path: Path, destination: Path) -> str:
+def restore_video(photos, path: Path, destination: Path) -> str:
     """Restores one video file; its summary line."""
     if photos.aligned:
         raise BadConfigError(path, "--aligned is for face-crop photos; a video's faces are tracked")
@@ -130,7 +130,7 @@ def restore_video(photos: PhotoRestorer, path: Path, destination: Path) -> str:
         from gfrnet_tf.video.identity import optional_embedder
         from gfrnet_tf.video.streaming import VideoRestorer
     except ImportError as error:
-        raise BadConfigError(path, f"videos need PyAV: pip install 'gfrnet_tf[video]' ({error})")
+        raise BadConfigError(path, f"videos need PyAV: {install_hint('video')} ({error})")
     videos = VideoRestorer(photos, detect_every=DETECT_EVERY.value)
     identity = optional_embedder() if IDENTITY_EVERY.value else None
     return restore_clip(
@@ -144,6 +144,10 @@ def restore_video(photos: PhotoRestorer, path: Path, destination: Path) -> str:
 
 
 def main(argv):
+    from gfrnet_tf.restoration.outputs import OutputFolder, OutputFolderError
+    from gfrnet_tf.restoration.photos import PhotoRestorer
+    from gfrnet_tf.restoration.restorer import load_restorer
+
     del argv
     input_path = Path(INPUT.value)
     inputs = input_photos(input_path)
@@ -182,7 +186,7 @@ def main(argv):
                 restored += 1
                 continue
             restored_photo, faces = photos.restore(load_image(photo_path), photo_path)
-            output.write(stems[photo_path], output_images(restored_photo, faces))
+            output.write(stems[photo_path], output_images(restored_photo, faces, ALIGNED.value))
         except (BadModelFileError, OutputFolderError):
             raise  # the model or the folder, not this photo: every other photo would fail too
         except GFRNetError as error:
