@@ -23,8 +23,9 @@ class Stages:
     user would type, at the price of one TensorFlow start-up (a few seconds) each.
     """
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, common_args=()):
         self.total = total
+        self.common_args = list(common_args)  # appended to every command, e.g. --verbosity
         self.done = 0
         self.start = time.monotonic()
         self.timings: dict[str, float] = {}
@@ -42,6 +43,7 @@ class Stages:
     def command(self, title: str, app: str, args: list[str]) -> None:
         """Runs `gfrnet-<app>` with `args`; exits with its status if it fails."""
         started = self.begin(title)
+        args = [*args, *self.common_args]
         argv = [sys.executable, "-m", f"gfrnet_tf.apps.{app}", *args]
         print("$ " + shlex.join([f"gfrnet-{app}", *args]), flush=True)
         status = subprocess.run(argv, check=False).returncode
