@@ -1,6 +1,6 @@
 r"""gfrnet-export: a trained GFRNet as a TF Serving SavedModel and TFLite (LiteRT) files.
 
-    gfrnet-export --model runs/full --output savedmodel/gfrnet \
+    gfrnet-export --model runs/full --output runs/export/gfrnet \
         --formats savedmodel,tflite_fp32,tflite_fp16,tflite_int8 \
         --calibration_data DATASET_DIR [--image_size N] [--version N]
 
@@ -34,7 +34,7 @@ from gfrnet_tf.io.paths import make_output_dir
 
 MODEL = flags.DEFINE_string("model", None, ".keras file, step-N.weights.h5 checkpoint or workdir.")
 OUTPUT = flags.DEFINE_string(
-    "output", None, "Model folder, e.g. savedmodel/gfrnet (TF Serving layout)."
+    "output", None, "Model folder, e.g. runs/export/gfrnet (TF Serving layout)."
 )
 EXPORT_FORMATS = flags.DEFINE_list("formats", ["savedmodel"], f"Comma-separated, of {FORMATS}.")
 IMAGE_SIZE = flags.DEFINE_integer(

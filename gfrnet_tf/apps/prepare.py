@@ -1,14 +1,15 @@
 """`gfrnet-prepare`: photos grouped by identity -> face crops, landmarks, guides -> a dataset.
 
     gfrnet-prepare --input ROOT --output DIR [--landmarks dlib|FILE_OR_DIR]
-        [--max-per-identity 5] [--synthetic-pose] [--runner ... (any Beam option)]
+        [--max_per_identity 5] [--synthetic_pose] [--runner ... (any Beam option)]
 
 `ROOT/<identity>/<photo>` in, a dataset folder out (`gfrnet_tf.pipelines.prepare`): shards,
 `rejected.tsv` and `manifest.json`, which `gfrnet-train --data DIR` reads. The DirectRunner
 runs it locally over all cores; any other `--runner` and its options go to Beam untouched
 (docs/PREPARE.md: Dask, Flink, Spark, Dataflow). The exit status is 1 when a file could not
 be read (bad image, unreadable folder, bad landmark file), 0 otherwise: photos without a
-usable face are filtered and counted, not failures.
+usable face are filtered and counted, not failures. Multi-word flags take underscores (as
+documented) or dashes.
 """
 
 from __future__ import annotations
