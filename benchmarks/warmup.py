@@ -72,7 +72,7 @@ def candidate_config(base, steps: int, warmup: int):
 def train(config, workdir: Path, dataset) -> dict:
     """Trains one candidate unless its last checkpoint exists; wall and CPU seconds."""
     last = (config.train.warp_pretrain_epochs + config.train.epochs) * config.train.steps_per_epoch
-    if (RunFolder(workdir).latest_checkpoint() or "").endswith(f"{last:08d}.weights.h5"):
+    if str(RunFolder(workdir).latest_checkpoint()).endswith(f"{last:08d}.weights.h5"):
         return {}
     wall, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
     fit.train(config, workdir, dataset)

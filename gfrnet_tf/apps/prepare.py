@@ -18,6 +18,7 @@ import argparse
 import logging
 import sys
 
+from gfrnet_tf.apps import quiet
 from gfrnet_tf.apps.common import spelled_as_defined
 from gfrnet_tf.errors import BadConfigError, GFRNetError
 from gfrnet_tf.io.paths import printable
@@ -223,6 +224,8 @@ def main(argv=None) -> int:
             handler.addFilter(_NoBeamTracebacks())
     try:
         settings, beam_args, debug = parse_args(argv)
+        # Before Beam or MTCNN load it: TensorFlow's start-up lines stay out of the output.
+        quiet.import_tensorflow(quiet.QUIET)
         manifest = run_pipeline(settings, beam_args)
     except GFRNetError as error:
         if debug:
