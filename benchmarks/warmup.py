@@ -131,7 +131,7 @@ def main(argv):
         {**{c: row.get(c, float("nan")) for c in ("model", *COLUMNS)}, **_sampled(sample, row)}
         for row in evaluation.rows
     ]
-    columns = ("model", *COLUMNS, "sample_psnr", "sample_identity_distance")
+    columns = ("model", *COLUMNS, "psnr_sample", "identity_distance_sample")
     table = report.markdown_table(rows, columns)
     report.write_text(workdir / "warmup.md", table + (f"\n{note}\n" if note else ""))
     report.write_json(workdir / "warmup.json", {"rows": rows, "timings": timings, "note": note})
@@ -145,8 +145,8 @@ def main(argv):
 def _sampled(sample: dict, row: dict) -> dict:
     values = sample.get(row["model"], {})
     return {
-        "sample_psnr": values.get("psnr", float("nan")),
-        "sample_identity_distance": values.get("identity_distance", float("nan")),
+        "psnr_sample": values.get("psnr", float("nan")),
+        "identity_distance_sample": values.get("identity_distance", float("nan")),
     }
 
 
