@@ -11,7 +11,13 @@ import subprocess
 import sys
 import time
 
-from gfrnet_tf.configs.budget import EPOCH_STEPS, LEARNING_RATE, PRETRAIN_EPOCHS, short_run_schedule
+from gfrnet_tf.configs.budget import (
+    DEMO_WARMUP_SHARE,
+    EPOCH_STEPS,
+    LEARNING_RATE,
+    PRETRAIN_EPOCHS,
+    short_run_schedule,
+)
 
 
 class Stages:
@@ -64,12 +70,11 @@ SHORT_RUN_OVERRIDES = (
 
 
 def short_run_overrides(steps: int, epoch_steps: int = EPOCH_STEPS) -> list[str]:
-    """`--config.train.*` flags of `configs.budget.short_run_schedule(steps, epoch_steps)`."""
-    schedule = short_run_schedule(steps, epoch_steps)
+    """`--config.train.*` flags of `configs.budget.short_run_schedule(steps, epoch_steps,
+    DEMO_WARMUP_SHARE)`."""
+    schedule = short_run_schedule(steps, epoch_steps, DEMO_WARMUP_SHARE)
+    keys = ("steps_per_epoch", "checkpoint_every", "epochs", "reconstruction_warmup_epochs")
     return [
         *SHORT_RUN_OVERRIDES,
-        *(
-            f"--config.train.{key}={schedule[key]}"
-            for key in ("steps_per_epoch", "checkpoint_every", "epochs")
-        ),
+        *(f"--config.train.{key}={schedule[key]}" for key in keys if key in schedule),
     ]
