@@ -110,8 +110,8 @@ def test_demo_output_is_free_of_native_noise_and_counts_steps(demo):
         assert noise not in stdout + stderr, noise
     assert "Epoch " not in stdout  # Keras' per-interval bars, which counted no steps
     # --steps=2: one 2-step data epoch; pre-training is PRETRAIN_EPOCHS of them.
-    assert "training: 4 WarpNet pre-training steps, then 2 joint training steps" in stdout
-    assert "joint training: 100%" in stderr and "2/2" in stderr
+    assert "training: 4 WarpNet pre-training steps, then 2 reconstruction training steps" in stdout
+    assert "reconstruction training: 100%" in stderr and "2/2" in stderr
 
 
 def test_bad_steps_is_one_line_error(tmp_path, installed_wheel):
@@ -140,10 +140,21 @@ def test_short_run_overrides_round_up_to_whole_epochs():
         assert flags[: len(SHORT_RUN_OVERRIDES)] == list(SHORT_RUN_OVERRIDES)
         return [flag.rsplit(".", 1)[1] for flag in flags[len(SHORT_RUN_OVERRIDES) :]]
 
-    assert schedule(1500) == ["steps_per_epoch=250", "checkpoint_every=125", "epochs=6"]
-    assert schedule(600) == ["steps_per_epoch=250", "checkpoint_every=125", "epochs=3"]
+    # The demo trains without the adversarial terms: every joint epoch is a warm-up one.
+    assert schedule(1500) == [
+        "steps_per_epoch=250",
+        "checkpoint_every=125",
+        "epochs=6",
+        "reconstruction_warmup_epochs=6",
+    ]
+    assert schedule(600)[2:] == ["epochs=3", "reconstruction_warmup_epochs=3"]
     # Fewer steps than an epoch: one epoch of exactly that many steps.
-    assert schedule(3) == ["steps_per_epoch=3", "checkpoint_every=3", "epochs=1"]
+    assert schedule(3) == [
+        "steps_per_epoch=3",
+        "checkpoint_every=3",
+        "epochs=1",
+        "reconstruction_warmup_epochs=1",
+    ]
 
 
 def test_config_overrides_keep_only_config_fields():

@@ -286,7 +286,7 @@ def run_phases(model, config, train_data, val_data, val_steps, callbacks, verbos
 
 PHASE_TITLES = {
     "warp": "WarpNet pre-training",
-    "reconstruction": "reconstruction warm-up",
+    "reconstruction": "reconstruction training",
     "joint": "joint training",
 }
 
