@@ -383,3 +383,35 @@ def test_command_refuses_an_unreadable_shard_in_one_line(tmp_path, shards):
     )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_phases_in_steps_with_a_reconstruction_warmup_and_its_bounds():
+    import ml_collections
+
+    from gfrnet_tf.errors import BadConfigError
+    from gfrnet_tf.training.fit import check_train_config, describe_phases, phase_steps
+
+    train = ml_collections.ConfigDict(
+        {
+            "warp_pretrain_epochs": 2,
+            "epochs": 20,
+            "steps_per_epoch": 250,
+            "checkpoint_every": 125,
+            "summary_every": 10,
+            "reconstruction_warmup_epochs": 16,
+        }
+    )
+    plan = phase_steps(train)
+    assert plan == {"warp": 500, "reconstruction": 4000, "joint": 1000}
+    assert describe_phases(plan, 250) == (
+        "training: 500 WarpNet pre-training steps, then 4000 reconstruction training steps, "
+        "then 1000 joint training steps (validation every 250 steps)"
+    )
+    train.reconstruction_warmup_epochs = 20  # the demo's: no adversarial phase at all
+    assert phase_steps(train) == {"warp": 500, "reconstruction": 5000}
+    del train["reconstruction_warmup_epochs"]  # a config.json saved before the key existed
+    assert phase_steps(train) == {"warp": 500, "joint": 5000}
+    for bad in (21, -1):
+        train.reconstruction_warmup_epochs = bad
+        with pytest.raises(BadConfigError, match="reconstruction_warmup_epochs"):
+            check_train_config(train)
