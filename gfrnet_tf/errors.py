@@ -127,18 +127,20 @@ OPTIONAL_EXTRAS = {
 }
 
 
+def install_hint(extra: str) -> str:
+    """How to add the optional extra `extra`, to the installed package and to a checkout."""
+    return f'pip install "gfrnet_tf[{extra}]" (in a checkout: pip install -e ".[{extra}]")'
+
+
 class MissingDependencyError(GFRNetError):
-    """An optional package is not installed; the message names the extra that installs it,
-    as a user of the installed package and as one of a checkout types it."""
+    """An optional package is not installed; the message names the extra that installs it
+    (`install_hint`)."""
 
     reason = "missing_dependency"
 
     def __init__(self, package: str, source=None):
         self.package, self.extra = package, OPTIONAL_EXTRAS[package]
-        install = (
-            f'pip install "gfrnet_tf[{self.extra}]" '
-            f'(in a checkout: pip install -e ".[{self.extra}]")'
-        )
+        install = install_hint(self.extra)
         if source is None:
             super().__init__(package, f"not installed: {install}")
         else:

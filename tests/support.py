@@ -23,6 +23,9 @@ SIZE, BATCH = 32, 2
 TINY = {"widths": (8, 16, 16, 16, 16), "discriminator_widths": (8, 16), "local_size": 16}
 # Depth 3: the cheapest network that has every part, for exports, loading and serving.
 SHALLOW = {**TINY, "widths": (8, 16, 16)}
+# What TensorFlow's native code prints when nobody quiets it (issue 26): start-up lines,
+# device probing, graph-optimiser errors that change nothing. A command's output has none.
+NATIVE_NOISE = ("E0000", "cuInit", "absl::InitializeLog", "cudart_stub", "remapper failed")
 
 
 def config_flags(model=TINY, size=SIZE) -> list[str]:
@@ -124,8 +127,10 @@ def checkout_env(**overrides: str) -> dict[str, str]:
 
 def installed_env(**overrides: str) -> dict[str, str]:
     """The environment of a child process that must see only what is installed (the wheel's
-    commands run as a user runs them): no PYTHONPATH."""
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    commands run as a user runs them, from a shell that sets no PYTHONPATH and no
+    TensorFlow log level)."""
+    unset = ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL")
+    env = {key: value for key, value in os.environ.items() if key not in unset}
     return {**env, **overrides}
 
 

@@ -136,3 +136,48 @@ def test_prepare_on_dask_without_dask_is_one_line(hide_module, monkeypatch, caps
         'error: --runner: needs dask, which is not installed: pip install "gfrnet_tf[dask]" '
         '(in a checkout: pip install -e ".[dask]")'
     )
+
+
+def test_a_library_run_without_pyav_names_the_video_extra_for_each_clip(
+    hide_module, monkeypatch, tmp_path
+):
+    """gfrnet-restore and gfrnet-web take their clip stages from `video.clip_stages`:
+    without PyAV each clip is a `faces.csv` row and an `error:` line naming the extra."""
+    import csv
+
+    from gfrnet_tf.restoration.library import (
+        NoClipStages,
+        RestoreSettings,
+        default_options,
+        restore_library,
+    )
+    from gfrnet_tf.restoration.outputs import OutputFolder
+    from gfrnet_tf.video import clip_stages
+
+    hide_module("av")
+    for loaded in [m for m in sys.modules if m.startswith("gfrnet_tf.video.")]:
+        monkeypatch.delitem(sys.modules, loaded)  # imported afresh, as in a new process
+    stages = clip_stages(identity_every=0)
+    assert isinstance(stages, NoClipStages)
+    root = tmp_path / "library"
+    (root / "films").mkdir(parents=True)
+    (root / "films" / "wedding.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    warned = []
+    summary = restore_library(
+        root,
+        OutputFolder(tmp_path / "out", root),
+        None,  # no clip is analysed, so no model and no face analyser is needed
+        None,
+        RestoreSettings(32),
+        default_options(),
+        clips=stages,
+        progress=False,
+        warn=lambda path, problem: warned.append((str(path), problem)),
+    )
+    problem = f"needs av, which is not installed: {VIDEO_HINT}"
+    assert warned == [(str(root / "films" / "wedding.mp4"), problem)]
+    rows = list(csv.DictReader((tmp_path / "out" / "faces.csv").open()))
+    assert [(r["photo"], r["face"], r["action"]) for r in rows] == [
+        ("films/wedding.mp4", "-1", f"skipped: {problem}")
+    ]
+    assert (summary.files, summary.problems) == (1, 1)

@@ -398,7 +398,7 @@ def test_bad_flags_are_one_line(capsys, tmp_path):
         )
         == 1
     )
-    assert "--max-per-identity: must be at least 2" in capsys.readouterr().err
+    assert "--max_per_identity: must be at least 2" in capsys.readouterr().err
 
 
 def test_photo_filters_and_all_faces():

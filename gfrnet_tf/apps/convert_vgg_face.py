@@ -14,13 +14,14 @@ import numpy as np
 from gfrnet_tf.apps.common import make_run
 from gfrnet_tf.errors import BadModelFileError, optional_dependency
 from gfrnet_tf.io.atomic import atomic_writer
-from gfrnet_tf.models.vgg_face import LAYER_NAMES
-from gfrnet_tf.models.vgg_face_convert import from_torch_state_dict
 
 
 def main(argv):
     with optional_dependency():  # only this converter needs PyTorch
         import torch
+
+    from gfrnet_tf.models.vgg_face import LAYER_NAMES
+    from gfrnet_tf.models.vgg_face_convert import from_torch_state_dict
 
     source, target = argv[1:]
     try:

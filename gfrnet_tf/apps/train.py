@@ -17,8 +17,6 @@ from absl import flags
 
 from gfrnet_tf.apps import common
 from gfrnet_tf.configs.flags import define_config_flag
-from gfrnet_tf.data import PreparedDataset
-from gfrnet_tf.training import fit
 
 CONFIG = define_config_flag()
 WORKDIR = flags.DEFINE_string(
@@ -45,6 +43,9 @@ flags.mark_flags_as_required(["config", "workdir", "data"])
 
 def main(argv):
     del argv
+    from gfrnet_tf.data import PreparedDataset
+    from gfrnet_tf.training import fit
+
     dataset = PreparedDataset.open(
         DATA.value, synthetic_pose=SYNTHETIC_POSE.value, other_patterns={"val": VAL_DATA.value}
     )
