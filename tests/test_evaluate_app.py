@@ -16,6 +16,7 @@ from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.io import load_image
 from gfrnet_tf.loading import TrainedModel
 from gfrnet_tf.restoration.restorer import Restorer
+from gfrnet_tf.visualize import DISPLAY_SIZE, enlargement
 from support import built_gfrnet, run_module
 
 
@@ -200,4 +201,7 @@ def test_evaluate_writes_table_csv_json_png_equal_to_a_direct_computation(evalua
     assert report_json["rows"][1]["psnr_blind"] == pytest.approx(float(rows["tiny"]["psnr_blind"]))
     assert f"| tiny | {float(rows['tiny']['psnr_4x']):.2f} |" in done.stdout
     grid = load_image(out / "examples_tiny.png")
-    assert grid.shape == (3 * SIZE + 2 * 2, 5 * SIZE + 4 * 2, 3)  # 3 rows of I_d|I_g|I_w|Î|I
+    # 3 rows of I_d|I_g|I_w|Î|I enlarged to judge, under a label line, over a scale note.
+    factor = enlargement(SIZE, DISPLAY_SIZE)
+    assert grid.shape[1] == 5 * SIZE * factor + 4 * 4 and factor > 1
+    assert grid.shape[0] > 3 * SIZE * factor + 2 * 4
