@@ -26,17 +26,15 @@ faster than the photos: `find_people` on one album (docs/ARCHIVE.md, "People").
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+from gfrnet_tf.pipelines.runner import DASK_RUNNER
+from tests.support import run_module, tree_hashes
+
 PROJECTED_PHOTOS = 1_000_000
 MACHINES = (1, 10, 100)
 
@@ -45,13 +43,14 @@ def restore(model: Path, root: Path, out: Path, *extra) -> float:
     """Wall seconds of one `gfrnet-restore` run (a new process)."""
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "gfrnet_tf.apps.restore", f"--model={model}"]
-        + [f"--input={root}", f"--output={out}", "--identity_every=0", *extra],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    done = run_module(
+        "gfrnet_tf.apps.restore",
+        f"--model={model}",
+        f"--input={root}",
+        f"--output={out}",
+        "--identity_every=0",
+        *extra,
+        timeout=None,
     )
     seconds = time.perf_counter() - start
     if done.returncode not in (0, 1) or not (out / "faces.csv").exists():
@@ -59,25 +58,18 @@ def restore(model: Path, root: Path, out: Path, *extra) -> float:
     return seconds
 
 
-def digests(folder: Path) -> dict[str, str]:
-    return {
-        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
 def cost_split(args) -> dict:
     """`benchmarks.library` on the same library: CPU seconds per stage, one process."""
     report = args.workdir / f"library-{args.photos}.json"
-    subprocess.run(
-        [sys.executable, "-m", "benchmarks.library", f"--photos={args.photos}"]
-        + [f"--album={args.album}", f"--backends={args.backend}", f"--workdir={args.workdir}"]
-        + [f"--json={report}"],
-        cwd=REPO,
+    run_module(
+        "benchmarks.library",
+        f"--photos={args.photos}",
+        f"--album={args.album}",
+        f"--backends={args.backend}",
+        f"--workdir={args.workdir}",
+        f"--json={report}",
+        timeout=None,
         check=True,
-        capture_output=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     measured = json.loads(report.read_text())[args.backend]
     return {
@@ -175,7 +167,7 @@ def main():
                 seconds[name][count] = restore(model, root, out, *extra)
                 print(f"{name}, {count} photos: {seconds[name][count]:.1f} s (load {load:.1f})")
                 if count == args.photos:
-                    tree = digests(out)
+                    tree = tree_hashes(out)
                     reference = reference or tree
                     identical[name] = tree == reference
     table = {}

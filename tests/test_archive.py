@@ -10,19 +10,18 @@ workers the kernel kills while they write leaves no partial file under a final n
 import csv
 import os
 import resource
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from beam_harness import MULTI_PROCESS, dask_cluster, file_digests
+
 from people_fixtures import degraded, portrait, side_by_side, write
+from support import MULTI_PROCESS, ROOT, dask_cluster, run_checkout, tree_hashes
 from test_library_cli import _restore as restore_command
 
 pytest.importorskip("apache_beam")
 
-REPO = Path(__file__).resolve().parents[1]
 SIZE = 32  # conftest's `tiny_model`
 FAST = ["--image_size", str(SIZE), "--identity_every", "0"]
 
@@ -119,7 +118,7 @@ def test_direct_runner_on_two_processes_writes_the_same_bytes(
     assert status == 1
     assert _error_lines(stderr) == _error_lines(reference_stderr)  # a bad photo is a row
     assert _summary(stdout) == _summary(reference_stdout)
-    assert file_digests(out) == file_digests(reference)
+    assert tree_hashes(out) == tree_hashes(reference)
 
 
 @pytest.mark.slow
@@ -135,7 +134,7 @@ def test_dask_runner_on_two_workers_writes_the_same_bytes(
     reference, reference_stdout, _ = one_machine
     assert status == 1
     assert _summary(stdout) == _summary(reference_stdout)
-    assert file_digests(out) == file_digests(reference)
+    assert tree_hashes(out) == tree_hashes(reference)
 
 
 def _killed_when_writing_past(limit):
@@ -153,7 +152,7 @@ def _killed_when_writing_past(limit):
 def test_workers_killed_while_writing_leave_no_partial_file_under_a_final_name(
     library, tiny_model, one_machine, tmp_path
 ):
-    reference = file_digests(one_machine[0])
+    reference = tree_hashes(one_machine[0])
     sizes = sorted(p.stat().st_size for p in one_machine[0].rglob("*_restored.png"))
     limit = sizes[0] - 1  # the first whole photo a worker writes kills it
     # Python ignores SIGXFSZ (a write past the limit would fail instead): the workers
@@ -166,20 +165,19 @@ def test_workers_killed_while_writing_leave_no_partial_file_under_a_final_name(
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "gfrnet_tf.apps.restore", f"--model={tiny_model[1]}"]
     command += [f"--input={library}", f"--output={out}", *FAST, "--runner=DirectRunner"]
-    done = subprocess.run(
-        [*command, *MULTI_PROCESS],
-        capture_output=True,
-        text=True,
+    done = run_checkout(
+        *command,
+        *MULTI_PROCESS,
         timeout=900,
         preexec_fn=_killed_when_writing_past(limit),
-        env={**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO}"},
+        env={"PYTHONPATH": f"{site}{os.pathsep}{ROOT}"},
     )
     status, stderr = done.returncode, done.stderr
     assert status == 1 and "Traceback" not in stderr, stderr[-3000:]
     (line,) = [line for line in _error_lines(stderr) if line.startswith(f"error: {out}:")]
     assert line.startswith(f"error: {out}: the pipeline failed: ")
     assert "exited with return code 153" in line  # 128 + SIGXFSZ: killed, as asked
-    left = file_digests(out)
+    left = tree_hashes(out)
     partial = {name for name in left if Path(name).name.startswith(".")}
     assert partial and all(name.endswith(".tmp") for name in partial)  # killed mid-write
     final = {name: digest for name, digest in left.items() if name not in partial}
@@ -187,19 +185,31 @@ def test_workers_killed_while_writing_leave_no_partial_file_under_a_final_name(
     assert "faces.csv" not in final  # the report marks a finished run
 
 
-def test_with_runner_unknown_flags_go_to_beam_and_without_it_they_are_refused():
+def _parse(argv):
+    """`gfrnet-restore`'s command line as its `make_run` reads it."""
+    from gfrnet_tf.apps import archive, common, restore  # noqa: F401  (the command's flags)
+
+    return common.parse_flags(argv, known_only=archive.runner_given(argv))
+
+
+def test_with_runner_unknown_flags_go_to_beam_and_a_stray_word_is_refused(capsys):
     from absl import flags
 
-    from gfrnet_tf.apps import archive, restore  # noqa: F401  (defines the command's flags)
+    from gfrnet_tf.apps import archive
 
     argv = ["gfrnet-restore", "--model=m", "--input=i", "--output=o", "--runner", "DirectRunner"]
     beam_args = ["--direct_num_workers", "2", "--dask_client_address=tcp://127.0.0.1:1"]
     try:
-        assert archive.parse_flags([*argv, *beam_args]) == ["gfrnet-restore", *beam_args]
+        assert _parse([*argv, *beam_args]) == ["gfrnet-restore", *beam_args]
         assert archive.RUNNER.value == "DirectRunner"
-        assert not archive.runner_given(argv[:4] + beam_args)
-        with pytest.raises(flags.UnrecognizedFlagError):
-            flags.FLAGS(argv[:4] + beam_args)
+        for refused, line in [
+            ([*argv, *beam_args, "x"], "error: command line: unexpected argument 'x'"),
+            (argv[:4] + beam_args, "Unknown command line flag 'direct_num_workers'"),
+        ]:
+            flags.FLAGS.unparse_flags()
+            with pytest.raises(SystemExit):
+                _parse(refused)
+            assert line in capsys.readouterr().err
     finally:
         flags.FLAGS.unparse_flags()
 
@@ -208,14 +218,14 @@ def test_what_the_pipeline_cannot_do_is_one_line_before_anything_runs(monkeypatc
     from absl import flags
 
     from gfrnet_tf.apps import archive, restore  # noqa: F401  (defines the command's flags)
-    from gfrnet_tf.errors import BadConfigError
+    from gfrnet_tf.errors import BadConfigError, MissingDependencyError
 
-    archive.parse_flags(["gfrnet-restore", "--model=m", "--input=i", "--output=o", "--runner=x"])
+    _parse(["gfrnet-restore", "--model=m", "--input=i", "--output=o", "--runner=x"])
     try:
         with pytest.raises(BadConfigError, match="--aligned crops run on one machine"):
             archive.check_flags(aligned=True)
         monkeypatch.setitem(sys.modules, "apache_beam", None)
-        with pytest.raises(BadConfigError, match=r"not installed: pip install gfrnet_tf\[beam\]"):
+        with pytest.raises(MissingDependencyError, match=r'pip install "gfrnet_tf\[beam\]"'):
             archive.restore_on_beam(*[None] * 7, [], lambda path, problem: None)
     finally:
         flags.FLAGS.unparse_flags()

@@ -7,9 +7,6 @@ batch size, and a third on Dask workers (slow), must write the same bytes.
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,10 +23,8 @@ from gfrnet_tf.pipelines import identity as identity_lib
 from gfrnet_tf.pipelines import listing
 from gfrnet_tf.pipelines.identity import SPLITS
 from gfrnet_tf.pipelines.photo import PreparedFace
-
-sys.path.insert(0, str(Path(__file__).parent))
-from beam_harness import IN_PROCESS, dask_cluster, file_digests
 from prepare_fixtures import MAX_PHOTO_BYTES, add_hostile, make_collection, tree_state
+from support import IN_PROCESS, dask_cluster, run_module, tree_hashes
 
 # The fixture photos are 256 px with ~45 px faces: lower the size and sharpness filters.
 SMALL = [
@@ -44,7 +39,6 @@ SMALL = [
     "--synthetic-pose",
     "--export-guides",
 ]
-REPO = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -80,25 +74,16 @@ def rerun(prepared, collection, tmp_path_factory):
     )
     (output / unused).write_bytes(b"an earlier run's shard")
     (output / "notes.txt").write_text("not ours")
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gfrnet_tf.apps.prepare",
-            "--input",
-            str(collection[0]),
-            "--output",
-            str(output),
-            *SMALL,
-            "--photos-per-batch",
-            "1",
-            *IN_PROCESS,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    completed = run_module(
+        "gfrnet_tf.apps.prepare",
+        "--input",
+        collection[0],
+        "--output",
+        output,
+        *SMALL,
+        "--photos-per-batch",
+        "1",
+        *IN_PROCESS,
     )
     return output, completed, unused
 
@@ -232,8 +217,8 @@ def test_rerun_with_other_batches_is_byte_identical(prepared, rerun):
     assert not (rerun_output / unused).exists()  # the earlier run's shard is gone
     assert (rerun_output / "notes.txt").read_text() == "not ours"
     (rerun_output / "notes.txt").unlink()
-    files = file_digests(output)
-    assert files == file_digests(rerun_output)
+    files = tree_hashes(output)
+    assert files == tree_hashes(rerun_output)
     assert {"manifest.json", "rejected.tsv"} <= set(files) and len(files) > 10
 
 
@@ -308,7 +293,7 @@ def test_dask_runner_on_two_workers_writes_the_same_bytes(prepared, collection, 
     with dask_cluster() as runner_args:
         manifest = _prepare(collection, output, "--photos-per-batch", "5", *runner_args)
     assert manifest == prepared[1]
-    assert file_digests(output) == file_digests(prepared[0])
+    assert tree_hashes(output) == tree_hashes(prepared[0])
 
 
 def _face(key, yaw=0.0, roll=0.0, ear=0.3, sharpness=100.0, identity="a"):
@@ -370,12 +355,15 @@ def test_safe_names_keep_distinct_names_apart():
     assert len({safe_name(n) for n in ["a/b", "a_b", "a b", "a\\b"]}) == 4
 
 
-def test_missing_beam_is_one_line(monkeypatch, capsys, tmp_path):
-    monkeypatch.setitem(sys.modules, "apache_beam", None)
+def test_missing_beam_is_one_line(hide_module, capsys, tmp_path):
+    hide_module("apache_beam")
     status = prepare_app.main(["--input", str(tmp_path), "--output", str(tmp_path / "out")])
     assert status == 1
     error = capsys.readouterr().err.strip()
-    assert error == "error: apache_beam: not installed: pip install gfrnet_tf[beam]"
+    assert error == (
+        'error: apache_beam: not installed: pip install "gfrnet_tf[beam]"'
+        ' (in a checkout: pip install -e ".[beam]")'
+    )
 
 
 def test_bad_flags_are_one_line(capsys, tmp_path):
@@ -387,7 +375,7 @@ def test_bad_flags_are_one_line(capsys, tmp_path):
         )
         == 1
     )
-    assert "--max-per-identity: must be at least 2" in capsys.readouterr().err
+    assert "--max_per_identity: must be at least 2" in capsys.readouterr().err
 
 
 def test_photo_filters_and_all_faces():
@@ -479,24 +467,15 @@ def test_full_disk_is_one_line_and_leaves_no_temp_files(collection, tmp_path):
         (root / "astronaut" / photo.name).write_bytes(photo.read_bytes())
     before = tree_state(root)
     output = tmp_path / "out"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gfrnet_tf.apps.prepare",
-            "--input",
-            str(root),
-            "--output",
-            str(output),
-            *SMALL,
-            *IN_PROCESS,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
+    completed = run_module(
+        "gfrnet_tf.apps.prepare",
+        "--input",
+        root,
+        "--output",
+        output,
+        *SMALL,
+        *IN_PROCESS,
         preexec_fn=_file_size_limit(64 * 1024),  # a shard of 4 pairs is ~600 KB
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert completed.returncode == 1
     errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]

@@ -23,12 +23,7 @@ from pathlib import Path
 
 from absl import flags
 
-from gfrnet_tf.apps.common import parse_flags as absl_flags
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf.people import FACES_CSV
-from gfrnet_tf.restoration.analysis import NO_FACE
-from gfrnet_tf.restoration.library import LibrarySummary, list_library
-from gfrnet_tf.restoration.report import PEOPLE_JSON
 
 RUNNER = flags.DEFINE_string(
     "runner",
@@ -47,13 +42,9 @@ PHOTOS_PER_CHUNK = flags.DEFINE_integer(
 
 
 def runner_given(argv) -> bool:
+    """With `--runner`, the flags `gfrnet-restore` does not know are Beam's pipeline options
+    (`make_run`'s `passes_on`)."""
     return any(arg == "--runner" or arg.startswith("--runner=") for arg in argv[1:])
-
-
-def parse_flags(argv):
-    """The command's flags; with `--runner`, the flags it does not know come back after
-    `argv[0]` (Beam's pipeline options) instead of being refused."""
-    return absl_flags(argv, known_only=runner_given(argv))
 
 
 def check_flags(aligned: bool) -> None:
@@ -68,7 +59,11 @@ def restore_on_beam(root, output, model, named, settings, options, clips, beam_a
     """`restore_library` on the `--runner` (see `gfrnet_tf.pipelines.archive`); returns the
     same `LibrarySummary`, read from the report the pipeline wrote, and calls `warn(path,
     problem)` for each file that could not be read, as `restore_library` does."""
+    from gfrnet_tf.people import FACES_CSV
     from gfrnet_tf.pipelines.runner import QUIET_WORKERS, beam_module, quiet_beam_logs
+    from gfrnet_tf.restoration.analysis import NO_FACE
+    from gfrnet_tf.restoration.library import LibrarySummary, list_library
+    from gfrnet_tf.restoration.report import PEOPLE_JSON
 
     beam_module()  # one line if Beam is not installed
     from gfrnet_tf.pipelines.archive import ArchiveSettings, restore_archive

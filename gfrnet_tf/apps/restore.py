@@ -18,14 +18,16 @@ in pose among all guides (no identity check); `--restore_all` also restores good
 
 OUT mirrors ROOT: per photo with a restored face, `OUT/<path>/NAME_restored.png` (whole
 photo, same size) and per restored face `k` (counted from the left) `NAME_face{k}.png`
-and `NAME_face{k}_compare.png` (degraded | guide | warped guide | restored, labelled),
+and `NAME_face{k}_compare.png` (labelled panels degraded | guide | warped guide |
+restored; small faces enlarged, nearest neighbour),
 with `--flow` `NAME_face{k}_flow.png`. Every run writes `OUT/faces.csv` (one row per face
 and per file without one), `OUT/people.json` and a contact sheet per person in
 `OUT/people/` (docs/PEOPLE.md). Clips become `NAME_restored.mp4` (docs/VIDEO.md), each
 face track restored with its own person's guide.
 
 `--aligned` takes every input and guide as an already cropped square face and restores
-it with the guide closest in pose (no identity check, no report). The output folder must
+it with the guide closest in pose (no identity check, no report); its restored face is
+`NAME_restored.png`, with `NAME_face0_compare.png` beside it. The output folder must
 lie outside ROOT, and no input or guide file is ever replaced. A file that cannot be read
 gets one `error:` line, the run goes on, and the exit status is 1; a photo without a face
 is a `faces.csv` row. An output folder that cannot be written stops the run in one line.
@@ -44,18 +46,8 @@ from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError, NoF
 from gfrnet_tf.io import load_image
 from gfrnet_tf.io.media import is_video_file
 from gfrnet_tf.io.paths import printable
-from gfrnet_tf.restoration.library import (
-    FaceAnalyser,
-    RestoreSettings,
-    default_options,
-    named_people,
-    restore_library,
-)
-from gfrnet_tf.restoration.listing import LONGEST_SUFFIX
-from gfrnet_tf.restoration.outputs import OutputFolder, OutputFolderError
-from gfrnet_tf.restoration.photos import PhotoRestorer
-from gfrnet_tf.restoration.restorer import load_restorer
-from gfrnet_tf.visualize import flow_to_rgb, labelled_panels
+from gfrnet_tf.video import clip_stages
+from gfrnet_tf.visualize import PAIR_PANELS, flow_to_rgb, labelled_grid
 
 MODEL = flags.DEFINE_string(
     "model", None, "Checkpoint/.keras file, SavedModel folder or .tflite file."
@@ -108,8 +100,7 @@ IDENTITY_EVERY = flags.DEFINE_integer(
     "Videos: measure the identity distance to the guide every N frames (dlib; 0 = never).",
 )
 flags.mark_flags_as_required(["model", "input", "output"])
-
-DEFAULT_IMAGE_SIZE = 256
+flags.adopt_module_key_flags(archive)  # --runner and its options are listed by --help
 
 
 def input_photos(path: Path) -> list[Path]:
@@ -125,14 +116,16 @@ def input_photos(path: Path) -> list[Path]:
 
 
 def aligned_images(restored_photo, face) -> list[tuple[str, object]]:
-    """`(name suffix, image)` of an aligned crop's outputs, the whole photo last."""
+    """`(name suffix, image)` of an aligned crop's outputs, the whole photo last. The crop is
+    its one face, so the restored face is the restored photo: no `_face0.png` beside it."""
     result = face.result
-    labels = ["degraded", f"guide: {Path(face.guide.source).name}", "warped guide", "restored"]
-    panels = [face.degraded, face.guide.crop, result.warped_guide, result.restored]
-    images = [
-        ("_face0.png", result.restored),
-        ("_face0_compare.png", labelled_panels([panels], [labels])),
+    labels = [
+        PAIR_PANELS[0],
+        f"guide: {printable(Path(face.guide.source).name)}",
+        *PAIR_PANELS[2:4],
     ]
+    panels = [face.degraded, face.guide.crop, result.warped_guide, result.restored]
+    images = [("_face0_compare.png", labelled_grid(labels, [panels]))]
     if FLOW.value and result.flow is not None:
         images.append(("_face0_flow.png", flow_to_rgb(result.flow)))
     images.append(("_restored.png", restored_photo))
@@ -141,6 +134,11 @@ def aligned_images(restored_photo, face) -> list[tuple[str, object]]:
 
 def restore_aligned(failures: Failures) -> None:
     """`--aligned`: each input is one face crop, restored with the guide closest in pose."""
+    from gfrnet_tf.restoration.listing import LONGEST_SUFFIX
+    from gfrnet_tf.restoration.outputs import OutputFolder, OutputFolderError
+    from gfrnet_tf.restoration.photos import PhotoRestorer
+    from gfrnet_tf.restoration.restorer import load_restorer
+
     input_path = Path(INPUT.value)
     inputs = input_photos(input_path)
     output = OutputFolder(
@@ -176,6 +174,18 @@ def restore_aligned(failures: Failures) -> None:
 def restore_by_person(failures: Failures, beam_args: list[str]) -> None:
     """Every face of the library with its own person's guide (docs/PEOPLE.md); with
     `--runner`, on Apache Beam with `beam_args` (`apps.archive`)."""
+    from gfrnet_tf.restoration.library import (
+        DEFAULT_IMAGE_SIZE,
+        FaceAnalyser,
+        RestoreSettings,
+        default_options,
+        named_people,
+        restore_library,
+    )
+    from gfrnet_tf.restoration.listing import LONGEST_SUFFIX
+    from gfrnet_tf.restoration.outputs import OutputFolder
+    from gfrnet_tf.restoration.restorer import load_restorer
+
     root = Path(INPUT.value)
     guide_files = [Path(p) for p in GUIDE.value]
     output = OutputFolder(
@@ -195,32 +205,22 @@ def restore_by_person(failures: Failures, beam_args: list[str]) -> None:
         flow=FLOW.value,
     )
     options = default_options(ANY_PERSON.value, RESTORE_ALL.value)
+    clips = clip_stages(
+        detect_every=DETECT_EVERY.value, crf=VIDEO_CRF.value, identity_every=IDENTITY_EVERY.value
+    )
 
     def warn(path, problem):
         failures.add("bad_file", path, problem)
 
     if archive.RUNNER.value:  # the same restoration on Apache Beam
         summary = archive.restore_on_beam(
-            root, output, MODEL.value, named, settings, options, clip_stages(), beam_args, warn
+            root, output, MODEL.value, named, settings, options, clips, beam_args, warn
         )
     else:
         summary = restore_library(
-            root, output, restorer, analyser, settings, options, named, clip_stages(), warn=warn
+            root, output, restorer, analyser, settings, options, named, clips, warn=warn
         )
     print(f"{summary.describe()}; report in {printable(output.path)}")
-
-
-def clip_stages():
-    """Clips' stages with the video flags, or None without PyAV (clips are then rows)."""
-    try:
-        from gfrnet_tf.video.people import ClipStages
-    except ImportError:
-        return None
-    return ClipStages(
-        detect_every=DETECT_EVERY.value,
-        crf=VIDEO_CRF.value,
-        identity_every=IDENTITY_EVERY.value,
-    )
 
 
 def main(argv):
@@ -237,7 +237,7 @@ def main(argv):
     failures.exit_if_any()
 
 
-run = make_run(main, flags_parser=archive.parse_flags)
+run = make_run(main, passes_on=archive.runner_given)
 
 if __name__ == "__main__":
     run()

@@ -37,7 +37,7 @@ from gfrnet_tf.pipelines.inference import RestorerHandler, process_restorer
 from gfrnet_tf.pipelines.runner import (
     Progress,
     keep,
-    pipeline_options,
+    new_pipeline,
     run_to_completion,
     select,
 )
@@ -421,6 +421,6 @@ def restore_archive(
 ) -> None:
     """Runs the pipeline to the end: the output folder then holds what `restore_library`
     writes for the same library (`faces.csv` last)."""
-    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    pipeline = new_pipeline(beam_args)
     build(pipeline, settings, items, named)
     run_to_completion(pipeline, str(settings.output.path))

@@ -55,7 +55,7 @@ from gfrnet_tf.pipelines.runner import (
     Progress,
     beam_module,
     keep,
-    pipeline_options,
+    new_pipeline,
     run_to_completion,
     select,
 )
@@ -396,14 +396,14 @@ def build(pipeline, settings: PrepareSettings, identities: list) -> None:
 
 def run_pipeline(settings: PrepareSettings, beam_args: list[str]) -> dict:
     """Checks the folders, runs the pipeline to the end; returns the manifest it wrote."""
-    beam = beam_module()
+    beam_module()  # one line if Beam is missing, before any folder is touched
     import tensorflow as tf
 
     listing.check_output_outside_input(settings.input, settings.output)
     identities = listing.list_identities(settings.input)
     landmark_source(settings.landmarks)  # a missing landmark file fails here, not on workers
     prepare_output(settings.output)
-    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    pipeline = new_pipeline(beam_args)
     build(pipeline, settings, identities)
     run_to_completion(pipeline, settings.output)  # a failed run writes no manifest
     manifest_path = f"{settings.output}/manifest.json"

@@ -14,21 +14,23 @@ import re
 import threading
 import time
 
-from gfrnet_tf.errors import BadConfigError, GFRNetError, first_line
+from gfrnet_tf.errors import GFRNetError, first_line, optional_dependency
+
+# The name `DaskRunner` alone is not registered with Beam: its full path is.
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 
 
 def beam_module():
     """`apache_beam`, or one line saying how to install it."""
-    try:
+    with optional_dependency():
         import apache_beam
-    except ImportError:
-        raise BadConfigError("apache_beam", "not installed: pip install gfrnet_tf[beam]")
     return apache_beam
 
 
-def pipeline_options(beam_args: list[str]):
-    """Beam's `PipelineOptions` of `beam_args`; by default the DirectRunner over all cores."""
-    beam_module()
+def new_pipeline(beam_args: list[str]):
+    """A `beam.Pipeline` with the options `beam_args`; by default the DirectRunner over all
+    cores. A runner's own missing package (e.g. Dask) is one line naming `--runner`."""
+    beam = beam_module()
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
     options = PipelineOptions(beam_args)
@@ -37,7 +39,8 @@ def pipeline_options(beam_args: list[str]):
     ):
         direct = options.view_as(DirectOptions)
         direct.direct_running_mode, direct.direct_num_workers = "multi_processing", 0
-    return options
+    with optional_dependency("--runner"):
+        return beam.Pipeline(options=options)
 
 
 def run_to_completion(pipeline, output: str) -> None:

@@ -25,7 +25,7 @@ from gfrnet_tf.people import Decision, FaceRecord, face_quality, faces_csv_row
 from gfrnet_tf.people.decision import KEEP, RESTORE
 from gfrnet_tf.restoration.listing import LibraryItem
 from gfrnet_tf.restoration.paste import paste_face
-from gfrnet_tf.visualize import flow_to_rgb, labelled_panels
+from gfrnet_tf.visualize import PAIR_PANELS, flow_to_rgb, labelled_grid
 
 DEFAULT_BATCH_SIZE = 8
 THUMBNAIL_PX = 128
@@ -209,15 +209,10 @@ def _images(image, accepted, guides, settings) -> list[tuple[str, np.ndarray]]:
     images = []
     for decision, crop, restored, warped, flow in accepted:
         k, guide = decision.face.index, decision.guide
-        labels = [
-            "degraded",
-            f"guide: {guide.photo} face {guide.index}",
-            "warped guide",
-            "restored",
-        ]
+        labels = [PAIR_PANELS[0], f"guide: {guide.photo} face {guide.index}", *PAIR_PANELS[2:4]]
         panels = [crop, guides[guide.key], warped, restored]
         images.append((f"_face{k}.png", restored))
-        images.append((f"_face{k}_compare.png", labelled_panels([panels], [labels])))
+        images.append((f"_face{k}_compare.png", labelled_grid(labels, [panels])))
         if settings.flow and flow is not None:
             images.append((f"_face{k}_flow.png", flow_to_rgb(flow)))
     images.append(("_restored.png", image))

@@ -19,13 +19,15 @@ the models live in the `FaceAnalyser` and the restorer, built once per process.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
+import numpy as np
 from tqdm import tqdm
 
 from gfrnet_tf.io.paths import printable
 from gfrnet_tf.people import (
     AcceptanceRule,
+    Decision,
     DecisionOptions,
     Person,
     decide_faces,
@@ -49,6 +51,8 @@ from gfrnet_tf.restoration.grouping import find_people
 from gfrnet_tf.restoration.listing import CLIP, PHOTO, LibraryItem, list_library
 from gfrnet_tf.restoration.report import ContactSheets, write_report
 
+# The model size when neither the user nor the model says (the paper's).
+DEFAULT_IMAGE_SIZE = 256
 # Measured on degraded faces (docs/PEOPLE.md section 8).
 DEFAULT_RULE = AcceptanceRule(max_distance=0.55, min_ratio=1.15)
 DEFAULT_QUALITY_MARGIN = 0.1
@@ -57,24 +61,30 @@ __all__ = [
     "Analysis",
     "CLIP",
     "ContactSheets",
+    "DEFAULT_IMAGE_SIZE",
     "DEFAULT_QUALITY_MARGIN",
     "DEFAULT_RULE",
     "FaceAnalyser",
     "LibraryItem",
+    "LibraryPlan",
+    "LibraryReport",
     "LibrarySummary",
     "NamedPeople",
+    "NoClipStages",
     "PHOTO",
     "PhotoResult",
     "RestoreSettings",
-    "default_options",
     "analyse_item",
     "decide_item",
+    "default_options",
     "find_people",
     "guide_crops",
     "library_people",
     "list_library",
     "named_people",
+    "plan_library",
     "restore_library",
+    "restore_planned",
     "restore_photo",
     "restore_photos",
     "write_report",
@@ -103,7 +113,7 @@ class LibrarySummary:
     problems: int = 0
     people: int = 0
 
-    def count(self, rows: Iterable[dict]) -> "LibrarySummary":
+    def count(self, rows: Iterable[dict]) -> LibrarySummary:
         """Adds up `rows` by action; a row of no face (face -1) is a file without one."""
         for row in rows:
             if row["face"] == "-1":
@@ -122,6 +132,19 @@ class LibrarySummary:
             f"{self.restored} restored, {self.kept} kept, {self.skipped} skipped; "
             f"{self.problems} file(s) without a usable face"
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class NoClipStages:
+    """The `clips` of a run that cannot restore clips (`gfrnet_tf.video.clip_stages` without
+    PyAV): each clip is a file with `problem`, one row and one `error:` line that say what
+    to install."""
+
+    problem: str
+
+    def analyse(self, item: LibraryItem, analyser) -> Analysis:
+        del analyser
+        return Analysis(item, problem=self.problem)
 
 
 def analyse_item(item: LibraryItem, analyser: FaceAnalyser, clips=None) -> Analysis:
@@ -149,6 +172,97 @@ def library_people(
     return {album: (*named, *find_people(faces, named, options)) for album, faces in albums.items()}
 
 
+@dataclasses.dataclass(frozen=True)
+class LibraryPlan:
+    """Everything decided before a face is restored: each item's analysis, the people each
+    album's faces were decided against, each item's decisions (by `LibraryItem.photo`, for
+    items with faces) and the guides' model-size crops. A page keeps it to restore one
+    photo again with a person's override of one decision."""
+
+    options: DecisionOptions
+    analyses: tuple[Analysis, ...]
+    people_of: dict[str, tuple[Person, ...]]
+    decisions: dict[str, list[Decision]]
+    guides: dict[tuple[str, int], np.ndarray]
+
+    @property
+    def people(self) -> list[Person]:
+        return list({p.name: p for people in self.people_of.values() for p in people}.values())
+
+    def jobs(self) -> list[tuple[LibraryItem, list[Decision]]]:
+        """`(item, decisions)` of every item with faces, in library order."""
+        return [(a.item, self.decisions[a.item.photo]) for a in self.analyses if a.faces]
+
+
+def plan_library(
+    items: Sequence[LibraryItem],
+    analyser: FaceAnalyser,
+    settings: RestoreSettings,
+    options: DecisionOptions,
+    named: NamedPeople = NamedPeople(),
+    clips=None,
+    on_item: Callable[[], None] = lambda: None,
+) -> LibraryPlan:
+    """Analyses every item (`on_item()` after each), finds each album's people and decides
+    every face; crops the guides. See `restore_library` for `clips`."""
+    analyses = []
+    for item in items:
+        analyses.append(analyse_item(item, analyser, clips))
+        on_item()
+    people_of = library_people(analyses, named.people, options)
+    decisions = {
+        a.item.photo: decide_item(a, people_of[a.item.album], options, clips)
+        for a in analyses
+        if a.faces
+    }
+    sources = dict(named.sources)
+    sources.update((a.item.photo, a.item.path) for a in analyses)
+    people = {p.name: p for album_people in people_of.values() for p in album_people}
+    guides = guide_crops(
+        (g for person in people.values() for g in person.guides),
+        sources,
+        settings.image_size,
+        settings.margin,
+    )
+    return LibraryPlan(options, tuple(analyses), people_of, decisions, guides)
+
+
+def restore_planned(
+    jobs, plan: LibraryPlan, restorer, analyser, output, settings: RestoreSettings, clips=None
+) -> Iterator[PhotoResult]:
+    """Restores `(item, decisions)` jobs (`plan.jobs()`, or some with a person's overrides)
+    with the plan's guides: the photos in model batches, then the clips; one result each."""
+    jobs = list(jobs)
+    photos = [(item, d) for item, d in jobs if item.kind == PHOTO]
+    yield from restore_photos(photos, plan.guides, restorer, analyser, output, settings)
+    if clips:
+        for item, decisions in jobs:
+            if item.kind == CLIP:
+                yield clips.restore(
+                    item, decisions, plan.guides, restorer, analyser, output, settings
+                )
+
+
+class LibraryReport:
+    """Collects a run's rows and contact-sheet pictures as results come (bounded per
+    person), then writes faces.csv, people.json and the sheets (`write`)."""
+
+    def __init__(self, plan: LibraryPlan):
+        self.plan = plan
+        self.rows = [problem_row(a.item.photo, a.problem) for a in plan.analyses if a.problem]
+        self.sheets = ContactSheets(plan.guides)
+
+    def add(self, result: PhotoResult) -> None:
+        self.rows.extend(result.rows)
+        self.sheets.add(result)
+
+    def write(self, output_path) -> LibrarySummary:
+        """Writes the report into the folder `output_path`; the run's counts."""
+        people = self.plan.people
+        write_report(output_path, self.rows, people, self.sheets)
+        return LibrarySummary(files=len(self.plan.analyses), people=len(people)).count(self.rows)
+
+
 def restore_library(
     root,
     output,
@@ -170,56 +284,25 @@ def restore_library(
     `clips`: an object with `analyse(item, analyser) -> Analysis`, `decide(tracks,
     people, options) -> [Decision]` and `restore(item, decisions, guides, restorer,
     analyser, output, settings) -> PhotoResult`
-    (`gfrnet_tf.video.people.ClipStages`); without it a clip is a `faces.csv` row.
+    (`gfrnet_tf.video.clip_stages`: `ClipStages`, or `NoClipStages` without PyAV); without
+    it a clip is a `faces.csv` row.
     """
     items = list_library(root)
-    analyses = [
-        analyse_item(item, analyser, clips)
-        for item in tqdm(items, desc="finding faces", unit="file", disable=not progress)
-    ]
-    people_of = library_people(analyses, named.people, options)
-    decided = [
-        (a, decide_item(a, people_of[a.item.album], options, clips)) for a in analyses if a.faces
-    ]
-    people = {p.name: p for album_people in people_of.values() for p in album_people}
-    sources = dict(named.sources)
-    sources.update((a.item.photo, a.item.path) for a in analyses)
-    guides = guide_crops(
-        (g for person in people.values() for g in person.guides),
-        sources,
-        settings.image_size,
-        settings.margin,
-    )
-    rows = []
-    for analysis in analyses:
-        if analysis.problem:
-            rows.append(problem_row(analysis.item.photo, analysis.problem))
-            if analysis.problem == NO_FACE:
-                say(f"{analysis.item.photo}: {rows[-1]['action']}")
-            else:
-                warn(analysis.item.path, analysis.problem)
-    sheets = ContactSheets(guides)
-    photos = [(a.item, d) for a, d in decided if a.item.kind == PHOTO]
-    results = restore_photos(photos, guides, restorer, analyser, output, settings)
-    if clips:
-        results = _chain(results, clips, decided, guides, restorer, analyser, output, settings)
-    with tqdm(total=len(decided), desc="restoring", unit="file", disable=not progress) as bar:
-        for result in results:
-            rows.extend(result.rows)
-            sheets.add(result)
+    with tqdm(total=len(items), desc="finding faces", unit="file", disable=not progress) as bar:
+        plan = plan_library(items, analyser, settings, options, named, clips, bar.update)
+    report = LibraryReport(plan)
+    for analysis in plan.analyses:
+        if analysis.problem == NO_FACE:
+            say(f"{analysis.item.photo}: skipped: {analysis.problem}")
+        elif analysis.problem:
+            warn(analysis.item.path, analysis.problem)
+    jobs = plan.jobs()
+    with tqdm(total=len(jobs), desc="restoring", unit="file", disable=not progress) as bar:
+        for result in restore_planned(jobs, plan, restorer, analyser, output, settings, clips):
+            report.add(result)
             say(describe(result) + (f"\n{result.note}" if result.note else ""))
             bar.update()
-    write_report(output.path, rows, list(people.values()), sheets)
-    return LibrarySummary(files=len(items), people=len(people)).count(rows)
-
-
-def _chain(results, clips, decided, guides, restorer, analyser, output, settings):
-    yield from results
-    for analysis, decisions in decided:
-        if analysis.item.kind == CLIP:
-            yield clips.restore(
-                analysis.item, decisions, guides, restorer, analyser, output, settings
-            )
+    return report.write(output.path)
 
 
 def describe(result: PhotoResult) -> str:
