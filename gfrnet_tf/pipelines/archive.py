@@ -40,6 +40,7 @@ from gfrnet_tf.pipelines.runner import (
     new_pipeline,
     run_to_completion,
     select,
+    under_one_key,
 )
 from gfrnet_tf.restoration.batches import (
     PhotoResult,
@@ -59,7 +60,6 @@ from gfrnet_tf.restoration.listing import CLIP, LibraryItem
 from gfrnet_tf.restoration.outputs import OutputFolder
 from gfrnet_tf.restoration.report import ContactSheets, write_records, write_sheet
 
-_REPORT_KEY = "report"
 _PROGRESS = Progress("gfrnet-restore")
 
 
@@ -318,10 +318,6 @@ class WriteSheet:
         yield ("person", person)
 
 
-def keyed_for_report(item):
-    return _REPORT_KEY, item
-
-
 class WriteRecords:
     """The last step: `faces.csv` and `people.json` from every row and person."""
 
@@ -410,7 +406,7 @@ def build(pipeline, settings: ArchiveSettings, items, named: NamedPeople) -> Non
     _ = (
         (start, rows, people)
         | "ReportParts" >> beam.Flatten()
-        | "KeyForReport" >> beam.Map(keyed_for_report)
+        | "KeyForReport" >> beam.Map(under_one_key)
         | "GatherReport" >> beam.GroupByKey()
         | "WriteRecords" >> beam.Map(WriteRecords(settings))
     )

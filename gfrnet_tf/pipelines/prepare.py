@@ -58,13 +58,13 @@ from gfrnet_tf.pipelines.runner import (
     new_pipeline,
     run_to_completion,
     select,
+    under_one_key,
 )
 
 # Unreadable inputs are failures (exit status 1); faces filtered out are expected.
 FAILURE_REASONS = ("bad_image", "no_landmarks", "unlistable")
 MAX_PHOTO_BYTES = 200 * 2**20
 SHARD_PATTERN = re.compile(r"(train|val|test)-\d{5}-of-\d{5}\.tfrecord")
-_SUMMARY_KEY = "summary"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,10 +259,6 @@ def sum_counts(item):
     return _count(name, sum(values))
 
 
-def keyed_for_summary(item):
-    return _SUMMARY_KEY, item
-
-
 class Finish:
     """The last step: rejected.tsv, stale shards removed, manifest.json (in that order)."""
 
@@ -388,7 +384,7 @@ def build(pipeline, settings: PrepareSettings, identities: list) -> None:
     _ = (
         (counts, rejected, shards)
         | "Outcomes" >> beam.Flatten()
-        | "KeyForSummary" >> beam.Map(keyed_for_summary)
+        | "KeyForSummary" >> beam.Map(under_one_key)
         | "GatherSummary" >> beam.GroupByKey()
         | "Finish" >> beam.Map(Finish(settings))
     )

@@ -81,6 +81,12 @@ def select(item, kind):
         yield item[1]
 
 
+def under_one_key(item):
+    """`("all", item)`: every item meets every other in one GroupByKey, the pipeline's
+    last step (the Dask runner computes only what flows into it)."""
+    return "all", item
+
+
 def keep(item, kinds):
     """The `(kind, value)` items of the given kinds, unchanged."""
     if item[0] in kinds:
