@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -296,6 +297,97 @@ def test_no_dispatcher_is_one_line_naming_the_address(shards):
             shards, _config(data_service=f"grpc://127.0.0.1:{port}"), training=True
         )
     assert error.value.source == f"grpc://127.0.0.1:{port}"
+
+
+class _Listener:
+    """A TCP server on 127.0.0.1 that accepts connections and then sends `reply` (nothing:
+    it stays silent), as something that is not a dispatcher would."""
+
+    def __init__(self, reply=b""):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.connections = []
+        self.reply = reply
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self.connections.append(connection)
+            if self.reply:
+                connection.sendall(self.reply)
+
+    def close(self):
+        self.socket.close()
+        for connection in self.connections:
+            connection.close()
+
+
+@pytest.mark.parametrize(
+    "reply, problem",
+    [
+        (b"", "something accepts connections there but gives no gRPC answer within 2 s"),
+        (b"HTTP/1.1 200 OK\r\n\r\n", "something that does not speak gRPC answers there"),
+    ],
+)
+def test_a_listener_that_is_no_dispatcher_is_one_line_in_bounded_time(
+    shards, monkeypatch, reply, problem
+):
+    monkeypatch.setattr(service_lib, "CONNECT_TIMEOUT_S", 2.0)
+    listener = _Listener(reply)
+    address = f"grpc://127.0.0.1:{listener.port}"
+    started = time.monotonic()
+    try:
+        with pytest.raises(BadConfigError) as error:
+            pipeline.make_dataset(shards, _config(data_service=address), training=True)
+    finally:
+        listener.close()
+    assert time.monotonic() - started < 30  # TF's own client would wait forever
+    assert error.value.source == address
+    assert error.value.problem.startswith(problem), error.value.problem
+    assert error.value.problem.endswith(f"gfrnet-data-service --port {listener.port}")
+
+
+def test_a_worker_address_given_as_the_dispatcher_is_named(shards):
+    dispatcher = service_lib.start_dispatcher()
+    worker = service_lib.start_worker(service_lib.address(dispatcher, "127.0.0.1"))
+    worker_address = service_lib.address(worker, "127.0.0.1")
+    try:
+        with pytest.raises(BadConfigError, match=r"not a tf.data dispatcher \(a worker\?\)"):
+            pipeline.make_dataset(shards, _config(data_service=worker_address), training=True)
+    finally:
+        worker.stop()
+        dispatcher.stop()
+
+
+@pytest.mark.slow
+def test_the_worker_command_refuses_a_silent_listener_in_one_line():
+    listener = _Listener()
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gfrnet_tf.apps.data_service",
+                f"--dispatcher=grpc://127.0.0.1:{listener.port}",
+            ],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            cwd=ROOT,
+            timeout=120,  # before: it hung here forever
+        )
+    finally:
+        listener.close()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: grpc://127.0.0.1:{listener.port}: something accepts connections there but "
+        "gives no gRPC answer within 10 s: not a tf.data dispatcher; start one, e.g. "
+        f"gfrnet-data-service --port {listener.port}"
+    )
 
 
 def _env():
