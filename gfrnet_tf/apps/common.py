@@ -7,6 +7,7 @@ A command defines its flags, writes `main(argv)` and ends with `run = make_run(m
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 
 from absl import app, flags
@@ -40,9 +41,24 @@ def make_run(main):
     def run():
         # Whatever the locale, a name it cannot encode prints escaped, never a crash.
         sys.stdout.reconfigure(errors="backslashreplace")
+        exit_cleanly_on_termination()
         app.run(main_wrapper(main), flags_parser=_parse_flags)
 
     return run
+
+
+def exit_cleanly_on_termination():
+    """SIGTERM and SIGHUP (`kill`, a closed terminal, a job scheduler's stop) raise
+    `SystemExit(128 + signal)` in the main thread, as Ctrl-C raises KeyboardInterrupt, so
+    every `finally` runs: partial outputs are removed (`gfrnet_tf.io.atomic`), files closed.
+    By default Python dies at once and leaves them."""
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _exit_on_signal)
+
+
+def _exit_on_signal(number, frame):
+    del frame
+    raise SystemExit(128 + number)
 
 
 def _parse_flags(argv):

@@ -17,6 +17,7 @@ import argparse
 import logging
 import sys
 
+from gfrnet_tf.apps.common import exit_cleanly_on_termination
 from gfrnet_tf.errors import BadConfigError, GFRNetError
 from gfrnet_tf.io.paths import printable
 from gfrnet_tf.pipelines.identity import SPLITS, PairOptions
@@ -233,6 +234,7 @@ def main(argv=None) -> int:
 
 def run():
     """Console-script entry point."""
+    exit_cleanly_on_termination()
     sys.exit(main())
 
 

@@ -14,7 +14,6 @@ is one copy of the weights file in memory while it is saved.
 from __future__ import annotations
 
 import contextlib
-import glob
 import io
 import json
 import os
@@ -25,7 +24,7 @@ import tensorflow as tf
 
 from gfrnet_tf import runs
 from gfrnet_tf.errors import BadModelFileError, BadOutputError, TrainingDivergedError, first_line
-from gfrnet_tf.io.atomic import atomic_writer
+from gfrnet_tf.io.atomic import atomic_writer, remove_orphaned_partials
 from gfrnet_tf.io.paths import make_output_dir
 
 
@@ -71,12 +70,6 @@ def write_weights(model, path: str) -> None:
         raise BadOutputError(path, f"cannot write: {error.strerror or error}") from None
 
 
-def _remove_temporaries(directory: str) -> None:
-    """Deletes what a killed save left behind: `atomic_writer`'s dot-prefixed `.tmp` files."""
-    for name in glob.glob(os.path.join(glob.escape(directory), ".*.tmp")):
-        os.remove(name)
-
-
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras' resume state, but a backup that does not fit the model (the run's config was
     changed between the interruption and the re-run) is a `BadModelFileError`, not a
@@ -106,7 +99,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         if os.path.isdir(self.backup_dir):
-            _remove_temporaries(self.backup_dir)
+            remove_orphaned_partials(self.backup_dir, force=True)
         try:
             super().on_train_begin(logs)
         except (ValueError, OSError, KeyError) as error:
@@ -152,7 +145,7 @@ class StepCheckpoint(_GlobalStepCallback):
         self.keep = keep
 
     def on_train_begin(self, logs=None):
-        _remove_temporaries(make_output_dir(self.directory))
+        remove_orphaned_partials(make_output_dir(self.directory), force=True)
 
     def on_epoch_end(self, epoch, logs=None):
         step = self.global_step(self.params["steps"] - 1)
