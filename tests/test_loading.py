@@ -137,9 +137,14 @@ def test_unusable_artefacts_fail_by_name(tmp_path, name, make, problem):
 @pytest.mark.parametrize(
     "size, problem",
     [
-        ("64", "input.image_size must be an integer >= 8, got '64'"),
-        (4, "input.image_size must be an integer >= 8, got 4"),
-        (None, "input.image_size must be an integer >= 8, got None"),
+        ("64", "input.image_size must be an integer 8 .. 4096, got '64'"),
+        (4, "input.image_size must be an integer 8 .. 4096, got 4"),
+        (None, "input.image_size must be an integer 8 .. 4096, got None"),
+        (1_000_000, "input.image_size must be an integer 8 .. 4096, got 1000000"),  # 3 TB
+        (
+            36,  # 3 encoder layers halve it: it must be a multiple of 8
+            "input.image_size 36: input size 36x36 is not divisible by 8",
+        ),
     ],
 )
 def test_a_run_config_with_a_bad_image_size_is_named(tmp_path, size, problem):
@@ -147,6 +152,56 @@ def test_a_run_config_with_a_bad_image_size_is_named(tmp_path, size, problem):
     with pytest.raises(BadModelFileError, match=problem) as error:
         load_trained(workdir)
     assert error.value.source == str(workdir / "config.json")
+
+
+def _trained_checkpoint(root, model_config, settings):
+    """A run folder whose checkpoint records `settings` (None: written before the record)."""
+    from gfrnet_tf.training.callbacks import write_weights
+
+    (root / "checkpoints").mkdir(parents=True)
+    (root / "config.json").write_text(
+        json.dumps({"model": model_config, "input": {"image_size": SIZE}})
+    )
+    path = root / "checkpoints" / "step-00000005.weights.h5"
+    write_weights(_built(model_config), str(path), settings)
+    return root
+
+
+@pytest.mark.parametrize(
+    "edit, key, now, trained",
+    [
+        ({"flow_mode": "absolute"}, "flow_mode", "'absolute'", "'offset'"),
+        ({"flow_offset_scale": 0.5}, "flow_offset_scale", "0.5", "1.0"),
+        ({"variant": "no_flow_loss"}, "variant", "'no_flow_loss'", "'full'"),
+    ],
+)
+def test_a_config_edited_after_training_is_refused_naming_both_files(
+    tmp_path, edit, key, now, trained
+):
+    from gfrnet_tf.models.gfrnet import trained_settings
+
+    workdir = _trained_checkpoint(tmp_path / "run", MODEL_CONFIG, trained_settings(MODEL_CONFIG))
+    assert load_trained(workdir).config.model.to_dict() == json.loads(json.dumps(MODEL_CONFIG))
+    (workdir / "config.json").write_text(
+        json.dumps({"model": {**MODEL_CONFIG, **edit}, "input": {"image_size": SIZE}})
+    )
+    with pytest.raises(BadModelFileError) as error:
+        load_trained(workdir)
+    assert error.value.source == str(workdir / "config.json")
+    assert error.value.problem == (
+        f"model.{key} is {now}, but step-00000005.weights.h5 was trained with {trained}: set "
+        "it back (the weights compute something else with another value)"
+    )
+
+
+def test_a_checkpoint_from_before_the_record_still_loads_and_says_so(tmp_path, caplog):
+    workdir = _trained_checkpoint(tmp_path / "run", MODEL_CONFIG, None)
+    edited = {**MODEL_CONFIG, "flow_mode": "absolute"}  # nothing to compare it with
+    (workdir / "config.json").write_text(
+        json.dumps({"model": edited, "input": {"image_size": SIZE}})
+    )
+    assert load_trained(workdir).config.model.flow_mode == "absolute"
+    assert "records no training settings (written before checkpoints did)" in caplog.text
 
 
 @pytest.mark.slow

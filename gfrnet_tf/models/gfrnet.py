@@ -18,6 +18,8 @@ network, every loss term a `keras.metrics.Mean` tracker.
 
 from __future__ import annotations
 
+import json
+
 import keras
 import tensorflow as tf
 from absl import logging
@@ -607,6 +609,29 @@ MODEL_CONFIG_DEFAULTS = {
     "vgg_face_weights": "",  # .npz / keras-vggface .h5 file, "random" (benchmarks); "" = none
     "perceptual_layer": "conv4_3",  # VGG-Face layer of the perceptual loss
 }
+
+
+# The `config.model` keys that give trained weights their meaning: what inference computes
+# with them (architecture, normalisation, flow parametrisation, ablation variant). Changing
+# one after training changes every output while the weights still load, so checkpoints
+# record them (`trained_settings`). Test-time switches (`test_time_norm`,
+# `test_time_dropout`) and training-only keys (losses, discriminators, init) are not here.
+TRAINED_SETTINGS = (
+    "widths",
+    "warpnet_widths",
+    "recnet_widths",
+    "norm",
+    "flow_mode",
+    "flow_offset_scale",
+    "variant",
+)
+
+
+def trained_settings(model_config) -> dict:
+    """The `TRAINED_SETTINGS` of a `config.model` (defaults filled in), as plain JSON values."""
+    config = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
+    resolved = {**MODEL_CONFIG_DEFAULTS, **config}
+    return json.loads(json.dumps({key: resolved[key] for key in TRAINED_SETTINGS}))
 
 
 def build_gfrnet(model_config) -> GFRNet:

@@ -18,6 +18,7 @@ import io
 import json
 import os
 
+import h5py
 import keras
 import numpy as np
 import tensorflow as tf
@@ -47,10 +48,14 @@ class _WeightsBuffer(io.BytesIO):
         return "memory.weights.h5"
 
 
-def weights_bytes(model) -> bytes:
-    """`model.save_weights` output (a `.weights.h5` file) as bytes, never touching the disk."""
+def weights_bytes(model, settings: dict | None = None) -> bytes:
+    """`model.save_weights` output (a `.weights.h5` file) as bytes, never touching the disk;
+    `settings` (JSON) is recorded as the file's `runs.TRAINED_SETTINGS_ATTRIBUTE`."""
     buffer = _WeightsBuffer()
     model.save_weights(buffer)
+    if settings is not None:
+        with h5py.File(buffer, "r+") as stored:
+            stored.attrs[runs.TRAINED_SETTINGS_ATTRIBUTE] = json.dumps(settings, sort_keys=True)
     return buffer.getvalue()
 
 
@@ -62,10 +67,11 @@ def _write_files(contents: dict) -> None:
             stack.enter_context(atomic_writer(path)).write(data)
 
 
-def write_weights(model, path: str) -> None:
-    """Saves `model`'s weights to `path` atomically; `BadOutputError(path, ...)` if it cannot."""
+def write_weights(model, path: str, settings: dict | None = None) -> None:
+    """Saves `model`'s weights (and `settings`, see `weights_bytes`) to `path` atomically;
+    `BadOutputError(path, ...)` if it cannot."""
     try:
-        _write_files({path: weights_bytes(model)})
+        _write_files({path: weights_bytes(model, settings)})
     except OSError as error:
         raise BadOutputError(path, f"cannot write: {error.strerror or error}") from None
 
@@ -136,13 +142,16 @@ class StepCheckpoint(_GlobalStepCallback):
     """Saves the weights at every epoch end as `step-N.weights.h5`, atomically, keeping `keep`.
 
     The weights file holds the sub-models and both optimizers' state, so it can seed a new run
-    or be evaluated; resuming an interrupted run is `BackupAndRestore`'s job.
+    or be evaluated, and records `settings` (the model settings it was trained with, which
+    `gfrnet_tf.loading` checks against the run's config.json); resuming an interrupted run
+    is `BackupAndRestore`'s job.
     """
 
-    def __init__(self, directory: str, keep: int = 3):
+    def __init__(self, directory: str, keep: int = 3, settings: dict | None = None):
         super().__init__()
         self.directory = directory
         self.keep = keep
+        self.settings = settings
 
     def on_train_begin(self, logs=None):
         remove_orphaned_partials(make_output_dir(self.directory), force=True)
@@ -150,7 +159,8 @@ class StepCheckpoint(_GlobalStepCallback):
     def on_epoch_end(self, epoch, logs=None):
         step = self.global_step(self.params["steps"] - 1)
         path = os.path.join(make_output_dir(self.directory), runs.checkpoint_name(step))
-        write_weights(self.model, path)  # a killed or failed save never looks like a checkpoint
+        # a killed or failed save never looks like a checkpoint
+        write_weights(self.model, path, self.settings)
         for name in runs.checkpoints_in(self.directory)[: -self.keep]:
             os.remove(os.path.join(self.directory, name))
 

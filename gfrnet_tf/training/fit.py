@@ -33,7 +33,7 @@ from gfrnet_tf.data import make_dataset
 from gfrnet_tf.data.validation import record_errors
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.io.paths import make_output_dir
-from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
+from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet, trained_settings
 from gfrnet_tf.models.group_adam import GroupAdam, check_multiplier
 from gfrnet_tf.runs import RunFolder
 from gfrnet_tf.training import callbacks as callbacks_lib
@@ -217,7 +217,11 @@ def make_callbacks(config, workdir, strategy, grid_files):
     if distribute.is_chief(strategy):
         callbacks += [
             SaveRunConfig(config, workdir),
-            callbacks_lib.StepCheckpoint(checkpoints, keep=config.train.keep_checkpoints),
+            callbacks_lib.StepCheckpoint(
+                checkpoints,
+                keep=config.train.keep_checkpoints,
+                settings=trained_settings(config.model),
+            ),
             callbacks_lib.TensorBoardLogger(
                 str(run.tensorboard),
                 config.train.summary_every,
