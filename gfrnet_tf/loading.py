@@ -29,7 +29,7 @@ from absl import logging
 
 from gfrnet_tf import runs
 from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError, first_line
-from gfrnet_tf.export.savedmodel import recorded_image_size
+from gfrnet_tf.export.contract import saved_model_size, tflite_size
 from gfrnet_tf.export.tflite import litert_interpreter
 from gfrnet_tf.io.images import MAX_IMAGE_SIZE
 from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet, trained_settings
@@ -232,31 +232,29 @@ def _load_saved_model(path: Path) -> TrainedModel:
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(path))
-    signature = loaded.signatures["serving_default"]
-    # `gfrnet-export`'s signature has dynamic H, W (it checks the size itself) and records
-    # the size apart; another export may fix it in the signature instead.
-    size = (
-        recorded_image_size(loaded) or signature.structured_input_signature[1]["degraded"].shape[1]
-    )
-    return TrainedModel(path, "savedmodel", size, loaded)
+    return TrainedModel(path, "savedmodel", saved_model_size(loaded, path), loaded)
 
 
 def _load_tflite(path: Path) -> TrainedModel:
-    interpreter = litert_interpreter(path.read_bytes())
-    shape = interpreter.get_signature_runner().get_input_details()["degraded"]["shape"]
-    if shape[0] != 1:
-        raise BadModelFileError(path, f"converted for batch {shape[0]}; export it with batch 1")
-    return TrainedModel(path, "tflite", int(shape[1]), interpreter)
+    flatbuffer = path.read_bytes()
+    interpreter = litert_interpreter(flatbuffer)
+    return TrainedModel(path, "tflite", tflite_size(interpreter, flatbuffer, path), interpreter)
 
 
 def _guarded(path: Path, load) -> TrainedModel:
+    """`load(path)`, every failure one `BadModelFileError`; an export's face size bounded."""
     try:
-        return load(path)
+        trained = load(path)
     except BadModelFileError:
         raise
     # TensorFlow and LiteRT raise many types for a bad file; all mean the same to a user.
     except Exception as error:
         raise BadModelFileError(path, f"cannot load the model: {first_line(error)}") from error
+    if not 8 <= trained.image_size <= MAX_IMAGE_SIZE:
+        raise BadModelFileError(
+            path, f"records a face size of {trained.image_size}, not 8 .. {MAX_IMAGE_SIZE}"
+        )
+    return trained
 
 
 def _saved_model_dir(path: Path) -> Path | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.errors import BadModelFileError
@@ -226,3 +227,108 @@ def test_export_command_takes_the_size_the_run_trained_at(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"at {SIZE}x{SIZE}" in done.stdout
     assert load_trained(tmp_path / "out").image_size == SIZE
+
+
+class _Foreign(tf.Module):
+    """A SavedModel that is no GFRNet, though its inputs are named `degraded` and `guide`."""
+
+    def __init__(self, channels=3, outputs=("restored", "warped_guide", "flow")):
+        super().__init__()
+        spec = tf.TensorSpec([None, None, None, channels], tf.uint8)
+
+        @tf.function(input_signature=[spec, spec])
+        def serve(degraded, guide):  # the identity: "restores" nothing
+            flow = tf.zeros(tf.concat([tf.shape(degraded)[:3], [2]], 0))
+            return dict(zip(outputs, (degraded, guide, flow)))
+
+        self.serve = serve
+
+
+@pytest.mark.parametrize(
+    "module, problem",
+    [
+        (
+            _Foreign(),  # the exact signature, but nothing it records says GFRNet
+            "records no face size: not a GFRNet export (make one with gfrnet-export)",
+        ),
+        (
+            _Foreign(channels=1),
+            "degraded is uint8 (None, None, None, 1), not uint8 [batch, height, width, 3]",
+        ),
+        (
+            _Foreign(outputs=("output_0", "output_1", "output_2")),
+            "its serving_default outputs are output_0, output_1, output_2, not restored, "
+            "warped_guide, flow",
+        ),
+    ],
+)
+def test_a_foreign_saved_model_with_our_input_names_is_refused(tmp_path, module, problem):
+    tf.saved_model.save(
+        module, str(tmp_path / "foreign"), signatures={"serving_default": module.serve}
+    )
+    with pytest.raises(BadModelFileError) as error:
+        load_trained(tmp_path / "foreign")
+    assert error.value.source == str(tmp_path / "foreign")
+    assert error.value.problem.startswith(problem), error.value.problem
+
+
+def test_a_saved_model_without_our_inputs_is_named(tmp_path):
+    module = tf.Module()
+    module.serve = tf.function(
+        lambda x: {"y": x}, input_signature=[tf.TensorSpec([None], tf.float32)]
+    )
+    tf.saved_model.save(
+        module, str(tmp_path / "other"), signatures={"serving_default": module.serve}
+    )
+    with pytest.raises(BadModelFileError) as error:
+        load_trained(tmp_path / "other")
+    assert error.value.problem == (
+        "its serving_default inputs are x, not degraded, guide: not a GFRNet export (make one "
+        "with gfrnet-export)"
+    )  # before: "cannot load the model: 'degraded'"
+
+
+def test_an_export_from_before_the_format_marker_still_loads_and_says_so(
+    tmp_path, monkeypatch, caplog
+):
+    from gfrnet_tf.export import savedmodel
+
+    monkeypatch.setattr(savedmodel, "FORMAT_COLLECTION", "not_the_marker")  # as before it
+    export_savedmodel(_built(MODEL_CONFIG), tmp_path / "old", SIZE, 1)
+    assert load_trained(tmp_path / "old").image_size == SIZE
+    assert "has no gfrnet_tf format marker (exported before exports carried one)" in caplog.text
+
+
+def _tflite(function, folder):
+    """`function` converted as `gfrnet-export` converts: through a SavedModel signature."""
+    module = tf.Module()
+    module.serve = function
+    tf.saved_model.save(module, str(folder), signatures={"serving_default": function})
+    return tf.lite.TFLiteConverter.from_saved_model(str(folder)).convert()
+
+
+@pytest.mark.parametrize(
+    "channels, outputs, problem",
+    [
+        (3, ("restored", "warped_guide", "flow"), "records no gfrnet_tf format marker"),
+        (1, ("restored", "warped_guide", "flow"), "degraded is float32 [1, 16, 16, 1]"),
+        (3, ("out", "warped_guide", "flow"), "its serving_default outputs are"),  # KeyError before
+    ],
+)
+def test_a_foreign_tflite_file_with_our_input_names_is_refused(
+    tmp_path, channels, outputs, problem
+):
+    spec = tf.TensorSpec([1, 16, 16, channels], tf.float32)
+
+    @tf.function(input_signature=[spec, spec])
+    def serve(degraded, guide):
+        flow = tf.zeros([1, 16, 16, 2])
+        return dict(zip(outputs, (degraded, guide, flow)))
+
+    path = tmp_path / "foreign.tflite"
+    path.write_bytes(_tflite(serve, tmp_path / "saved"))
+    with pytest.raises(BadModelFileError) as error:
+        load_trained(path)
+    assert error.value.source == str(path) and error.value.problem.startswith(problem), (
+        error.value.problem
+    )

@@ -19,7 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf.export.savedmodel import DEFAULT_SIGNATURE, INPUTS, OUTPUTS, write_archive
+from gfrnet_tf.export.contract import DEFAULT_SIGNATURE, INPUTS, OUTPUTS, with_tflite_metadata
+from gfrnet_tf.export.savedmodel import write_archive
 
 QUANTIZATIONS = ("fp32", "fp16", "int8")
 # Enough calibration batches for stable activation ranges, few enough to convert quickly.
@@ -70,6 +71,7 @@ def convert_to_tflite(
     fed one sample at a time. `rewrite_transpose_conv` (default on) replaces the decoders'
     transposed convolutions by exact phase convolutions, which TFLite runs ~10x faster.
     `float_ops` (int8 only): TFLite op types left in float (selective quantisation).
+    The flatbuffer carries the export's format marker and size (`contract`).
     """
     if quantization not in QUANTIZATIONS:
         raise BadConfigError(
@@ -96,9 +98,13 @@ def convert_to_tflite(
         if quantization == "fp16":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]
-        elif quantization == "int8":
-            return _selectively_quantized(converter, representative_data, batch_size, float_ops)
-        return converter.convert()
+        if quantization == "int8":
+            flatbuffer = _selectively_quantized(
+                converter, representative_data, batch_size, float_ops
+            )
+        else:
+            flatbuffer = converter.convert()
+    return with_tflite_metadata(flatbuffer, image_size)
 
 
 def _selectively_quantized(converter, representative_data, batch_size, float_ops) -> bytes:
