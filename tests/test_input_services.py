@@ -113,6 +113,46 @@ def test_a_second_run_reads_the_file_cache_without_decoding(shards, tmp_path):
     _assert_same(read, written)
 
 
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _flip_a_bit(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "damage, suffix",
+    [
+        (_truncate, ".data-00000-of-00001"),
+        (_flip_a_bit, ".data-00000-of-00001"),
+        (_truncate, ".index"),
+    ],
+    ids=["data_truncated", "data_bit_flipped", "index_truncated"],
+)
+def test_a_damaged_file_cache_is_named_removed_and_rebuilt(
+    shards, tmp_path, caplog, damage, suffix
+):
+    prefix = str(tmp_path / "train")
+    config = _config(cache=prefix, skip_corrupt=True)  # its counter sees every decode
+    plain = _batches(pipeline.make_dataset(shards, config, training=False))
+    name = cache_lib.cache_name(prefix, pipeline.list_shards(shards), pipeline.PAIR_KEYS, config)
+    damage(Path(name + suffix))
+    rebuilt = pipeline.SkippedRecords()
+    batches = _batches(pipeline.make_dataset(shards, config, training=False, skipped=rebuilt))
+    assert f"{name}: the input cache was damaged (" in caplog.text
+    assert "removed, this run writes it anew" in caplog.text
+    assert int(rebuilt.read.numpy()) == RECORDS  # decoded again, not read from the damage
+    _assert_same(batches, plain)
+    again = pipeline.SkippedRecords()
+    _assert_same(
+        _batches(pipeline.make_dataset(shards, config, training=False, skipped=again)), plain
+    )
+    assert int(again.read.numpy()) == 0  # the rebuilt cache is whole
+
+
 def test_a_changed_shard_gets_a_new_cache_and_another_image_size_the_same(tmp_path):
     pattern = _write_shards(str(tmp_path / "data"))
     files, config = pipeline.list_shards(pattern), _config()

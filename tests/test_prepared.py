@@ -2,6 +2,7 @@
 in-process."""
 
 import json
+import os
 import shutil
 
 import pytest
@@ -241,3 +242,17 @@ def test_train_in_process_takes_one_pass_from_the_manifest_and_refuses_another_m
     with pytest.raises(BadModelFileError, match="backup"):
         fit.train(other, tmp_path, sample, verbose=0)
     assert (tmp_path / "config.json").read_bytes() == before  # nothing rewritten
+
+
+@pytest.mark.slow
+def test_a_validation_split_smaller_than_a_batch_is_validated_as_one_smaller_batch(tmp_path):
+    """What a small collection's gfrnet-prepare makes (one validation pair): gfrnet-train
+    once refused it ("1 validation records, fewer than one batch of 2", with a Python list
+    as the file name)."""
+    small = write_sample_dataset(
+        tmp_path / "data", SIZE, (Split("train", 4, 1, 1), Split("val", 1, 1, 2))
+    )
+    inputs = fit.check_inputs(_tiny_config(steps_per_epoch=2), small)
+    assert (inputs.val_input.batch_size, inputs.val_steps) == (1, 1)
+    fit.train(_tiny_config(steps_per_epoch=2), tmp_path / "run", small, verbose=0)
+    assert os.listdir(tmp_path / "run" / "checkpoints") == ["step-00000002.weights.h5"]

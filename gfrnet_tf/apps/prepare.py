@@ -48,6 +48,27 @@ def summary(manifest: dict) -> str:
     )
 
 
+# What an empty split costs, and the flag that gives it identities.
+_SPLIT_USES = {
+    "val": ("--val-fraction", "gfrnet-train will not validate or lower its learning rate"),
+    "test": ("--test-fraction", "gfrnet-evaluate and gfrnet-ablate need test pairs"),
+}
+
+
+def empty_split_warnings(manifest: dict, args) -> list[str]:
+    """One line per validation or test split that came out empty (a small collection: its
+    identities are split by name hash), saying what it costs and which flag to raise."""
+    lines = []
+    for split, (flag, cost) in _SPLIT_USES.items():
+        if manifest["splits"][split]["records"] == 0:
+            fraction = getattr(args, flag.lstrip("-").replace("-", "_"))
+            lines.append(
+                f"warning: no {split} pairs: {cost}; give the split more identities with "
+                f"a larger {flag} (now {fraction:g})"
+            )
+    return lines
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -198,7 +219,7 @@ def parse_args(argv):
             test_fraction=args.test_fraction,
         ),
     )
-    return settings, beam_args, args.debug
+    return settings, beam_args, args
 
 
 class _NoBeamTracebacks(logging.Filter):
@@ -218,7 +239,7 @@ def main(argv=None) -> int:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_NoBeamTracebacks())
     try:
-        settings, beam_args, debug = parse_args(argv)
+        settings, beam_args, args = parse_args(argv)
         manifest = run_pipeline(settings, beam_args)
     except GFRNetError as error:
         if debug:
@@ -228,6 +249,8 @@ def main(argv=None) -> int:
     print(
         f"gfrnet-prepare: {summary(manifest)}; manifest {printable(settings.output)}/manifest.json"
     )
+    for line in empty_split_warnings(manifest, args):
+        print(line, file=sys.stderr)
     failed = sum(manifest["counts"].get(f"rejected_{r}", 0) for r in FAILURE_REASONS)
     return 1 if failed else 0
 

@@ -263,33 +263,47 @@ class GFRNet(keras.Model):
     def _build_optimizers(self):
         self.g_optimizer.build(self._generator_variables())
         self.d_optimizer.build(self._discriminator_variables())
+        if self.warpnet is not None:
+            self.w_optimizer.build(self.warpnet.trainable_variables)
 
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
-        """`g_optimizer` updates WarpNet + RecNet, `d_optimizer` both discriminators.
+    def compile(self, g_optimizer, d_optimizer, w_optimizer=None, **kwargs):
+        """`g_optimizer` updates WarpNet + RecNet, `d_optimizer` both discriminators, and
+        `w_optimizer` WarpNet in the "warp" pre-training phase.
 
         §4.1 uses Adam (lr 2e-4, beta1 0.5) for both; loss weights are model arguments. A
         `GroupAdam` (`gfrnet_tf.models.group_adam`) as `g_optimizer` steps WarpNet at its
-        `group_multiplier` times the rate in the joint phase (pre-training: the plain rate).
+        `group_multiplier` times the rate in the joint phase. Each phase has its own Adam
+        state: with one shared optimizer, RecNet's zero moments in its first joint steps were
+        bias-corrected with the pre-training's step count, i.e. stepped at ~10x the rate
+        (Adam's first step is lr / (1 - beta2^t) ** 0.5 times the normalised gradient's
+        size; ~15.8x after a long pre-training). `w_optimizer` defaults to a fresh optimizer
+        with `g_optimizer`'s settings. A checkpoint saved before it existed loads (Keras
+        warns that it skips the missing optimizer, which then starts fresh).
         """
         # optimizer=None: Keras would otherwise add a default RMSprop that `fit` builds over
-        # every weight and every checkpoint stores, though the steps use only the two above.
+        # every weight and every checkpoint stores, though the steps use only the ones here.
         super().compile(optimizer=None, **kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
+        self.w_optimizer = w_optimizer or keras.optimizers.deserialize(
+            keras.optimizers.serialize(g_optimizer)
+        )
 
     def get_compile_config(self):
-        # Both optimizers go into a .keras file, so `load_model` restores their state too.
+        # The optimizers go into a .keras file, so `load_model` restores their state too.
         if getattr(self, "g_optimizer", None) is None:
             return None
         return {
-            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
-            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            name: keras.saving.serialize_keras_object(getattr(self, name))
+            for name in ("g_optimizer", "d_optimizer", "w_optimizer")
         }
 
     def compile_from_config(self, config):
         self.compile(
-            keras.saving.deserialize_keras_object(config["g_optimizer"]),
-            keras.saving.deserialize_keras_object(config["d_optimizer"]),
+            *(
+                keras.saving.deserialize_keras_object(config[name]) if name in config else None
+                for name in ("g_optimizer", "d_optimizer", "w_optimizer")
+            )
         )
         if self.built:  # slots must exist before the saved values are loaded into them
             self._build_optimizers()
@@ -345,12 +359,12 @@ class GFRNet(keras.Model):
         return self._results()
 
     def _warp_step(self, inputs, targets):
-        """§4.1 pre-training: WarpNet alone on the flow loss."""
+        """§4.1 pre-training: WarpNet alone on the flow loss, with its own optimizer."""
         with tf.GradientTape() as tape:
             flow = self._flow(inputs, training=True)
             terms = self._weighted_total(self._flow_terms(flow, targets))
-            loss = self._scaled_mean(self.g_optimizer, terms["g_total"])
-        self._minimise(self.g_optimizer, tape, loss, self.warpnet.trainable_variables)
+            loss = self._scaled_mean(self.w_optimizer, terms["g_total"])
+        self._minimise(self.w_optimizer, tape, loss, self.warpnet.trainable_variables)
         self._track(terms)
 
     def _generator_step(self, inputs, targets):
