@@ -41,7 +41,7 @@ def atomic_path(path, suffix=".tmp"):
     remove_orphaned_partials(path.parent)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL + suffix)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # held until the rename: the file is not an orphan
+        _lock(fd)
         yield temp
         os.chmod(temp, 0o666 & ~_UMASK)
         os.replace(temp, path)
@@ -50,6 +50,13 @@ def atomic_path(path, suffix=".tmp"):
         raise
     finally:
         os.close(fd)
+
+
+def _lock(fd) -> None:
+    """Holds `fd`'s lock until it is closed: the file is not an orphan. Where the file
+    system has no locks, nothing is held; a sweep then cannot lock it either and leaves it."""
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX)
 
 
 @contextlib.contextmanager
@@ -84,7 +91,7 @@ def remove_orphaned_partials(folder, force: bool = False) -> list[str]:
             os.unlink(entry.path)
             removed.append(entry.name)
         except OSError:
-            pass  # locked: its writer is alive
+            pass  # locked (its writer is alive), or the file system cannot tell
         finally:
             os.close(fd)
     return removed
