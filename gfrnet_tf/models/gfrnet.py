@@ -273,12 +273,13 @@ class GFRNet(keras.Model):
         §4.1 uses Adam (lr 2e-4, beta1 0.5) for both; loss weights are model arguments. A
         `GroupAdam` (`gfrnet_tf.models.group_adam`) as `g_optimizer` steps WarpNet at its
         `group_multiplier` times the rate in the joint phase. Each phase has its own Adam
-        state: with one shared optimizer, RecNet's zero moments in its first joint steps were
-        bias-corrected with the pre-training's step count, i.e. stepped at ~10x the rate
-        (Adam's first step is lr / (1 - beta2^t) ** 0.5 times the normalised gradient's
-        size; ~15.8x after a long pre-training). `w_optimizer` defaults to a fresh optimizer
-        with `g_optimizer`'s settings. A checkpoint saved before it existed loads (Keras
-        warns that it skips the missing optimizer, which then starts fresh).
+        state: with one shared optimizer, RecNet's zero moments were bias-corrected with the
+        pre-training's step count t, and a zero-moment weight's step is lr * sqrt(1 -
+        beta2^t) / (1 - beta1^t) * (1 - beta1) / sqrt(1 - beta2): lr at t = 1, but 9.9 lr
+        after 500 pre-training steps and 15.8 lr in the limit (beta1 0.5, beta2 0.999).
+        `w_optimizer` defaults to a fresh optimizer with `g_optimizer`'s settings. A
+        checkpoint saved before it existed loads (Keras warns that it skips the missing
+        optimizer, which starts fresh).
         """
         # optimizer=None: Keras would otherwise add a default RMSprop that `fit` builds over
         # every weight and every checkpoint stores, though the steps use only the ones here.
