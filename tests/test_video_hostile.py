@@ -178,17 +178,12 @@ def test_a_transport_stream_cut_short_says_so(tmp_path):
 
 
 def _restore(inputs, out, model_path, guide, **popen):
-    command = [
-        sys.executable,
-        "-m",
-        "gfrnet_tf.apps.restore",
-        f"--model={model_path}",
-        f"--input={inputs}",
-        f"--guide={guide}",
-        f"--output={out}",
-        f"--image_size={SIZE}",
-        "--identity_every=0",
-    ]
+    """gfrnet-restore started on `inputs` (identity measures off: they need time, not here)."""
+    flags = dict(
+        model=model_path, input=inputs, guide=guide, output=out, image_size=SIZE, identity_every=0
+    )
+    command = [sys.executable, "-m", "gfrnet_tf.apps.restore"]
+    command += [f"--{name}={value}" for name, value in flags.items()]
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.Popen(command, cwd=REPO, env=env, text=True, **popen)
 
