@@ -33,7 +33,7 @@ class Orientation:
     def from_side_data(cls, data: bytes | None) -> "Orientation":
         """From a frame's DISPLAYMATRIX side data; `ValueError` for a turn that is not a
         multiple of 90 degrees (or a matrix that scales)."""
-        if not data:
+        if not data or len(data) < _INT32.size:  # none, or not a matrix: shown as stored
             return cls()
         matrix = _INT32.unpack(bytes(data)[: _INT32.size])
         a, b, c, d = matrix[0], matrix[1], matrix[3], matrix[4]
