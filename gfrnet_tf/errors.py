@@ -107,6 +107,11 @@ class BadConfigError(GFRNetError):
     reason = "bad_config"
 
 
+def install_hint(extra: str) -> str:
+    """How to add the optional extra `extra`, installed from a checkout or as a package."""
+    return f"pip install '.[{extra}]' in a checkout, or pip install 'gfrnet_tf[{extra}]'"
+
+
 def is_real_number(value) -> bool:
     """A real number and not a bool (a config's True would otherwise pass as 1)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)

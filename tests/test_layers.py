@@ -24,7 +24,7 @@ LAYERS = (
     ("loading",),
     ("training", "restoration"),
     ("evaluation", "video", "pipelines"),
-    ("ablation",),
+    ("ablation", "web"),
     ("apps",),
 )
 LAYER = {name: level for level, names in enumerate(LAYERS) for name in names}

@@ -397,7 +397,10 @@ def test_missing_beam_is_one_line(monkeypatch, capsys, tmp_path):
     status = prepare_app.main(["--input", str(tmp_path), "--output", str(tmp_path / "out")])
     assert status == 1
     error = capsys.readouterr().err.strip()
-    assert error == "error: apache_beam: not installed: pip install gfrnet_tf[beam]"
+    assert error == (
+        "error: apache_beam: not installed: "
+        "pip install '.[beam]' in a checkout, or pip install 'gfrnet_tf[beam]'"
+    )
 
 
 def test_bad_flags_are_one_line(capsys, tmp_path):
@@ -409,7 +412,7 @@ def test_bad_flags_are_one_line(capsys, tmp_path):
         )
         == 1
     )
-    assert "--max-per-identity: must be at least 2" in capsys.readouterr().err
+    assert "--max_per_identity: must be at least 2" in capsys.readouterr().err
 
 
 def test_photo_filters_and_all_faces():

@@ -120,10 +120,12 @@ def test_aligned_crops_need_no_detection(tiny_model):
 
 
 def test_restore_folder_good_nonface_corrupt(tiny_savedmodel, tmp_path):
-    """One output set for the face photo, one line per bad photo or guide, exit status 1.
+    """One output set for the face photo, one line per unreadable photo or bad guide, a
+    `faces.csv` row for the photo without a face, exit status 1.
 
     From a SavedModel without `--image_size`: the recorded size must be used (at the
-    default 256 the export would refuse every face), and its flow drawn (`--flow`).
+    default 256 the export would refuse every face), and its flow drawn (`--flow`). The
+    two guides of the astronaut are joined into one person, named after the first.
     """
     model_path = tiny_savedmodel
     photos = tmp_path / "photos"
@@ -152,6 +154,7 @@ def test_restore_folder_good_nonface_corrupt(tiny_savedmodel, tmp_path):
             f"--guide={guides / 'landscape.png'}",
             f"--output={out}",
             "--flow",
+            "--restore_all",  # the untrained model's face: restored even if less sharp
         ],
         cwd=REPO,
         capture_output=True,
@@ -161,21 +164,23 @@ def test_restore_folder_good_nonface_corrupt(tiny_savedmodel, tmp_path):
     )
     assert done.returncode == 1, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 3, done.stderr
-    for expected in (
-        "photos/broken.jpg: ",
-        "guides/landscape.png: no face",
-        "photos/noface.png: no face",
-    ):
+    assert len(errors) == 2, done.stderr
+    for expected in ("photos/broken.jpg: ", "guides/landscape.png: no face"):
         assert sum(expected in line for line in errors) == 1, (expected, errors)
     assert "Traceback" not in done.stderr
-    assert "failed: bad_image 1, no_face 2" in done.stderr
-    assert "face 0: guide frontal.png" in done.stdout  # not the mirrored pose
+    assert "failed: bad_file 1, guide 1" in done.stderr
+    assert "noface.png: skipped: no face" in done.stdout
+    # the person named after the first guide; the guide closest in pose, not the mirrored one
+    assert "astronaut.png: face 0 at " in done.stdout
+    assert "restored (flipped, guide guide:frontal.png face 0)" in done.stdout
     assert sorted(p.name for p in out.iterdir()) == [
         "astronaut_face0.png",
         "astronaut_face0_compare.png",
         "astronaut_face0_flow.png",
         "astronaut_restored.png",
+        "faces.csv",
+        "people",
+        "people.json",
     ]
     restored = load_image(out / "astronaut_restored.png")
     assert restored.shape == photo.shape
@@ -185,7 +190,12 @@ def test_restore_folder_good_nonface_corrupt(tiny_savedmodel, tmp_path):
     assert not changed[0].any() and not changed[-1].any()
     assert abs(np.ptp(rows) - np.ptp(columns)) <= 2  # a square window
     assert load_image(out / "astronaut_face0.png").shape == (SIZE, SIZE, 3)
-    assert load_image(out / "astronaut_face0_compare.png").shape == (SIZE, 4 * SIZE + 6, 3)
+    # Four labelled panels, the 32 px faces shown 8x (nearest neighbour), 4 px apart.
+    compare = load_image(out / "astronaut_face0_compare.png")
+    assert compare.shape[1] == 4 * 8 * SIZE + 3 * 4 and compare.shape[0] > 8 * SIZE
+    rows = (out / "faces.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[0].startswith("photo,face,box,")  # header + 3 files
+    assert [r.split(",")[0] for r in rows[1:]] == ["astronaut.png", "broken.jpg", "noface.png"]
 
 
 def test_aligned_restore_of_the_awkward_corpus_restores_or_rejects_each_file(

@@ -152,7 +152,7 @@ def test_a_full_output_folder_stops_in_one_line_without_a_partial_photo(tiny_mod
     assert len(errors) == 1 and errors[0].startswith(
         f"error: {output}/a_face0_compare.png: cannot be written (File too large)"
     ), stderr
-    assert sorted(os.listdir(output)) == []  # a_face0.png was written, then removed
+    assert sorted(os.listdir(output)) == []  # nothing of the photo is left behind
     assert tree_hashes(tmp) == before
 
 

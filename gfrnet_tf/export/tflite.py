@@ -20,11 +20,9 @@ import tensorflow as tf
 
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.export.contract import DEFAULT_SIGNATURE, INPUTS, OUTPUTS, with_tflite_metadata
+from gfrnet_tf.export.formats import CALIBRATION_STEPS, QUANTIZATIONS
 from gfrnet_tf.export.savedmodel import write_archive
 
-QUANTIZATIONS = ("fp32", "fp16", "int8")
-# Enough calibration batches for stable activation ranges, few enough to convert quickly.
-CALIBRATION_STEPS = 32
 # int8 keeps these op types in float: they are the warp (bilinear resampling of the guide)
 # and the flow arithmetic, plus the tanh outputs. 8-bit sampling coordinates are off by up
 # to a pixel at 256 px and, measured on a 32 px model, the fully quantised warp was

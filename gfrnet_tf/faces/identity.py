@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from gfrnet_tf import ibug68
-from gfrnet_tf.errors import BadModelFileError, GFRNetError, first_line
+from gfrnet_tf.errors import BadModelFileError, GFRNetError, first_line, install_hint
 from gfrnet_tf.faces.landmarks import packaged_dlib_model
 
 DLIB_CHIP_SIZE, DLIB_CHIP_PADDING = 150, 0.25
@@ -82,9 +82,7 @@ def _dlib_recognizer(path: str):
     try:
         import dlib
     except ImportError:
-        raise IdentityModelError(
-            "dlib", "not installed: pip install gfrnet_tf[landmarks]"
-        ) from None
+        raise IdentityModelError("dlib", f"not installed: {install_hint('landmarks')}") from None
     if not os.path.isfile(path):
         raise IdentityModelError(path, "dlib face recognition model not found")
     return dlib.face_recognition_model_v1(path)
@@ -173,7 +171,7 @@ class ArcFaceIdentity:
             self._run, shape = (_onnx_runner if suffix == ".onnx" else _tflite_runner)(self.path)
         except ImportError as error:
             raise IdentityModelError(
-                self.path, f"runtime not installed ({error.name}): pip install gfrnet_tf[identity]"
+                self.path, f"runtime not installed ({error.name}): {install_hint('identity')}"
             ) from None
         except Exception as error:  # noqa: BLE001 (a runtime's parse errors: not a model file)
             raise BadModelFileError(

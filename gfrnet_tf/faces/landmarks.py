@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gfrnet_tf.errors import GFRNetError
+from gfrnet_tf.errors import GFRNetError, install_hint
 from gfrnet_tf.ibug68 import NUM_LANDMARKS
 
 
@@ -43,7 +43,7 @@ def packaged_dlib_model(file_name: str) -> Path:
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise LandmarksError(
-            "face_recognition_models", "not installed: pip install gfrnet_tf[landmarks]"
+            "face_recognition_models", f"not installed: {install_hint('landmarks')}"
         )
     return Path(spec.submodule_search_locations[0]) / "models" / file_name
 

@@ -40,7 +40,7 @@ import math
 import re
 import time
 
-from gfrnet_tf.errors import BadConfigError, GFRNetError, first_line
+from gfrnet_tf.errors import BadConfigError, GFRNetError, first_line, install_hint
 from gfrnet_tf.io.paths import safe_name
 from gfrnet_tf.pipelines import listing
 from gfrnet_tf.pipelines.identity import (
@@ -363,7 +363,7 @@ def beam_module():
     try:
         import apache_beam
     except ImportError:
-        raise BadConfigError("apache_beam", "not installed: pip install gfrnet_tf[beam]")
+        raise BadConfigError("apache_beam", f"not installed: {install_hint('beam')}")
     return apache_beam
 
 
