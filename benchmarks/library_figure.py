@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,26 +23,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from people_fixtures import degraded, portrait, side_by_side, write  # noqa: E402
-
-from gfrnet_tf.data.images import to_model_range  # noqa: E402
-from gfrnet_tf.faces import DlibLandmarks, crop_face, detect_faces  # noqa: E402
-from gfrnet_tf.models.gfrnet import build_gfrnet  # noqa: E402
-from gfrnet_tf.restoration.library import (  # noqa: E402
+from gfrnet_tf.data.images import to_model_range
+from gfrnet_tf.faces import DlibLandmarks, crop_face, detect_faces
+from gfrnet_tf.models.gfrnet import build_gfrnet
+from gfrnet_tf.restoration.library import (
     FaceAnalyser,
     RestoreSettings,
     default_options,
     restore_library,
 )
-from gfrnet_tf.restoration.outputs import OutputFolder  # noqa: E402
-from gfrnet_tf.restoration.restorer import load_restorer  # noqa: E402
+from gfrnet_tf.restoration.outputs import OutputFolder
+from gfrnet_tf.restoration.restorer import load_restorer
+from tests.people_fixtures import degraded, portrait, side_by_side, write
 
 SIZE = 64
 GUIDE_OF = {"obama": "obama2", "obama2": "obama", "obama3": "obama", "biden": "biden"}
-FIGURE = REPO / "docs" / "images" / "library_contact_sheet.png"
+FIGURE = Path(__file__).resolve().parents[1] / "docs" / "images" / "library_contact_sheet.png"
 
 
 def crop(image):

@@ -1,6 +1,6 @@
 r"""Quality evidence on the bundled face: the ablation study (`gfrnet-ablate`) on its sample data.
 
-    python benchmarks/quality.py --workdir runs/quality [--steps 5000] \
+    python -m benchmarks.quality --workdir runs/quality [--steps 5000] \
         [--variants Full,R,-F,-W,-W2,-WG,-WG2] [--config smoke] \
         [--config.model.flow_mode=absolute ...]
 

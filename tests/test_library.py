@@ -13,7 +13,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from people_fixtures import degraded, portrait, side_by_side, write
 
 from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.io import load_image
@@ -30,6 +29,7 @@ from gfrnet_tf.restoration.library import (
 )
 from gfrnet_tf.restoration.outputs import OutputFolder
 from gfrnet_tf.restoration.restorer import Restoration, load_restorer
+from people_fixtures import degraded, portrait, side_by_side, write
 
 SIZE = 32  # conftest's `tiny_model`
 

@@ -8,34 +8,24 @@ and an empty person folder: the run goes on past each, and nothing outside OUT c
 import csv
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from people_fixtures import portrait, write
-from test_restore_safety import tree_hashes
 
-REPO = Path(__file__).resolve().parents[1]
+from people_fixtures import portrait, write
+from support import run_module, tree_hashes
+
 MANY = 1500
 
 
 def _restore(model, root, out, *extra):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gfrnet_tf.apps.restore",
-            f"--model={model}",
-            f"--input={root}",
-            f"--output={out}",
-            *extra,
-        ],
-        cwd=REPO,
-        capture_output=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+    done = run_module(
+        "gfrnet_tf.apps.restore",
+        f"--model={model}",
+        f"--input={root}",
+        f"--output={out}",
+        *extra,
+        text=False,
     )
     stderr = done.stderr.decode("utf-8", "replace")
     assert "Traceback" not in stderr, stderr

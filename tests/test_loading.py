@@ -2,10 +2,7 @@
 
 import json
 import os
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,22 +12,14 @@ from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.errors import BadModelFileError
 from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.loading import load_gfrnet, load_trained
-from gfrnet_tf.models.gfrnet import build_gfrnet
+from support import SHALLOW, built_gfrnet, run_module
 
 SIZE = 32
-REPO = Path(__file__).parents[1]
-MODEL_CONFIG = {"widths": (8, 16, 16), "discriminator_widths": (8, 16), "local_size": 16}
 
 
 def _restored(model, degraded, guide):
     outputs = model({"degraded": to_model_range(degraded), "guide": to_model_range(guide)})
     return to_uint8(outputs["restored"]).numpy()
-
-
-def _built(config):
-    model = build_gfrnet(config)
-    model.build({"degraded": (None, SIZE, SIZE, 3), "guide": (None, SIZE, SIZE, 3)})
-    return model
 
 
 def _workdir(root, model, model_config, size=SIZE, step=5):
@@ -53,11 +42,11 @@ def images():
 
 
 def test_keras_file_workdir_and_checkpoint_load_the_same_model_with_their_sizes(tmp_path, images):
-    model = _built(MODEL_CONFIG)
+    model = built_gfrnet(SHALLOW, SIZE)
     model.save(tmp_path / "model.keras")
-    workdir = _workdir(tmp_path / "run", model, MODEL_CONFIG)
+    workdir = _workdir(tmp_path / "run", model, SHALLOW)
     # An older checkpoint must not be picked: the highest step is the latest.
-    _built(MODEL_CONFIG).save_weights(workdir / "checkpoints" / "step-00000002.weights.h5")
+    built_gfrnet(SHALLOW, SIZE).save_weights(workdir / "checkpoints" / "step-00000002.weights.h5")
     expected = _restored(model, *images)
     checkpoint = workdir / "checkpoints" / "step-00000005.weights.h5"
     for path, size in (
@@ -74,7 +63,7 @@ def test_keras_file_workdir_and_checkpoint_load_the_same_model_with_their_sizes(
 
 
 def test_savedmodel_and_serving_folder_load_with_the_recorded_size(tmp_path):
-    model = _built(MODEL_CONFIG)
+    model = built_gfrnet(SHALLOW, SIZE)
     export_savedmodel(model, tmp_path / "served", SIZE, 1)
     export_savedmodel(model, tmp_path / "served", SIZE, 3)
     for path, version in ((tmp_path / "served", "3"), (tmp_path / "served" / "1", "1")):
@@ -98,11 +87,11 @@ def test_checkpoint_loads_without_the_training_only_vgg_face_file(tmp_path, imag
     }
     np.savez(tmp_path / "vgg.npz", **{k: v.astype(np.float32) for k, v in weights.items()})
     config = {
-        **MODEL_CONFIG,
+        **SHALLOW,
         "vgg_face_weights": str(tmp_path / "vgg.npz"),
         "perceptual_layer": "conv1_2",
     }
-    model = _built(config)
+    model = built_gfrnet(config, SIZE)
     assert model.perceptual_network is not None  # its weights are in the checkpoint
     workdir = _workdir(tmp_path / "run", model, config)
     os.remove(tmp_path / "vgg.npz")
@@ -149,7 +138,7 @@ def test_unusable_artefacts_fail_by_name(tmp_path, name, make, problem):
     ],
 )
 def test_a_run_config_with_a_bad_image_size_is_named(tmp_path, size, problem):
-    workdir = _workdir(tmp_path / "run", _built(MODEL_CONFIG), MODEL_CONFIG, size=size)
+    workdir = _workdir(tmp_path / "run", built_gfrnet(SHALLOW, SIZE), SHALLOW, size=size)
     with pytest.raises(BadModelFileError, match=problem) as error:
         load_trained(workdir)
     assert error.value.source == str(workdir / "config.json")
@@ -164,7 +153,7 @@ def _trained_checkpoint(root, model_config, settings):
         json.dumps({"model": model_config, "input": {"image_size": SIZE}})
     )
     path = root / "checkpoints" / "step-00000005.weights.h5"
-    write_weights(_built(model_config), str(path), settings)
+    write_weights(built_gfrnet(model_config, SIZE), str(path), settings)
     return root
 
 
@@ -181,10 +170,10 @@ def test_a_config_edited_after_training_is_refused_naming_both_files(
 ):
     from gfrnet_tf.models.gfrnet import trained_settings
 
-    workdir = _trained_checkpoint(tmp_path / "run", MODEL_CONFIG, trained_settings(MODEL_CONFIG))
-    assert load_trained(workdir).config.model.to_dict() == json.loads(json.dumps(MODEL_CONFIG))
+    workdir = _trained_checkpoint(tmp_path / "run", SHALLOW, trained_settings(SHALLOW))
+    assert load_trained(workdir).config.model.to_dict() == json.loads(json.dumps(SHALLOW))
     (workdir / "config.json").write_text(
-        json.dumps({"model": {**MODEL_CONFIG, **edit}, "input": {"image_size": SIZE}})
+        json.dumps({"model": {**SHALLOW, **edit}, "input": {"image_size": SIZE}})
     )
     with pytest.raises(BadModelFileError) as error:
         load_trained(workdir)
@@ -196,8 +185,8 @@ def test_a_config_edited_after_training_is_refused_naming_both_files(
 
 
 def test_a_checkpoint_from_before_the_record_still_loads_and_says_so(tmp_path, caplog):
-    workdir = _trained_checkpoint(tmp_path / "run", MODEL_CONFIG, None)
-    edited = {**MODEL_CONFIG, "flow_mode": "absolute"}  # nothing to compare it with
+    workdir = _trained_checkpoint(tmp_path / "run", SHALLOW, None)
+    edited = {**SHALLOW, "flow_mode": "absolute"}  # nothing to compare it with
     (workdir / "config.json").write_text(
         json.dumps({"model": edited, "input": {"image_size": SIZE}})
     )
@@ -208,21 +197,13 @@ def test_a_checkpoint_from_before_the_record_still_loads_and_says_so(tmp_path, c
 @pytest.mark.slow
 def test_export_command_takes_the_size_the_run_trained_at(tmp_path):
     """Trained at 32 px, exported with no --image_size: the export records 32, not 256."""
-    workdir = _workdir(tmp_path / "run", _built(MODEL_CONFIG), MODEL_CONFIG)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gfrnet_tf.apps.export",
-            f"--model={workdir}",
-            f"--output={tmp_path / 'out'}",
-            "--formats=savedmodel",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    workdir = _workdir(tmp_path / "run", built_gfrnet(SHALLOW, SIZE), SHALLOW)
+    done = run_module(
+        "gfrnet_tf.apps.export",
+        f"--model={workdir}",
+        f"--output={tmp_path / 'out'}",
+        "--formats=savedmodel",
         timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"at {SIZE}x{SIZE}" in done.stdout
@@ -294,7 +275,7 @@ def test_an_export_from_before_the_format_marker_still_loads_and_says_so(
     from gfrnet_tf.export import savedmodel
 
     monkeypatch.setattr(savedmodel, "FORMAT_COLLECTION", "not_the_marker")  # as before it
-    export_savedmodel(_built(MODEL_CONFIG), tmp_path / "old", SIZE, 1)
+    export_savedmodel(built_gfrnet(SHALLOW, SIZE), tmp_path / "old", SIZE, 1)
     assert load_trained(tmp_path / "old").image_size == SIZE
     assert "has no gfrnet_tf format marker (exported before exports carried one)" in caplog.text
 

@@ -1,8 +1,5 @@
 """Whole-photo restoration: model backends, flow pictures, and gfrnet-restore on a folder."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -20,6 +17,7 @@ from gfrnet_tf.restoration.photos import PhotoRestorer
 from gfrnet_tf.restoration.restorer import load_restorer
 from gfrnet_tf.sample import load_sample
 from gfrnet_tf.visualize import flow_to_rgb, image_grid
+from support import SIZE, run_module
 
 
 def test_flow_colouring_identity_is_white_and_translation_is_flat():
@@ -41,10 +39,6 @@ def test_image_grid_layout():
     np.testing.assert_array_equal(grid[4], 255)
     with pytest.raises(ValueError, match="equally sized"):
         image_grid([[a, b[:3]]])
-
-
-REPO = Path(__file__).resolve().parents[1]
-SIZE = 32  # conftest's `tiny_model` size
 
 
 @pytest.fixture(scope="module")
@@ -142,25 +136,17 @@ def test_restore_folder_good_nonface_corrupt(tiny_savedmodel, tmp_path):
     save_image(guides / "flipped.png", np.ascontiguousarray(sample[:, ::-1]))
     save_image(guides / "landscape.png", smooth)  # a guide without a face
     out = tmp_path / "out"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gfrnet_tf.apps.restore",
-            f"--model={model_path}",
-            f"--input={photos}",
-            f"--guide={guides / 'flipped.png'}",
-            f"--guide={guides / 'frontal.png'}",
-            f"--guide={guides / 'landscape.png'}",
-            f"--output={out}",
-            "--flow",
-            "--restore_all",  # the untrained model's face: restored even if less sharp
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    done = run_module(
+        "gfrnet_tf.apps.restore",
+        f"--model={model_path}",
+        f"--input={photos}",
+        f"--guide={guides / 'flipped.png'}",
+        f"--guide={guides / 'frontal.png'}",
+        f"--guide={guides / 'landscape.png'}",
+        f"--output={out}",
+        "--flow",
+        "--restore_all",  # the untrained model's face: restored even if less sharp
         timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 1, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
@@ -211,22 +197,14 @@ def test_aligned_restore_of_the_awkward_corpus_restores_or_rejects_each_file(
     guide = tmp_path / "guide.png"
     save_image(guide, load_sample()[0])
     out = tmp_path / "out"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gfrnet_tf.apps.restore",
-            f"--model={tiny_savedmodel}",
-            f"--input={photos}",
-            f"--guide={guide}",
-            f"--output={out}",
-            "--aligned",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    done = run_module(
+        "gfrnet_tf.apps.restore",
+        f"--model={tiny_savedmodel}",
+        f"--input={photos}",
+        f"--guide={guide}",
+        f"--output={out}",
+        "--aligned",
         timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr

@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import types
 
@@ -30,8 +29,8 @@ from gfrnet_tf.training.callbacks import (
 )
 from gfrnet_tf.training.schedule import StepDownOnPlateau
 from gfrnet_tf.visualize import PAIR_PANELS, labelled_grid
+from support import ROOT, checkout_env, run_checkout, train_command
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATES = (2e-4, 2e-5, 2e-6)
 
 
@@ -190,14 +189,9 @@ def test_tensorboard_grid_shows_the_five_labelled_images_every_n_steps(tmp_path)
 
 # ------------------------------------------------------------------- the command, end to end
 
-TINY = [
-    "--config.input.image_size=32",
-    "--config.input.batch_size=2",
+TRAIN_FLAGS = [
     "--config.input.degradation.blur=(0.0,1.0)",
     "--config.input.degradation.scale=(1.0,2.0)",
-    "--config.model.widths=(8,16,16,16,16)",
-    "--config.model.discriminator_widths=(8,16)",
-    "--config.model.local_size=16",
     "--config.train.steps_per_epoch=2",
     "--config.train.checkpoint_every=1",
     "--config.train.summary_every=16",
@@ -223,27 +217,11 @@ def shards(tmp_path_factory):
 
 
 def _command(workdir, shards, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "gfrnet_tf.apps.train",
-        "--config=smoke",
-        f"--workdir={workdir}",
-        f"--data={shards}/train-*.tfrecord",
-        "--synthetic_pose",
-        *TINY,
-        *extra,
-    ]
-
-
-def _env():
-    return dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    return train_command(workdir, f"--data={shards}/train-*.tfrecord", *TRAIN_FLAGS, *extra)
 
 
 def _run(command, timeout=240):
-    return subprocess.run(
-        command, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=timeout
-    )
+    return run_checkout(*command, timeout=timeout)
 
 
 def _saved_epoch(workdir):
@@ -269,7 +247,7 @@ def resumed(tmp_path_factory, shards):
     workdir = tmp_path_factory.mktemp("run")
     command = _command(workdir, shards)
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env(), cwd=ROOT
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=checkout_env(), cwd=ROOT
     )
     deadline = time.monotonic() + 240
     while _saved_epoch(workdir) < 3 and process.poll() is None and time.monotonic() < deadline:

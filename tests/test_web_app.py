@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 
 from gfrnet_tf.restoration.library import RestoreSettings
 from gfrnet_tf.web import Studio, UploadLimits, load_studio, make_app
+from support import installed_env
 
 PEOPLE = Path(__file__).parent / "data" / "people"
 SIZE = 32
@@ -223,11 +224,9 @@ def test_only_loopback_addresses_count_as_local():
 
 
 def _command(bin_dir, *args, **kwargs):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     return subprocess.Popen(
         [str(bin_dir / "gfrnet-web"), *map(str, args)],
-        env=env,
+        env=installed_env(TF_CPP_MIN_LOG_LEVEL="2"),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

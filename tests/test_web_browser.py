@@ -17,15 +17,14 @@ from PIL import Image
 from benchmarks.web import chromium
 from gfrnet_tf.io import load_image
 from gfrnet_tf.web.serve import running
+from support import ROOT
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 PEOPLE = Path(__file__).parent / "data" / "people"
 SIZE = 32  # conftest's tiny model
 RESULT_SECONDS = 240
-ARTIFACTS = Path(
-    os.environ.get("GFRNET_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")
-)
+ARTIFACTS = Path(os.environ.get("GFRNET_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 
 
 def artifact(name: str) -> Path:

@@ -6,7 +6,6 @@ import zipfile
 
 import numpy as np
 import pytest
-from image_fixtures import png_header
 from PIL import Image
 from skimage.data import astronaut
 
@@ -18,6 +17,7 @@ from gfrnet_tf.web.uploads import (
     shown_name,
     store_upload,
 )
+from image_fixtures import png_header
 
 
 def _saved(image, image_format) -> bytes:

@@ -7,16 +7,14 @@ handle: no glob, no repeated flag, no image size given twice.
 import json
 import os
 import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
 from prepare_fixtures import _photo, _rotated
+from support import NATIVE_NOISE, config_flags, installed_env
 
 # Identities whose names hash to each split at 25 % / 25 % (gfrnet-prepare's split rule).
 IDENTITIES = {
@@ -27,10 +25,7 @@ IDENTITIES = {
     "person9": "val",
 }
 TINY = [
-    "--config.input.image_size=32",
-    "--config.model.widths=(8, 8, 8, 8, 8)",
-    "--config.model.discriminator_widths=(8, 8)",
-    "--config.model.local_size=16",
+    *config_flags(),
     "--config.train.warp_pretrain_epochs=0",
     "--config.train.epochs=1",
     "--config.train.steps_per_epoch=2",
@@ -55,19 +50,13 @@ def test_wheel_ships_the_presets_the_sample_and_no_checkout_paths(installed_whee
     assert {name for name in top_level if not name.endswith(".dist-info")} == {"gfrnet_tf"}
 
 
-# What TensorFlow's native code prints when nobody quiets it (issue 26): start-up lines,
-# device probing, graph-optimiser errors that change nothing.
-NATIVE_NOISE = ("E0000", "cuInit", "absl::InitializeLog", "cudart_stub", "remapper failed")
-
-
 def _run(bin_dir, cwd, command, *args):
     """The command as a user runs it: from the wheel, in a shell that sets no TensorFlow
     log level; it succeeds and prints nothing of TensorFlow's native noise."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL")}
     done = subprocess.run(
         [str(bin_dir / command), *map(str, args)],
         cwd=cwd,
-        env=env,
+        env=installed_env(),
         capture_output=True,
         text=True,
         timeout=900,
@@ -90,7 +79,7 @@ def test_the_whole_chain_runs_from_an_empty_folder_on_a_dataset_folder(installed
         capture_output=True,
         text=True,
         check=True,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        env=installed_env(),
     )
     assert str(bin_dir.parent) in located.stdout  # the wheel, not the checkout
 
@@ -169,6 +158,7 @@ def test_the_whole_chain_runs_from_an_empty_folder_on_a_dataset_folder(installed
         photos / "person7" / "frontal.png",
         "--output",
         tmp_path / "restored",
+        "--restore_all",  # the photo is as sharp as its guide: restored only when asked
     )
     restored = np.asarray(Image.open(tmp_path / "restored" / "tilted_restored.png"))
     assert restored.shape == photo.shape

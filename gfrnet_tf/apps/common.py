@@ -1,6 +1,8 @@
-"""absl plumbing shared by every `gfrnet-*` command: help, a quiet start, one-line errors.
+"""absl plumbing shared by every `gfrnet-*` command: help, a quiet start, one-line errors,
+positional arguments.
 
-A command defines its flags, writes `main(argv)` and ends with `run = make_run(main)`;
+A command defines its flags, writes `main(argv)` and ends with `run = make_run(main)`
+(`make_run(main, arguments=("IN.pth", "OUT.npz"))` if it takes positional arguments);
 `run` is the console-script entry point. A command module imports nothing that imports
 TensorFlow at its top (only inside `main` and the functions it calls): `--help` (also
 `-h`, `--helpshort`; `--helpfull` adds absl's own flags) then prints the module's docstring
@@ -19,7 +21,7 @@ from absl import app, flags
 
 from gfrnet_tf.apps import quiet
 from gfrnet_tf.configs.flags import load_default_presets
-from gfrnet_tf.errors import GFRNetError
+from gfrnet_tf.errors import BadConfigError, GFRNetError
 from gfrnet_tf.evaluation.test_protocols import DEFAULT_TEST_PROTOCOL, TEST_PROTOCOLS
 from gfrnet_tf.io.paths import printable
 from gfrnet_tf.training.strategies import STRATEGIES
@@ -35,6 +37,12 @@ SHORT_HELP = ("-h", "-?", "--help", "-help", "--helpshort", "-helpshort")
 FULL_HELP = ("--helpfull", "-helpfull")
 
 
+def exit_with(error: GFRNetError):
+    """Prints `error: <file>: <problem>` on stderr and exits with status 1."""
+    print(f"error: {printable(error.source)}: {printable(error.problem)}", file=sys.stderr)
+    sys.exit(1)
+
+
 def main_wrapper(main):
     """Turns a `GFRNetError` from `main` into `error: <file>: <problem>` on stderr and exit 1."""
 
@@ -45,15 +53,18 @@ def main_wrapper(main):
         except GFRNetError as error:
             if flags.FLAGS.is_parsed() and DEBUG.value:
                 raise
-            print(f"error: {printable(error.source)}: {printable(error.problem)}", file=sys.stderr)
-            sys.exit(1)
+            exit_with(error)
 
     return wrapped
 
 
-def make_run(main):
+def make_run(main, arguments: tuple[str, ...] = ()):
     """The console-script entry point for `main`: `absl.app.run` with help that works, a quiet
-    TensorFlow and one-line errors."""
+    TensorFlow and one-line errors.
+
+    `arguments` names the positional arguments the command takes (most take none);
+    `check_arguments` holds the command line to them once the flags are parsed, before `main`.
+    """
 
     def run():
         # Whatever the locale, a name it cannot encode prints escaped, never a crash.
@@ -67,7 +78,7 @@ def make_run(main):
             answer_help(argv, main.__module__)
             startup.extend(quiet.import_tensorflow(quiet.requested_verbosity(argv)))
             load_default_presets()
-            return _parse_flags(argv)
+            return _parse_flags(argv, arguments)
 
         app.call_after_init(lambda: quiet.log_lines(startup))
         app.run(main_wrapper(main), argv=argv, flags_parser=parse)
@@ -142,10 +153,25 @@ def spelled_as_defined(args, is_flag=flags.FLAGS.__contains__) -> list[str]:
     return spelled
 
 
-def _parse_flags(argv):
+def check_arguments(given, arguments: tuple[str, ...] = ()) -> None:
+    """The one rule of every command for positional arguments: exactly `arguments` (their
+    names, for the message), else `BadConfigError("command line", ...)`; an extra word is
+    never dropped or guessed at."""
+    extra, missing = list(given[len(arguments) :]), arguments[len(given) :]
+    if extra:
+        plural = "s" if len(extra) > 1 else ""
+        quoted = ", ".join(f"'{word}'" for word in extra)
+        raise BadConfigError("command line", f"unexpected argument{plural} {quoted}")
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise BadConfigError("command line", f"missing argument{plural} {' '.join(missing)}")
+
+
+def _parse_flags(argv, arguments):
     """absl's parser, plus one line for what `--config` raises outside `flags.Error`: any
     exception of the config file's own code, or e.g. AttributeError for a mistyped
-    `--config.x.y=` override. Logging stays at warnings unless `--verbosity` says otherwise."""
+    `--config.x.y=` override; then `check_arguments` on what is left. Logging stays at
+    warnings unless `--verbosity` says otherwise."""
     try:
         remaining = app.parse_flags_with_usage(argv)
     except Exception as error:
@@ -154,6 +180,10 @@ def _parse_flags(argv):
         problem = " ".join(str(error).split())
         print(f"error: command line: {type(error).__name__}: {problem}", file=sys.stderr)
         sys.exit(1)
+    try:
+        check_arguments(remaining[1:], arguments)
+    except BadConfigError as error:
+        exit_with(error)
     if flags.FLAGS["verbosity"].using_default_value:
         flags.FLAGS.verbosity = quiet.QUIET  # absl would raise it to INFO
     return remaining

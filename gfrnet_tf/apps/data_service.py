@@ -34,10 +34,9 @@ WORKER_HOST = flags.DEFINE_string(
 
 
 def main(argv):
+    del argv
     from gfrnet_tf.data import service
 
-    if len(argv) > 1:
-        raise BadConfigError("command line", f"unexpected arguments: {' '.join(argv[1:])}")
     if (PORT.value is None) == (DISPATCHER.value is None):
         raise BadConfigError(
             "command line",

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from gfrnet_tf.apps.common import make_run
@@ -61,11 +61,10 @@ def config_overrides(argv) -> list[str]:
 
 
 def main(argv):
+    del argv
     from gfrnet_tf.io import save_image
     from gfrnet_tf.sample import degraded_pair, write_sample_dataset
 
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if STEPS.value < 1:
         raise BadConfigError("--steps", f"must be >= 1, got {STEPS.value}")
     config_path = config_flags.get_config_filename(flags.FLAGS["config"])

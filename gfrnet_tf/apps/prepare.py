@@ -19,7 +19,11 @@ import logging
 import sys
 
 from gfrnet_tf.apps import quiet
-from gfrnet_tf.apps.common import exit_cleanly_on_termination, spelled_as_defined
+from gfrnet_tf.apps.common import (
+    check_arguments,
+    exit_cleanly_on_termination,
+    spelled_as_defined,
+)
 from gfrnet_tf.errors import BadConfigError, GFRNetError
 from gfrnet_tf.io.paths import printable
 from gfrnet_tf.pipelines.identity import SPLITS, PairOptions
@@ -76,6 +80,16 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _positional(beam_args: list[str]) -> list[str]:
+    """The words left for Beam that are no option's value, read as Beam reads options it does
+    not know: a word right after `--name` (without `=`) is that option's value."""
+    return [
+        word
+        for before, word in zip(["-"] + beam_args, beam_args)
+        if not word.startswith("-") and not (before.startswith("--") and "=" not in before)
+    ]
 
 
 def parse_args(argv):
@@ -191,6 +205,7 @@ def parse_args(argv):
     parser.add_argument("--helpshort", "--helpfull", action="help", help=argparse.SUPPRESS)
     options = {option.lstrip("-") for action in parser._actions for option in action.option_strings}
     args, beam_args = parser.parse_known_args(spelled_as_defined(argv, options.__contains__))
+    check_arguments(_positional(beam_args))
     if args.all_faces and args.landmarks != "dlib":
         raise BadConfigError(
             "--all_faces", "needs --landmarks dlib: a landmark file describes one face per photo"

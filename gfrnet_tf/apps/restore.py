@@ -45,6 +45,7 @@ from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError, NoF
 from gfrnet_tf.io import load_image
 from gfrnet_tf.io.media import is_video_file
 from gfrnet_tf.io.paths import printable
+from gfrnet_tf.video import clip_stages
 from gfrnet_tf.visualize import PAIR_PANELS, flow_to_rgb, labelled_grid
 
 MODEL = flags.DEFINE_string(
@@ -208,23 +209,14 @@ def restore_by_person(failures: Failures) -> None:
         settings,
         default_options(ANY_PERSON.value, RESTORE_ALL.value),
         named,
-        clips=clip_stages(),
+        clips=clip_stages(
+            detect_every=DETECT_EVERY.value,
+            crf=VIDEO_CRF.value,
+            identity_every=IDENTITY_EVERY.value,
+        ),
         warn=lambda path, problem: failures.add("bad_file", path, problem),
     )
     print(f"{summary.describe()}; report in {printable(output.path)}")
-
-
-def clip_stages():
-    """Clips' stages with the video flags, or None without PyAV (clips are then rows)."""
-    try:
-        from gfrnet_tf.video.people import ClipStages
-    except ImportError:
-        return None
-    return ClipStages(
-        detect_every=DETECT_EVERY.value,
-        crf=VIDEO_CRF.value,
-        identity_every=IDENTITY_EVERY.value,
-    )
 
 
 def main(argv):

@@ -18,6 +18,7 @@ import sys
 from absl import flags
 
 from gfrnet_tf.apps.common import make_run
+from gfrnet_tf.errors import optional_dependency
 
 MODEL = flags.DEFINE_string(
     "model", None, "Checkpoint/.keras file, SavedModel folder or .tflite file."
@@ -70,9 +71,10 @@ def is_loopback(host: str) -> bool:
 
 def main(argv):
     del argv
-    from gfrnet_tf.web import UploadLimits, load_studio, make_app
-    from gfrnet_tf.web.app import LOOPBACK_HOSTS
-    from gfrnet_tf.web.serve import listen, server
+    with optional_dependency():  # Starlette and uvicorn: the `web` extra
+        from gfrnet_tf.web import UploadLimits, load_studio, make_app
+        from gfrnet_tf.web.app import LOOPBACK_HOSTS
+        from gfrnet_tf.web.serve import listen, server
 
     limits = UploadLimits(
         max_files=MAX_FILES.value,

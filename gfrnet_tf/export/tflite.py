@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.errors import BadConfigError, optional_dependency
 from gfrnet_tf.export.contract import DEFAULT_SIGNATURE, INPUTS, OUTPUTS, with_tflite_metadata
 from gfrnet_tf.export.formats import CALIBRATION_STEPS, QUANTIZATIONS
 from gfrnet_tf.export.savedmodel import write_archive
@@ -136,7 +136,8 @@ def _calibration_samples(representative_data, batch_size):
 
 def litert_interpreter(model_content: bytes, num_threads: int = 2):
     """A LiteRT interpreter (XNNPACK delegate by default) with tensors allocated."""
-    from ai_edge_litert.interpreter import Interpreter  # extra `litert`
+    with optional_dependency():
+        from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
     interpreter.allocate_tensors()

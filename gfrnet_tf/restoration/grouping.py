@@ -18,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from gfrnet_tf.errors import optional_dependency
 from gfrnet_tf.people import DecisionOptions, FaceRecord, Person, match_person
 from gfrnet_tf.people.matching import euclidean
 
@@ -43,7 +44,8 @@ def find_people(
     )
     if not unknown:
         return ()
-    import dlib  # the `landmarks` extra, as the embedder itself
+    with optional_dependency():  # the `landmarks` extra, as the embedder itself
+        import dlib
 
     edges = [(i, i) for i in range(len(unknown))]
     for i, face in enumerate(unknown):

@@ -70,6 +70,7 @@ __all__ = [
     "LibraryReport",
     "LibrarySummary",
     "NamedPeople",
+    "NoClipStages",
     "PHOTO",
     "PhotoResult",
     "RestoreSettings",
@@ -116,6 +117,19 @@ class LibrarySummary:
             f"{self.restored} restored, {self.kept} kept, {self.skipped} skipped; "
             f"{self.problems} file(s) without a usable face"
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class NoClipStages:
+    """The `clips` of a run that cannot restore clips (`gfrnet_tf.video.clip_stages` without
+    PyAV): each clip is a file with `problem`, one row and one `error:` line that say what
+    to install."""
+
+    problem: str
+
+    def analyse(self, item: LibraryItem, analyser) -> Analysis:
+        del analyser
+        return Analysis(item, problem=self.problem)
 
 
 def library_people(
@@ -260,7 +274,8 @@ def restore_library(
     `clips`: an object with `analyse(item, analyser) -> Analysis`, `decide(tracks,
     people, options) -> [Decision]` and `restore(item, decisions, guides, restorer,
     analyser, output, settings) -> PhotoResult`
-    (`gfrnet_tf.video.people.ClipStages`); without it a clip is a `faces.csv` row.
+    (`gfrnet_tf.video.clip_stages`: `ClipStages`, or `NoClipStages` without PyAV); without
+    it a clip is a `faces.csv` row.
     """
     items = list_library(root)
     with tqdm(total=len(items), desc="finding faces", unit="file", disable=not progress) as bar:

@@ -171,8 +171,14 @@ class PhaseProgress(_GlobalStepCallback):
         self._show(logs, "val_")
 
     def on_train_end(self, logs=None):
+        self.close()
+
+    def close(self) -> None:
+        """Ends the bar; also called when a callback raises, so that the bar's last line
+        comes before the error line rather than after it, at interpreter exit."""
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
     def _show(self, logs, prefix: str) -> None:
         for name in self.SHOWN:

@@ -306,23 +306,26 @@ def run_phases(model, config, train_data, val_data, val_steps, callbacks, verbos
     first_step = 0
     for phase, steps in plan.items():
         model.phase = phase
-        progress = [callbacks_lib.PhaseProgress(PHASE_TITLES[phase], first_step, steps)]
-        model.fit(
-            train_data,
-            steps_per_epoch=interval,
-            initial_epoch=first_step // interval,
-            epochs=(first_step + steps) // interval,
-            shuffle=False,
-            validation_data=val_data,
-            validation_steps=val_steps,
-            validation_freq=train.steps_per_epoch // interval,
-            callbacks=[
-                *([schedule] if phase != "warp" else []),
-                *callbacks,
-                *(progress if verbose else []),
-            ],
-            verbose=0,
-        )
+        progress = callbacks_lib.PhaseProgress(PHASE_TITLES[phase], first_step, steps)
+        try:
+            model.fit(
+                train_data,
+                steps_per_epoch=interval,
+                initial_epoch=first_step // interval,
+                epochs=(first_step + steps) // interval,
+                shuffle=False,
+                validation_data=val_data,
+                validation_steps=val_steps,
+                validation_freq=train.steps_per_epoch // interval,
+                callbacks=[
+                    *([schedule] if phase != "warp" else []),
+                    *callbacks,
+                    *([progress] if verbose else []),
+                ],
+                verbose=0,
+            )
+        finally:
+            progress.close()
         first_step += steps
 
 

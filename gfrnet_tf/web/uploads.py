@@ -17,7 +17,12 @@ import unicodedata
 import zipfile
 from pathlib import Path
 
-from gfrnet_tf.errors import BadImageError, GFRNetError
+from gfrnet_tf.errors import (
+    BadImageError,
+    GFRNetError,
+    MissingDependencyError,
+    optional_dependency,
+)
 from gfrnet_tf.io.images import image_header, load_image
 from gfrnet_tf.io.media import is_video_file
 
@@ -172,9 +177,10 @@ def _identify(path: Path, name: str, limits: UploadLimits, no_clips: str):
 def _clip_size(path: Path, name: str, limits: UploadLimits) -> tuple[int, int]:
     """A clip's frame size from its container header, with its frame count checked."""
     try:
-        from gfrnet_tf.video.reader import VideoReader
-    except ImportError:
-        raise UploadRefused(name, "clips need PyAV: pip install 'gfrnet_tf[video]'") from None
+        with optional_dependency(name):
+            from gfrnet_tf.video.reader import VideoReader
+    except MissingDependencyError as error:
+        raise UploadRefused(name, error.problem) from None
     with VideoReader(path, limits.max_pixels) as reader:
         info = reader.info
     frames = info.declared_frames or round(info.declared_seconds * info.rate)

@@ -26,6 +26,7 @@ from gfrnet_tf.people.decision import KEEP, with_chosen_guide
 from gfrnet_tf.restoration import library
 from gfrnet_tf.restoration.listing import LONGEST_SUFFIX
 from gfrnet_tf.restoration.outputs import OutputFolder
+from gfrnet_tf.video import clip_stages
 from gfrnet_tf.web.results import EXCLUDED, ItemState, Run
 from gfrnet_tf.web.uploads import PHOTO, UploadRefused, shown_name, store_upload
 from gfrnet_tf.web.views import Upload, draw_run, thumbnail
@@ -41,7 +42,8 @@ class Studio:
 
     `restorer`: `restoration.restorer.load_restorer`'s callable; `settings`: the library's
     `RestoreSettings` (model size, batch); `analyser`: a `FaceAnalyser` (built on first
-    use: loading dlib's models takes seconds); `clips`: the library's clip stages, or None.
+    use: loading dlib's models takes seconds); `clips`: the library's clip stages
+    (`gfrnet_tf.video.clip_stages`), or None to refuse clips.
     """
 
     def __init__(self, restorer, settings: library.RestoreSettings, analyser=None, clips=None):
@@ -199,8 +201,9 @@ class Studio:
 
 def load_studio(model, image_size: int | None = None, batch_size: int = 1) -> Studio:
     """A `Studio` for the trained model at `model` (anything `load_restorer` takes), at
-    `image_size` or the model's own size (else the library's default); clips when the
-    library's clip stages and PyAV are installed.
+    `image_size` or the model's own size (else the library's default). Without PyAV a
+    clip upload is refused with a line naming the `video` extra (reading its header needs
+    PyAV too).
 
     `batch_size` 1: the library fills a short batch with blank faces, so with its default
     of 8 one visitor's one face costs eight (measured: README, "A page for your photos").
@@ -211,15 +214,6 @@ def load_studio(model, image_size: int | None = None, batch_size: int = 1) -> St
     size = image_size or restorer.image_size or library.DEFAULT_IMAGE_SIZE
     settings = library.RestoreSettings(size, batch_size=batch_size)
     return Studio(restorer, settings, clips=clip_stages())
-
-
-def clip_stages():
-    """The library's clip stages with their defaults, or None without PyAV."""
-    try:
-        from gfrnet_tf.video.people import ClipStages
-    except ImportError:
-        return None
-    return ClipStages()
 
 
 def _as_typed(visitor: Visitor, people):
