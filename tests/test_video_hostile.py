@@ -217,7 +217,8 @@ def test_a_batch_of_hostile_clips_goes_on_past_each_bad_one(tiny_model, guide_fi
         "size that changes within a clip is not supported (cut the clip where it changes)",
         f"error: {inputs / 'huge.mkv'}: frame 2 is 7200x7200, more than 50000000 pixels",
     ], errors
-    assert sorted(os.listdir(out)) == ["portrait_restored.mp4", "single_restored.mp4"]
+    report = ["faces.csv", "people", "people.json"]  # every run's report (docs/PEOPLE.md)
+    assert sorted(os.listdir(out)) == [*report, "portrait_restored.mp4", "single_restored.mp4"]
     lines = {Path(line.split(":")[0]).name: line for line in stdout.splitlines() if ": " in line}
     # Stored sideways, it is shown upright: the face is found in every frame.
     assert "restored 12 frames (25 fps, display rotation applied and kept" in lines["portrait.mp4"]
@@ -262,4 +263,4 @@ def test_a_killed_clip_leaves_nothing_and_the_next_run_clears_a_kill_9s_leftover
     clips.write_clip(inputs / "long.mp4", (clips.degraded_frame(t) for t in range(3)))
     again = _restore(inputs, out, model_path, guide_file, **quiet)
     assert again.wait(timeout=600) == 0
-    assert os.listdir(out) == ["long_restored.mp4"]
+    assert sorted(os.listdir(out)) == ["faces.csv", "long_restored.mp4", "people", "people.json"]
