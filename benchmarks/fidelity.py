@@ -135,7 +135,7 @@ def main(argv):
     if ROWS.value == "readings" and BASELINE in runs:
         for name, values in TEST_MODES.items():
             models[name] = with_test_mode(workdir / BASELINE, workdir / name, values)
-    result = evaluate_models(models, dataset, "test", workdir / "eval")
+    result = evaluate_models(models, dataset, "test", workdir / "eval", keep_going=True)
     print(json.dumps(result.rows, indent=1))
     for error in result.failures:
         print(f"error: {error}")

@@ -17,6 +17,7 @@ Every failure is one `BadModelFileError` naming the file.
 from __future__ import annotations
 
 import dataclasses
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,14 @@ from typing import Any
 import h5py
 import keras
 import ml_collections
+from absl import logging
 
 from gfrnet_tf import runs
-from gfrnet_tf.errors import BadModelFileError, GFRNetError, first_line
-from gfrnet_tf.export.savedmodel import recorded_image_size
+from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError, first_line
+from gfrnet_tf.export.contract import saved_model_size, tflite_size
 from gfrnet_tf.export.tflite import litert_interpreter
-from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
+from gfrnet_tf.io.images import MAX_IMAGE_SIZE
+from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet, trained_settings
 from gfrnet_tf.runs import CHECKPOINT_SUFFIX, RunFolder
 
 # A .keras archive's config.json and metadata.json are kilobytes; their declared size is
@@ -107,8 +110,10 @@ def run_config(checkpoint: Path) -> tuple[Path, ml_collections.ConfigDict]:
     except GFRNetError as error:  # a BadConfigError: it is the model's file here
         raise BadModelFileError(path, f"not a training config: {error.problem}") from None
     size = config.get("input", {}).get("image_size")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
-        raise BadModelFileError(path, f"input.image_size must be an integer >= 8, got {size!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= MAX_IMAGE_SIZE:
+        raise BadModelFileError(
+            path, f"input.image_size must be an integer 8 .. {MAX_IMAGE_SIZE}, got {size!r}"
+        )
     if not isinstance(config.get("model"), ml_collections.ConfigDict):
         raise BadModelFileError(path, "no model section")
     return path, config
@@ -116,6 +121,9 @@ def run_config(checkpoint: Path) -> tuple[Path, ml_collections.ConfigDict]:
 
 def _load_checkpoint(path: Path) -> TrainedModel:
     config_path, config = run_config(path)
+    if not h5py.is_hdf5(path):
+        raise BadModelFileError(path, "not an HDF5 weights file")
+    _check_trained_settings(path, config_path, config.model)
     size = config.input.image_size
     model_config = config.model.to_dict()
     model_config["vgg_face_weights"] = ""  # training-only: inference never runs it
@@ -125,9 +133,10 @@ def _load_checkpoint(path: Path) -> TrainedModel:
         raise BadModelFileError(
             config_path, f"cannot build its model: {first_line(error)}"
         ) from None
-    model.build({"degraded": (None, size, size, 3), "guide": (None, size, size, 3)})
-    if not h5py.is_hdf5(path):
-        raise BadModelFileError(path, "not an HDF5 weights file")
+    try:
+        model.build({"degraded": (None, size, size, 3), "guide": (None, size, size, 3)})
+    except BadConfigError as error:  # a size its networks cannot halve often enough
+        raise BadModelFileError(config_path, f"input.image_size {size}: {error.problem}") from None
     try:
         _load_weights_without_perceptual(model, path)
     except Exception as error:
@@ -135,6 +144,39 @@ def _load_checkpoint(path: Path) -> TrainedModel:
             path, f"weights do not fit {config_path}: {first_line(error)}"
         ) from error
     return TrainedModel(path, "keras", size, model, config)
+
+
+def _check_trained_settings(checkpoint: Path, config_path: Path, model_config) -> None:
+    """The settings `checkpoint` records it was trained with against the run's config.json:
+    an edited `flow_mode` or `variant` would load and silently change every output. A
+    checkpoint from before the record loads with a warning, config.json trusted."""
+    try:
+        with h5py.File(checkpoint, "r") as stored:
+            recorded = stored.attrs.get(runs.TRAINED_SETTINGS_ATTRIBUTE)
+    except OSError as error:
+        raise BadModelFileError(checkpoint, f"not a readable HDF5 file: {first_line(error)}")
+    if recorded is None:
+        logging.warning(
+            "%s records no training settings (written before checkpoints did): trusting %s",
+            checkpoint,
+            config_path,
+        )
+        return
+    try:
+        recorded = json.loads(recorded)
+        configured = trained_settings(model_config)
+    except (ValueError, TypeError) as error:
+        raise BadModelFileError(
+            checkpoint, f"its record of its training settings is unreadable: {first_line(error)}"
+        ) from None
+    for key in sorted(set(recorded) | set(configured)):
+        if recorded.get(key) != configured.get(key):
+            raise BadModelFileError(
+                config_path,
+                f"model.{key} is {configured.get(key)!r}, but {checkpoint.name} was trained "
+                f"with {recorded.get(key)!r}: set it back (the weights compute something else "
+                "with another value)",
+            )
 
 
 def _load_weights_without_perceptual(model: GFRNet, path: Path) -> None:
@@ -190,31 +232,29 @@ def _load_saved_model(path: Path) -> TrainedModel:
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(path))
-    signature = loaded.signatures["serving_default"]
-    # `gfrnet-export`'s signature has dynamic H, W (it checks the size itself) and records
-    # the size apart; another export may fix it in the signature instead.
-    size = (
-        recorded_image_size(loaded) or signature.structured_input_signature[1]["degraded"].shape[1]
-    )
-    return TrainedModel(path, "savedmodel", size, loaded)
+    return TrainedModel(path, "savedmodel", saved_model_size(loaded, path), loaded)
 
 
 def _load_tflite(path: Path) -> TrainedModel:
-    interpreter = litert_interpreter(path.read_bytes())
-    shape = interpreter.get_signature_runner().get_input_details()["degraded"]["shape"]
-    if shape[0] != 1:
-        raise BadModelFileError(path, f"converted for batch {shape[0]}; export it with batch 1")
-    return TrainedModel(path, "tflite", int(shape[1]), interpreter)
+    flatbuffer = path.read_bytes()
+    interpreter = litert_interpreter(flatbuffer)
+    return TrainedModel(path, "tflite", tflite_size(interpreter, flatbuffer, path), interpreter)
 
 
 def _guarded(path: Path, load) -> TrainedModel:
+    """`load(path)`, every failure one `BadModelFileError`; an export's face size bounded."""
     try:
-        return load(path)
+        trained = load(path)
     except BadModelFileError:
         raise
     # TensorFlow and LiteRT raise many types for a bad file; all mean the same to a user.
     except Exception as error:
         raise BadModelFileError(path, f"cannot load the model: {first_line(error)}") from error
+    if not 8 <= trained.image_size <= MAX_IMAGE_SIZE:
+        raise BadModelFileError(
+            path, f"records a face size of {trained.image_size}, not 8 .. {MAX_IMAGE_SIZE}"
+        )
+    return trained
 
 
 def _saved_model_dir(path: Path) -> Path | None:

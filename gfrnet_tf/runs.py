@@ -28,6 +28,9 @@ CHECKPOINT_DIR = "checkpoints"
 BACKUP_DIR = "backup"
 TENSORBOARD_DIR = "tensorboard"
 CHECKPOINT_SUFFIX = ".weights.h5"
+# HDF5 attribute of a step checkpoint's root: JSON of the model settings it was trained with
+# (`gfrnet_tf.models.gfrnet.trained_settings`); absent in checkpoints written before it.
+TRAINED_SETTINGS_ATTRIBUTE = "gfrnet_tf.trained_settings"
 MAX_CONFIG_BYTES = 2**20  # a saved config.json is a few KB; refuse to parse more
 
 _CHECKPOINT = re.compile(r"^step-(\d+)\.weights\.h5$")

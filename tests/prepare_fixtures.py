@@ -119,7 +119,7 @@ def add_hostile(root):
         "hostile/loop.jpg": "cannot open",
         "hostile/empty.png": "empty file",
         "hostile/huge.jpg": f"more than {MAX_PHOTO_BYTES} bytes",
-        "hostile/tab name.jpg": "not an image file",
+        "hostile/tab\\x09name.jpg": "not an image file",  # printable() escapes the tab
     }
     return accepted, rejected
 

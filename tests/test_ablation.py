@@ -1,6 +1,7 @@
 """Table 1's rows as configs, the test protocols, the study's comparisons and gfrnet-ablate."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -212,15 +213,68 @@ def test_ablate_refuses_an_unknown_row_in_one_line(sample_data, tmp_path):
     )
 
 
-def test_a_row_whose_training_stops_short_is_an_error(tmp_path):
+def _tiny_base():
+    config = load_config("smoke")
+    config.input.image_size, config.input.batch_size = 32, 4
+    return config
+
+
+def test_a_row_whose_training_stops_short_is_an_error(sample_data, tmp_path):
     calls = []
     with pytest.raises(BadConfigError, match="training ended before step 10"):
         ablation.run_study(
-            load_config("smoke"),
-            None,
+            _tiny_base(),
+            sample_data,
             tmp_path,
             10,
             ["-WG"],
             train=lambda config, workdir, dataset: calls.append(workdir),
         )
     assert calls == [str(tmp_path / "train" / "no_guide")]
+
+
+@pytest.mark.parametrize(
+    "splits, problem",
+    [
+        (
+            # What gfrnet-prepare writes when no identity fell into the test split.
+            (Split("train", 8, 1, 1), Split("val", 4, 1, 2), Split("test", 0, 0, 3)),
+            "no test pairs in split 'test': the study is evaluated on them; prepare the data "
+            "with a larger --test-fraction, or name another split (--test_split)",
+        ),
+        (
+            (Split("train", 8, 1, 1), Split("val", 4, 1, 2)),
+            "no test pairs in split 'test'",
+        ),
+        (
+            # One validation pair: enough for Full, not for R (it pairs each sample with the
+            # next one's guide).
+            (Split("train", 8, 1, 1), Split("val", 1, 1, 2), Split("test", 4, 1, 3)),
+            "its validation split holds 1 pair(s), fewer than the 2 one validation batch needs",
+        ),
+    ],
+    ids=["empty_test", "no_test", "val_too_small_for_R"],
+)
+def test_the_study_checks_every_input_before_training_any_row(tmp_path, splits, problem):
+    from gfrnet_tf.data import PreparedDataset
+
+    written = [split for split in splits if split.records]
+    dataset = write_sample_dataset(tmp_path / "data", 32, written)
+    if len(written) < len(splits):
+        manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+        manifest["splits"]["test"] = {"shards": [], "records": 0}
+        (tmp_path / "data" / "manifest.json").write_text(json.dumps(manifest))
+        dataset = PreparedDataset(tmp_path / "data")
+    trained = []
+    with pytest.raises(BadConfigError) as error:
+        ablation.run_study(
+            _tiny_base(),
+            dataset,
+            tmp_path / "study",
+            10,
+            ["Full", "R"],
+            train=lambda config, workdir, data: trained.append(workdir),
+        )
+    assert trained == []  # refused before hours of training, not after the first row
+    assert error.value.source == dataset.source
+    assert error.value.problem.startswith(problem), error.value.problem

@@ -205,3 +205,22 @@ def test_evaluate_writes_table_csv_json_png_equal_to_a_direct_computation(evalua
     factor = enlargement(SIZE, DISPLAY_SIZE)
     assert grid.shape[1] == 5 * SIZE * factor + 4 * 4 and factor > 1
     assert grid.shape[0] > 3 * SIZE * factor + 2 * 4
+
+
+def test_a_library_caller_cannot_miss_a_model_that_fails(tmp_path):
+    """Before: a missing checkpoint gave a row-less result and no message."""
+    from gfrnet_tf.errors import BadModelFileError
+    from gfrnet_tf.evaluation.runner import evaluate_models
+    from gfrnet_tf.sample import Split, write_sample_dataset
+
+    data = write_sample_dataset(tmp_path / "data", SIZE, (Split("test", 2, 1, 3),))
+    missing = tmp_path / "runs" / "missing"
+    with pytest.raises(BadModelFileError) as error:
+        evaluate_models({"gone": missing}, data, "test", tmp_path / "eval")
+    assert error.value.source == str(missing) and error.value.problem == "no such file or directory"
+    assert not (tmp_path / "eval").exists()  # refused before any work or file
+    result = evaluate_models(
+        {"gone": missing}, data, "test", tmp_path / "eval", image_size=SIZE, keep_going=True
+    )
+    assert [str(e) for e in result.failures] == [f"{missing}: no such file or directory"]
+    assert [row["model"] for row in result.rows] == ["degraded input"]

@@ -16,8 +16,14 @@ from PIL import Image
 from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.errors import BadConfigError, BadImageError
 from gfrnet_tf.export import export_savedmodel
+from gfrnet_tf.export.contract import recorded_image_size
 from gfrnet_tf.export.graph_decode import decode_upright_rgb
-from gfrnet_tf.export.savedmodel import ENCODED_SIGNATURE, next_version, recorded_image_size
+from gfrnet_tf.export.savedmodel import (
+    ENCODED_SIGNATURE,
+    MAX_REQUEST_PIXELS,
+    max_batch,
+    next_version,
+)
 from gfrnet_tf.io.images import decode_image
 from image_fixtures import blocks
 from support import SHALLOW, built_gfrnet, run_module
@@ -232,6 +238,74 @@ def test_graph_decoding_equals_load_image_for_each_awkward_file():
 def test_uint8_signature_rejects_wrong_shapes(exported, degraded, guide, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         exported[1].signatures["serving_default"](degraded=degraded, guide=guide)
+
+
+_IMAGES = f"uint8 \\[batch, {SIZE}, {SIZE}, 3\\]; got\\] \\["
+_STRINGS = "a batch \\[B\\] of encoded JPEG/PNG images \\(a single string: wrap it in a list\\)"
+_TOO_MANY = (
+    f"images; send 1 to {max_batch(SIZE)} per request \\(at most {MAX_REQUEST_PIXELS} pixels"
+)
+
+
+@pytest.mark.parametrize(
+    "signature, degraded, message",
+    [
+        (
+            "serving_default",
+            np.zeros((SIZE, SIZE, 3), np.uint8),
+            f"degraded must be {_IMAGES}32x32x3\\]",
+        ),
+        (
+            "serving_default",
+            np.zeros((1, 1, SIZE, SIZE, 3), np.uint8),
+            f"degraded must be {_IMAGES}1x1x32x32x3\\]",
+        ),
+        (
+            "serving_default",
+            np.zeros((0, SIZE, SIZE, 3), np.uint8),
+            "degraded: a request of\\] \\[0\\]",
+        ),
+        (
+            "serving_default",
+            np.zeros((max_batch(SIZE) + 1, SIZE, SIZE, 3), np.uint8),
+            f"degraded: a request of\\] \\[{max_batch(SIZE) + 1}\\] \\[{_TOO_MANY}",
+        ),
+        (
+            ENCODED_SIGNATURE,
+            np.array(b"a single file"),
+            f"degraded must be {_STRINGS}; got\\] \\[\\]",
+        ),
+        (
+            ENCODED_SIGNATURE,
+            np.array([[b"a"], [b"b"]]),
+            f"degraded must be {_STRINGS}; got\\] \\[2x1\\]",
+        ),
+        (ENCODED_SIGNATURE, np.array([], object), "degraded: a request of\\] \\[0\\]"),
+        (
+            ENCODED_SIGNATURE,
+            np.array([b"not decoded"] * (max_batch(SIZE) + 1)),
+            f"degraded: a request of\\] \\[{max_batch(SIZE) + 1}\\]",
+        ),
+    ],
+    ids=[
+        "rank_3",
+        "rank_5",
+        "batch_0",
+        "too_many",
+        "scalar_string",
+        "rank_2_strings",
+        "no_strings",
+        "too_many_strings",
+    ],
+)
+def test_requests_of_another_rank_or_an_unbounded_batch_are_named(
+    exported, signature, degraded, message
+):
+    """Refused before anything is decoded or run, naming the input: TF Serving passes the
+    signature's text on and keeps serving (its own checks let any rank through)."""
+    guide = degraded
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        exported[1].signatures[signature](degraded=tf.constant(degraded), guide=tf.constant(guide))
 
 
 _JPEG = _saved(_picture(), format="JPEG", quality=95, exif=_exif(6))

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -110,6 +111,46 @@ def test_a_second_run_reads_the_file_cache_without_decoding(shards, tmp_path):
     read = _batches(pipeline.make_dataset(shards, config, training=False, skipped=second))
     assert int(first.read.numpy()) == RECORDS and int(second.read.numpy()) == 0
     _assert_same(read, written)
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _flip_a_bit(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "damage, suffix",
+    [
+        (_truncate, ".data-00000-of-00001"),
+        (_flip_a_bit, ".data-00000-of-00001"),
+        (_truncate, ".index"),
+    ],
+    ids=["data_truncated", "data_bit_flipped", "index_truncated"],
+)
+def test_a_damaged_file_cache_is_named_removed_and_rebuilt(
+    shards, tmp_path, caplog, damage, suffix
+):
+    prefix = str(tmp_path / "train")
+    config = _config(cache=prefix, skip_corrupt=True)  # its counter sees every decode
+    plain = _batches(pipeline.make_dataset(shards, config, training=False))
+    name = cache_lib.cache_name(prefix, pipeline.list_shards(shards), pipeline.PAIR_KEYS, config)
+    damage(Path(name + suffix))
+    rebuilt = pipeline.SkippedRecords()
+    batches = _batches(pipeline.make_dataset(shards, config, training=False, skipped=rebuilt))
+    assert f"{name}: the input cache was damaged (" in caplog.text
+    assert "removed, this run writes it anew" in caplog.text
+    assert int(rebuilt.read.numpy()) == RECORDS  # decoded again, not read from the damage
+    _assert_same(batches, plain)
+    again = pipeline.SkippedRecords()
+    _assert_same(
+        _batches(pipeline.make_dataset(shards, config, training=False, skipped=again)), plain
+    )
+    assert int(again.read.numpy()) == 0  # the rebuilt cache is whole
 
 
 def test_a_changed_shard_gets_a_new_cache_and_another_image_size_the_same(tmp_path):
@@ -290,6 +331,89 @@ def test_no_dispatcher_is_one_line_naming_the_address(shards):
             shards, _config(data_service=f"grpc://127.0.0.1:{port}"), training=True
         )
     assert error.value.source == f"grpc://127.0.0.1:{port}"
+
+
+class _Listener:
+    """A TCP server on 127.0.0.1 that accepts connections and then sends `reply` (nothing:
+    it stays silent), as something that is not a dispatcher would."""
+
+    def __init__(self, reply=b""):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.connections = []
+        self.reply = reply
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self.connections.append(connection)
+            if self.reply:
+                connection.sendall(self.reply)
+
+    def close(self):
+        self.socket.close()
+        for connection in self.connections:
+            connection.close()
+
+
+@pytest.mark.parametrize(
+    "reply, problem",
+    [
+        (b"", "something accepts connections there but gives no gRPC answer within 2 s"),
+        (b"HTTP/1.1 200 OK\r\n\r\n", "something that does not speak gRPC answers there"),
+    ],
+)
+def test_a_listener_that_is_no_dispatcher_is_one_line_in_bounded_time(
+    shards, monkeypatch, reply, problem
+):
+    monkeypatch.setattr(service_lib, "CONNECT_TIMEOUT_S", 2.0)
+    listener = _Listener(reply)
+    address = f"grpc://127.0.0.1:{listener.port}"
+    started = time.monotonic()
+    try:
+        with pytest.raises(BadConfigError) as error:
+            pipeline.make_dataset(shards, _config(data_service=address), training=True)
+    finally:
+        listener.close()
+    assert time.monotonic() - started < 30  # TF's own client would wait forever
+    assert error.value.source == address
+    assert error.value.problem.startswith(problem), error.value.problem
+    assert error.value.problem.endswith(f"gfrnet-data-service --port {listener.port}")
+
+
+def test_a_worker_address_given_as_the_dispatcher_is_named(shards):
+    dispatcher = service_lib.start_dispatcher()
+    worker = service_lib.start_worker(service_lib.address(dispatcher, "127.0.0.1"))
+    worker_address = service_lib.address(worker, "127.0.0.1")
+    try:
+        with pytest.raises(BadConfigError, match=r"not a tf.data dispatcher \(a worker\?\)"):
+            pipeline.make_dataset(shards, _config(data_service=worker_address), training=True)
+    finally:
+        worker.stop()
+        dispatcher.stop()
+
+
+@pytest.mark.slow
+def test_the_worker_command_refuses_a_silent_listener_in_one_line():
+    listener = _Listener()
+    try:
+        result = run_module(
+            "gfrnet_tf.apps.data_service",
+            f"--dispatcher=grpc://127.0.0.1:{listener.port}",
+            timeout=120,  # before: it hung here forever
+        )
+    finally:
+        listener.close()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: grpc://127.0.0.1:{listener.port}: something accepts connections there but "
+        "gives no gRPC answer within 10 s: not a tf.data dispatcher; start one, e.g. "
+        f"gfrnet-data-service --port {listener.port}"
+    )
 
 
 def _serve(*flags):

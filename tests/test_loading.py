@@ -6,6 +6,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.errors import BadModelFileError
@@ -126,9 +127,14 @@ def test_unusable_artefacts_fail_by_name(tmp_path, name, make, problem):
 @pytest.mark.parametrize(
     "size, problem",
     [
-        ("64", "input.image_size must be an integer >= 8, got '64'"),
-        (4, "input.image_size must be an integer >= 8, got 4"),
-        (None, "input.image_size must be an integer >= 8, got None"),
+        ("64", "input.image_size must be an integer 8 .. 4096, got '64'"),
+        (4, "input.image_size must be an integer 8 .. 4096, got 4"),
+        (None, "input.image_size must be an integer 8 .. 4096, got None"),
+        (1_000_000, "input.image_size must be an integer 8 .. 4096, got 1000000"),  # 3 TB
+        (
+            36,  # 3 encoder layers halve it: it must be a multiple of 8
+            "input.image_size 36: input size 36x36 is not divisible by 8",
+        ),
     ],
 )
 def test_a_run_config_with_a_bad_image_size_is_named(tmp_path, size, problem):
@@ -136,6 +142,56 @@ def test_a_run_config_with_a_bad_image_size_is_named(tmp_path, size, problem):
     with pytest.raises(BadModelFileError, match=problem) as error:
         load_trained(workdir)
     assert error.value.source == str(workdir / "config.json")
+
+
+def _trained_checkpoint(root, model_config, settings):
+    """A run folder whose checkpoint records `settings` (None: written before the record)."""
+    from gfrnet_tf.training.callbacks import write_weights
+
+    (root / "checkpoints").mkdir(parents=True)
+    (root / "config.json").write_text(
+        json.dumps({"model": model_config, "input": {"image_size": SIZE}})
+    )
+    path = root / "checkpoints" / "step-00000005.weights.h5"
+    write_weights(built_gfrnet(model_config, SIZE), str(path), settings)
+    return root
+
+
+@pytest.mark.parametrize(
+    "edit, key, now, trained",
+    [
+        ({"flow_mode": "absolute"}, "flow_mode", "'absolute'", "'offset'"),
+        ({"flow_offset_scale": 0.5}, "flow_offset_scale", "0.5", "1.0"),
+        ({"variant": "no_flow_loss"}, "variant", "'no_flow_loss'", "'full'"),
+    ],
+)
+def test_a_config_edited_after_training_is_refused_naming_both_files(
+    tmp_path, edit, key, now, trained
+):
+    from gfrnet_tf.models.gfrnet import trained_settings
+
+    workdir = _trained_checkpoint(tmp_path / "run", SHALLOW, trained_settings(SHALLOW))
+    assert load_trained(workdir).config.model.to_dict() == json.loads(json.dumps(SHALLOW))
+    (workdir / "config.json").write_text(
+        json.dumps({"model": {**SHALLOW, **edit}, "input": {"image_size": SIZE}})
+    )
+    with pytest.raises(BadModelFileError) as error:
+        load_trained(workdir)
+    assert error.value.source == str(workdir / "config.json")
+    assert error.value.problem == (
+        f"model.{key} is {now}, but step-00000005.weights.h5 was trained with {trained}: set "
+        "it back (the weights compute something else with another value)"
+    )
+
+
+def test_a_checkpoint_from_before_the_record_still_loads_and_says_so(tmp_path, caplog):
+    workdir = _trained_checkpoint(tmp_path / "run", SHALLOW, None)
+    edited = {**SHALLOW, "flow_mode": "absolute"}  # nothing to compare it with
+    (workdir / "config.json").write_text(
+        json.dumps({"model": edited, "input": {"image_size": SIZE}})
+    )
+    assert load_trained(workdir).config.model.flow_mode == "absolute"
+    assert "records no training settings (written before checkpoints did)" in caplog.text
 
 
 @pytest.mark.slow
@@ -152,3 +208,108 @@ def test_export_command_takes_the_size_the_run_trained_at(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"at {SIZE}x{SIZE}" in done.stdout
     assert load_trained(tmp_path / "out").image_size == SIZE
+
+
+class _Foreign(tf.Module):
+    """A SavedModel that is no GFRNet, though its inputs are named `degraded` and `guide`."""
+
+    def __init__(self, channels=3, outputs=("restored", "warped_guide", "flow")):
+        super().__init__()
+        spec = tf.TensorSpec([None, None, None, channels], tf.uint8)
+
+        @tf.function(input_signature=[spec, spec])
+        def serve(degraded, guide):  # the identity: "restores" nothing
+            flow = tf.zeros(tf.concat([tf.shape(degraded)[:3], [2]], 0))
+            return dict(zip(outputs, (degraded, guide, flow)))
+
+        self.serve = serve
+
+
+@pytest.mark.parametrize(
+    "module, problem",
+    [
+        (
+            _Foreign(),  # the exact signature, but nothing it records says GFRNet
+            "records no face size: not a GFRNet export (make one with gfrnet-export)",
+        ),
+        (
+            _Foreign(channels=1),
+            "degraded is uint8 (None, None, None, 1), not uint8 [batch, height, width, 3]",
+        ),
+        (
+            _Foreign(outputs=("output_0", "output_1", "output_2")),
+            "its serving_default outputs are output_0, output_1, output_2, not restored, "
+            "warped_guide, flow",
+        ),
+    ],
+)
+def test_a_foreign_saved_model_with_our_input_names_is_refused(tmp_path, module, problem):
+    tf.saved_model.save(
+        module, str(tmp_path / "foreign"), signatures={"serving_default": module.serve}
+    )
+    with pytest.raises(BadModelFileError) as error:
+        load_trained(tmp_path / "foreign")
+    assert error.value.source == str(tmp_path / "foreign")
+    assert error.value.problem.startswith(problem), error.value.problem
+
+
+def test_a_saved_model_without_our_inputs_is_named(tmp_path):
+    module = tf.Module()
+    module.serve = tf.function(
+        lambda x: {"y": x}, input_signature=[tf.TensorSpec([None], tf.float32)]
+    )
+    tf.saved_model.save(
+        module, str(tmp_path / "other"), signatures={"serving_default": module.serve}
+    )
+    with pytest.raises(BadModelFileError) as error:
+        load_trained(tmp_path / "other")
+    assert error.value.problem == (
+        "its serving_default inputs are x, not degraded, guide: not a GFRNet export (make one "
+        "with gfrnet-export)"
+    )  # before: "cannot load the model: 'degraded'"
+
+
+def test_an_export_from_before_the_format_marker_still_loads_and_says_so(
+    tmp_path, monkeypatch, caplog
+):
+    from gfrnet_tf.export import savedmodel
+
+    monkeypatch.setattr(savedmodel, "FORMAT_COLLECTION", "not_the_marker")  # as before it
+    export_savedmodel(built_gfrnet(SHALLOW, SIZE), tmp_path / "old", SIZE, 1)
+    assert load_trained(tmp_path / "old").image_size == SIZE
+    assert "has no gfrnet_tf format marker (exported before exports carried one)" in caplog.text
+
+
+def _tflite(function, folder):
+    """`function` converted as `gfrnet-export` converts: through a SavedModel signature."""
+    module = tf.Module()
+    module.serve = function
+    tf.saved_model.save(module, str(folder), signatures={"serving_default": function})
+    return tf.lite.TFLiteConverter.from_saved_model(str(folder)).convert()
+
+
+@pytest.mark.parametrize(
+    "channels, outputs, problem",
+    [
+        (3, ("restored", "warped_guide", "flow"), "records no gfrnet_tf format marker"),
+        (1, ("restored", "warped_guide", "flow"), "degraded is float32 [1, 16, 16, 1]"),
+        (3, ("out", "warped_guide", "flow"), "its serving_default outputs are"),  # KeyError before
+    ],
+)
+def test_a_foreign_tflite_file_with_our_input_names_is_refused(
+    tmp_path, channels, outputs, problem
+):
+    spec = tf.TensorSpec([1, 16, 16, channels], tf.float32)
+
+    @tf.function(input_signature=[spec, spec])
+    def serve(degraded, guide):
+        flow = tf.zeros([1, 16, 16, 2])
+        return dict(zip(outputs, (degraded, guide, flow)))
+
+    path = tmp_path / "foreign.tflite"
+    path.write_bytes(_tflite(serve, tmp_path / "saved"))
+    with pytest.raises(BadModelFileError) as error:
+        load_trained(path)
+    assert error.value.source == str(path) and error.value.problem.startswith(problem), (
+        error.value.problem
+    )

@@ -3,6 +3,7 @@ the file, the last good checkpoint or backup left whole, no partial file, never 
 
 import json
 import os
+import subprocess
 import sys
 
 import keras
@@ -11,7 +12,7 @@ import pytest
 
 from gfrnet_tf.errors import BadOutputError
 from gfrnet_tf.io.paths import make_output_dir
-from support import run_checkout
+from support import ROOT, checkout_env, run_checkout
 
 UNITS = 2000  # Dense(3 -> 2000) + Adam state: a ~45 KB weights file
 LIMIT = 20_000  # RLIMIT_FSIZE for the second save: smaller than one weights file
@@ -162,7 +163,7 @@ def test_what_a_killed_save_left_behind_is_removed_at_the_next_start(tmp_path):
     model.compile(optimizer="adam")
     for directory in (tmp_path / "checkpoints", tmp_path / "backup"):
         directory.mkdir()
-        (directory / ".step-00000005.weights.h5.x1y2.tmp").write_bytes(b"half")
+        (directory / ".step-00000005.weights.h5.x1y2z3w4.partial.tmp").write_bytes(b"half")
         (directory / "keep.txt").write_text("not ours to remove")
     saver, backup = (
         StepCheckpoint(str(tmp_path / "checkpoints")),
@@ -172,3 +173,59 @@ def test_what_a_killed_save_left_behind_is_removed_at_the_next_start(tmp_path):
         callback.set_model(model)
         callback.on_train_begin()
     assert os.listdir(tmp_path / "checkpoints") == os.listdir(tmp_path / "backup") == ["keep.txt"]
+
+
+_PARTIAL_WRITER = """
+import sys, time
+if sys.argv[2] == "signals":
+    from gfrnet_tf.apps.common import exit_cleanly_on_termination
+    exit_cleanly_on_termination()
+from gfrnet_tf.io.atomic import atomic_path
+with atomic_path(sys.argv[1], suffix=".mp4") as temp:
+    open(temp, "wb").write(b"half a video")
+    print(temp, flush=True)
+    time.sleep(600)
+"""
+
+
+def _partial_writer(output, signals=False):
+    """A process writing `output` through `atomic_path`, stopped inside; its partial file."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _PARTIAL_WRITER, str(output), "signals" if signals else "-"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=checkout_env(),
+    )
+    return process, process.stdout.readline().strip()
+
+
+def test_a_killed_writers_partial_goes_at_the_next_write_a_live_ones_stays(tmp_path):
+    from gfrnet_tf.io.atomic import atomic_writer
+
+    killed, orphan = _partial_writer(tmp_path / "a_restored.mp4")
+    live, running = _partial_writer(tmp_path / "b_restored.mp4")
+    try:
+        killed.kill()  # SIGKILL: nothing of the writer runs, its partial stays behind
+        assert killed.wait(timeout=60) == -9 and os.path.exists(orphan)
+        assert os.path.basename(orphan).startswith(".a_restored.mp4.")
+        (tmp_path / ".a_restored.mp4.user.mp4").write_bytes(b"a user's own dot file")
+        with atomic_writer(tmp_path / "c.txt") as stream:  # the next run's first write
+            stream.write(b"done")
+        assert not os.path.exists(orphan)
+        assert os.path.exists(running)  # its writer still runs: never touched
+        assert sorted(os.listdir(tmp_path)) == sorted(
+            [".a_restored.mp4.user.mp4", os.path.basename(running), "c.txt"]
+        )
+    finally:
+        live.kill()
+        live.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_sigterm_removes_the_partial_and_exits_with_128_plus_the_signal(tmp_path):
+    process, partial = _partial_writer(tmp_path / "clip_restored.mp4", signals=True)
+    assert os.path.exists(partial)
+    process.terminate()
+    assert process.wait(timeout=60) == 128 + 15
+    assert os.listdir(tmp_path) == []

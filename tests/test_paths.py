@@ -26,3 +26,7 @@ def test_output_folder_is_created_or_refused_by_name(tmp_path):
         with pytest.raises(BadOutputError, match=problem) as error:
             make_output_dir(path)
         assert error.value.source == str(path)
+
+
+def test_control_characters_print_escaped_on_one_line():
+    assert printable("a\nb\x00c\x1b[31m\x7f.png") == "a\\x0ab\\x00c\\x1b[31m\\x7f.png"

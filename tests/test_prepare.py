@@ -485,3 +485,21 @@ def test_full_disk_is_one_line_and_leaves_no_temp_files(collection, tmp_path):
     assert "manifest.json" not in left
     assert not [n for n in left if n.startswith(".") or "tmp" in n or "beam-temp" in n], left
     assert tree_state(root) == before
+
+
+def test_an_empty_validation_or_test_split_is_named_with_the_flag_to_raise(tmp_path):
+    """A small collection (17 faces gave val 1, test 0 pairs): prepare says what is missing
+    and how to change it, where training and the study would otherwise find out late."""
+    _, _, args = prepare_app.parse_args(
+        ["--input", str(tmp_path), "--output", str(tmp_path / "out"), "--test-fraction", "0.1"]
+    )
+    manifest = {"splits": {"train": {"records": 15}, "val": {"records": 1}, "test": {"records": 0}}}
+    assert prepare_app.empty_split_warnings(manifest, args) == [
+        "warning: no test pairs: gfrnet-evaluate and gfrnet-ablate need test pairs; give the "
+        "split more identities with a larger --test-fraction (now 0.1)"
+    ]
+    manifest["splits"]["val"]["records"] = 0
+    assert prepare_app.empty_split_warnings(manifest, args)[0] == (
+        "warning: no val pairs: gfrnet-train will not validate or lower its learning rate; give "
+        "the split more identities with a larger --val-fraction (now 0.05)"
+    )

@@ -226,7 +226,8 @@ def test_output_stems_are_distinct_deterministic_and_fit(tmp_path):
     assert len(set(stems.values())) == len(photos)
     assert stems[photos[1]] == "a_png" and stems[photos[-1]] == "plain"
     assert stems[photos[0]].startswith("a_jpg-") and stems[photos[2]].startswith("a_jpg-")
-    budget = NAME_MAX - 14 - len("_face999_x.png")
+    # What atomic_path's partial file adds: "." + name + "." + 8 random + ".partial.tmp".
+    budget = NAME_MAX - len("..12345678.partial.tmp") - len("_face999_x.png")
     for stem in stems.values():
         assert len(os.fsencode(stem)) <= budget
     accented = stems[photos[5]]

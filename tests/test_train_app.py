@@ -314,18 +314,22 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(resumed
 
 def test_shards_are_checked_before_training(tmp_path, shards):
     from gfrnet_tf.errors import BadConfigError, BadRecordError
-    from gfrnet_tf.training.shards import check_shards, validation_steps
+    from gfrnet_tf.training.shards import check_shards, validation_batches
 
     assert check_shards(str(shards / "train-*.tfrecord"), records_per_shard=1) == (
         [str(shards / "train-0.tfrecord")],
         1,
     )
-    assert validation_steps(str(shards / "val-*.tfrecord"), batch_size=2) == (
-        [str(shards / "val-0.tfrecord")],
-        1,
+    val = str(shards / "val-*.tfrecord")
+    assert validation_batches(val, 2, "data") == ([str(shards / "val-0.tfrecord")], 2, 1)
+    # Fewer pairs than a batch: one smaller batch of all of them.
+    assert validation_batches(val, 4, "data") == ([str(shards / "val-0.tfrecord")], 2, 1)
+    with pytest.raises(BadConfigError) as raised:  # 2 pairs, 3 replicas
+        validation_batches(val, 4, "data", min_batch=3)
+    assert raised.value.source == "data"
+    assert raised.value.problem.startswith(
+        "its validation split holds 2 pair(s), fewer than the 3 one validation batch needs"
     )
-    with pytest.raises(BadConfigError, match="fewer than one batch"):
-        validation_steps(str(shards / "val-*.tfrecord"), batch_size=4)
     with pytest.raises(BadConfigError, match="matches no TFRecord shards"):
         check_shards(str(tmp_path / "missing-*.tfrecord"))
     (tmp_path / "bad-0.tfrecord").write_bytes(b"not a TFRecord at all")

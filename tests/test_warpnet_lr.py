@@ -45,7 +45,8 @@ def _adam(rate=RATES[0]):
 
 
 def _state(model):
-    return snapshot(model.variables + model.g_optimizer.variables + model.d_optimizer.variables)
+    optimizers = (model.g_optimizer, model.d_optimizer, model.w_optimizer)
+    return snapshot(model.variables + [v for o in optimizers for v in o.variables])
 
 
 def _pretrained(*g_optimizers):
@@ -89,6 +90,43 @@ def test_multiplier_one_trains_bit_for_bit_as_plain_adam():
         np.testing.assert_array_equal(a, b)
 
 
+def test_recnets_first_joint_step_is_a_fresh_adams_first_step_after_pre_training():
+    """With one optimizer for both phases, RecNet's zero moments were bias-corrected with the
+    pre-training's step count: after 50 warp steps its first joint step moved each weight by
+    up to 3.5x the rate (9.9x after 500, 15.8x in the limit, at beta1 0.5). Adam's first step
+    moves each weight by at most the rate."""
+    model = _model(_adam())
+    model.phase = "warp"
+    for _ in range(50):
+        model.train_step(smooth_batch())
+    model.phase = "joint"
+    assert int(model.g_optimizer.iterations.numpy()) == 0
+    (_, before), (_, after) = _joint_update(model)
+    steps = np.concatenate([np.abs(a - b).ravel() for a, b in zip(after, before)])
+    assert steps.max() <= RATES[0] * 1.001, steps.max() / RATES[0]
+    assert np.median(steps) > 0.5 * RATES[0]  # a real step: most weights move by ~the rate
+    assert int(model.w_optimizer.iterations.numpy()) == 50
+    assert int(model.g_optimizer.iterations.numpy()) == 1
+
+
+def test_a_checkpoint_from_before_the_warp_optimizer_loads(tmp_path):
+    import h5py
+
+    (model,) = _pretrained(_adam())
+    model.save_weights(tmp_path / "step-00000002.weights.h5")
+    with h5py.File(tmp_path / "step-00000002.weights.h5", "r+") as stored:
+        del stored["w_optimizer"]  # what checkpoints held before each phase had its own
+    loaded = _model(_adam())
+    with pytest.warns(UserWarning, match="Skipping variable loading for optimizer"):
+        loaded.load_weights(tmp_path / "step-00000002.weights.h5")
+    for a, b in zip(
+        snapshot(model.variables + model.g_optimizer.variables),
+        snapshot(loaded.variables + loaded.g_optimizer.variables),
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert int(loaded.w_optimizer.iterations.numpy()) == 0  # starts fresh
+
+
 @pytest.mark.parametrize("rate_set_by", ["the optimizer", "the plateau step-down"])
 def test_warpnet_steps_as_adam_at_the_multiplied_rate_recnet_at_the_plain_one(rate_set_by):
     grouped, warp_reference, rec_reference = _pretrained(_group_adam(), _adam(), _adam())
@@ -128,7 +166,9 @@ def test_multiplier_zero_freezes_warpnet_after_pre_training_only():
     model.fit(data, steps_per_epoch=3, epochs=1, shuffle=False, verbose=0)
     assert not any(changed(pretrained, model.warpnet.trainable_variables))
     assert all(changed(recnet, model.recnet.trainable_variables))
-    assert int(model.g_optimizer.iterations.numpy()) == 5
+    # Each phase its own Adam state: 2 pre-training steps, 3 joint ones.
+    assert int(model.w_optimizer.iterations.numpy()) == 2
+    assert int(model.g_optimizer.iterations.numpy()) == 3
 
 
 def test_keras_file_keeps_the_multiplier_and_the_optimizer_state(tmp_path):
@@ -180,7 +220,9 @@ def test_mixed_precision_step_takes_the_multiplier_through_the_loss_scale(
     reference.g_optimizer.learning_rate = RATES[0] * multiplier
     (before, _), (after, _) = _joint_update(grouped)
     (reference_before, _), (reference_after, _) = _joint_update(reference)
-    assert int(grouped.g_optimizer.inner_optimizer.iterations.numpy()) == 3  # no step skipped
+    # no step skipped: 2 pre-training steps (their own optimizer), 1 joint step
+    assert int(grouped.w_optimizer.inner_optimizer.iterations.numpy()) == 2
+    assert int(grouped.g_optimizer.inner_optimizer.iterations.numpy()) == 1
     _assert_same_update(before, after, reference_before, reference_after)
     assert any(changed(before, grouped.warpnet.trainable_variables)) == (multiplier > 0)
 
@@ -234,7 +276,8 @@ def test_a_resumed_workdir_keeps_the_multiplier_and_the_optimizer_state(tmp_path
     # The same run again: nothing left to train, the model comes back from the backup.
     resumed = fit.train(config, workdir, dataset, verbose=0)
     assert resumed.g_optimizer.group_multiplier == MULTIPLIER
-    assert int(resumed.g_optimizer.iterations.numpy()) == 4
+    assert int(resumed.w_optimizer.iterations.numpy()) == 2  # pre-training
+    assert int(resumed.g_optimizer.iterations.numpy()) == 2  # joint
     for a, b in zip(_state(first), _state(resumed)):
         np.testing.assert_array_equal(a, b)
     for model in (first, resumed):

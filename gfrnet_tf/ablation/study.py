@@ -28,8 +28,10 @@ from gfrnet_tf.configs.budget import short_run_schedule
 from gfrnet_tf.configs.variants import TABLE1_ROWS, variant_config
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.evaluation import protocol, runner
+from gfrnet_tf.io.paths import make_output_dir
 from gfrnet_tf.runs import RunFolder, checkpoint_step
 from gfrnet_tf.training import fit
+from gfrnet_tf.training.shards import check_shards
 
 
 def row_config(base_config, row: str, steps: int):
@@ -91,7 +93,8 @@ def run_study(
     """Trains the missing rows with `train(config, workdir, dataset)`, evaluates, writes.
 
     `face_measures` / `face_note`: as `runner.evaluate_models` takes them. A row that
-    cannot be evaluated is an error: a study with a hole is not Table 1.
+    cannot be evaluated is an error: a study with a hole is not Table 1. Every input the
+    study will read is checked first (`check_inputs`), before any row trains.
     """
     rows = list(dict.fromkeys(rows))
     for row in rows:
@@ -99,10 +102,11 @@ def run_study(
             raise BadConfigError(
                 "--variants", f"{row!r} is not a Table 1 row ({', '.join(TABLE1_ROWS)})"
             )
-    workdir = Path(workdir)
+    workdir = Path(make_output_dir(workdir))
+    configs = {row: row_config(base_config, row, steps) for row in rows}
+    check_inputs(configs.values(), dataset, test_split)
     trained = []
-    for row in rows:
-        config = row_config(base_config, row, steps)
+    for row, config in configs.items():
         run_dir = workdir / "train" / TABLE1_ROWS[row].folder
         if finished(config, run_dir):
             log(f"{row}: finished in {run_dir}, skipped")
@@ -144,6 +148,22 @@ def run_study(
     return Study(evaluation, paired, trained)
 
 
+def check_inputs(configs, dataset, test_split: str) -> None:
+    """What training each row and evaluating them all will read, checked now: a missing or
+    empty test split otherwise surfaces only after the first row trained (hours at the
+    default budget). Every row's training inputs (`fit.check_inputs`: its shards, its
+    validation batch), then every record of the test split."""
+    for config in configs:
+        fit.check_inputs(config, dataset)
+    if not dataset.has(test_split) or dataset.records(test_split) == 0:
+        raise BadConfigError(
+            dataset.source,
+            f"no test pairs in split {test_split!r}: the study is evaluated on them; prepare "
+            "the data with a larger --test-fraction, or name another split (--test_split)",
+        )
+    check_shards(dataset.files(test_split))
+
+
 def evaluate_rows(
     dataset,
     workdir,
@@ -156,7 +176,8 @@ def evaluate_rows(
     examples,
 ) -> protocol.Evaluation:
     """Every row (and the degraded input) on the same seeded test inputs of `test_split`;
-    `runner.evaluate_models` also writes its files into `WORKDIR/eval`."""
+    `runner.evaluate_models` also writes its files into `WORKDIR/eval`. A row that cannot
+    be evaluated raises: a study with a hole is not Table 1."""
     models = {row: str(Path(workdir) / "train" / TABLE1_ROWS[row].folder) for row in rows}
     result = runner.evaluate_models(
         models,
@@ -169,8 +190,6 @@ def evaluate_rows(
         face_note=face_note,
         test_protocol=test_protocol,
     )
-    if result.failures:
-        raise result.failures[0]
     return result.evaluation
 
 

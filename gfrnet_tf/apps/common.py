@@ -14,6 +14,7 @@ flags take either spelling, `--image_size` (the documented one) or `--image-size
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 
 from absl import app, flags
@@ -70,6 +71,7 @@ def make_run(main, arguments: tuple[str, ...] = (), passes_on=None):
     def run():
         # Whatever the locale, a name it cannot encode prints escaped, never a crash.
         sys.stdout.reconfigure(errors="backslashreplace")
+        exit_cleanly_on_termination()
         adopt_key_flags(main.__module__)
         argv = [sys.argv[0], *spelled_as_defined(sys.argv[1:])]
         startup = []
@@ -84,6 +86,20 @@ def make_run(main, arguments: tuple[str, ...] = (), passes_on=None):
         app.run(main_wrapper(main), argv=argv, flags_parser=parse)
 
     return run
+
+
+def exit_cleanly_on_termination():
+    """SIGTERM and SIGHUP (`kill`, a closed terminal, a job scheduler's stop) raise
+    `SystemExit(128 + signal)` in the main thread, as Ctrl-C raises KeyboardInterrupt, so
+    every `finally` runs: partial outputs are removed (`gfrnet_tf.io.atomic`), files closed.
+    By default Python dies at once and leaves them."""
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _exit_on_signal)
+
+
+def _exit_on_signal(number, frame):
+    del frame
+    raise SystemExit(128 + number)
 
 
 def adopt_key_flags(module_name: str) -> None:

@@ -98,6 +98,7 @@ def main(argv):
         face_measures=measures,
         face_note=face_note,
         test_protocol=TEST_PROTOCOL.value,
+        keep_going=True,
     )
     failures = Failures()
     for error in result.failures:

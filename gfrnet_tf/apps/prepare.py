@@ -18,7 +18,12 @@ import argparse
 import sys
 
 from gfrnet_tf.apps import quiet
-from gfrnet_tf.apps.common import check_arguments, positional_words, spelled_as_defined
+from gfrnet_tf.apps.common import (
+    check_arguments,
+    exit_cleanly_on_termination,
+    positional_words,
+    spelled_as_defined,
+)
 from gfrnet_tf.errors import BadConfigError, GFRNetError
 from gfrnet_tf.io.paths import printable
 from gfrnet_tf.pipelines.identity import SPLITS, PairOptions
@@ -48,6 +53,27 @@ def summary(manifest: dict) -> str:
         f"; rejected: {rejected}; identities skipped: {skipped}; pairs: {pairs}"
         f"; {len(manifest['shards'])} shards"
     )
+
+
+# What an empty split costs, and the flag that gives it identities.
+_SPLIT_USES = {
+    "val": ("--val-fraction", "gfrnet-train will not validate or lower its learning rate"),
+    "test": ("--test-fraction", "gfrnet-evaluate and gfrnet-ablate need test pairs"),
+}
+
+
+def empty_split_warnings(manifest: dict, args) -> list[str]:
+    """One line per validation or test split that came out empty (a small collection: its
+    identities are split by name hash), saying what it costs and which flag to raise."""
+    lines = []
+    for split, (flag, cost) in _SPLIT_USES.items():
+        if manifest["splits"][split]["records"] == 0:
+            fraction = getattr(args, flag.lstrip("-").replace("-", "_"))
+            lines.append(
+                f"warning: no {split} pairs: {cost}; give the split more identities with "
+                f"a larger {flag} (now {fraction:g})"
+            )
+    return lines
 
 
 def _positive(text: str) -> int:
@@ -204,7 +230,7 @@ def parse_args(argv):
             test_fraction=args.test_fraction,
         ),
     )
-    return settings, beam_args, args.debug
+    return settings, beam_args, args
 
 
 def main(argv=None) -> int:
@@ -214,7 +240,7 @@ def main(argv=None) -> int:
     if not debug:
         quiet_beam_logs()
     try:
-        settings, beam_args, debug = parse_args(argv)
+        settings, beam_args, args = parse_args(argv)
         # Before Beam or MTCNN load it: TensorFlow's start-up lines stay out of the output.
         quiet.import_tensorflow(quiet.QUIET)
         manifest = run_pipeline(settings, beam_args)
@@ -226,12 +252,15 @@ def main(argv=None) -> int:
     print(
         f"gfrnet-prepare: {summary(manifest)}; manifest {printable(settings.output)}/manifest.json"
     )
+    for line in empty_split_warnings(manifest, args):
+        print(line, file=sys.stderr)
     failed = sum(manifest["counts"].get(f"rejected_{r}", 0) for r in FAILURE_REASONS)
     return 1 if failed else 0
 
 
 def run():
     """Console-script entry point."""
+    exit_cleanly_on_termination()
     sys.exit(main())
 
 

@@ -19,7 +19,10 @@ after one full pass (an iterator dropped earlier discards what it held).
   killed run leaves the lockfile, which TF takes for a concurrent writer and refuses; this
   process therefore holds an advisory lock (`<name>.claim`, released by the kernel when the
   process dies): whoever holds it removes a dead writer's leftovers and writes, a second
-  live process is refused in one line.
+  live process is refused in one line. A complete cache is read through once when a run
+  starts (a pass over local files, no decoding): a damaged one (a truncated file, a
+  flipped bit: TF's checksums) is removed and rebuilt by this run, with one warning naming
+  it, instead of failing every later run with TF's traceback.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ import math
 import os
 
 import tensorflow as tf
+from absl import logging
 
 from gfrnet_tf.data.parsing import decode_pair
 from gfrnet_tf.data.records import SCHEMA_VERSION
 from gfrnet_tf.data.validation import readable_problem
-from gfrnet_tf.errors import BadConfigError, BadRecordError
+from gfrnet_tf.errors import BadConfigError, BadRecordError, first_line
 from gfrnet_tf.io.paths import printable
 
 MEMORY = "memory"
@@ -67,6 +71,8 @@ def cached(records, cache, config, files, counts, keys, input_context=None):
         _check_memory_budget(files, counts, keys, config, input_context)
         return records.cache()
     name = cache_name(cache, files, keys, config, input_context)
+    if tf.io.gfile.exists(f"{name}.index"):
+        _remove_if_damaged(records, name)
     if not tf.io.gfile.exists(f"{name}.index"):
         _claim(name)
     return records.cache(name)
@@ -95,6 +101,32 @@ def cache_name(prefix, files, keys, config, input_context=None) -> str:
     }
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     return f"{prefix}-{key}"
+
+
+def _remove_if_damaged(records, name):
+    """Reads the complete cache `name` once (`records.cache(name)` reads only its files); if
+    TF finds it damaged, removes its files so that this run writes it anew, and says so."""
+    try:
+        for _ in records.cache(name):
+            pass
+        return
+    except (tf.errors.DataLossError, tf.errors.InternalError, tf.errors.OutOfRangeError) as error:
+        problem = first_line(error)
+    damaged = glob.glob(f"{glob.escape(name)}.index") + glob.glob(f"{glob.escape(name)}.data-*")
+    try:
+        for path in damaged:
+            os.remove(path)
+    except OSError as error:
+        raise BadConfigError(
+            printable(name),
+            f"the input cache is damaged ({problem}) and cannot be removed "
+            f"({error.strerror}): delete {printable(name)}.* and run again",
+        ) from None
+    logging.warning(
+        "%s: the input cache was damaged (%s); removed, this run writes it anew",
+        printable(name),
+        problem,
+    )
 
 
 def _claim(name):

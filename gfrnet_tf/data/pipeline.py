@@ -43,6 +43,7 @@ from gfrnet_tf.data.images import to_model_range
 from gfrnet_tf.data.landmarks import IMAGE_POINTS, flip_sample
 from gfrnet_tf.data.parsing import decode_pair, to_float_pair
 from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.io.images import MAX_IMAGE_SIZE
 
 DEGRADATION_MODES = ("random", "seeded", "fixed")
 PAIR_KEYS = ("target", "guide", "landmarks", "guide_landmarks")
@@ -75,8 +76,10 @@ def default_input_config():
 
 def check_input_config(config):
     """Raises `BadConfigError` naming the key for settings that cannot work."""
-    if config.image_size < 8:
-        raise BadConfigError("input.image_size", f"must be >= 8, got {config.image_size}")
+    if not 8 <= config.image_size <= MAX_IMAGE_SIZE:
+        raise BadConfigError(
+            "input.image_size", f"must be 8 .. {MAX_IMAGE_SIZE}, got {config.image_size}"
+        )
     if config.batch_size < 1:
         raise BadConfigError("input.batch_size", f"must be >= 1, got {config.batch_size}")
     if config.degradation.mode not in DEGRADATION_MODES:

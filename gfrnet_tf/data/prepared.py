@@ -8,10 +8,16 @@
      "splits": {"train": {"shards": ["train-00000-of-00016.tfrecord", ...], "records": 1234},
                 "val": {...}, "test": {...}}}
 
-with shard names relative to DIR. Every command then takes `--data DIR`: the training split,
-the validation split for the LR schedule, steps per epoch from the real pair count, and
-synthetic pose from the manifest. Globs keep working for shards without a manifest
+with shard names relative to DIR (and, from `gfrnet-prepare`, a top-level `"shards": {name:
+count}`). Every command then takes `--data DIR`: the training split, the validation split
+for the LR schedule, steps per epoch from the real pair count, and synthetic pose from the
+manifest. Globs keep working for shards without a manifest
 (`PreparedDataset.from_patterns`), with nothing known but the files.
+
+A manifest is not trusted further than it can be checked: a shard listed twice or in two
+splits (test data leaking into training) is refused when the folder is opened, and a
+split's stated counts are compared with its shards' record headers (the scan that guards
+TF's reader anyway) the first time the split is used.
 """
 
 from __future__ import annotations
@@ -21,13 +27,16 @@ import json
 
 import tensorflow as tf
 
+from gfrnet_tf.data.framing import check_record_headers
 from gfrnet_tf.data.pipeline import list_shards
 from gfrnet_tf.data.records import SCHEMA_VERSION
-from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.errors import BadConfigError, first_line
+from gfrnet_tf.io.paths import printable
 
 FORMAT = "gfrnet_tf.prepared"
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 64 * 2**20  # a million shards' names; more is not a manifest
+_REPREPARE = "the manifest does not describe these shards; run gfrnet-prepare again"
 
 
 class PreparedDataset:
@@ -47,23 +56,41 @@ class PreparedDataset:
             raise BadConfigError(
                 _manifest_path(self.source), "synthetic_pose must be true or false"
             )
-        self._files, self._records = {}, {}
+        self._files, self._records, self._verified = {}, {}, set()
+        path = _manifest_path(self.source)
         splits = manifest.get("splits")
         if not isinstance(splits, dict) or not splits:
-            raise BadConfigError(_manifest_path(self.source), "no splits listed")
+            raise BadConfigError(path, "no splits listed")
+        listed_in = {}  # shard name -> the split that lists it
         for split, entry in splits.items():
             shards = entry.get("shards") if isinstance(entry, dict) else None
             if not isinstance(shards, list) or not all(isinstance(s, str) for s in shards):
-                raise BadConfigError(_manifest_path(self.source), f"split {split!r}: no shard list")
-            if any("/" in name or name.startswith(".") for name in shards):
-                raise BadConfigError(
-                    _manifest_path(self.source),
-                    f"split {split!r}: shard names must be files of the folder",
-                )
+                raise BadConfigError(path, f"split {split!r}: no shard list")
+            for name in shards:
+                if not _is_file_name(name):
+                    raise BadConfigError(
+                        path,
+                        f"split {split!r}: shard name {printable(name)} is not the name of a "
+                        "file of the folder",
+                    )
+                if name in listed_in:
+                    where = (
+                        f"split {split!r} lists shard {name!r} twice"
+                        if listed_in[name] == split
+                        else f"shard {name!r} is listed in split {listed_in[name]!r} "
+                        f"and in {split!r}"
+                    )
+                    raise BadConfigError(
+                        path,
+                        f"{where}: a record would count twice, or test data would leak into "
+                        "training; list each shard once",
+                    )
+                listed_in[name] = split
             self._files[split] = [f"{self.source}/{name}" for name in sorted(shards)]
-            self._records[split] = _positive_int(
-                entry, "records", _manifest_path(self.source), allow_zero=True
-            )
+            self._records[split] = _positive_int(entry, "records", path, allow_zero=True)
+        self._shard_records = (
+            manifest.get("shards") if isinstance(manifest.get("shards"), dict) else {}
+        )
 
     @classmethod
     def from_patterns(cls, patterns: dict, synthetic_pose: bool | None = None) -> "PreparedDataset":
@@ -117,11 +144,38 @@ class PreparedDataset:
         self._check_split(split)
         if not self._files[split]:
             raise BadConfigError(self.source, f"split {split!r} has no shards")
+        self._verify(split)
         return list(self._files[split])
 
     def records(self, split: str) -> int | None:
         self._check_split(split)
+        self._verify(split)
         return self._records[split]
+
+    def _verify(self, split: str) -> None:
+        """The counts the manifest states for `split` against its shards' record headers
+        (which also refuses a missing or hostile shard by name)."""
+        if self._records[split] is None or split in self._verified:
+            return
+        found = 0
+        for path in self._files[split]:
+            count = check_record_headers(path)
+            name = path.rsplit("/", 1)[1]
+            stated = self._shard_records.get(name)
+            if stated is not None and stated != count:
+                raise BadConfigError(
+                    _manifest_path(self.source),
+                    f"states {stated!r} records for shard {name}, which holds {count} "
+                    f"(counted from its record headers): {_REPREPARE}",
+                )
+            found += count
+        if found != self._records[split]:
+            raise BadConfigError(
+                _manifest_path(self.source),
+                f"split {split!r} states {self._records[split]} records, its shards hold "
+                f"{found} (counted from their record headers): {_REPREPARE}",
+            )
+        self._verified.add(split)
 
     def input_config(self, input_config, split: str | None = None):
         """A copy of `config.input` for this data: synthetic pose as the manifest says
@@ -190,7 +244,9 @@ def _read_manifest(directory: str) -> dict:
         with tf.io.gfile.GFile(path, "rb") as stream:
             manifest = json.loads(stream.read())
     except (tf.errors.OpError, ValueError) as error:
-        raise BadConfigError(path, f"not a readable manifest: {error}") from None
+        raise BadConfigError(path, f"not a readable manifest: {first_line(error)}") from None
+    except RecursionError:
+        raise BadConfigError(path, "not a manifest: its JSON is nested too deeply") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BadConfigError(path, f"not a {FORMAT} manifest")
     if manifest.get("schema_version") != SCHEMA_VERSION:
@@ -200,6 +256,11 @@ def _read_manifest(directory: str) -> dict:
             f"this gfrnet_tf reads version {SCHEMA_VERSION}",
         )
     return manifest
+
+
+def _is_file_name(name: str) -> bool:
+    """A plain name of a file in the folder: no folder part, not hidden, no control bytes."""
+    return bool(name) and "/" not in name and not name.startswith(".") and name.isprintable()
 
 
 def _positive_int(mapping: dict, key: str, source, allow_zero=False):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlsplit
 
+import grpc
 import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
 
@@ -34,6 +35,11 @@ from gfrnet_tf.errors import BadConfigError, first_line
 PROCESSING_MODE = "distributed_epoch"
 PYTHON_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
 CONNECT_TIMEOUT_S = 10.0
+# A dispatcher's cheapest call (tensorflow/core/data/service/dispatcher.proto): an empty
+# GetVersionRequest in, the protocol version out. TF's own client waits for a dispatcher
+# forever, so this call, with a deadline, is what tells one from anything else that
+# accepts a TCP connection.
+_DISPATCHER_VERSION_METHOD = "/tensorflow.data.DispatcherService/GetVersion"
 
 
 def parse_address(address: str, source: str = "input.data_service") -> tuple[str, int]:
@@ -93,14 +99,28 @@ def address(server, host: str | None = None) -> str:
 
 
 def _check_dispatcher(address, source="input.data_service"):
-    """`(host, port)` of `address` if something answers there, else `BadConfigError`."""
+    """`(host, port)` of `address` if a tf.data dispatcher answers there within
+    `CONNECT_TIMEOUT_S`, else `BadConfigError` saying what answered instead."""
     host, port = parse_address(address, source)
-    if not _answers(host, port):
-        raise BadConfigError(
-            address,
-            "no tf.data dispatcher answers there: start one, e.g. "
-            f"gfrnet-data-service --port {port}",
-        )
+    timeout = CONNECT_TIMEOUT_S
+    start = f"start one, e.g. gfrnet-data-service --port {port}"
+    if not _answers(host, port, timeout):
+        raise BadConfigError(address, f"no tf.data dispatcher answers there: {start}")
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        try:
+            channel.unary_unary(_DISPATCHER_VERSION_METHOD)(b"", timeout=timeout)
+        except grpc.RpcError as error:
+            code = error.code()
+            if code == grpc.StatusCode.UNIMPLEMENTED:
+                what = "a gRPC server answers there, but not a tf.data dispatcher (a worker?)"
+            elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                what = (
+                    "something accepts connections there but gives no gRPC answer within "
+                    f"{timeout:g} s: not a tf.data dispatcher"
+                )
+            else:
+                what = "something that does not speak gRPC answers there, not a tf.data dispatcher"
+            raise BadConfigError(address, f"{what}; {start}") from None
     return host, port
 
 
@@ -113,7 +133,8 @@ def _check_port(port, flag):
         raise BadConfigError(flag, f"port {port} is in use: another server answers there")
 
 
-def _answers(host, port, timeout=CONNECT_TIMEOUT_S) -> bool:
+def _answers(host, port, timeout=None) -> bool:
+    timeout = timeout or CONNECT_TIMEOUT_S
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError:

@@ -10,7 +10,9 @@ writes `results.csv`, `results.json` and `examples_<name>.png` (I_d | I_g | I_w 
 restored | I) into the output folder; `gfrnet-evaluate` is a thin wrapper around it. The
 test-time input settings are those the (first) model was trained with, at its image size,
 with synthetic pose as the dataset's manifest says. A model that cannot be loaded or run
-is reported and the others are still evaluated; corrupt records are skipped and counted.
+raises its `GFRNetError`, so a library caller cannot miss it; with `keep_going=True` the
+others are still evaluated and the failures come back in `result.failures` (what
+gfrnet-evaluate prints, exiting 1). Corrupt records are skipped and counted.
 With `face_measures` (`evaluation.identity.face_measures()`) the table gains the identity
 and landmark distances of the restored faces; `test_protocol` picks what the 4x/8x
 settings draw (`protocol.TEST_PROTOCOLS`).
@@ -58,11 +60,14 @@ def evaluate_models(
     face_measures=None,
     face_note: str = "",
     test_protocol: str = protocol.DEFAULT_TEST_PROTOCOL,
+    keep_going: bool = False,
 ) -> EvaluationResult:
     """Evaluates `models` (table name -> anything `load_restorer` takes) on `split`.
 
     `input_config` (a `config.input`) and `image_size` override what the models recorded;
-    `face_note` says in results.json why face measures are missing, if they are.
+    `face_note` says in results.json why face measures are missing, if they are. A model
+    that cannot be loaded (at once) or run (before any file is written) raises, unless
+    `keep_going`: then it is left out of the table and listed in `failures`.
     """
     files = dataset.files(split)  # a missing split fails now, before any model loads
     failures, restorers = [], {}
@@ -70,6 +75,8 @@ def evaluate_models(
         try:
             restorers[name] = load_restorer(path)
         except GFRNetError as error:
+            if not keep_going:
+                raise
             failures.append(error)
     config = evaluation_input_config(restorers, input_config, image_size, batch_size)
     config = dataset.input_config(config, split)
@@ -90,6 +97,8 @@ def evaluate_models(
     )
     for name, problem in evaluation.failures.items():
         failures.append(BadModelFileError(models[name], problem))
+    if failures and not keep_going:
+        raise failures[0]
     for name, rows in evaluation.examples.items():
         if name != BASELINE and rows:
             report.write_example_grid(output / f"examples_{file_name(name)}.png", rows)

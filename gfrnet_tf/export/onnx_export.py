@@ -7,7 +7,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from gfrnet_tf.errors import optional_dependency
-from gfrnet_tf.export.savedmodel import INPUTS
+from gfrnet_tf.export.contract import INPUTS
 from gfrnet_tf.io.atomic import atomic_path
 
 

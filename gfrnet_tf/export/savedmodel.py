@@ -6,8 +6,12 @@ float32 `flow` `[B, S, S, 2]` (WarpNet's normalised `Phi`, for alignment measure
 - `serve_encoded`: `degraded` and `guide` as encoded JPEG/PNG strings `[B]` (what the
   REST API carries as `{"b64": ...}`).
 The exported size `S` is recorded as the variable collection `image_size` (one int32
-scalar), since the signatures leave H and W dynamic (see `serving_archive`).
+scalar), since the signatures leave H and W dynamic (see `serving_archive`), beside a
+format marker (`contract`: what `gfrnet_tf.loading` checks before it runs an export).
 
+A request holds at most `max_batch(S)` images (`MAX_REQUEST_PIXELS` decoded pixels in
+all), checked before anything is decoded or run: one request of 10000 images would
+otherwise take gigabytes, and a few such requests kill the server.
 Bad requests fail inside the graph with a `tf.debugging` assertion whose message names
 the input and the problem; TF Serving answers such a request with INVALID_ARGUMENT (REST:
 HTTP 400, `{"error": "... <message> ..."}`) and keeps serving. We chose an error over an
@@ -38,16 +42,25 @@ import tensorflow as tf
 from gfrnet_tf.data.encoded import checked_header_size
 from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.export.contract import (
+    DEFAULT_SIGNATURE,
+    FORMAT,
+    FORMAT_COLLECTION,
+    IMAGE_OUTPUTS,
+    IMAGE_SIZE_COLLECTION,
+)
 from gfrnet_tf.export.graph_decode import decode_upright_rgb
 from gfrnet_tf.export.transpose_conv import transpose_convs_as_phase_convs
 
-IMAGE_OUTPUTS = ("restored", "warped_guide")
-# `flow` is an intermediate tensor of every forward pass: exporting it costs nothing.
-OUTPUTS = (*IMAGE_OUTPUTS, "flow")
-INPUTS = ("degraded", "guide")
-DEFAULT_SIGNATURE = "serving_default"
-IMAGE_SIZE_COLLECTION = "image_size"
 ENCODED_SIGNATURE = "serve_encoded"
+# Decoded pixels one request may hold: 16 faces at 256 px (64 at 128 px). The model's
+# activations for them take about a gigabyte at pix2pix widths.
+MAX_REQUEST_PIXELS = 16 * 256 * 256
+
+
+def max_batch(image_size: int) -> int:
+    """Images one request may hold at `image_size` (at least one)."""
+    return max(1, MAX_REQUEST_PIXELS // (image_size * image_size))
 
 
 def infer_uint8(model, degraded, guide):
@@ -60,17 +73,46 @@ def infer_uint8(model, degraded, guide):
     return {**images, "flow": tf.cast(outputs["flow"], tf.float32)}
 
 
-def _checked_images(images, name, image_size):
-    """Asserts `[B, S, S, 3]` with a message TF Serving passes on, and sets the static shape."""
-    check = tf.debugging.assert_equal(
-        tf.shape(images)[1:],
-        [image_size, image_size, 3],
-        message=f"{name} must be uint8 [batch, {image_size}, {image_size}, 3]; got shape",
+def _shape_text(tensor):
+    """The run-time shape as text ("2x32x32x3"; "" for a scalar). Compared as text, since
+    the signature's static rank lets TF fold any rank arithmetic to the declared rank,
+    while a request may still carry another one (TF Serving does not check it)."""
+    return tf.strings.reduce_join(tf.strings.as_string(tf.shape(tensor)), separator="x")
+
+
+def _checked_batch(tensor, name, rank_pattern, expected, limit):
+    """Asserts the shape (`rank_pattern`: a regex over `_shape_text`), then a batch of 1 to
+    `limit`, each with a message TF Serving passes on; returns `tensor` after the checks."""
+    shape = _shape_text(tensor)
+    rank = tf.debugging.Assert(
+        tf.strings.regex_full_match(shape, rank_pattern), [f"{name} must be {expected}; got", shape]
     )
     # Explicit: automatic control dependencies order only stateful ops, and the shape ops
     # below would otherwise fail first with TF's less helpful message.
-    with tf.control_dependencies([check]):
-        return tf.ensure_shape(images, [None, image_size, image_size, 3])
+    with tf.control_dependencies([rank]):
+        batch = tf.shape(tensor)[0]
+        size = tf.debugging.Assert(
+            tf.logical_and(batch >= 1, batch <= limit),
+            [
+                f"{name}: a request of",
+                batch,
+                f"images; send 1 to {limit} per request (at most {MAX_REQUEST_PIXELS} pixels)",
+            ],
+        )
+    with tf.control_dependencies([size]):
+        return tf.identity(tensor)
+
+
+def _checked_images(images, name, image_size):
+    """Asserts uint8 `[B, S, S, 3]` with 1 <= B <= `max_batch`; sets the static shape."""
+    images = _checked_batch(
+        images,
+        name,
+        rf"\d+x{image_size}x{image_size}x3",
+        f"uint8 [batch, {image_size}, {image_size}, 3]",
+        max_batch(image_size),
+    )
+    return tf.ensure_shape(images, [None, image_size, image_size, 3])
 
 
 def decode_checked(encoded, name, image_size):
@@ -117,17 +159,28 @@ def serving_archive(model, image_size: int) -> keras.export.ExportArchive:
     strings = tf.TensorSpec([None], tf.string)
 
     def serve_images(degraded, guide):
+        degraded = _checked_images(degraded, "degraded", image_size)
+        guide = _checked_images(guide, "guide", image_size)
         check = tf.debugging.assert_equal(
             tf.shape(degraded)[0],
             tf.shape(guide)[0],
             message="degraded and guide must have the same batch size",
         )
         with tf.control_dependencies([check]):
-            degraded = _checked_images(degraded, "degraded", image_size)
-            guide = _checked_images(guide, "guide", image_size)
-        return infer_uint8(model, degraded, guide)
+            return infer_uint8(model, degraded, guide)
 
     def serve_encoded(degraded, guide):
+        # Before anything is decoded: one string per image, a bounded number of them.
+        degraded, guide = (
+            _checked_batch(
+                strings,
+                name,
+                r"\d+",
+                "a batch [B] of encoded JPEG/PNG images (a single string: wrap it in a list)",
+                max_batch(image_size),
+            )
+            for strings, name in ((degraded, "degraded"), (guide, "guide"))
+        )
         check = tf.debugging.assert_equal(
             tf.shape(degraded)[0],
             tf.shape(guide)[0],
@@ -143,17 +196,10 @@ def serving_archive(model, image_size: int) -> keras.export.ExportArchive:
     archive.track(model)
     archive.add_endpoint(DEFAULT_SIGNATURE, serve_images, input_signature=[images, images])
     archive.add_endpoint(ENCODED_SIGNATURE, serve_encoded, input_signature=[strings, strings])
-    # A variable, not a third endpoint: every endpoint becomes a serving signature.
-    archive.add_variable_collection(
-        IMAGE_SIZE_COLLECTION, [tf.Variable(image_size, dtype=tf.int32, trainable=False)]
-    )
+    # Variables, not more endpoints: every endpoint becomes a serving signature.
+    for name, value in ((IMAGE_SIZE_COLLECTION, image_size), (FORMAT_COLLECTION, FORMAT)):
+        archive.add_variable_collection(name, [tf.Variable(value, dtype=tf.int32, trainable=False)])
     return archive
-
-
-def recorded_image_size(loaded) -> int | None:
-    """The size `serving_archive` recorded in a loaded SavedModel; None for other exports."""
-    recorded = getattr(loaded, IMAGE_SIZE_COLLECTION, None)
-    return int(recorded[0].numpy()) if recorded else None
 
 
 def write_archive(archive, path, model, rewrite_transpose_conv: bool) -> None:

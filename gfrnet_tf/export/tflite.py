@@ -19,8 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 from gfrnet_tf.errors import BadConfigError, optional_dependency
+from gfrnet_tf.export.contract import DEFAULT_SIGNATURE, INPUTS, OUTPUTS, with_tflite_metadata
 from gfrnet_tf.export.formats import CALIBRATION_STEPS, QUANTIZATIONS
-from gfrnet_tf.export.savedmodel import DEFAULT_SIGNATURE, INPUTS, OUTPUTS, write_archive
+from gfrnet_tf.export.savedmodel import write_archive
 
 # int8 keeps these op types in float: they are the warp (bilinear resampling of the guide)
 # and the flow arithmetic, plus the tanh outputs. 8-bit sampling coordinates are off by up
@@ -68,6 +69,7 @@ def convert_to_tflite(
     fed one sample at a time. `rewrite_transpose_conv` (default on) replaces the decoders'
     transposed convolutions by exact phase convolutions, which TFLite runs ~10x faster.
     `float_ops` (int8 only): TFLite op types left in float (selective quantisation).
+    The flatbuffer carries the export's format marker and size (`contract`).
     """
     if quantization not in QUANTIZATIONS:
         raise BadConfigError(
@@ -94,9 +96,13 @@ def convert_to_tflite(
         if quantization == "fp16":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]
-        elif quantization == "int8":
-            return _selectively_quantized(converter, representative_data, batch_size, float_ops)
-        return converter.convert()
+        if quantization == "int8":
+            flatbuffer = _selectively_quantized(
+                converter, representative_data, batch_size, float_ops
+            )
+        else:
+            flatbuffer = converter.convert()
+    return with_tflite_metadata(flatbuffer, image_size)
 
 
 def _selectively_quantized(converter, representative_data, batch_size, float_ops) -> bytes:

@@ -24,6 +24,9 @@ from gfrnet_tf.io.atomic import atomic_writer
 # 50 MP accepts a 48 MP phone photo and refuses e.g. 9000x9000 (81 MP). Pillow's own
 # bomb guard (2 * Image.MAX_IMAGE_PIXELS, ~179 MP) stays a hard ceiling above this.
 DEFAULT_MAX_PIXELS = 50_000_000
+# The largest face side a model is built for or run at (16 times the paper's 256): a
+# config.json or an export stating more is refused before anything of that size exists.
+MAX_IMAGE_SIZE = 4096
 # MTCNN cannot find a face smaller than its 20 px `min_face_size`; 24 px leaves room for
 # the crop margin. Smaller images are rejected with this minimum in the message.
 DEFAULT_MIN_SIZE = 24

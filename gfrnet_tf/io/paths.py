@@ -34,19 +34,23 @@ def safe_name(name: str) -> str:
     return f"{cleaned or 'unnamed'}-{digest}"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def printable(path) -> str:
-    """`path` as text that any terminal and locale can print.
+    """`path` as text that any terminal and locale can print, on one line.
 
     Scraped file names need not be valid UTF-8 (Python keeps their bytes as surrogates);
     printing one under a strict locale raises `UnicodeEncodeError`. Such bytes become
-    `\\xNN` escapes here, and every other character is kept.
+    `\\xNN` escapes here, and so do control characters (a newline would split a one-line
+    message, an escape sequence would drive the terminal); every other character is kept.
     """
     text = str(path)
     try:
         text.encode("utf-8")
-        return text
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 def make_output_dir(path, create: bool = True):

@@ -18,6 +18,8 @@ network, every loss term a `keras.metrics.Mean` tracker.
 
 from __future__ import annotations
 
+import json
+
 import keras
 import tensorflow as tf
 
@@ -263,33 +265,48 @@ class GFRNet(keras.Model):
     def _build_optimizers(self):
         self.g_optimizer.build(self._generator_variables())
         self.d_optimizer.build(self._discriminator_variables())
+        if self.warpnet is not None:
+            self.w_optimizer.build(self.warpnet.trainable_variables)
 
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
-        """`g_optimizer` updates WarpNet + RecNet, `d_optimizer` both discriminators.
+    def compile(self, g_optimizer, d_optimizer, w_optimizer=None, **kwargs):
+        """`g_optimizer` updates WarpNet + RecNet, `d_optimizer` both discriminators, and
+        `w_optimizer` WarpNet in the "warp" pre-training phase.
 
         §4.1 uses Adam (lr 2e-4, beta1 0.5) for both; loss weights are model arguments. A
         `GroupAdam` (`gfrnet_tf.models.group_adam`) as `g_optimizer` steps WarpNet at its
-        `group_multiplier` times the rate in the joint phase (pre-training: the plain rate).
+        `group_multiplier` times the rate in the joint phase. Each phase has its own Adam
+        state: with one shared optimizer, RecNet's zero moments were bias-corrected with the
+        pre-training's step count t, and a zero-moment weight's step is lr * sqrt(1 -
+        beta2^t) / (1 - beta1^t) * (1 - beta1) / sqrt(1 - beta2): lr at t = 1, but 9.9 lr
+        after 500 pre-training steps and 15.8 lr in the limit (beta1 0.5, beta2 0.999).
+        `w_optimizer` defaults to a fresh optimizer with `g_optimizer`'s settings. A
+        checkpoint saved before it existed loads (Keras warns that it skips the missing
+        optimizer, which starts fresh).
         """
         # optimizer=None: Keras would otherwise add a default RMSprop that `fit` builds over
-        # every weight and every checkpoint stores, though the steps use only the two above.
+        # every weight and every checkpoint stores, though the steps use only the ones here.
         super().compile(optimizer=None, **kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
+        self.w_optimizer = w_optimizer or keras.optimizers.deserialize(
+            keras.optimizers.serialize(g_optimizer)
+        )
 
     def get_compile_config(self):
-        # Both optimizers go into a .keras file, so `load_model` restores their state too.
+        # The optimizers go into a .keras file, so `load_model` restores their state too.
         if getattr(self, "g_optimizer", None) is None:
             return None
         return {
-            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
-            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            name: keras.saving.serialize_keras_object(getattr(self, name))
+            for name in ("g_optimizer", "d_optimizer", "w_optimizer")
         }
 
     def compile_from_config(self, config):
         self.compile(
-            keras.saving.deserialize_keras_object(config["g_optimizer"]),
-            keras.saving.deserialize_keras_object(config["d_optimizer"]),
+            *(
+                keras.saving.deserialize_keras_object(config[name]) if name in config else None
+                for name in ("g_optimizer", "d_optimizer", "w_optimizer")
+            )
         )
         if self.built:  # slots must exist before the saved values are loaded into them
             self._build_optimizers()
@@ -340,12 +357,12 @@ class GFRNet(keras.Model):
         return self._results()
 
     def _warp_step(self, inputs, targets):
-        """§4.1 pre-training: WarpNet alone on the flow loss."""
+        """§4.1 pre-training: WarpNet alone on the flow loss, with its own optimizer."""
         with tf.GradientTape() as tape:
             flow = self._flow(inputs, training=True)
             terms = self._weighted_total(self._flow_terms(flow, targets))
-            loss = self._scaled_mean(self.g_optimizer, terms["g_total"])
-        self._minimise(self.g_optimizer, tape, loss, self.warpnet.trainable_variables)
+            loss = self._scaled_mean(self.w_optimizer, terms["g_total"])
+        self._minimise(self.w_optimizer, tape, loss, self.warpnet.trainable_variables)
         self._track(terms)
 
     def _generator_step(self, inputs, targets):
@@ -609,6 +626,29 @@ MODEL_CONFIG_DEFAULTS = {
     "vgg_face_weights": "",  # .npz / keras-vggface .h5 file, "random" (benchmarks); "" = none
     "perceptual_layer": "conv4_3",  # VGG-Face layer of the perceptual loss
 }
+
+
+# The `config.model` keys that give trained weights their meaning: what inference computes
+# with them (architecture, normalisation, flow parametrisation, ablation variant). Changing
+# one after training changes every output while the weights still load, so checkpoints
+# record them (`trained_settings`). Test-time switches (`test_time_norm`,
+# `test_time_dropout`) and training-only keys (losses, discriminators, init) are not here.
+TRAINED_SETTINGS = (
+    "widths",
+    "warpnet_widths",
+    "recnet_widths",
+    "norm",
+    "flow_mode",
+    "flow_offset_scale",
+    "variant",
+)
+
+
+def trained_settings(model_config) -> dict:
+    """The `TRAINED_SETTINGS` of a `config.model` (defaults filled in), as plain JSON values."""
+    config = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
+    resolved = {**MODEL_CONFIG_DEFAULTS, **config}
+    return json.loads(json.dumps({key: resolved[key] for key in TRAINED_SETTINGS}))
 
 
 def build_gfrnet(model_config) -> GFRNet:

@@ -4,19 +4,19 @@ GFRNet's generator optimizer uses it to train WarpNet at `group_multiplier` time
 rate in the joint phase (`config.train.warpnet_lr_multiplier`; the PyTorch
 reimplementation gives WarpNet a parameter group at 0.001 times the rate).
 
-Why one optimizer with a group, not a third optimizer for WarpNet: the group's rate is
-computed at every step from the optimizer's own learning rate, so whatever sets that rate
-(the §4.1 plateau step-down, a restored backup, a loaded `.keras` file) moves the group's
-too, always `multiplier` times; WarpNet keeps the Adam moments of its pre-training and the
-shared step count, so multiplier 1 is the plain Adam bit for bit; and the optimizer has
-exactly a plain Adam's variables, so checkpoints and backups written before the option
-existed load unchanged. Scaling the gradients instead would multiply nothing: Adam's step
-does not depend on the gradients' scale. Under mixed precision it is the inner optimizer
-of a `LossScaleOptimizer`, which unscales the gradients before the update.
+Why one optimizer with a group, not another optimizer for WarpNet in the joint phase: the
+group's rate is computed at every step from the optimizer's own learning rate, so whatever
+sets that rate (the §4.1 plateau step-down, a restored backup, a loaded `.keras` file)
+moves the group's too, always `multiplier` times; multiplier 1 is the plain Adam bit for
+bit; and the optimizer has exactly a plain Adam's variables, so checkpoints and backups
+written before the option existed load unchanged. Scaling the gradients instead would
+multiply nothing: Adam's step does not depend on the gradients' scale. Under mixed
+precision it is the inner optimizer of a `LossScaleOptimizer`, which unscales the
+gradients before the update. (WarpNet's pre-training has an optimizer of its own,
+`GFRNet.w_optimizer`: each phase starts its own Adam state.)
 
 The group is named per update by `group_learning_rate(optimizer, variables)` around
-`apply` (read when the step is traced), so the same optimizer updates WarpNet at the plain
-rate during pre-training.
+`apply` (read when the step is traced).
 """
 
 from __future__ import annotations

@@ -19,13 +19,14 @@ from pathlib import Path
 
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.io import save_image
+from gfrnet_tf.io.atomic import PARTIAL_EXTRA
 from gfrnet_tf.io.paths import make_output_dir, printable
 
 # Bytes per path component on the usual Linux and macOS file systems; `os.pathconf` tells
 # the output folder's own limit where it is smaller (e.g. 143 on eCryptfs).
 NAME_MAX = 255
-# `atomic_path` writes "." + name + "." + 8 random characters + ".tmp" first.
-_TEMPORARY_EXTRA = len("." + "." + "12345678" + ".tmp")
+# `atomic_path` writes "." + name + PARTIAL_EXTRA more characters + ".tmp" first.
+_TEMPORARY_EXTRA = PARTIAL_EXTRA + len(".tmp")
 _DIGEST_DIGITS = 8
 
 

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.errors import BadModelFileError, first_line
-from gfrnet_tf.export.savedmodel import OUTPUTS
+from gfrnet_tf.export.contract import OUTPUTS
 from gfrnet_tf.export.tflite import run_tflite
 from gfrnet_tf.loading import TrainedModel, load_trained
 

@@ -15,11 +15,11 @@ is one copy of the weights file in memory while it is saved.
 from __future__ import annotations
 
 import contextlib
-import glob
 import io
 import json
 import os
 
+import h5py
 import keras
 import numpy as np
 import tensorflow as tf
@@ -28,7 +28,7 @@ from tqdm import tqdm
 from gfrnet_tf import runs
 from gfrnet_tf.data.images import to_uint8
 from gfrnet_tf.errors import BadModelFileError, BadOutputError, TrainingDivergedError, first_line
-from gfrnet_tf.io.atomic import atomic_writer
+from gfrnet_tf.io.atomic import atomic_writer, remove_orphaned_partials
 from gfrnet_tf.io.paths import make_output_dir
 from gfrnet_tf.visualize import PAIR_PANELS, labelled_grid
 
@@ -52,10 +52,14 @@ class _WeightsBuffer(io.BytesIO):
         return "memory.weights.h5"
 
 
-def weights_bytes(model) -> bytes:
-    """`model.save_weights` output (a `.weights.h5` file) as bytes, never touching the disk."""
+def weights_bytes(model, settings: dict | None = None) -> bytes:
+    """`model.save_weights` output (a `.weights.h5` file) as bytes, never touching the disk;
+    `settings` (JSON) is recorded as the file's `runs.TRAINED_SETTINGS_ATTRIBUTE`."""
     buffer = _WeightsBuffer()
     model.save_weights(buffer)
+    if settings is not None:
+        with h5py.File(buffer, "r+") as stored:
+            stored.attrs[runs.TRAINED_SETTINGS_ATTRIBUTE] = json.dumps(settings, sort_keys=True)
     return buffer.getvalue()
 
 
@@ -67,18 +71,13 @@ def _write_files(contents: dict) -> None:
             stack.enter_context(atomic_writer(path)).write(data)
 
 
-def write_weights(model, path: str) -> None:
-    """Saves `model`'s weights to `path` atomically; `BadOutputError(path, ...)` if it cannot."""
+def write_weights(model, path: str, settings: dict | None = None) -> None:
+    """Saves `model`'s weights (and `settings`, see `weights_bytes`) to `path` atomically;
+    `BadOutputError(path, ...)` if it cannot."""
     try:
-        _write_files({path: weights_bytes(model)})
+        _write_files({path: weights_bytes(model, settings)})
     except OSError as error:
         raise BadOutputError(path, f"cannot write: {error.strerror or error}") from None
-
-
-def _remove_temporaries(directory: str) -> None:
-    """Deletes what a killed save left behind: `atomic_writer`'s dot-prefixed `.tmp` files."""
-    for name in glob.glob(os.path.join(glob.escape(directory), ".*.tmp")):
-        os.remove(name)
 
 
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -110,7 +109,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         if os.path.isdir(self.backup_dir):
-            _remove_temporaries(self.backup_dir)
+            remove_orphaned_partials(self.backup_dir, force=True)
         try:
             super().on_train_begin(logs)
         except (ValueError, OSError, KeyError) as error:
@@ -192,21 +191,25 @@ class StepCheckpoint(_GlobalStepCallback):
     """Saves the weights at every epoch end as `step-N.weights.h5`, atomically, keeping `keep`.
 
     The weights file holds the sub-models and both optimizers' state, so it can seed a new run
-    or be evaluated; resuming an interrupted run is `BackupAndRestore`'s job.
+    or be evaluated, and records `settings` (the model settings it was trained with, which
+    `gfrnet_tf.loading` checks against the run's config.json); resuming an interrupted run
+    is `BackupAndRestore`'s job.
     """
 
-    def __init__(self, directory: str, keep: int = 3):
+    def __init__(self, directory: str, keep: int = 3, settings: dict | None = None):
         super().__init__()
         self.directory = directory
         self.keep = keep
+        self.settings = settings
 
     def on_train_begin(self, logs=None):
-        _remove_temporaries(make_output_dir(self.directory))
+        remove_orphaned_partials(make_output_dir(self.directory), force=True)
 
     def on_epoch_end(self, epoch, logs=None):
         step = self.global_step(self.params["steps"] - 1)
         path = os.path.join(make_output_dir(self.directory), runs.checkpoint_name(step))
-        write_weights(self.model, path)  # a killed or failed save never looks like a checkpoint
+        # a killed or failed save never looks like a checkpoint
+        write_weights(self.model, path, self.settings)
         for name in runs.checkpoints_in(self.directory)[: -self.keep]:
             os.remove(os.path.join(self.directory, name))
 

@@ -23,8 +23,10 @@ validation split) and the learning-rate schedule run once per data epoch
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import keras
+import ml_collections
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -33,13 +35,13 @@ from gfrnet_tf.data import make_dataset
 from gfrnet_tf.data.validation import record_errors
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.io.paths import make_output_dir
-from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
+from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet, trained_settings
 from gfrnet_tf.models.group_adam import GroupAdam, check_multiplier
 from gfrnet_tf.runs import RunFolder
 from gfrnet_tf.training import callbacks as callbacks_lib
 from gfrnet_tf.training import distribute
 from gfrnet_tf.training.schedule import plateau_schedule
-from gfrnet_tf.training.shards import check_shards, validation_steps
+from gfrnet_tf.training.shards import check_shards, validation_batches
 
 VALIDATION_SPLIT = "val"
 
@@ -52,35 +54,64 @@ def train(config, workdir, dataset, *, strategy=None, mixed_precision=False, ver
     mixed_float16 (ignored on CPU).
     """
     strategy = strategy or distribute.make_strategy("auto")
-    config = resolve_config(config, dataset)
+    inputs = check_inputs(config, dataset, strategy.num_replicas_in_sync)
+    config = inputs.config
     if distribute.is_chief(strategy):  # a workdir that is a file or read-only: fail now
         make_output_dir(workdir, create=False)
     mixed_precision = distribute.configure_mixed_precision(mixed_precision)
     keras.utils.set_random_seed(config.train.seed)
-    train_files, _ = check_shards(dataset.files("train"), records_per_shard=1)
-    val_files = val_steps = None
-    if dataset.has(VALIDATION_SPLIT):
-        val_files, val_steps = validation_steps(
-            dataset.files(VALIDATION_SPLIT), config.input.batch_size
-        )
-    else:
-        logging.warning(
-            "no validation split: the learning rate stays at %g", config.train.learning_rates[0]
-        )
     if not config.model.vgg_face_weights:
         logging.warning(
             "No VGG-Face weights (config.model.vgg_face_weights): perceptual loss is off."
         )
     model = build_model(config, strategy, mixed_precision)
-    train_data = distributed_dataset(strategy, train_files, config.input, training=True)
+    train_data = distributed_dataset(strategy, inputs.train_files, config.input, training=True)
     val_data = None
-    if val_files:
-        val_data = distributed_dataset(strategy, val_files, config.input, training=False)
+    if inputs.val_files:
+        val_data = distributed_dataset(strategy, inputs.val_files, inputs.val_input, training=False)
     with record_errors(dataset.source):  # a bad record past the start-up check
-        callbacks = make_callbacks(config, workdir, strategy, val_files or train_files)
-        run_phases(model, config, train_data, val_data, val_steps, callbacks, verbose)
+        callbacks = make_callbacks(
+            config, workdir, strategy, inputs.val_files or inputs.train_files
+        )
+        run_phases(model, config, train_data, val_data, inputs.val_steps, callbacks, verbose)
     logging.info("done: %s", RunFolder(workdir).latest_checkpoint())
     return model
+
+
+@dataclasses.dataclass
+class Inputs:
+    """What `train` reads, checked: the resolved config, the shards, and the validation
+    set's input config (its own batch size) and batches per pass (None: no validation)."""
+
+    config: ml_collections.ConfigDict
+    train_files: list[str]
+    val_files: list[str] | None = None
+    val_input: ml_collections.ConfigDict | None = None
+    val_steps: int | None = None
+
+
+def check_inputs(config, dataset, replicas: int = 1) -> Inputs:
+    """Everything `train` needs of `config` and `dataset`, checked before anything is built
+    or written (`gfrnet-ablate` checks every row's this way before training any): the
+    resolved config, every training shard's headers and first record, and every validation
+    record. An empty validation split is none."""
+    config = resolve_config(config, dataset)
+    train_files, _ = check_shards(dataset.files("train"), records_per_shard=1)
+    if not dataset.has(VALIDATION_SPLIT) or dataset.records(VALIDATION_SPLIT) == 0:
+        logging.warning(
+            "no validation pairs: the learning rate stays at %g", config.train.learning_rates[0]
+        )
+        return Inputs(config, train_files)
+    pairing = 2 if config.model.get("variant") == "random_guide" else 1
+    val_files, batch_size, steps = validation_batches(
+        dataset.files(VALIDATION_SPLIT),
+        config.input.batch_size,
+        dataset.source,
+        min_batch=replicas * pairing,
+    )
+    val_input = copy.deepcopy(config.input)
+    val_input.batch_size = batch_size
+    return Inputs(config, train_files, val_files, val_input, steps)
 
 
 def resolve_config(config, dataset):
@@ -197,9 +228,16 @@ def build_model(config, strategy, mixed_precision):
             d_optimizer=make_optimizer(
                 config.train, config.train.learning_rates[0], mixed_precision
             ),
+            # WarpNet's pre-training: its own Adam state (see `GFRNet.compile`).
+            w_optimizer=make_optimizer(
+                config.train, config.train.learning_rates[0], mixed_precision
+            ),
             jit_compile=config.train.jit_compile,
         )
-        model.build_all((size, size))
+        try:
+            model.build_all((size, size))
+        except BadConfigError as error:  # a size the networks cannot halve often enough
+            raise BadConfigError("config.input.image_size", f"{size}: {error.problem}") from None
     distribute.patch_for_multi_worker(model)
     return model
 
@@ -233,7 +271,11 @@ def make_callbacks(config, workdir, strategy, grid_files):
     if distribute.is_chief(strategy):
         callbacks += [
             SaveRunConfig(config, workdir),
-            callbacks_lib.StepCheckpoint(checkpoints, keep=config.train.keep_checkpoints),
+            callbacks_lib.StepCheckpoint(
+                checkpoints,
+                keep=config.train.keep_checkpoints,
+                settings=trained_settings(config.model),
+            ),
             callbacks_lib.TensorBoardLogger(
                 str(run.tensorboard),
                 config.train.summary_every,

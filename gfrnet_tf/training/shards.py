@@ -24,16 +24,26 @@ def check_shards(pattern: str, records_per_shard=None) -> tuple[list[str], int]:
     return files, checked
 
 
-def validation_steps(pattern: str, batch_size: int) -> tuple[list[str], int]:
-    """Validation shards (every record checked) and the batches in one pass over them.
+def validation_batches(
+    files, batch_size: int, source: str, min_batch: int = 1
+) -> tuple[list[str], int, int]:
+    """Validation shards (every record checked), the batch size and the batches in one pass.
 
     `fit` then evaluates exactly one pass of the repeated, deterministic validation set each
     time, so successive `val_l2` values are comparable (and Keras never hits the end of an
-    unsized dataset, which it reports as "ran out of data").
+    unsized dataset, which it reports as "ran out of data"). A split smaller than one
+    training batch (a small collection's, from gfrnet-prepare) is validated as one smaller
+    batch, a multiple of `min_batch` (the replicas, times 2 for Ours(R), which pairs each
+    sample with the next one's guide); `source` (the dataset) is named if even that is
+    impossible.
     """
-    files, records = check_shards(pattern)
-    if records < batch_size:
+    files, records = check_shards(files)
+    size = min(batch_size, records // min_batch * min_batch)
+    if size < 1:
         raise BadConfigError(
-            pattern, f"{records} validation records, fewer than one batch of {batch_size}"
+            source,
+            f"its validation split holds {records} pair(s), fewer than the {min_batch} one "
+            "validation batch needs here: prepare the data with a larger --val-fraction, or "
+            "without a validation split",
         )
-    return files, records // batch_size
+    return files, size, records // size

@@ -69,6 +69,7 @@ def restore_clip(
             )
     measures.fill(report)
     report.rate, report.variable_rate = info.rate, durations.variable
+    report.turned = info.orientation.turns
     report.audio_streams = len(info.audio) - len(report.dropped_audio)
     report.detections = videos.detections
     report.seconds = time.perf_counter() - started

@@ -11,6 +11,7 @@ guide are sampled every `identity_every` frames: one embedding costs ~0.2 s on t
 from __future__ import annotations
 
 import dataclasses
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -32,6 +33,7 @@ class ClipReport:
     frames: int = 0
     rate: Fraction = Fraction(0)
     variable_rate: bool = False
+    turned: bool = False  # shown turned by a display matrix, which the output keeps
     audio_streams: int = 0
     dropped_audio: tuple = ()
     frames_with_faces: int = 0
@@ -47,6 +49,8 @@ class ClipReport:
         timing = f"{float(self.rate):.3g} fps" + (
             ", variable rate kept" if self.variable_rate else ""
         )
+        if self.turned:
+            timing += ", display rotation applied and kept"
         audio = f"{self.audio_streams} audio stream(s) copied"
         if self.dropped_audio:
             audio += f", not {', '.join(self.dropped_audio)} (mp4 cannot hold them)"
@@ -54,7 +58,7 @@ class ClipReport:
             f"{printable(self.source)}: restored {self.frames} frames ({timing}, {audio})",
             f"faces in {self.frames_with_faces}, {self.tracks} track(s), "
             f"{self.detections} detections",
-            f"flicker {self.flicker_restored:.2f} vs {self.flicker_input:.2f} in the input",
+            self._flicker(),
         ]
         if self.identity is not None and self.identity.count:
             parts.append(
@@ -71,6 +75,11 @@ class ClipReport:
             )
         parts.append(f"{self.frames / max(self.seconds, 1e-9):.1f} frames/s")
         return "; ".join(parts)
+
+    def _flicker(self) -> str:
+        if math.isnan(self.flicker_restored):  # a one-frame clip, or faces never in a row
+            return "flicker not measured (no face in two consecutive frames)"
+        return f"flicker {self.flicker_restored:.2f} vs {self.flicker_input:.2f} in the input"
 
 
 class ClipMeasures:

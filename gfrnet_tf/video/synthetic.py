@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 from gfrnet_tf.sample import load_sample
-from gfrnet_tf.video.reader import Frame
+from gfrnet_tf.video.reader import Colour, Frame
+from gfrnet_tf.video.writer import tag_colour
 
 WIDTH, HEIGHT = 160, 128
 RATE = 25
@@ -67,11 +68,21 @@ def write_clip(
     audio: bool = True,
     pts=None,
     time_base=None,
+    display_rotation: int = 0,
+    tags: dict | None = None,
+    colour: Colour | None = None,
 ) -> None:
     """Encodes uint8 RGB `images` (an iterable) as H.264 into `path`, with a 440 Hz tone.
 
     `pts`: per-frame timestamps in `time_base` units (a variable rate); default one per frame.
+    `display_rotation` (a multiple of 90, counter-clockwise): the frames are stored turned
+    the other way and the stream tagged to be shown turned by it, so the shown clip is
+    `images`, as a phone stores portrait video. `tags`: `{"video" | "audio": {tag: value}}`
+    stream metadata; `colour`: the video's colour tags (its conversion follows them).
     """
+    turns = display_rotation // 90
+    if turns % 2:
+        width, height = height, width
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=rate)
         video.width, video.height = width, height
@@ -79,12 +90,21 @@ def write_clip(
         time_base = video.time_base = time_base or Fraction(
             1, rate
         )  # the muxer changes the stream's
+        if turns:
+            video.set_display_rotation(display_rotation)
+        conversion = tag_colour(video.codec_context, colour or Colour(), rgb=False)
         tone = container.add_stream("aac", rate=TONE_RATE) if audio else None
         if tone is not None:
             tone.layout = "mono"
+        for stream, kind in ((video, "video"), (tone, "audio")):
+            if stream is not None:
+                stream.metadata.update((tags or {}).get(kind, {}))
         written = 0  # tone samples
         for index, image in enumerate(images):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            image = np.ascontiguousarray(np.rot90(image, -turns))
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(
+                format=video.pix_fmt, **conversion
+            )
             frame.pts = index if pts is None else pts[index]
             frame.time_base = time_base
             container.mux(video.encode(frame))

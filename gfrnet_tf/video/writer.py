@@ -5,6 +5,10 @@ variable one) and audio sync are the source's. Video is H.264 (libx264) at `crf`
 (18: visually lossless; 4:2:0 chroma, or 4:4:4 for odd frame sizes, which 4:2:0 cannot
 hold); `crf=0` stores the RGB frames exactly (libx264rgb, lossless, larger files that
 fewer players open). Audio packets are copied untouched: no re-encoding, no drift.
+What the source's streams say about themselves is kept: the display matrix (frames are
+turned back to their stored orientation, see `orientation`), the colour tags (RGB is
+converted to YUV with the source's own matrix and range, so the colours stay), and the
+language and title of every stream.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import av
 import numpy as np
 
 from gfrnet_tf.errors import BadVideoError
-from gfrnet_tf.video.reader import VideoInfo, ffmpeg_problem
+from gfrnet_tf.video.reader import Colour, VideoInfo, descriptive_tags, ffmpeg_problem
 
 DEFAULT_CRF = 18
 PRESET = "medium"
+_RGB = 0  # FFmpeg's colour space of RGB (GBR) video: no YUV matrix
 
 
 class VideoWriter:
@@ -46,17 +51,27 @@ class VideoWriter:
         # rounded onto it and collide.
         video.time_base = video.codec_context.time_base = info.time_base
         video.options = {"qp": "0"} if lossless else {"crf": str(crf), "preset": PRESET}
-        self._video, self._time_base = video, info.time_base
+        if info.orientation.matrix is not None:
+            video.set_display_matrix(list(info.orientation.matrix))
+        self._yuv = tag_colour(video.codec_context, info.colour, lossless)
+        video.metadata.update(info.tags)
+        self._video, self._time_base, self._orientation = video, info.time_base, info.orientation
         self._audio, self.dropped_audio = {}, []
         for stream in info.audio:
             if stream.codec_context.name in self._container.supported_codecs:
-                self._audio[stream.index] = self._container.add_stream_from_template(stream)
+                copy = self._container.add_stream_from_template(stream)
+                copy.metadata.update(descriptive_tags(stream))
+                self._audio[stream.index] = copy
             else:
                 self.dropped_audio.append(f"#{stream.index} ({stream.codec_context.name})")
 
     def write(self, image: np.ndarray, pts: int) -> None:
-        """Encodes one uint8 RGB frame shown at `pts` (source time base)."""
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        """Encodes one upright uint8 RGB frame (as the reader yields it) shown at `pts`
+        (source time base)."""
+        image = np.ascontiguousarray(self._orientation.stored(image))
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        if self._yuv is not None:
+            frame = frame.reformat(format=self._video.pix_fmt, **self._yuv)
         frame.pts, frame.time_base = pts, self._time_base
         self._mux(self._video.encode(frame))
 
@@ -94,3 +109,17 @@ class VideoWriter:
         with contextlib.suppress(av.FFmpegError, OSError):
             self._container.close()
         self._file.close()
+
+
+def tag_colour(codec, colour: Colour, rgb: bool) -> dict | None:
+    """Tags the encoder with `colour`; for YUV, the `reformat` arguments that convert RGB
+    with the same matrix and range (PyAV's default, BT.601 limited, where the source does
+    not say, as the reader's conversion used). An RGB stream has no matrix or range."""
+    codec.color_primaries, codec.color_trc = colour.primaries, colour.transfer
+    if rgb:
+        return None
+    space = colour.space if colour.space not in (_RGB, Colour.space) else None
+    colour_range = colour.range if colour.range != Colour.range else None
+    codec.colorspace = space or Colour.space
+    codec.color_range = colour_range or Colour.range
+    return {"dst_colorspace": space, "dst_color_range": colour_range}
