@@ -30,6 +30,7 @@ from gfrnet_tf.ops import identity_grid, normalize_points, resample
 
 LOSS_REDUCTIONS = ("paper", "official", "project")
 TV_TARGETS = ("flow", "displacement")
+GENERATOR_LOSSES = ("non_saturating", "minimax")
 
 
 def check_reduction(reduction):
@@ -98,12 +99,26 @@ def discriminator_loss(real_logits, fake_logits, real_label=0.9, halved=False):
     return 0.5 * loss if halved else loss
 
 
-def generator_adversarial_loss(fake_logits, real_label=0.9):
-    """The generator's side of Eq. 7: push the discriminator's patches towards `real_label`.
+def check_generator_loss(form):
+    """Raise `BadConfigError` unless `form` is one of `GENERATOR_LOSSES`."""
+    if form not in GENERATOR_LOSSES:
+        raise BadConfigError(
+            "model.generator_loss", f"must be one of {GENERATOR_LOSSES}, got {form!r}"
+        )
 
-    The non-saturating form (`-log D(G)` rather than `log(1 - D(G))`), as in pix2pix; the
-    target label is the same smoothed 0.9 the discriminator is trained with.
+
+def generator_adversarial_loss(fake_logits, real_label=0.9, form="non_saturating"):
+    """The generator's side of Eq. 7, averaged over the discriminator's patches.
+
+    "non_saturating" (pix2pix's; not what Eq. 7 writes): minimise `-log D(G)`, the
+    cross-entropy of the fake patches against the same smoothed `real_label` the
+    discriminator is trained with. "minimax": Eq. 7 as written, the generator minimises
+    `log(1 - D(G))`, i.e. the negated cross-entropy against the fake label 0; its gradient
+    vanishes where the discriminator is sure the result is fake, and it is unbounded below.
     """
+    check_generator_loss(form)
+    if form == "minimax":
+        return -_bce_per_sample(0.0, fake_logits)
     return _bce_per_sample(real_label, fake_logits)
 
 

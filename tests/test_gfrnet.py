@@ -30,7 +30,9 @@ def _model(lr=2e-4, **config):
     return model
 
 
-def _batch():
+def _batch(other_people=False):
+    """Inputs and targets; `other_people` adds who the target and the guide are (Ours(R)'s
+    data: `make_dataset(..., other_identity_guides=True)`)."""
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:SIZE, :SIZE] / (SIZE - 1.0)
     # Smooth images a small network can fit in a few dozen steps.
@@ -46,6 +48,9 @@ def _batch():
         "guide": np.roll(target, 2, axis=2),
     }
     targets = {"target": target, "landmarks": landmarks, "guide_landmarks": landmarks + [2.0, 0.0]}
+    if other_people:
+        targets["identity"] = np.arange(BATCH, dtype=np.int64)
+        targets["guide_identity"] = np.arange(BATCH, dtype=np.int64) + BATCH
     return inputs, targets
 
 
@@ -92,7 +97,7 @@ def test_exact_flow_gives_zero_landmark_term_in_the_model():
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_variant_trains_a_step(variant):
     model = _model(variant=variant)
-    inputs, targets = _batch()
+    inputs, targets = _batch(other_people=variant == "random_guide")
     before = _values(model.recnet.trainable_variables)
     logs = {name: float(value) for name, value in model.train_step((inputs, targets)).items()}
     assert all(np.isfinite(value) for value in logs.values())
@@ -119,18 +124,16 @@ def test_no_guide_variant_ignores_the_guide():
     np.testing.assert_array_equal(restored, other)
 
 
-def test_random_guide_pairs_each_sample_with_the_next_guide():
+def test_random_guide_trains_at_batch_1_on_data_that_names_the_guides_person():
     model = _model(variant="random_guide")
-    inputs, targets = _batch()
-    paired_inputs, paired_targets = model._pair_guides(inputs, targets)
-    np.testing.assert_array_equal(paired_inputs["guide"][1], inputs["guide"][0])
-    np.testing.assert_array_equal(
-        paired_targets["guide_landmarks"][0], targets["guide_landmarks"][1]
-    )
-    np.testing.assert_array_equal(paired_inputs["degraded"], inputs["degraded"])
+    inputs, targets = _batch(other_people=True)
     single = ({k: v[:1] for k, v in inputs.items()}, {k: v[:1] for k, v in targets.items()})
-    with pytest.raises(BadConfigError, match="batch of at least 2"):
-        model.train_step(single)
+    logs = model.train_step(single)  # the paper's batch size; the data chose the guide
+    assert np.isfinite(float(logs["g_total"]))
+    own_guides = _batch()  # no identities: the target's own guide, which R must not train on
+    for step in (model.train_step, model.test_step):
+        with pytest.raises(BadConfigError, match="guides of other people"):
+            step(own_guides)
 
 
 def test_warp_pretraining_then_joint_fit_on_a_fixed_batch():

@@ -1,4 +1,4 @@
-"""Training as a library call: `train(config, workdir, dataset)` runs §4.1 end to end.
+"""Training as a library call: `train(config, workdir, dataset)` runs §4.2 end to end.
 
     from gfrnet_tf.configs import load_config
     from gfrnet_tf.data import PreparedDataset
@@ -68,10 +68,15 @@ def train(config, workdir, dataset, *, strategy=None, mixed_precision=False, ver
             "no validation split: the learning rate stays at %g", config.train.learning_rates[0]
         )
     model = build_model(config, strategy, mixed_precision)
-    train_data = distributed_dataset(strategy, train_files, config.input, training=True)
+    other_people = other_identity_guides(config.model)
+    train_data = distributed_dataset(
+        strategy, train_files, config.input, training=True, other_identity_guides=other_people
+    )
     val_data = None
     if val_files:
-        val_data = distributed_dataset(strategy, val_files, config.input, training=False)
+        val_data = distributed_dataset(
+            strategy, val_files, config.input, training=False, other_identity_guides=other_people
+        )
     with record_errors(dataset.source):  # a bad record past the start-up check
         callbacks = make_callbacks(config, workdir, strategy, val_files or train_files)
         run_phases(model, config, train_data, val_data, val_steps, callbacks, verbose)
@@ -140,23 +145,35 @@ def warpnet_lr_multiplier(train) -> float:
     )
 
 
-def distributed_dataset(strategy, files, input_config, training):
+def other_identity_guides(model_config) -> bool:
+    """Ours(R) (`random_guide`) trains and validates on guides of other people (§4.5)."""
+    return model_config.get("variant", "full") == "random_guide"
+
+
+def distributed_dataset(strategy, files, input_config, training, other_identity_guides=False):
     """Each replica reads its share, repeated: `fit` counts steps, not passes.
 
     Full batches only, validation too: its `validation_steps` counts the whole batches of
     one pass, and a partial batch would shift every later pass of the repeated set.
+    `other_identity_guides`: `make_dataset`'s, for Ours(R).
     """
 
     def dataset_fn(context):
         return make_dataset(
-            files, input_config, training, input_context=context, drop_remainder=True, repeat=True
+            files,
+            input_config,
+            training,
+            input_context=context,
+            drop_remainder=True,
+            repeat=True,
+            other_identity_guides=other_identity_guides,
         )
 
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
 def make_optimizer(train, learning_rate, mixed_precision, group_multiplier=None):
-    """§4.1's Adam; with `group_multiplier` a `GroupAdam` (the generator's: WarpNet's rate)."""
+    """§4.2's Adam; with `group_multiplier` a `GroupAdam` (the generator's: WarpNet's rate)."""
     if group_multiplier is None:
         optimizer = keras.optimizers.Adam(learning_rate, beta_1=train.adam_beta_1)
     else:
@@ -188,13 +205,19 @@ def build_model(config, strategy, mixed_precision):
     return model
 
 
-def fixed_batch(files, input_config):
+def fixed_batch(files, input_config, other_identity_guides=False):
     """One deterministic `(inputs, targets)` numpy batch for the TensorBoard image grid
     (read without `input.cache`: one batch would only start a cache and drop it)."""
     input_config = copy.deepcopy(input_config)
     with input_config.unlocked():
         input_config.cache = ""
-    batch = next(iter(make_dataset(files, input_config, training=False)))
+    batch = next(
+        iter(
+            make_dataset(
+                files, input_config, training=False, other_identity_guides=other_identity_guides
+            )
+        )
+    )
     return tf.nest.map_structure(np.asarray, batch)
 
 
@@ -221,14 +244,14 @@ def make_callbacks(config, workdir, strategy, grid_files):
             callbacks_lib.TensorBoardLogger(
                 str(run.tensorboard),
                 config.train.summary_every,
-                fixed_batch(grid_files, config.input),
+                fixed_batch(grid_files, config.input, other_identity_guides(config.model)),
             ),
         ]
     return callbacks
 
 
 def run_phases(model, config, train_data, val_data, val_steps, callbacks, verbose=1):
-    """§4.1: WarpNet on the flow loss for `warp_pretrain_epochs`, then the full objective.
+    """§4.2: WarpNet on the flow loss for `warp_pretrain_epochs`, then the full objective.
 
     Both phases share one epoch count and one backup, so a resumed run skips a finished
     pre-training (its `fit` starts at the restored epoch, past its end).
