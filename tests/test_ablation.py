@@ -230,3 +230,17 @@ def test_a_row_whose_training_stops_short_is_an_error(tmp_path):
             train=lambda config, workdir, dataset: calls.append(workdir),
         )
     assert calls == [str(tmp_path / "train" / "no_guide")]
+
+
+def test_r_on_data_of_one_person_is_refused_before_any_row_trains(sample_data, tmp_path):
+    calls = []
+    with pytest.raises(BadConfigError, match="R: .*only 'astronaut'.*leave R out"):
+        ablation.run_study(
+            load_config("smoke"),
+            sample_data,
+            tmp_path,
+            10,
+            ["Full", "R"],
+            train=lambda config, workdir, dataset: calls.append(workdir),
+        )
+    assert calls == []

@@ -137,7 +137,7 @@ def test_random_guide_trains_at_batch_1_on_data_that_names_the_guides_person():
 
 
 def test_warp_pretraining_then_joint_fit_on_a_fixed_batch():
-    """§4.1 schedule on one batch: WarpNet alone, then everything, as `gfrnet-train` runs it."""
+    """§4.2 schedule on one batch: WarpNet alone, then everything, as `gfrnet-train` runs it."""
     model = _model(lr=2e-3)
     model.phase = "warp"
     data = tf.data.Dataset.from_tensors(_batch()).repeat()
@@ -223,7 +223,7 @@ def test_vgg_weights_switch_the_perceptual_term_on(tmp_path):
     )
     assert float(logs["perceptual"]) == pytest.approx(float(expected), rel=1e-5) and expected > 0
     assert model.perceptual_network.trainable_variables == []
-    # Eq. 6's reconstruction loss, what §4.1's schedule watches, is the weighted sum of both.
+    # Eq. 6's reconstruction loss, what §4.2's schedule watches, is the weighted sum of both.
     reconstruction = 100.0 * float(logs["l2"]) + 0.001 * float(logs["perceptual"])
     assert float(logs["reconstruction"]) == pytest.approx(reconstruction, rel=1e-5)
     assert set(logs) == JOINT | {"landmark", "tv", "perceptual"}

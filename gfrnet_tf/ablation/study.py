@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 from gfrnet_tf.ablation.report import REFERENCE_ROW, paired_comparison, write_study
 from gfrnet_tf.configs.budget import short_run_schedule
 from gfrnet_tf.configs.variants import TABLE1_ROWS, variant_config
+from gfrnet_tf.data.other_identity import first_two_people
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.evaluation import protocol, runner
 from gfrnet_tf.runs import RunFolder, checkpoint_step
@@ -37,6 +38,16 @@ def row_config(base_config, row: str, steps: int):
     config = base_config.copy_and_resolve_references()
     config.train.update(short_run_schedule(steps))
     return variant_config(config, row)
+
+
+def check_other_people(dataset):
+    """Raises `BadConfigError` unless the training split names at least two people (R's)."""
+    try:
+        first_two_people(dataset.files("train"))
+    except BadConfigError as error:
+        raise BadConfigError(
+            "--variants", f"R: {error.problem}; leave R out for this data"
+        ) from None
 
 
 def total_steps(config) -> int:
@@ -99,6 +110,8 @@ def run_study(
             raise BadConfigError(
                 "--variants", f"{row!r} is not a Table 1 row ({', '.join(TABLE1_ROWS)})"
             )
+    if "R" in rows:  # before any row trains: R needs guides of other people
+        check_other_people(dataset)
     workdir = Path(workdir)
     trained = []
     for row in rows:

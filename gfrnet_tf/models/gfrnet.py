@@ -285,7 +285,7 @@ class GFRNet(keras.Model):
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         """`g_optimizer` updates WarpNet + RecNet, `d_optimizer` both discriminators.
 
-        §4.1 uses Adam (lr 2e-4, beta1 0.5) for both; loss weights are model arguments. A
+        §4.2 uses Adam (lr 2e-4, beta1 0.5) for both; loss weights are model arguments. A
         `GroupAdam` (`gfrnet_tf.models.group_adam`) as `g_optimizer` steps WarpNet at its
         `group_multiplier` times the rate in the joint phase (pre-training: the plain rate).
         """
