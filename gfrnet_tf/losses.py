@@ -102,8 +102,9 @@ def discriminator_loss(real_logits, fake_logits, real_label=0.9, halved=False):
     """The discriminator's side of Eq. 7 with the smoothed labels 0 / 0.9 of §3.3.
 
     Binary cross-entropy from logits, averaged over the PatchGAN's patches. Real and fake
-    terms are summed, exactly the negated Eq. 7 objective; `halved=True` takes their mean
-    instead, as pix2pix does (it slows the discriminator relative to the generator).
+    terms are summed, exactly the negated Eq. 7 objective, as Lua pix2pix back-propagates
+    them; `halved=True` takes their mean instead, as the PyTorch port of pix2pix does (it
+    slows the discriminator relative to the generator; docs/FIDELITY.md has the lines).
     """
     loss = _bce_per_sample(real_label, real_logits) + _bce_per_sample(0.0, fake_logits)
     return 0.5 * loss if halved else loss
