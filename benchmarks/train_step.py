@@ -1,6 +1,6 @@
 r"""Seconds per GFRNet train step (one G and one D update, no VGG): TensorFlow vs PyTorch.
 
-    python benchmarks/train_step.py [--cases 64x8,256x1] [--steps 3]
+    python -m benchmarks.train_step [--cases 64x8,256x1] [--steps 3]
 
 Both sides run the same networks (pix2pix widths; at 64x64 the first 6, since depth 8
 needs 256 px) with the same losses: l2, global and local adversarial (local = landmark
@@ -26,8 +26,8 @@ import numpy as np
 import tensorflow as tf
 import torch
 from torch.nn import functional as F
-from torch_reference import twin_of
 
+from benchmarks.torch_reference import twin_of
 from gfrnet_tf.models.gfrnet import DEFAULT_LOSS_WEIGHTS, build_gfrnet
 from gfrnet_tf.models.layers import PIX2PIX_WIDTHS
 
