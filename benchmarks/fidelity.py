@@ -6,7 +6,7 @@ test-time mode, at the demo's data and budget.
     python -m benchmarks.fidelity --workdir runs/symmetry --rows symmetry --steps 250
     python -m benchmarks.fidelity --workdir runs/paper_warp --rows paper_warp --steps 1000 \
         --pretrain_epochs 8
-    python -m benchmarks.fidelity --workdir runs/switches --rows switches --steps 5000
+    python -m benchmarks.fidelity --workdir runs/switches --rows switches --steps 2000
 
 Writes the bundled sample dataset (synthetic poses of one photo; "test" = unseen warps
 and degradations of the same face) and trains one `smoke` run per training switch
