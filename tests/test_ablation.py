@@ -212,29 +212,27 @@ def test_ablate_refuses_an_unknown_row_in_one_line(sample_data, tmp_path):
     )
 
 
+def _study_recording(calls, dataset, workdir, rows):
+    """`run_study` at 10 steps whose training only appends each row's workdir to `calls`."""
+    ablation.run_study(
+        load_config("smoke"),
+        dataset,
+        workdir,
+        10,
+        rows,
+        train=lambda config, row_workdir, data: calls.append(row_workdir),
+    )
+
+
 def test_a_row_whose_training_stops_short_is_an_error(tmp_path):
     calls = []
     with pytest.raises(BadConfigError, match="training ended before step 10"):
-        ablation.run_study(
-            load_config("smoke"),
-            None,
-            tmp_path,
-            10,
-            ["-WG"],
-            train=lambda config, workdir, dataset: calls.append(workdir),
-        )
+        _study_recording(calls, None, tmp_path, ["-WG"])
     assert calls == [str(tmp_path / "train" / "no_guide")]
 
 
 def test_r_on_data_of_one_person_is_refused_before_any_row_trains(sample_data, tmp_path):
     calls = []
     with pytest.raises(BadConfigError, match="R: .*only 'astronaut'.*leave R out"):
-        ablation.run_study(
-            load_config("smoke"),
-            sample_data,
-            tmp_path,
-            10,
-            ["Full", "R"],
-            train=lambda config, workdir, dataset: calls.append(workdir),
-        )
+        _study_recording(calls, sample_data, tmp_path, ["Full", "R"])
     assert calls == []
