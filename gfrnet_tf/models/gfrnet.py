@@ -63,7 +63,8 @@ FLOW_TERMS = ("landmark", "tv", "flow_symmetry")
 # The symmetry term's step along the target's axis as a fraction of the image side: the
 # PyTorch reimplementation's C = 10 px at its 256 px (2.5 px at 64 px).
 DEFAULT_SYMMETRY_SHIFT = 10 / 256
-# Part discriminators (docs/DESIGN.md: a known improvement from the PyTorch reimplementation):
+# Part discriminators (not in the paper; after the PyTorch reimplementation, whose part
+# discriminators end in one logit and which adds an eye-pair one: docs/FIDELITY.md):
 # 0-based iBUG-300W index ranges (1-based 37-42, 43-48, 28-36, 49-68); eyes are named by
 # their side in the image.
 # Keys name the image side of a frontal face (they name the part discriminators' layers).
