@@ -6,6 +6,7 @@ test-time mode, at the demo's data and budget.
     python -m benchmarks.fidelity --workdir runs/symmetry --rows symmetry --steps 250
     python -m benchmarks.fidelity --workdir runs/paper_warp --rows paper_warp --steps 1000 \
         --pretrain_epochs 8
+    python -m benchmarks.fidelity --workdir runs/switches --rows switches --steps 2000
 
 Writes the bundled sample dataset (synthetic poses of one photo; "test" = unseen warps
 and degradations of the same face) and trains one `smoke` run per training switch
@@ -16,7 +17,8 @@ test script's mode (`test_time_norm=per_image`, with and without `test_time_drop
 which needs no retraining: the mode only changes inference. Same-run comparison only.
 `--rows symmetry` trains the flow symmetry rows instead (the term's weight 0, 1, 100);
 `--rows paper_warp` the `paper` preset's training readings together, and each remedy for
-the warp they lose in the joint phase.
+the warp they lose in the joint phase; `--rows switches` every other switch of
+docs/FIDELITY.md that changes training, one at a time against the same baseline.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from absl import app, flags
 
 from gfrnet_tf.configs import load_config
 from gfrnet_tf.configs.budget import short_run_schedule
+from gfrnet_tf.configs.official import official_degradation_sets
 from gfrnet_tf.evaluation.runner import evaluate_models
 from gfrnet_tf.runs import RunFolder
 from gfrnet_tf.sample import write_sample_dataset
@@ -43,9 +46,10 @@ SEED = flags.DEFINE_integer("seed", 0, "config.train.seed of every run.")
 ROWS = flags.DEFINE_enum(
     "rows",
     "readings",
-    ["readings", "symmetry", "paper_warp"],
+    ["readings", "symmetry", "paper_warp", "switches"],
     "readings: loss reduction, flow mode, test-time mode; symmetry: the flow symmetry weight; "
-    "paper_warp: every paper training reading, and what keeps its warp.",
+    "paper_warp: every paper training reading, and what keeps its warp; switches: the other "
+    "training switches, one at a time.",
 )
 PRETRAIN_EPOCHS = flags.DEFINE_integer(
     "pretrain_epochs", None, "WarpNet pre-training epochs of 250 steps (default: the demo's)."
@@ -84,10 +88,34 @@ PAPER_WARP_SWITCHES = {
     "paper_training_detached": {**PAPER_TRAINING, "model.detach_warped_guide": True},
     "paper_training_warpnet_lr_0.1": {**PAPER_TRAINING, "train.warpnet_lr_multiplier": 0.1},
 }
+# Every other switch that changes training, one at a time: the official code's or the
+# paper's literal value against the project's (docs/FIDELITY.md, "The table").
+OTHER_SWITCHES = {
+    BASELINE: {},
+    "image_range_unit": {"model.image_range": "unit"},
+    "innermost_relu": {"model.innermost_activation": "relu"},
+    "skip_relu": {"model.skip_activation": "relu"},
+    "blocks_literal": {
+        "model.encoder_activation": "relu",
+        "model.innermost_activation": "relu",
+        "model.innermost_norm": True,
+    },
+    "generator_minimax": {"model.generator_loss": "minimax"},
+    "d_loss_halved": {"model.d_loss_halved": True},
+    "no_flip": {"input.flip": False},
+    "warpnet_init_0.04": {"model.warpnet_init_stddev": 0.04},
+    "no_dropout": {"model.dropout": 0.0},
+    "local_margin_0": {"model.local_margin": 0.0},
+    "part_discriminators": {"model.part_discriminators": True},
+    "official_degradation": {
+        f"input.degradation.{name}": values for name, values in official_degradation_sets().items()
+    },
+}
 ROW_SETS = {
     "readings": TRAINING_SWITCHES,
     "symmetry": SYMMETRY_SWITCHES,
     "paper_warp": PAPER_WARP_SWITCHES,
+    "switches": OTHER_SWITCHES,
 }
 # Inference-only variants of the baseline run: name -> config.model values.
 TEST_MODES = {

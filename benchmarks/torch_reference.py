@@ -256,10 +256,24 @@ def transfer_weights(keras_model, torch_model):
                 tblock.norm.running_var.copy_(_tensor(kblock.norm_layer.moving_variance))
 
 
+# The generator-block switches (`gfrnet_tf.models.layers.EncoderDecoder`) the twin mirrors:
+# only their defaults.
+TWIN_BLOCKS = {
+    "out_activation": "tanh",
+    "encoder_activation": "leaky_relu",
+    "innermost_activation": "leaky_relu",
+    "innermost_norm": False,
+    "skip_activation": "encoder",
+}
+
+
 def twin_of(keras_model):
     """A PyTorch twin with the Keras model's config and weights (the Keras model must be built)."""
     in_channels = _keras_blocks(keras_model)[0].conv.kernel.shape[2]
     config = keras_model.get_config()
+    mirrored = {key: value for key, value in TWIN_BLOCKS.items() if key in config}
+    if any(config[key] != value for key, value in mirrored.items()):
+        raise TypeError(f"the PyTorch twin mirrors only the default blocks {mirrored}")
     widths, norm = tuple(config["widths"]), config["norm"]
     if isinstance(keras_model, WarpNet):
         twin = TorchWarpNet(in_channels, widths, norm, config["flow_mode"], config["offset_scale"])

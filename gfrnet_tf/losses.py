@@ -6,15 +6,23 @@ reduction is `sum(per_sample) / global_batch` (`tf.nn.compute_average_loss`), wh
 `GFRNet` applies once to the weighted total. Inputs are cast to float32, so the losses
 stay exact when the networks compute in `mixed_float16`.
 
-How a term is reduced *inside* a sample decides how the §4.1 weights (l2 100,
+How a term is reduced *inside* a sample decides how the §4.2 weights (l2 100,
 perceptual 0.001, adversarial 1 / 0.5, landmark 10, TV 1) balance it against the others.
 Three readings exist (`LOSS_REDUCTIONS`, `config.model.loss_reduction`; docs/FIDELITY.md):
 
-| term     | "paper" (the formulas)       | "official" (GFRNet_WarpNet code)   | "project"       |
-|----------|------------------------------|------------------------------------|-----------------|
-| l2       | Eq. 6 `||I - I_hat||^2`: sum | mean (`MSELoss`)                   | mean            |
-| landmark | Eq. 9: sum over the points   | `MSELoss` of the masked 2xHxW map  | sum over points |
-| tv       | Eq. 10 squared norms: sums   | mean per direction, summed         | as "official"   |
+| term     | "paper" (the formulas)       | "official" (GFRNet_WarpNet ff10f06)  | "project"     |
+|----------|------------------------------|--------------------------------------|---------------|
+| l2       | Eq. 6 `||I - I_hat||^2`: sum | mean: the project's (code has none)  | mean          |
+| landmark | Eq. 9: sum over the points   | `MSELoss` of the masked 2xHxW map    | Eq. 9's sum   |
+|          |                              | (models/facefh_model.py:49, 89)      |               |
+| tv       | Eq. 10 squared norms: sums   | mean per direction, summed           | as "official" |
+|          |                              | (models/networks.py:194-206)         |               |
+
+The official code trains WarpNet alone: it has no image l2 term. The per-pixel mean with
+weight 100 is the project's reading after pix2pix, whose L1 term is such a mean with
+weight 100; the PyTorch reimplementation instead sums the squared error over image and
+batch, times 0.1, on [0, 1] images (sonack/GFRNet_pytorch_new
+trains/train_full_part_local_GAN_cond_SP_LR.py:144, 483; opts.py:57).
 
 Perceptual (Eq. 5 divides by `C H W`) and adversarial (expectations) terms are means in
 every reading, and so is the flow symmetry term (not in the paper; the PyTorch
@@ -30,6 +38,7 @@ from gfrnet_tf.ops import identity_grid, normalize_points, resample
 
 LOSS_REDUCTIONS = ("paper", "official", "project")
 TV_TARGETS = ("flow", "displacement")
+GENERATOR_LOSSES = ("non_saturating", "minimax")
 
 
 def check_reduction(reduction):
@@ -58,8 +67,10 @@ def l2_loss(target, restored, reduction="project"):
     """Eq. 6's `||I - I_hat||^2`: the squared norm ("paper") or the per-pixel mean.
 
     The paper's plain sum over a 256x256x3 image is ~2e5 times the mean and, with weight
-    100, dwarfs every other term; the mean over pixels and channels (images in [-1, 1])
-    is what pix2pix-style implementations use with that weight ("official", "project").
+    100, dwarfs every other term; the mean over pixels and channels ("official",
+    "project") is the project's reading after pix2pix's mean L1 with weight 100 (module
+    docstring). Both read the images in the networks' range (`GFRNet.image_range`): in
+    [0, 1] the value is a quarter of the value in [-1, 1].
     """
     check_reduction(reduction)
     target, restored = _float32(target, restored)
@@ -91,19 +102,34 @@ def discriminator_loss(real_logits, fake_logits, real_label=0.9, halved=False):
     """The discriminator's side of Eq. 7 with the smoothed labels 0 / 0.9 of §3.3.
 
     Binary cross-entropy from logits, averaged over the PatchGAN's patches. Real and fake
-    terms are summed, exactly the negated Eq. 7 objective; `halved=True` takes their mean
-    instead, as pix2pix does (it slows the discriminator relative to the generator).
+    terms are summed, exactly the negated Eq. 7 objective, as Lua pix2pix back-propagates
+    them; `halved=True` takes their mean instead, as the PyTorch port of pix2pix does (it
+    slows the discriminator relative to the generator; docs/FIDELITY.md has the lines).
     """
     loss = _bce_per_sample(real_label, real_logits) + _bce_per_sample(0.0, fake_logits)
     return 0.5 * loss if halved else loss
 
 
-def generator_adversarial_loss(fake_logits, real_label=0.9):
-    """The generator's side of Eq. 7: push the discriminator's patches towards `real_label`.
+def check_generator_loss(form):
+    """Raise `BadConfigError` unless `form` is one of `GENERATOR_LOSSES`."""
+    if form not in GENERATOR_LOSSES:
+        raise BadConfigError(
+            "model.generator_loss", f"must be one of {GENERATOR_LOSSES}, got {form!r}"
+        )
 
-    The non-saturating form (`-log D(G)` rather than `log(1 - D(G))`), as in pix2pix; the
-    target label is the same smoothed 0.9 the discriminator is trained with.
+
+def generator_adversarial_loss(fake_logits, real_label=0.9, form="non_saturating"):
+    """The generator's side of Eq. 7, averaged over the discriminator's patches.
+
+    "non_saturating" (pix2pix's; not what Eq. 7 writes): minimise `-log D(G)`, the
+    cross-entropy of the fake patches against the same smoothed `real_label` the
+    discriminator is trained with. "minimax": Eq. 7 as written, the generator minimises
+    `log(1 - D(G))`, i.e. the negated cross-entropy against the fake label 0; its gradient
+    vanishes where the discriminator is sure the result is fake, and it is unbounded below.
     """
+    check_generator_loss(form)
+    if form == "minimax":
+        return -_bce_per_sample(0.0, fake_logits)
     return _bce_per_sample(real_label, fake_logits)
 
 

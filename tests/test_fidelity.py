@@ -1,8 +1,10 @@
-"""docs/FIDELITY.md's switches exist, change the model and round-trip; the `paper` preset
+"""docs/FIDELITY.md's switches exist, change the model and round-trip; files saved before a
+switch existed load with its default; each switch does what its row says; the `paper` preset
 builds and steps at 64 px with every paper setting on; its test-time mode exports."""
 
 import json
 import re
+import zipfile
 
 import keras
 import numpy as np
@@ -13,6 +15,7 @@ from gfrnet_tf.configs import load_config
 from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.export.tflite import convert_to_tflite, litert_interpreter, op_names, run_tflite
 from gfrnet_tf.models.gfrnet import build_gfrnet
+from gfrnet_tf.models.layers import EncoderDecoder
 from gfrnet_tf.runs import write_config_file
 from gfrnet_tf.training.schedule import plateau_schedule
 from support import ROOT, built_gfrnet, config_round_trip, keras_file_round_trip, smooth_batch
@@ -46,6 +49,25 @@ MODEL_ALTERNATIVES = {
     "loss_weights": {"tv": 2.0},
     "test_time_norm": "per_image",
     "test_time_dropout": True,
+    "image_range": "unit",
+    "encoder_activation": "relu",
+    "innermost_activation": "relu",
+    "innermost_norm": True,
+    "skip_activation": "relu",
+    "generator_loss": "minimax",
+}
+# What each sub-model's config gained with the switches of issue 27: a file saved before
+# has none of these keys and must load as it did (the defaults).
+SWITCHES_ADDED = {
+    None: ("image_range", "generator_loss"),  # GFRNet itself
+    "recnet": (
+        "out_activation",
+        "encoder_activation",
+        "innermost_activation",
+        "innermost_norm",
+        "skip_activation",
+    ),
+    "warpnet": ("encoder_activation", "innermost_activation", "innermost_norm"),
 }
 # Switches that only choose files or the data, not the built network: checked in config.json.
 CONFIG_ONLY_ALTERNATIVES = {
@@ -120,6 +142,113 @@ def test_all_switches_survive_a_keras_file_and_config_json(tmp_path):
     assert _serialised(loaded) == _serialised(model)
     assert loaded.recnet.test_time_norm == "per_image" and loaded.recnet.test_time_dropout
     assert loaded.loss_reduction == "official" and loaded.tv_target == "flow"
+    assert loaded.image_range == "unit" and loaded.recnet.out_activation == "sigmoid"
+    assert loaded.recnet.body.skip_activation == "relu" and loaded.warpnet.body.innermost_norm
+
+
+def _without_new_switches(config):
+    """A GFRNet config as files saved before the switches of issue 27 hold it."""
+    config = json.loads(json.dumps(config))
+    for sub_model, keys in SWITCHES_ADDED.items():
+        section = config if sub_model is None else config[sub_model]["config"]
+        for key in keys:
+            section.pop(key)
+    return config
+
+
+def test_a_keras_file_saved_before_the_new_switches_loads_with_the_old_behaviour(tmp_path):
+    model = build_gfrnet(_small().model)
+    inputs, _ = _pair(batch=2)
+    expected = model(inputs)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    old = tmp_path / "old.keras"
+    with zipfile.ZipFile(path) as new_file, zipfile.ZipFile(old, "w") as old_file:
+        for item in new_file.infolist():
+            data = new_file.read(item)
+            if item.filename == "config.json":
+                saved = json.loads(data)
+                saved["config"] = _without_new_switches(saved["config"])
+                data = json.dumps(saved).encode()
+            old_file.writestr(item, data)
+    with zipfile.ZipFile(old) as old_file:  # the keys really are gone
+        assert "image_range" not in old_file.read("config.json").decode()
+    loaded = keras.models.load_model(old)
+    assert _serialised(loaded) == _serialised(model)  # the defaults filled in
+    for name, value in loaded(inputs).items():
+        np.testing.assert_array_equal(value, expected[name])
+
+
+def _body(skip_activation, encoder_activation="leaky_relu"):
+    body = EncoderDecoder(
+        (4, 8, 8),
+        "batch",
+        out_channels=3,
+        skips=True,
+        encoder_activation=encoder_activation,
+        skip_activation=skip_activation,
+    )
+    body.build((None, 8, 8, 6))
+    return body
+
+
+@pytest.mark.parametrize("encoder_activation", ["leaky_relu", "relu"])
+def test_skip_relu_feeds_the_decoder_relu_of_the_encoder_features(encoder_activation):
+    """pix2pix applies ReLU to the concatenation: relu(LeakyReLU(e)) = relu(e), so with a
+    ReLU encoder the two skip forms are the same network, with LeakyReLU they differ."""
+    plain, relu = _body("encoder", encoder_activation), _body("relu", encoder_activation)
+    relu.set_weights(plain.get_weights())
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 6)).astype(np.float32)
+    same = np.allclose(plain(x), relu(x), atol=1e-6)
+    assert same == (encoder_activation == "relu")
+
+
+def test_innermost_norm_and_activations_shape_the_encoder_as_named():
+    literal = EncoderDecoder(
+        (4, 8, 8),
+        "batch",
+        out_channels=2,
+        encoder_activation="relu",
+        innermost_activation="relu",
+        innermost_norm=True,
+    )
+    project = EncoderDecoder((4, 8, 8), "batch", out_channels=2)
+    for body in (literal, project):
+        body.build((None, 8, 8, 6))
+    first, middle, innermost = literal.encoder
+    assert first.norm == "none" and middle.norm == "batch" and innermost.norm == "batch"
+    assert project.encoder[-1].norm == "none" and project.encoder[1].norm == "batch"
+    assert [block.activation for block in literal.encoder] == ["relu"] * 3
+    assert [block.activation for block in project.encoder] == ["leaky_relu"] * 3
+    # The innermost BatchNorm's 4 x 8 values are the only weights the literal form adds.
+    assert literal.count_params() - project.count_params() == 4 * 8 - 8  # - the conv bias
+
+
+def _constant_flow(value):
+    def flow(inputs, training):
+        shape = tf.shape(inputs["degraded"])
+        return tf.fill([shape[0], shape[1], shape[2], 2], value)
+
+    return flow
+
+
+@pytest.mark.parametrize("image_range, outside", [("signed", 0.0), ("unit", -1.0)])
+def test_image_range_is_the_networks_and_the_warps_zero_padding(image_range, outside):
+    model = build_gfrnet(_small(image_range=image_range).model)
+    inputs, targets = _pair(batch=2)
+    outputs = model(inputs)
+    assert model.recnet.out_activation == {"signed": "tanh", "unit": "sigmoid"}[image_range]
+    restored = outputs["restored"].numpy()
+    assert restored.min() >= -1.0 and restored.max() <= 1.0
+    # The l2 term reads the networks' range: a quarter of the [-1, 1] value in [0, 1].
+    l2 = model._generator_terms(inputs, targets, outputs, training=False)["l2"].numpy()
+    scale = {"signed": 1.0, "unit": 0.25}[image_range]
+    np.testing.assert_allclose(
+        l2, scale * ((restored - targets["target"]) ** 2).mean(axis=(1, 2, 3)), rtol=1e-4
+    )
+    # Sampling outside the guide gives zeros in the networks' range: grey or black.
+    model._flow = _constant_flow(3.0)
+    np.testing.assert_allclose(model(inputs)["warped_guide"], outside, atol=1e-6)
 
 
 def _pair(batch=1, seed=0):
@@ -139,7 +268,22 @@ def paper_model():
         config.model.local_margin,
         config.train.plateau_monitor,
         config.input.batch_size,
-    ) == ("absolute", "paper", "flow", "per_image", True, 0.0, "val_reconstruction", 1)
+        config.model.image_range,
+        config.model.innermost_activation,
+        config.model.skip_activation,
+    ) == (
+        "absolute",
+        "paper",
+        "flow",
+        "per_image",
+        True,
+        0.0,
+        "val_reconstruction",
+        1,
+        "unit",
+        "relu",
+        "relu",
+    )
     config.model.update(SMALL)
     keras.utils.set_random_seed(0)
     model = build_gfrnet(config.model)

@@ -36,6 +36,14 @@ def _model(lr=2e-4, **config):
     return model
 
 
+def _other_people(batch):
+    """`batch` as Ours(R)'s data gives it (`make_dataset(..., other_identity_guides=True)`):
+    with who each target and each guide is, all different people."""
+    inputs, targets = batch
+    people = np.arange(len(targets["target"]), dtype=np.int64)
+    return inputs, {**targets, "identity": people, "guide_identity": people + len(people)}
+
+
 def test_generator_step_leaves_discriminators_alone_and_vice_versa():
     model = _model(part_discriminators=True, part_size=16)  # parts on: five discriminators
     inputs, targets = smooth_batch()
@@ -71,7 +79,8 @@ def test_exact_flow_gives_zero_landmark_term_in_the_model():
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_variant_trains_a_step(variant):
     model = _model(variant=variant)
-    inputs, targets = smooth_batch()
+    batch = smooth_batch()
+    inputs, targets = _other_people(batch) if variant == "random_guide" else batch
     before = snapshot(model.recnet.trainable_variables)
     logs = {name: float(value) for name, value in model.train_step((inputs, targets)).items()}
     assert all(np.isfinite(value) for value in logs.values())
@@ -98,22 +107,20 @@ def test_no_guide_variant_ignores_the_guide():
     np.testing.assert_array_equal(restored, other)
 
 
-def test_random_guide_pairs_each_sample_with_the_next_guide():
+def test_random_guide_trains_at_batch_1_on_data_that_names_the_guides_person():
     model = _model(variant="random_guide")
-    inputs, targets = smooth_batch()
-    paired_inputs, paired_targets = model._pair_guides(inputs, targets)
-    np.testing.assert_array_equal(paired_inputs["guide"][1], inputs["guide"][0])
-    np.testing.assert_array_equal(
-        paired_targets["guide_landmarks"][0], targets["guide_landmarks"][1]
-    )
-    np.testing.assert_array_equal(paired_inputs["degraded"], inputs["degraded"])
+    inputs, targets = _other_people(smooth_batch())
     single = ({k: v[:1] for k, v in inputs.items()}, {k: v[:1] for k, v in targets.items()})
-    with pytest.raises(BadConfigError, match="batch of at least 2"):
-        model.train_step(single)
+    logs = model.train_step(single)  # the paper's batch size; the data chose the guide
+    assert np.isfinite(float(logs["g_total"]))
+    own_guides = smooth_batch()  # no identities: the target's own guide, which R must not train on
+    for step in (model.train_step, model.test_step):
+        with pytest.raises(BadConfigError, match="guides of other people"):
+            step(own_guides)
 
 
 def test_warp_pretraining_then_joint_fit_on_a_fixed_batch():
-    """§4.1 schedule on one batch: WarpNet alone, then everything, as `gfrnet-train` runs it."""
+    """§4.2 schedule on one batch: WarpNet alone, then everything, as `gfrnet-train` runs it."""
     model = _model(lr=2e-3)
     model.phase = "warp"
     data = tf.data.Dataset.from_tensors(smooth_batch()).repeat()
@@ -220,7 +227,7 @@ def test_vgg_weights_switch_the_perceptual_term_on(tmp_path):
     )
     assert float(logs["perceptual"]) == pytest.approx(float(expected), rel=1e-5) and expected > 0
     assert model.perceptual_network.trainable_variables == []
-    # Eq. 6's reconstruction loss, what §4.1's schedule watches, is the weighted sum of both.
+    # Eq. 6's reconstruction loss, what §4.2's schedule watches, is the weighted sum of both.
     reconstruction = 100.0 * float(logs["l2"]) + 0.001 * float(logs["perceptual"])
     assert float(logs["reconstruction"]) == pytest.approx(reconstruction, rel=1e-5)
     assert set(logs) == JOINT | {"landmark", "tv", "perceptual"}

@@ -221,6 +221,26 @@ def test_halved_discriminator_loss_is_half_the_eq_7_sum():
     )
 
 
+def test_minimax_generator_loss_is_eq_7s_log_one_minus_d_with_its_vanishing_gradient():
+    fake = tf.constant(np.random.normal(size=(2, 3, 3, 1)).astype(np.float32) * 3.0)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(fake)
+        minimax = losses.generator_adversarial_loss(fake, form="minimax")
+        non_saturating = losses.generator_adversarial_loss(fake)
+    d_of_fake = 1.0 / (1.0 + np.exp(-fake.numpy()))
+    np.testing.assert_allclose(
+        minimax, np.log(1.0 - d_of_fake).reshape(2, -1).mean(1), rtol=1e-5, atol=1e-6
+    )
+    # d/dlogit per patch: -D (minimax; vanishes where D calls the result fake) and D - 0.9
+    # (non-saturating; largest there). 9 patches per sample.
+    np.testing.assert_allclose(tape.gradient(minimax, fake), -d_of_fake / 9.0, rtol=1e-4)
+    np.testing.assert_allclose(
+        tape.gradient(non_saturating, fake), (d_of_fake - 0.9) / 9.0, rtol=1e-4, atol=1e-7
+    )
+    with pytest.raises(BadConfigError, match="generator_loss"):
+        losses.generator_adversarial_loss(fake, form="wasserstein")
+
+
 def test_unknown_reduction_and_tv_target_fail_by_name():
     with pytest.raises(BadConfigError, match="loss_reduction"):
         losses.l2_loss(np.zeros((1, 2, 2, 3)), np.zeros((1, 2, 2, 3)), "sum")

@@ -143,3 +143,7 @@ def test_transfer_rejects_mismatched_twins():
     warpnet = _built(WarpNet(WIDTHS), 6, seed=11)
     with pytest.raises(ValueError, match="blocks"):
         torch_reference.transfer_weights(warpnet, torch_reference.TorchWarpNet(6, WIDTHS[:-1]))
+    # The twin mirrors the default generator blocks only; another form is refused.
+    recnet = _built(RecNet(WIDTHS, skip_activation="relu"), 6, seed=12)
+    with pytest.raises(TypeError, match="default blocks"):
+        torch_reference.twin_of(recnet)

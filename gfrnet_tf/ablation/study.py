@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 from gfrnet_tf.ablation.report import REFERENCE_ROW, paired_comparison, write_study
 from gfrnet_tf.configs.budget import short_run_schedule
 from gfrnet_tf.configs.variants import TABLE1_ROWS, variant_config
+from gfrnet_tf.data.other_identity import first_two_people
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.evaluation import protocol, runner
 from gfrnet_tf.io.paths import make_output_dir
@@ -39,6 +40,16 @@ def row_config(base_config, row: str, steps: int):
     config = base_config.copy_and_resolve_references()
     config.train.update(short_run_schedule(steps))
     return variant_config(config, row)
+
+
+def check_other_people(dataset):
+    """Raises `BadConfigError` unless the training split names at least two people (R's)."""
+    try:
+        first_two_people(dataset.files("train"))
+    except BadConfigError as error:
+        raise BadConfigError(
+            "--variants", f"R: {error.problem}; leave R out for this data"
+        ) from None
 
 
 def total_steps(config) -> int:
@@ -105,6 +116,8 @@ def run_study(
     workdir = Path(make_output_dir(workdir))
     configs = {row: row_config(base_config, row, steps) for row in rows}
     check_inputs(configs.values(), dataset, test_split)
+    if "R" in rows:  # before any row trains: R needs guides of other people
+        check_other_people(dataset)
     trained = []
     for row, config in configs.items():
         run_dir = workdir / "train" / TABLE1_ROWS[row].folder

@@ -1,4 +1,4 @@
-r"""gfrnet-train: trains GFRNet -- WarpNet pre-training, then joint training (§4.1).
+r"""gfrnet-train: trains GFRNet -- WarpNet pre-training, then joint training (§4.2).
 
     gfrnet-train --config smoke --workdir runs/smoke --data DATASET_DIR \
         [--strategy auto|mirrored|multiworker|none] [--mixed_precision] \

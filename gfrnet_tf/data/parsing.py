@@ -24,7 +24,7 @@ MAX_RECORD_PIXELS = 4096 * 4096
 _POINT_VALUES = NUM_LANDMARKS * 2
 
 
-def _check(condition, shard, index, problem):
+def check_in_record(condition, shard, index, problem):
     """An assert whose message names the record: `<shard>: record <i>: <problem>`."""
     where = tf.strings.join([shard, ": record ", tf.strings.as_string(index), ": "])
     return tf.debugging.Assert(condition, [tf.strings.join([where, problem])])
@@ -33,11 +33,11 @@ def _check(condition, shard, index, problem):
 def _decode_image(encoded, shard, index, name):
     """Decodes PNG/JPEG to uint8 `[H, W, 3]`, after checking from the header that it is a
     PNG or JPEG of at most `MAX_RECORD_PIXELS` pixels."""
-    present = _check(tf.strings.length(encoded) > 0, shard, index, f"no {name} image")
+    present = check_in_record(tf.strings.length(encoded) > 0, shard, index, f"no {name} image")
     with tf.control_dependencies([present]):
         size = checked_header_size(
             encoded,
-            lambda condition, problem: _check(
+            lambda condition, problem: check_in_record(
                 condition, shard, index, tf.strings.join([f"{name} image ", problem])
             ),
             MAX_RECORD_PIXELS,
@@ -53,7 +53,9 @@ def _decode_points(sparse, shard, index, name):
     problem = tf.strings.join(
         [tf.strings.as_string(count), f" {name} values, expected {_POINT_VALUES}"]
     )
-    with tf.control_dependencies([_check(tf.equal(count, _POINT_VALUES), shard, index, problem)]):
+    with tf.control_dependencies(
+        [check_in_record(tf.equal(count, _POINT_VALUES), shard, index, problem)]
+    ):
         return tf.reshape(values, [NUM_LANDMARKS, 2])
 
 
@@ -96,7 +98,7 @@ def decode_pair(serialized, shard="<memory>", index=-1, keys=None):
         ["schema version ", tf.strings.as_string(version), f", expected {SCHEMA_VERSION}"]
     )
     with tf.control_dependencies(
-        [_check(tf.equal(version, SCHEMA_VERSION), shard, index, problem)]
+        [check_in_record(tf.equal(version, SCHEMA_VERSION), shard, index, problem)]
     ):
         sample = {key: features[key] for key in ("identity", "target_file", "guide_file")}
         for image_key, points_key in IMAGE_POINTS:

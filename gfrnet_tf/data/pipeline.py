@@ -2,7 +2,7 @@
 
     shards -> [input_context shard] -> interleave (records keep (shard, index))
       -> [shuffle] -> decode + check (uint8) [-> skip corrupt, counted]
-      [-> cache -> shuffle] -> per-element seed
+      [-> cache -> shuffle] [-> guides of other people (Ours(R))] -> per-element seed
       -> one per-sample map: to float, resize -> [synthetic-pose guide] -> [flip]
          -> degrade (Eq. 4)
       -> batch [-> repeat] [-> tf.data service] -> prefetch
@@ -11,7 +11,8 @@ Elements are `(inputs, targets)` as `train_step` reads them (docs/ARCHITECTURE.m
 `inputs = {"degraded", "guide"}` float32 `[B, H, W, 3]` in `[-1, 1]` (the guide is never
 degraded); `targets = {"target" [-1, 1], "landmarks" [B, 68, 2] px, "guide_landmarks"
 [B, 68, 2] px, "degradation": {"blur", "scale", "noise", "jpeg_quality"} [B]}` plus
-`"flow" [B, H, W, 2]` (normalised) in synthetic-pose mode only.
+`"flow" [B, H, W, 2]` (normalised) in synthetic-pose mode only, and `"identity"`,
+`"guide_identity"` `[B]` int64 (`other_identity.identity_code`) with guides of other people.
 
 Randomness is stateless and comes from one `[2]` seed per element. Training draws it from
 `Dataset.random(config.seed, rerandomize_each_iteration=True)`: every epoch differs, a run
@@ -36,8 +37,8 @@ import tensorflow as tf
 
 from gfrnet_tf.data import cache as cache_lib
 from gfrnet_tf.data import degrade as degrade_lib
+from gfrnet_tf.data import other_identity, synthetic_pose
 from gfrnet_tf.data import service as service_lib
-from gfrnet_tf.data import synthetic_pose
 from gfrnet_tf.data.framing import check_record_headers
 from gfrnet_tf.data.images import to_model_range
 from gfrnet_tf.data.landmarks import IMAGE_POINTS, flip_sample
@@ -229,6 +230,9 @@ def _example_fn(config, training, degradation_fn):
         inputs = {"degraded": to_model_range(degraded), "guide": to_model_range(pair["guide"])}
         targets = {key: pair[key] for key in targets}
         targets.update(target=to_model_range(pair["target"]), degradation=degradation)
+        if "guide_identity" in sample:  # Ours(R): whose guide it is, for checks
+            for key in ("identity", "guide_identity"):
+                targets[key] = other_identity.identity_code(sample[key])
         return inputs, targets
 
     return example
@@ -324,6 +328,7 @@ def make_dataset(
     degradation_fn=degrade_lib.degrade,
     drop_remainder=None,
     repeat=False,
+    other_identity_guides=False,
 ):
     """Batched `(inputs, targets)` from TFRecord shards of the `records` schema.
 
@@ -342,15 +347,27 @@ def make_dataset(
     is measured. A repeated validation set counted in whole batches passes True.
     `repeat=True`: endless, every pass with new randomness.
 
+    `other_identity_guides=True` (Ours(R), `gfrnet_tf.data.other_identity`): every target
+    gets the guide of an earlier record of another person instead of its own; the records
+    must name at least two people, and synthetic pose (a guide made from the target
+    itself) is refused.
+
     `config.cache` keeps the decoded records across passes (`gfrnet_tf.data.cache`): the
     record shuffle then follows the cache, and the shard order is fixed. A training
     dataset with `config.data_service` runs on that dispatcher's workers
     (`gfrnet_tf.data.service`); an evaluation always runs here, in its fixed order.
     """
     check_input_config(config)
+    if other_identity_guides and config.synthetic_pose.enabled:
+        raise BadConfigError(
+            "input.synthetic_pose.enabled",
+            "Ours(R) takes the guide of another person from the records; a synthetic-pose "
+            "guide is made from the target itself",
+        )
     files = list_shards(file_patterns)
     # Before TF's reader can trust a hostile record length; the counts size a memory cache.
     counts = [check_record_headers(path) for path in files]
+    first_people = other_identity.first_two_people(files) if other_identity_guides else None
     cache = _cache_setting(config)
     service = _service_setting(config) if training else ""
     if service:  # workers open the shards themselves, from another working directory
@@ -368,6 +385,8 @@ def make_dataset(
     # A synthetic-pose guide replaces the stored one: leaving it out of the parse output
     # lets tf.data prune its decoding (one PNG decode, ~10% of a sample's CPU time).
     keys = TARGET_KEYS if config.synthetic_pose.enabled else PAIR_KEYS
+    if other_identity_guides:
+        keys = other_identity.SAMPLE_KEYS
 
     def parse(shard, index, serialized):
         return shard, index, decode_pair(serialized, shard, index, keys)
@@ -381,6 +400,8 @@ def make_dataset(
         parsed = cache_lib.cached(parsed, cache, config, files, counts, keys, input_context)
         if training:
             parsed = parsed.shuffle(config.shuffle_buffer, seed=config.seed)
+    if other_identity_guides:
+        parsed = other_identity.with_other_identity_guides(parsed, *first_people)
     return _finish(
         parsed, config, training, input_context, degradation_fn, drop_remainder, repeat, service
     )

@@ -10,7 +10,7 @@ network, every loss term a `keras.metrics.Mean` tracker.
         model.compile(g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
                       d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
         model.build_all((256, 256))
-    model.phase = "warp"    # §4.1: WarpNet alone on the flow loss
+    model.phase = "warp"    # §4.2: WarpNet alone on the flow loss
     model.fit(data, epochs=5)
     model.phase = "joint"   # then the full objective
     model.fit(data, initial_epoch=5, epochs=105)
@@ -27,16 +27,24 @@ from gfrnet_tf import ibug68, losses
 from gfrnet_tf.errors import BadConfigError, check_non_negative, is_real_number
 from gfrnet_tf.models.discriminator import PATCHGAN_WIDTHS, PatchDiscriminator
 from gfrnet_tf.models.group_adam import group_learning_rate
-from gfrnet_tf.models.layers import PIX2PIX_INIT_STDDEV, PIX2PIX_WIDTHS, check_test_time_norm
+from gfrnet_tf.models.layers import (
+    PIX2PIX_INIT_STDDEV,
+    PIX2PIX_WIDTHS,
+    check_choice,
+    check_test_time_norm,
+)
 from gfrnet_tf.models.recnet import RecNet
 from gfrnet_tf.models.vgg_face import VGGFace, load_vgg_face_weights
 from gfrnet_tf.models.warpnet import WarpNet
 from gfrnet_tf.ops import crop_to_landmarks, identity_grid, symmetry_axis, warp_image
 
-# §4.3 ablations: Ours(Full), (-F), (-W), (-WG), (R).
+# §4.5 ablations: Ours(Full), (-F), (-W), (-WG), (R).
 VARIANTS = ("full", "no_flow_loss", "no_warp", "no_guide", "random_guide")
 PHASES = ("warp", "reconstruction", "joint")
-# §4.1 trade-off parameters, plus two not in the paper: the optional part discriminators
+# The range the networks see images in: the project's [-1, 1] (tanh output) or the
+# official Torch model's [0, 1] (sigmoid output here). Inputs and outputs stay [-1, 1].
+IMAGE_RANGES = ("signed", "unit")
+# §4.2 trade-off parameters, plus two not in the paper: the optional part discriminators
 # (weighted like the local discriminator) and the flow symmetry term (off at 0; computed
 # and reported only when its weight is not 0).
 DEFAULT_LOSS_WEIGHTS = {
@@ -50,14 +58,15 @@ DEFAULT_LOSS_WEIGHTS = {
     "flow_symmetry": 0.0,
 }
 # Every tracker a GFRNet owns; `GFRNet.metrics` reports the subset its variant and phase
-# compute. "reconstruction" is Eq. 6's L_r (weighted l2 + perceptual), the quantity §4.1's
+# compute. "reconstruction" is Eq. 6's L_r (weighted l2 + perceptual), the quantity §4.2's
 # learning-rate schedule watches on the validation set.
 TRACKED = (*DEFAULT_LOSS_WEIGHTS, "reconstruction", "g_total", "d_global", "d_local", "d_parts")
 FLOW_TERMS = ("landmark", "tv", "flow_symmetry")
 # The symmetry term's step along the target's axis as a fraction of the image side: the
 # PyTorch reimplementation's C = 10 px at its 256 px (2.5 px at 64 px).
 DEFAULT_SYMMETRY_SHIFT = 10 / 256
-# Part discriminators (docs/DESIGN.md: a known improvement from the PyTorch reimplementation):
+# Part discriminators (not in the paper; after the PyTorch reimplementation, whose part
+# discriminators end in one logit and which adds an eye-pair one: docs/FIDELITY.md):
 # 0-based iBUG-300W index ranges (1-based 37-42, 43-48, 28-36, 49-68); eyes are named by
 # their side in the image.
 # Keys name the image side of a frontal face (they name the part discriminators' layers).
@@ -92,11 +101,12 @@ class GFRNet(keras.Model):
     Optional `part_discriminators` (a dict over `FACE_PARTS`, not in the paper) see the
     same concatenation cropped to each part's landmark box, resized to `part_size`.
 
-    `variant="random_guide"` (Ours(R)) pairs every sample with the guide (and guide
-    landmarks) of the next sample in the batch, in `train_step` and `test_step`, so it needs
-    a per-replica batch of at least 2; `call` always uses the guide it is given.
+    `variant="random_guide"` (Ours(R)) is the full network trained on guides of other
+    people, which the data supplies (`make_dataset(..., other_identity_guides=True)`, at
+    any batch size); its `train_step` / `test_step` refuse batches that do not say whose
+    guide they hold (`targets["guide_identity"]`). `call` uses the guide it is given.
 
-    `phase="warp"` is §4.1's WarpNet pre-training: `train_step` then updates WarpNet alone
+    `phase="warp"` is §4.2's WarpNet pre-training: `train_step` then updates WarpNet alone
     on the flow loss (`landmark` and `tv` weights). `phase="reconstruction"` (not in the
     paper) trains the generator on the full objective without its adversarial terms, and
     no discriminator: a warm-up before the GAN, as ESRGAN-style training starts from a
@@ -112,7 +122,10 @@ class GFRNet(keras.Model):
 
     Fidelity switches (docs/FIDELITY.md): `loss_reduction` ("paper" | "official" |
     "project", `gfrnet_tf.losses`), `tv_target` ("flow": Eq. 10 on Phi | "displacement":
-    on Phi - identity), `d_loss_halved` (pix2pix's 0.5 on the discriminator loss) and
+    on Phi - identity), `image_range` (`IMAGE_RANGES`: the networks, the warp's zero
+    padding, the l2 term and the discriminators see images in [-1, 1] or in [0, 1]; RecNet's
+    output activation must match), `generator_loss` ("non_saturating" | "minimax", Eq. 7 as
+    written), `d_loss_halved` (the PyTorch pix2pix's 0.5 on the discriminator loss) and
     `detach_warped_guide` (RecNet's losses do not reach WarpNet, which then learns from
     the flow loss alone, as the PyTorch reimplementation does); the reimplementation's flow
     symmetry term (`losses.flow_symmetry_loss`) is part of the flow loss when
@@ -144,6 +157,8 @@ class GFRNet(keras.Model):
         d_loss_halved=False,
         detach_warped_guide=False,
         symmetry_shift=DEFAULT_SYMMETRY_SHIFT,
+        image_range="signed",
+        generator_loss="non_saturating",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -159,6 +174,8 @@ class GFRNet(keras.Model):
                 "model.tv_target", f"{tv_target!r} is not one of {losses.TV_TARGETS}"
             )
         _check_symmetry_term((loss_weights or {}).get("flow_symmetry", 0.0), symmetry_shift)
+        check_choice(image_range, IMAGE_RANGES, "image_range", "model")
+        losses.check_generator_loss(generator_loss)
         if part_discriminators is not None and set(part_discriminators) != set(FACE_PARTS):
             raise BadConfigError(
                 "part_discriminators", f"needs exactly the parts {sorted(FACE_PARTS)}"
@@ -181,6 +198,8 @@ class GFRNet(keras.Model):
         self.d_loss_halved = d_loss_halved
         self.detach_warped_guide = detach_warped_guide
         self.symmetry_shift = symmetry_shift
+        self.image_range = image_range
+        self.generator_loss = generator_loss
         self.phase = phase
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKED}
 
@@ -203,7 +222,7 @@ class GFRNet(keras.Model):
 
     # ------------------------------------------------------------ inference
     def call(self, inputs, training=False):
-        degraded, guide = inputs["degraded"], inputs["guide"]
+        degraded, guide = self._network_inputs(inputs)
         if self.warpnet is None:
             shape = tf.shape(degraded)
             flow = tf.tile(identity_grid(shape[1], shape[2]), [shape[0], 1, 1, 1])
@@ -211,16 +230,18 @@ class GFRNet(keras.Model):
         else:
             flow = self._flow(inputs, training)
             # Warp in float32 even under mixed precision: float16 pixel coordinates are
-            # only 1/8 px exact at 256.
+            # only 1/8 px exact at 256. Outside the guide it samples zeros: mid-grey in
+            # [-1, 1], black in [0, 1].
             warped = tf.cast(warp_image(tf.cast(guide, tf.float32), flow), guide.dtype)
             if self.detach_warped_guide:
                 warped = tf.stop_gradient(warped)
         rec_input = degraded if self.variant == "no_guide" else tf.concat([degraded, warped], -1)
         restored = self.recnet(rec_input, training=training)
-        # float32 outputs whatever the compute dtype (mixed precision), for losses and export.
+        # float32 outputs in [-1, 1] whatever the compute dtype (mixed precision) and the
+        # networks' range, for losses and export.
         return {
-            "restored": tf.cast(restored, tf.float32),
-            "warped_guide": tf.cast(warped, tf.float32),
+            "restored": self._from_network(tf.cast(restored, tf.float32)),
+            "warped_guide": self._from_network(tf.cast(warped, tf.float32)),
             "flow": tf.cast(flow, tf.float32),
         }
 
@@ -272,7 +293,7 @@ class GFRNet(keras.Model):
         """`g_optimizer` updates WarpNet + RecNet, `d_optimizer` both discriminators, and
         `w_optimizer` WarpNet in the "warp" pre-training phase.
 
-        §4.1 uses Adam (lr 2e-4, beta1 0.5) for both; loss weights are model arguments. A
+        §4.2 uses Adam (lr 2e-4, beta1 0.5) for both; loss weights are model arguments. A
         `GroupAdam` (`gfrnet_tf.models.group_adam`) as `g_optimizer` steps WarpNet at its
         `group_multiplier` times the rate in the joint phase. Each phase has its own Adam
         state: with one shared optimizer, RecNet's zero moments were bias-corrected with the
@@ -332,7 +353,7 @@ class GFRNet(keras.Model):
 
     # -------------------------------------------------------------- training
     def train_step(self, data):
-        inputs, targets = self._pair_guides(*data)
+        inputs, targets = self._checked_guides(*data)
         if self.phase == "warp":
             self._warp_step(inputs, targets)
         else:
@@ -342,7 +363,7 @@ class GFRNet(keras.Model):
         return self._results()
 
     def test_step(self, data):
-        inputs, targets = self._pair_guides(*data)
+        inputs, targets = self._checked_guides(*data)
         if self.phase == "warp":
             flow = self._flow(inputs, training=False)
             self._track(self._weighted_total(self._flow_terms(flow, targets)))
@@ -357,7 +378,7 @@ class GFRNet(keras.Model):
         return self._results()
 
     def _warp_step(self, inputs, targets):
-        """§4.1 pre-training: WarpNet alone on the flow loss, with its own optimizer."""
+        """§4.2 pre-training: WarpNet alone on the flow loss, with its own optimizer."""
         with tf.GradientTape() as tape:
             flow = self._flow(inputs, training=True)
             terms = self._weighted_total(self._flow_terms(flow, targets))
@@ -399,36 +420,34 @@ class GFRNet(keras.Model):
     def _generator_terms(self, inputs, targets, outputs, training):
         """Per-sample G loss terms (unweighted) for the restored image and the flow."""
         target, restored = targets["target"], outputs["restored"]
-        terms = {"l2": losses.l2_loss(target, restored, self.loss_reduction)}
+        # The l2 term and the discriminators see the networks' range; VGG-Face takes [-1, 1].
+        restored_n = self._to_network(restored)
+        terms = {"l2": losses.l2_loss(self._to_network(target), restored_n, self.loss_reduction)}
         if self.phase == "joint":
-            terms.update(self._adversarial_terms(inputs, targets, restored, training))
+            terms.update(self._adversarial_terms(inputs, targets, restored_n, training))
         if self.perceptual_network is not None:
             terms["perceptual"] = losses.perceptual_loss(self.perceptual_network, target, restored)
         if self.warpnet is not None:
             terms.update(self._flow_terms(outputs["flow"], targets))
         return terms
 
-    def _adversarial_terms(self, inputs, targets, restored, training):
-        """The generator's adversarial terms: the discriminators' verdicts on `restored`."""
-        fake = tf.concat([self._condition(inputs), restored], -1)
+    def _adversarial_terms(self, inputs, targets, restored_n, training):
+        """The generator's adversarial terms: the verdicts on `restored_n` (networks' range)."""
+        fake = tf.concat([self._condition(inputs), restored_n], -1)
+
+        def adversarial(discriminator, images):
+            return losses.generator_adversarial_loss(
+                discriminator(images, training=training), self.real_label, self.generator_loss
+            )
+
         terms = {
-            "adv_global": losses.generator_adversarial_loss(
-                self.global_discriminator(fake, training=training), self.real_label
-            ),
-            "adv_local": losses.generator_adversarial_loss(
-                self.local_discriminator(self._local_crop(fake, targets), training=training),
-                self.real_label,
-            ),
+            "adv_global": adversarial(self.global_discriminator, fake),
+            "adv_local": adversarial(self.local_discriminator, self._local_crop(fake, targets)),
         }
         if self.part_discriminators:
             crops = self._part_crops(fake, targets)
             terms["adv_parts"] = tf.add_n(
-                [
-                    losses.generator_adversarial_loss(
-                        d(crops[part], training=training), self.real_label
-                    )
-                    for part, d in self.part_discriminators.items()
-                ]
+                [adversarial(d, crops[part]) for part, d in self.part_discriminators.items()]
             ) / len(FACE_PARTS)
         return terms
 
@@ -449,8 +468,8 @@ class GFRNet(keras.Model):
 
     def _discriminator_terms(self, inputs, targets, restored, training):
         condition = self._condition(inputs)
-        real = tf.concat([condition, targets["target"]], -1)
-        fake = tf.concat([condition, restored], -1)
+        real = tf.concat([condition, self._to_network(targets["target"])], -1)
+        fake = tf.concat([condition, self._to_network(restored)], -1)
         real_local, fake_local = self._local_crop(real, targets), self._local_crop(fake, targets)
 
         def loss(discriminator, real_images, fake_images):
@@ -493,28 +512,34 @@ class GFRNet(keras.Model):
         return {**terms, **extra}
 
     # --------------------------------------------------------------- helpers
-    def _pair_guides(self, inputs, targets):
-        """For Ours(R), gives every sample the next sample's guide: a different identity
-        whenever the batch holds distinct people (rolling keeps every guide in use)."""
-        if self.variant != "random_guide":
-            return inputs, targets
-        message = "random_guide needs a per-replica batch of at least 2"
-        batch = inputs["guide"].shape[0]
-        if batch is None:  # only known when the step runs; fails the step instead
-            tf.debugging.assert_greater_equal(tf.shape(inputs["guide"])[0], 2, message=message)
-        elif batch < 2:
-            raise BadConfigError("model.variant", message)
-        inputs = {**inputs, "guide": tf.roll(inputs["guide"], 1, axis=0)}
-        targets = {**targets, "guide_landmarks": tf.roll(targets["guide_landmarks"], 1, axis=0)}
+    def _checked_guides(self, inputs, targets):
+        """The batch as it is; for Ours(R) only if it says whose guides it holds, so that R
+        never trains on the target's own guide by mistake."""
+        if self.variant == "random_guide" and "guide_identity" not in targets:
+            raise BadConfigError(
+                "model.variant",
+                "random_guide trains on guides of other people: make its data with "
+                "make_dataset(..., other_identity_guides=True)",
+            )
         return inputs, targets
 
+    def _to_network(self, images):
+        """`[-1, 1]` images in the range the networks work in (`image_range`)."""
+        return images if self.image_range == "signed" else (images + 1.0) * 0.5
+
+    def _from_network(self, images):
+        return images if self.image_range == "signed" else images * 2.0 - 1.0
+
+    def _network_inputs(self, inputs):
+        return self._to_network(inputs["degraded"]), self._to_network(inputs["guide"])
+
     def _flow(self, inputs, training):
-        return self.warpnet(tf.concat([inputs["degraded"], inputs["guide"]], -1), training=training)
+        return self.warpnet(tf.concat(self._network_inputs(inputs), -1), training=training)
 
     def _condition(self, inputs):
         if self.variant == "no_guide":
-            return inputs["degraded"]
-        return tf.concat([inputs["degraded"], inputs["guide"]], -1)
+            return self._to_network(inputs["degraded"])
+        return tf.concat(self._network_inputs(inputs), -1)
 
     def _local_crop(self, images, targets):
         return crop_to_landmarks(images, targets["landmarks"], self.local_size, self.local_margin)
@@ -580,6 +605,8 @@ class GFRNet(keras.Model):
             d_loss_halved=self.d_loss_halved,
             detach_warped_guide=self.detach_warped_guide,
             symmetry_shift=self.symmetry_shift,
+            image_range=self.image_range,
+            generator_loss=self.generator_loss,
         )
         return config
 
@@ -608,14 +635,21 @@ MODEL_CONFIG_DEFAULTS = {
     "flow_mode": "offset",  # WarpNet: "offset" (identity + scaled tanh) | "absolute" (Eq. 1)
     "flow_offset_scale": 1.0,  # WarpNet offset range, normalised units
     "dropout": 0.5,  # RecNet dropout on its first decoder layers (pix2pix; not in the paper)
+    # Generator blocks (layers.EncoderDecoder; docs/FIDELITY.md "generator blocks"):
+    "encoder_activation": "leaky_relu",  # "leaky_relu" (pix2pix, official) | "relu" (§3.1 text)
+    "innermost_activation": "leaky_relu",  # "relu": official WarpNet, pix2pix
+    "innermost_norm": False,  # True: BatchNorm on the innermost encoder layer (§3.1 text)
+    "skip_activation": "encoder",  # RecNet skips: "encoder" | "relu" (pix2pix U-Net)
+    "image_range": "signed",  # networks see [-1, 1] ("signed", tanh) or [0, 1] ("unit", sigmoid)
     "test_time_norm": "moving",  # BatchNorm at inference: "moving" | "per_image" (official test)
     "test_time_dropout": False,  # RecNet dropout at inference too (official test script)
     "loss_reduction": "project",  # "paper" | "official" | "project" (gfrnet_tf.losses)
     "tv_target": "displacement",  # TV on "flow" (Eq. 10) or "displacement" (Phi - identity)
-    "d_loss_halved": False,  # pix2pix's 0.5 on the discriminator loss (not in Eq. 7)
+    "d_loss_halved": False,  # PyTorch pix2pix's 0.5 on the discriminator loss (not in Eq. 7)
+    "generator_loss": "non_saturating",  # or "minimax": log(1 - D(G)) as Eq. 7 writes it
     "detach_warped_guide": False,  # joint phase: WarpNet learns from the flow loss alone
     "symmetry_shift": DEFAULT_SYMMETRY_SHIFT,  # flow symmetry step, fraction of the image side
-    "variant": "full",  # one of VARIANTS (§4.3 ablations)
+    "variant": "full",  # one of VARIANTS (§4.5 ablations)
     "local_size": 128,  # side of the local discriminator's landmark crop, pixels
     "local_margin": 0.1,  # landmark-box margin for the local crop (0 = §3.3's minimal box)
     "part_discriminators": False,  # eyes/nose/mouth PatchGANs (FACE_PARTS; not in the paper)
@@ -628,11 +662,18 @@ MODEL_CONFIG_DEFAULTS = {
 }
 
 
+# `config.model` keys that shape the generator's blocks (WarpNet has no skips).
+BLOCK_KEYS = ("encoder_activation", "innermost_activation", "innermost_norm", "skip_activation")
+# RecNet's output activation for each `image_range`.
+RECNET_OUTPUT = {"signed": "tanh", "unit": "sigmoid"}
+
+
 # The `config.model` keys that give trained weights their meaning: what inference computes
-# with them (architecture, normalisation, flow parametrisation, ablation variant). Changing
-# one after training changes every output while the weights still load, so checkpoints
-# record them (`trained_settings`). Test-time switches (`test_time_norm`,
-# `test_time_dropout`) and training-only keys (losses, discriminators, init) are not here.
+# with them (architecture, blocks, image range, normalisation, flow parametrisation,
+# ablation variant). Changing one after training changes every output while the weights
+# still load, so checkpoints record them (`trained_settings`). Test-time switches
+# (`test_time_norm`, `test_time_dropout`) and training-only keys (losses, discriminators,
+# init) are not here.
 TRAINED_SETTINGS = (
     "widths",
     "warpnet_widths",
@@ -641,6 +682,8 @@ TRAINED_SETTINGS = (
     "flow_mode",
     "flow_offset_scale",
     "variant",
+    "image_range",
+    *BLOCK_KEYS,
 )
 
 
@@ -662,6 +705,8 @@ def build_gfrnet(model_config) -> GFRNet:
     _check_known_keys("config.model", config, MODEL_CONFIG_DEFAULTS)
     c = {**MODEL_CONFIG_DEFAULTS, **config}
     _check_test_time_mode(c)
+    check_choice(c["image_range"], IMAGE_RANGES, "image_range", "config.model")
+    blocks = {key: c[key] for key in BLOCK_KEYS}
     warpnet = None
     if c["variant"] not in ("no_warp", "no_guide"):
         warpnet = WarpNet(
@@ -672,6 +717,7 @@ def build_gfrnet(model_config) -> GFRNet:
             init_stddev=c["warpnet_init_stddev"],
             test_time_norm=c["test_time_norm"],
             name="warpnet",
+            **{key: value for key, value in blocks.items() if key != "skip_activation"},
         )
     perceptual_network = None
     if c["vgg_face_weights"]:
@@ -694,7 +740,9 @@ def build_gfrnet(model_config) -> GFRNet:
             init_stddev=c["init_stddev"],
             test_time_norm=c["test_time_norm"],
             test_time_dropout=c["test_time_dropout"],
+            out_activation=RECNET_OUTPUT[c["image_range"]],
             name="recnet",
+            **blocks,
         ),
         global_discriminator=discriminator("global_discriminator"),
         local_discriminator=discriminator("local_discriminator"),
@@ -713,6 +761,8 @@ def build_gfrnet(model_config) -> GFRNet:
         d_loss_halved=c["d_loss_halved"],
         detach_warped_guide=c["detach_warped_guide"],
         symmetry_shift=c["symmetry_shift"],
+        image_range=c["image_range"],
+        generator_loss=c["generator_loss"],
     )
 
 

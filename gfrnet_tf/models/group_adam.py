@@ -6,7 +6,7 @@ reimplementation gives WarpNet a parameter group at 0.001 times the rate).
 
 Why one optimizer with a group, not another optimizer for WarpNet in the joint phase: the
 group's rate is computed at every step from the optimizer's own learning rate, so whatever
-sets that rate (the §4.1 plateau step-down, a restored backup, a loaded `.keras` file)
+sets that rate (the §4.2 plateau step-down, a restored backup, a loaded `.keras` file)
 moves the group's too, always `multiplier` times; multiplier 1 is the plain Adam bit for
 bit; and the optimizer has exactly a plain Adam's variables, so checkpoints and backups
 written before the option existed load unchanged. Scaling the gradients instead would

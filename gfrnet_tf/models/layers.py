@@ -23,6 +23,10 @@ from gfrnet_tf.errors import BadConfigError
 
 NORMS = ("batch", "instance", "none")
 TEST_TIME_NORMS = ("moving", "per_image")
+ENCODER_ACTIVATIONS = ("leaky_relu", "relu")
+# How U-Net skip features enter the decoder: as the encoder's activation left them, or
+# through ReLU (pix2pix: ReLU on the concatenation).
+SKIP_ACTIVATIONS = ("encoder", "relu")
 PIX2PIX_INIT_STDDEV = 0.02
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
@@ -43,10 +47,7 @@ def conv_initializer(stddev=PIX2PIX_INIT_STDDEV):
 
 def check_test_time_norm(mode, source):
     """Raise `BadConfigError` unless `mode` is one of `TEST_TIME_NORMS`."""
-    if mode not in TEST_TIME_NORMS:
-        raise BadConfigError(
-            source, f"test_time_norm must be one of {TEST_TIME_NORMS}, got {mode!r}"
-        )
+    check_choice(mode, TEST_TIME_NORMS, "test_time_norm", source)
 
 
 def per_image_batch_norm(layer, x):
@@ -71,10 +72,15 @@ def inference_dropout(x, rate):
     return x * keep / tf.cast(1.0 - rate, x.dtype)
 
 
+def check_choice(value, choices, key, source):
+    """Raise `BadConfigError` unless `value` is one of `choices` (`key` names the setting)."""
+    if value not in choices:
+        raise BadConfigError(source, f"{key} must be one of {choices}, got {value!r}")
+
+
 def check_norm(norm, source):
     """Raise `BadConfigError` unless `norm` is one of `NORMS`."""
-    if norm not in NORMS:
-        raise BadConfigError(source, f"norm must be one of {NORMS}, got {norm!r}")
+    check_choice(norm, NORMS, "norm", source)
 
 
 def check_network(widths, norm, source):
@@ -238,15 +244,22 @@ class ConvBlock(keras.layers.Layer):
 class EncoderDecoder(keras.layers.Layer):
     """The generator body shared by WarpNet and RecNet (GFRNet §3.1, pix2pix widths).
 
-    Encoder: `len(widths)` 4x4 stride-2 convs with LeakyReLU(0.2); decoder: as many 4x4
-    stride-2 transposed convs with ReLU, mirroring the widths, the last one producing
-    `out_channels` through `out_activation`. The first encoder layer and the last decoder
-    layer have no norm (paper §3.1), and neither has the innermost encoder layer: with
-    batch 1 its output is 1x1 at 256x256 and depth 8, where BatchNorm would normalise a
-    single value to beta (pix2pix drops the norm there for the same reason).
-    With `skips`, encoder output i is concatenated to decoder output L-i (U-Net); the
-    first `dropout_layers` decoder layers get `dropout`. `init_stddev`, `test_time_norm`
-    and `test_time_dropout` go to every block (`ConvBlock`).
+    Encoder: `len(widths)` 4x4 stride-2 convs with `encoder_activation` (the innermost one
+    with `innermost_activation`); decoder: as many 4x4 stride-2 transposed convs with ReLU,
+    mirroring the widths, the last one producing `out_channels` through `out_activation`.
+    The first encoder layer and the last decoder layer have no norm (paper §3.1), and
+    without `innermost_norm` neither has the innermost encoder layer: with batch 1 its
+    output is 1x1 at 256x256 and depth 8, where BatchNorm would normalise a single value
+    to beta (the official WarpNet, GFRNet_WarpNet models/networks.py:107-108, and pix2pix
+    drop it). With `skips`, encoder output i is concatenated to decoder output L-i (U-Net):
+    as the encoder's activation left it (`skip_activation="encoder"`), or through ReLU
+    (`"relu"`: pix2pix applies ReLU to the whole concatenation, its decoder half already
+    is). The first `dropout_layers` decoder layers get `dropout`. `init_stddev`,
+    `test_time_norm` and `test_time_dropout` go to every block (`ConvBlock`).
+
+    The defaults are the project's reading; docs/FIDELITY.md ("generator blocks") has the
+    official code's (ReLU into the innermost layer) and the paper's literal
+    "convolution-BatchNorm-ReLU" (ReLU encoder, BatchNorm on the innermost layer too).
     """
 
     def __init__(
@@ -261,10 +274,17 @@ class EncoderDecoder(keras.layers.Layer):
         init_stddev=PIX2PIX_INIT_STDDEV,
         test_time_norm="moving",
         test_time_dropout=False,
+        encoder_activation="leaky_relu",
+        innermost_activation="leaky_relu",
+        innermost_norm=False,
+        skip_activation="encoder",
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_network(widths, norm, self.name)
+        check_choice(encoder_activation, ENCODER_ACTIVATIONS, "encoder_activation", self.name)
+        check_choice(innermost_activation, ENCODER_ACTIVATIONS, "innermost_activation", self.name)
+        check_choice(skip_activation, SKIP_ACTIVATIONS, "skip_activation", self.name)
         self.widths = tuple(widths)
         self.norm = norm
         self.out_channels = out_channels
@@ -275,17 +295,23 @@ class EncoderDecoder(keras.layers.Layer):
         self.init_stddev = init_stddev
         self.test_time_norm = test_time_norm
         self.test_time_dropout = test_time_dropout
+        self.encoder_activation = encoder_activation
+        self.innermost_activation = innermost_activation
+        self.innermost_norm = bool(innermost_norm)
+        self.skip_activation = skip_activation
         block_options = dict(
             init_stddev=init_stddev,
             test_time_norm=test_time_norm,
             test_time_dropout=test_time_dropout,
         )
         depth = len(self.widths)
+        innermost = depth - 1
+        # Norm on every encoder layer but the first, and the innermost only with innermost_norm.
         self.encoder = [
             ConvBlock(
                 width,
-                norm=norm if 0 < i < depth - 1 else "none",
-                activation="leaky_relu",
+                norm=norm if 0 < i < innermost + self.innermost_norm else "none",
+                activation=innermost_activation if i == innermost else encoder_activation,
                 dtype=self.dtype_policy,
                 name=f"down_{i}",
                 **block_options,
@@ -345,7 +371,10 @@ class EncoderDecoder(keras.layers.Layer):
             features.append(x)
         for j, block in enumerate(self.decoder):
             if self.skips and j > 0:
-                x = keras.ops.concatenate([features[-1 - j], x], axis=-1)
+                skip = features[-1 - j]
+                if self.skip_activation == "relu":  # ReLU(LeakyReLU(e)) = ReLU(e)
+                    skip = keras.ops.relu(skip)
+                x = keras.ops.concatenate([skip, x], axis=-1)
             x = block(x, training=training)
         return x
 
@@ -365,5 +394,9 @@ class EncoderDecoder(keras.layers.Layer):
             init_stddev=self.init_stddev,
             test_time_norm=self.test_time_norm,
             test_time_dropout=self.test_time_dropout,
+            encoder_activation=self.encoder_activation,
+            innermost_activation=self.innermost_activation,
+            innermost_norm=self.innermost_norm,
+            skip_activation=self.skip_activation,
         )
         return config

@@ -9,7 +9,8 @@ from gfrnet_tf.models.layers import PIX2PIX_INIT_STDDEV, PIX2PIX_WIDTHS, Encoder
 
 @keras.saving.register_keras_serializable(package="gfrnet_tf")
 class RecNet(keras.Model):
-    """`concat(I_d, I_w)` `[B, H, W, C]` -> restored face `[B, H, W, out_channels]` in `[-1, 1]`.
+    """`concat(I_d, I_w)` `[B, H, W, C]` -> restored face `[B, H, W, out_channels]`: `tanh`,
+    `[-1, 1]` (`out_activation`; "sigmoid" gives `[0, 1]`, the official code's range).
 
     The WarpNet encoder-decoder plus U-Net skips (encoder layer i -> decoder layer L-i,
     GFRNet §3.1 "Reconstruction Subnetwork"). H and W must be multiples of
@@ -19,8 +20,9 @@ class RecNet(keras.Model):
     `dropout` on the first `dropout_layers` decoder layers is pix2pix's U-Net, not the
     paper (which names no dropout); `dropout=0` switches it off. It is active with
     `training=True`, and at inference too with `test_time_dropout` (the official test
-    script never leaves Torch's training mode). `init_stddev` and `test_time_norm`: see
-    `gfrnet_tf.models.layers`.
+    script never leaves Torch's training mode). `init_stddev`, `test_time_norm` and the
+    blocks' form (`encoder_activation`, `innermost_activation`, `innermost_norm`,
+    `skip_activation`): see `gfrnet_tf.models.layers.EncoderDecoder`.
     """
 
     def __init__(
@@ -33,6 +35,11 @@ class RecNet(keras.Model):
         init_stddev=PIX2PIX_INIT_STDDEV,
         test_time_norm="moving",
         test_time_dropout=False,
+        out_activation="tanh",
+        encoder_activation="leaky_relu",
+        innermost_activation="leaky_relu",
+        innermost_norm=False,
+        skip_activation="encoder",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -44,17 +51,26 @@ class RecNet(keras.Model):
         self.init_stddev = init_stddev
         self.test_time_norm = test_time_norm
         self.test_time_dropout = test_time_dropout
+        self.out_activation = out_activation
+        self.encoder_activation = encoder_activation
+        self.innermost_activation = innermost_activation
+        self.innermost_norm = innermost_norm
+        self.skip_activation = skip_activation
         self.body = EncoderDecoder(
             self.widths,
             norm,
             out_channels=out_channels,
-            out_activation="tanh",
+            out_activation=out_activation,
             skips=True,
             dropout=dropout,
             dropout_layers=dropout_layers,
             init_stddev=init_stddev,
             test_time_norm=test_time_norm,
             test_time_dropout=test_time_dropout,
+            encoder_activation=encoder_activation,
+            innermost_activation=innermost_activation,
+            innermost_norm=innermost_norm,
+            skip_activation=skip_activation,
             dtype=self.dtype_policy,
             name=f"{self.name}_body",
         )
@@ -79,5 +95,10 @@ class RecNet(keras.Model):
             init_stddev=self.init_stddev,
             test_time_norm=self.test_time_norm,
             test_time_dropout=self.test_time_dropout,
+            out_activation=self.out_activation,
+            encoder_activation=self.encoder_activation,
+            innermost_activation=self.innermost_activation,
+            innermost_norm=self.innermost_norm,
+            skip_activation=self.skip_activation,
         )
         return config

@@ -21,8 +21,9 @@ class WarpNet(keras.Model):
     offset_scale * tanh(output)`, so an untrained WarpNet already starts near the identity
     warp; `Phi` may then leave `[-1, 1]`, where the resampler samples zeros. Eq. 1-3 and
     both public codes use "absolute" (docs/FIDELITY.md has the measured difference).
-    `init_stddev` (official code: 0.04) and `test_time_norm` go to every layer
-    (`gfrnet_tf.models.layers`).
+    `init_stddev` (official code: 0.04) and `test_time_norm` go to every layer;
+    `encoder_activation`, `innermost_activation` and `innermost_norm` choose the blocks'
+    form (`gfrnet_tf.models.layers.EncoderDecoder`).
     """
 
     def __init__(
@@ -33,6 +34,9 @@ class WarpNet(keras.Model):
         offset_scale=1.0,
         init_stddev=PIX2PIX_INIT_STDDEV,
         test_time_norm="moving",
+        encoder_activation="leaky_relu",
+        innermost_activation="leaky_relu",
+        innermost_norm=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -46,6 +50,9 @@ class WarpNet(keras.Model):
         self.offset_scale = offset_scale
         self.init_stddev = init_stddev
         self.test_time_norm = test_time_norm
+        self.encoder_activation = encoder_activation
+        self.innermost_activation = innermost_activation
+        self.innermost_norm = innermost_norm
         self.body = EncoderDecoder(
             self.widths,
             norm,
@@ -53,6 +60,9 @@ class WarpNet(keras.Model):
             out_activation="tanh",
             init_stddev=init_stddev,
             test_time_norm=test_time_norm,
+            encoder_activation=encoder_activation,
+            innermost_activation=innermost_activation,
+            innermost_norm=innermost_norm,
             dtype=self.dtype_policy,
             name=f"{self.name}_body",
         )
@@ -79,5 +89,8 @@ class WarpNet(keras.Model):
             offset_scale=self.offset_scale,
             init_stddev=self.init_stddev,
             test_time_norm=self.test_time_norm,
+            encoder_activation=self.encoder_activation,
+            innermost_activation=self.innermost_activation,
+            innermost_norm=self.innermost_norm,
         )
         return config

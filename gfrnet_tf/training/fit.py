@@ -1,4 +1,4 @@
-"""Training as a library call: `train(config, workdir, dataset)` runs §4.1 end to end.
+"""Training as a library call: `train(config, workdir, dataset)` runs §4.2 end to end.
 
     from gfrnet_tf.configs import load_config
     from gfrnet_tf.data import PreparedDataset
@@ -65,10 +65,23 @@ def train(config, workdir, dataset, *, strategy=None, mixed_precision=False, ver
             "No VGG-Face weights (config.model.vgg_face_weights): perceptual loss is off."
         )
     model = build_model(config, strategy, mixed_precision)
-    train_data = distributed_dataset(strategy, inputs.train_files, config.input, training=True)
+    other_people = other_identity_guides(config.model)
+    train_data = distributed_dataset(
+        strategy,
+        inputs.train_files,
+        config.input,
+        training=True,
+        other_identity_guides=other_people,
+    )
     val_data = None
     if inputs.val_files:
-        val_data = distributed_dataset(strategy, inputs.val_files, inputs.val_input, training=False)
+        val_data = distributed_dataset(
+            strategy,
+            inputs.val_files,
+            inputs.val_input,
+            training=False,
+            other_identity_guides=other_people,
+        )
     with record_errors(dataset.source):  # a bad record past the start-up check
         callbacks = make_callbacks(
             config, workdir, strategy, inputs.val_files or inputs.train_files
@@ -102,12 +115,8 @@ def check_inputs(config, dataset, replicas: int = 1) -> Inputs:
             "no validation pairs: the learning rate stays at %g", config.train.learning_rates[0]
         )
         return Inputs(config, train_files)
-    pairing = 2 if config.model.get("variant") == "random_guide" else 1
     val_files, batch_size, steps = validation_batches(
-        dataset.files(VALIDATION_SPLIT),
-        config.input.batch_size,
-        dataset.source,
-        min_batch=replicas * pairing,
+        dataset.files(VALIDATION_SPLIT), config.input.batch_size, dataset.source, min_batch=replicas
     )
     val_input = copy.deepcopy(config.input)
     val_input.batch_size = batch_size
@@ -176,6 +185,11 @@ def warpnet_lr_multiplier(train) -> float:
     )
 
 
+def other_identity_guides(model_config) -> bool:
+    """Ours(R) (`random_guide`) trains and validates on guides of other people (§4.5)."""
+    return model_config.get("variant", "full") == "random_guide"
+
+
 def reconstruction_warmup_epochs(train) -> int:
     """`train.reconstruction_warmup_epochs`, checked; 0 for configs saved before the key."""
     warmup = train.get("reconstruction_warmup_epochs", 0)
@@ -187,23 +201,30 @@ def reconstruction_warmup_epochs(train) -> int:
     return warmup
 
 
-def distributed_dataset(strategy, files, input_config, training):
+def distributed_dataset(strategy, files, input_config, training, other_identity_guides=False):
     """Each replica reads its share, repeated: `fit` counts steps, not passes.
 
     Full batches only, validation too: its `validation_steps` counts the whole batches of
     one pass, and a partial batch would shift every later pass of the repeated set.
+    `other_identity_guides`: `make_dataset`'s, for Ours(R).
     """
 
     def dataset_fn(context):
         return make_dataset(
-            files, input_config, training, input_context=context, drop_remainder=True, repeat=True
+            files,
+            input_config,
+            training,
+            input_context=context,
+            drop_remainder=True,
+            repeat=True,
+            other_identity_guides=other_identity_guides,
         )
 
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
 def make_optimizer(train, learning_rate, mixed_precision, group_multiplier=None):
-    """§4.1's Adam; with `group_multiplier` a `GroupAdam` (the generator's: WarpNet's rate)."""
+    """§4.2's Adam; with `group_multiplier` a `GroupAdam` (the generator's: WarpNet's rate)."""
     if group_multiplier is None:
         optimizer = keras.optimizers.Adam(learning_rate, beta_1=train.adam_beta_1)
     else:
@@ -242,13 +263,19 @@ def build_model(config, strategy, mixed_precision):
     return model
 
 
-def fixed_batch(files, input_config):
+def fixed_batch(files, input_config, other_identity_guides=False):
     """One deterministic `(inputs, targets)` numpy batch for the TensorBoard image grid
     (read without `input.cache`: one batch would only start a cache and drop it)."""
     input_config = copy.deepcopy(input_config)
     with input_config.unlocked():
         input_config.cache = ""
-    batch = next(iter(make_dataset(files, input_config, training=False)))
+    batch = next(
+        iter(
+            make_dataset(
+                files, input_config, training=False, other_identity_guides=other_identity_guides
+            )
+        )
+    )
     return tf.nest.map_structure(np.asarray, batch)
 
 
@@ -279,14 +306,14 @@ def make_callbacks(config, workdir, strategy, grid_files):
             callbacks_lib.TensorBoardLogger(
                 str(run.tensorboard),
                 config.train.summary_every,
-                fixed_batch(grid_files, config.input),
+                fixed_batch(grid_files, config.input, other_identity_guides(config.model)),
             ),
         ]
     return callbacks
 
 
 def run_phases(model, config, train_data, val_data, val_steps, callbacks, verbose=1):
-    """§4.1: WarpNet on the flow loss for `warp_pretrain_epochs`, then the full objective
+    """§4.2: WarpNet on the flow loss for `warp_pretrain_epochs`, then the full objective
     for `epochs`, of which the first `reconstruction_warmup_epochs` (not in the paper) leave
     the adversarial terms out.
 

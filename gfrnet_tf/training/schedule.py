@@ -1,6 +1,6 @@
-"""The §4.1 learning-rate schedule: 2e-4 -> 2e-5 -> 2e-6 when a validation loss stops decreasing.
+"""The §4.2 learning-rate schedule: 2e-4 -> 2e-5 -> 2e-6 when a validation loss stops decreasing.
 
-§4.1 watches "the reconstruction loss on validation set": Eq. 6's weighted l2 + perceptual
+§4.2 watches "the reconstruction loss on validation set": Eq. 6's weighted l2 + perceptual
 (`val_reconstruction`, the `paper` preset). The project's presets watch the l2 term alone
 (`val_l2`); without VGG-Face weights the two make the same decisions.
 """
