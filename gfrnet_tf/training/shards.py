@@ -33,9 +33,8 @@ def validation_batches(
     time, so successive `val_l2` values are comparable (and Keras never hits the end of an
     unsized dataset, which it reports as "ran out of data"). A split smaller than one
     training batch (a small collection's, from gfrnet-prepare) is validated as one smaller
-    batch, a multiple of `min_batch` (the replicas, times 2 for Ours(R), which pairs each
-    sample with the next one's guide); `source` (the dataset) is named if even that is
-    impossible.
+    batch, a multiple of `min_batch` (the replicas); `source` (the dataset) is named if even
+    that is impossible.
     """
     files, records = check_shards(files)
     size = min(batch_size, records // min_batch * min_batch)
