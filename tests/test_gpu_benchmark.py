@@ -68,7 +68,14 @@ def test_smoke_run_prints_the_table_with_finite_positive_figures():
     env = dict(os.environ, PYTHONPATH=ROOT, CUDA_VISIBLE_DEVICES="")
     env.pop("TF_CONFIG", None)
     # Without the XLA rows: compiling the whole train step takes minutes on a CPU.
-    command = [sys.executable, "-m", "benchmarks.gpu", "--smoke", "--precisions", "fp32,mixed"]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.gpu",
+        "--smoke",
+        "--precisions",
+        "fp32,mixed,bf16",
+    ]
     result = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200
     )
@@ -76,7 +83,7 @@ def test_smoke_run_prints_the_table_with_finite_positive_figures():
     header, rows = _table(result.stdout)
     assert tuple(header) == gpu.COLUMNS
     assert {(row["precision"], row["batch"]) for row in rows} == {
-        (p, b) for p in ("fp32", "mixed") for b in ("1", "2")
+        (p, b) for p in ("fp32", "mixed", "bf16") for b in ("1", "2")
     }
     for row in rows:
         for column in ("steps/s", "images/s", "host CPU-s/step", "TFLOP/s", "utilisation"):
@@ -84,6 +91,7 @@ def test_smoke_run_prints_the_table_with_finite_positive_figures():
             assert math.isfinite(value) and value > 0, (column, row)
         assert row["peak memory"] == "n/a (CPU)"
     lines = result.stdout.splitlines()
+    assert any("bf16 rows: TF bf16 matmul" in line and "CPU bf16: " in line for line in lines)
     assert any(line.startswith("FLOPs per image pair: train step ") for line in lines)
     assert any(line.startswith("input pipeline (Eq. 4 + synthetic pose") for line in lines)
     assert any(line.startswith("host cores one such device needs") for line in lines)

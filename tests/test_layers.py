@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gfrnet_tf"
 # or above. Keep in step with the table in docs/ARCHITECTURE.md.
 LAYERS = (
     ("errors", "ibug68"),
-    ("io", "ops", "serving_client"),
+    ("io", "ops", "serving_client", "precision"),
     ("runs", "losses", "faces", "data", "visualize"),
     ("models", "sample", "people"),
     ("export", "configs"),

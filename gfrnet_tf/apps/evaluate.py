@@ -24,7 +24,7 @@ from pathlib import Path
 from absl import flags
 
 from gfrnet_tf.apps.batch import Failures
-from gfrnet_tf.apps.common import make_run
+from gfrnet_tf.apps.common import define_precision_flag, inference_policy, make_run
 from gfrnet_tf.configs import load_config
 from gfrnet_tf.data import PreparedDataset
 from gfrnet_tf.errors import BadConfigError
@@ -70,6 +70,11 @@ TEST_PROTOCOL = flags.DEFINE_enum(
     "What the 4x/8x settings draw: "
     + "; ".join(f"{k}: {v}" for k, v in protocol.TEST_PROTOCOLS.items()),
 )
+PRECISION = define_precision_flag(
+    "float32",
+    "What checkpoints and .keras models compute in: mixed_bfloat16 where the device has "
+    "bf16 natively (else float32, said); exports run as exported.",
+)
 flags.mark_flags_as_required(["model", "data"])
 
 
@@ -103,6 +108,7 @@ def main(argv):
         face_measures=measures,
         face_note=face_note,
         test_protocol=TEST_PROTOCOL.value,
+        policy=inference_policy(PRECISION.value),
     )
     failures = Failures()
     for error in result.failures:

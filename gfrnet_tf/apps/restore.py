@@ -33,7 +33,7 @@ from pathlib import Path
 from absl import flags
 
 from gfrnet_tf.apps.batch import Failures
-from gfrnet_tf.apps.common import make_run
+from gfrnet_tf.apps.common import define_precision_flag, inference_policy, make_run
 from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError, NoFaceError
 from gfrnet_tf.io import load_image
 from gfrnet_tf.io.paths import printable
@@ -71,6 +71,11 @@ IDENTITY_EVERY = flags.DEFINE_integer(
     "identity_every",
     10,
     "Videos: measure the identity distance to the guide every N frames (dlib; 0 = never).",
+)
+PRECISION = define_precision_flag(
+    "float32",
+    "What a checkpoint or .keras model computes in: mixed_bfloat16 where the device has "
+    "bf16 natively (else float32, said); an export runs as exported.",
 )
 flags.mark_flags_as_required(["model", "input", "guide", "output"])
 
@@ -151,7 +156,7 @@ def main(argv):
     output = OutputFolder(
         OUTPUT.value, input_path, protected=[*inputs, *GUIDE.value], longest_suffix=LONGEST_SUFFIX
     )
-    restorer = load_restorer(MODEL.value)
+    restorer = load_restorer(MODEL.value, inference_policy(PRECISION.value))
     # Exported models know their size; a Keras model takes any size, so aligned crops
     # are then used at their own size.
     image_size = (

@@ -28,6 +28,7 @@ from gfrnet_tf.data.degrade import PARAMETERS
 from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError
 from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.io.paths import make_output_dir
+from gfrnet_tf.precision import FLOAT32
 from gfrnet_tf.restoration.restorer import load_restorer
 
 BASELINE = "degraded input"
@@ -58,8 +59,11 @@ def evaluate_models(
     face_measures=None,
     face_note: str = "",
     test_protocol: str = protocol.DEFAULT_TEST_PROTOCOL,
+    policy: str = FLOAT32,
 ) -> EvaluationResult:
     """Evaluates `models` (table name -> anything `load_restorer` takes) on `split`.
+
+    Keras models compute under the dtype `policy` (`gfrnet_tf.precision`).
 
     `input_config` (a `config.input`) and `image_size` override what the models recorded;
     `face_note` says in results.json why face measures are missing, if they are.
@@ -68,7 +72,7 @@ def evaluate_models(
     failures, restorers = [], {}
     for name, path in models.items():
         try:
-            restorers[name] = load_restorer(path)
+            restorers[name] = load_restorer(path, policy)
         except GFRNetError as error:
             failures.append(error)
     config = evaluation_input_config(restorers, input_config, image_size, batch_size)

@@ -26,7 +26,12 @@ from gfrnet_tf import ibug68, losses
 from gfrnet_tf.errors import BadConfigError, check_non_negative, is_real_number
 from gfrnet_tf.models.discriminator import PATCHGAN_WIDTHS, PatchDiscriminator
 from gfrnet_tf.models.group_adam import group_learning_rate
-from gfrnet_tf.models.layers import PIX2PIX_INIT_STDDEV, PIX2PIX_WIDTHS, check_test_time_norm
+from gfrnet_tf.models.layers import (
+    OUTPUT_DTYPE,
+    PIX2PIX_INIT_STDDEV,
+    PIX2PIX_WIDTHS,
+    check_test_time_norm,
+)
 from gfrnet_tf.models.recnet import RecNet
 from gfrnet_tf.models.vgg_face import VGGFace, load_vgg_face_weights
 from gfrnet_tf.models.warpnet import WarpNet
@@ -142,7 +147,12 @@ class GFRNet(keras.Model):
         symmetry_shift=DEFAULT_SYMMETRY_SHIFT,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        # The container itself stays float32 under a mixed policy: Keras would otherwise cast
+        # the degraded and guide images to the compute dtype on the way in, and the guide
+        # would reach the (float32) warp already rounded (bfloat16: to 1/4 grey level).
+        # The sub-networks compute in the policy they were built under.
+        kwargs.pop("dtype", None)
+        super().__init__(dtype=OUTPUT_DTYPE, **kwargs)
         if variant not in VARIANTS:
             raise BadConfigError("model.variant", f"{variant!r} is not one of {VARIANTS}")
         if (warpnet is None) != (variant in ("no_warp", "no_guide")):
