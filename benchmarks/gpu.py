@@ -298,8 +298,7 @@ def torch_ratio(config, batch, steps):
         import torch  # noqa: F401
     except ImportError:
         return None
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import train_step
+    from benchmarks import train_step
 
     config = config.copy_and_resolve_references()
     config.model.vgg_face_weights = ""
