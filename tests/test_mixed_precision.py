@@ -352,8 +352,11 @@ def test_train_in_bf16_resume_in_float32_then_load_and_export_either_way(tmp_pat
     assert from_file.recnet.body.decoder[-1].compute_dtype == "float32"
     reference = _restored_uint8(fp32, inputs)
     np.testing.assert_array_equal(_restored_uint8(from_file, inputs), reference)
-    # bf16 inference of the same weights: within a few grey levels of float32 (8 bits of
-    # mantissa through RecNet; measured: at most 2, mean 0.2 on these random inputs).
+    # bf16 inference of the same weights: within a few grey levels of float32. A barely
+    # trained tiny model's outputs stay near grey, where bf16's relative rounding is small in
+    # grey levels: measured at most 1 level, mean 0.002-0.003 (3 seeds of its weights). The
+    # bound allows for the wider range of a trained model's outputs (the demo's model:
+    # README, "Precision").
     difference = np.abs(_restored_uint8(bf16, inputs) - reference)
     assert difference.max() <= 4 and difference.mean() < 1.0
 

@@ -1,6 +1,10 @@
 """Compute precision: what each request becomes per device kind, bf16 detection, the old
 switch, config checks. The numerics under each policy are `test_mixed_precision.py`."""
 
+import os
+import subprocess
+import sys
+
 import keras
 import ml_collections
 import pytest
@@ -10,6 +14,7 @@ from gfrnet_tf.configs import load_config
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.training import fit
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BF16 = precision.BFLOAT16
 # This VM's own flags line (AMD EPYC, AVX2, no AVX-512) and two that have bf16.
 AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse sse2 avx f16c fma avx2 sha_ni vaes\n"
@@ -118,3 +123,42 @@ def test_policy_scope_builds_under_the_policy_and_restores_the_previous_one():
     with pytest.raises(RuntimeError), precision.policy_scope(BF16):
         raise RuntimeError
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_inference_commands_say_when_bf16_falls_back(monkeypatch, capsys):
+    from gfrnet_tf.apps.common import inference_policy
+
+    monkeypatch.setenv(precision.CPU_BF16_OVERRIDE, "0")
+    assert inference_policy(BF16) == precision.FLOAT32
+    said = capsys.readouterr().out.strip()
+    assert said.startswith("precision float32 on CPU (no native bf16 (GFRNET_CPU_BF16=0)")
+    monkeypatch.setenv(precision.CPU_BF16_OVERRIDE, "1")
+    assert inference_policy(BF16) == BF16
+    assert inference_policy(precision.FLOAT32) == precision.FLOAT32
+    assert (
+        capsys.readouterr().out.strip()
+        == "precision mixed_bfloat16 on CPU (native bf16: GFRNET_CPU_BF16=1)"
+    )
+    with pytest.raises(BadConfigError, match="mixed_float16 needs a GPU"):
+        inference_policy(precision.FLOAT16)
+
+
+def test_export_takes_a_compute_precision_for_the_savedmodel_only(tmp_path):
+    # Checked before the model is read: the model path need not exist.
+    command = [
+        sys.executable,
+        "-m",
+        "gfrnet_tf.apps.export",
+        f"--model={tmp_path / 'run'}",
+        f"--output={tmp_path / 'export'}",
+        "--formats=savedmodel,tflite_fp32",
+        "--precision=mixed_bfloat16",
+    ]
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --precision: mixed_bfloat16 applies to the savedmodel format only, not "
+        "tflite_fp32 (TFLite has its own fp16 and int8 variants)"
+    )
+    assert not (tmp_path / "export").exists()
