@@ -1,7 +1,8 @@
 """gfrnet-evaluate: the Table 1 protocol for one or more models, one table row each.
 
     gfrnet-evaluate --model runs/full --model runs/wg --names full,-WG \
-        --data DATASET_DIR [--split test] [--output eval/] [--image_size N]
+        --data DATASET_DIR [--split test] [--output eval/] [--image_size N] \
+        [--precision mixed_bfloat16]
 
 `--model` is anything gfrnet-restore takes (a workdir, checkpoint, `.keras`, SavedModel or
 `.tflite`); `--data` a dataset folder (its manifest says whether guides are synthesised)
@@ -14,7 +15,9 @@ reported in one line each; the others are still evaluated, and the exit status i
 With dlib installed (extra `landmarks`) the table has the restored faces' identity distance
 to the ground truth (`identity_distance`, `identity_match`) and landmark distance (`lmd`)
 per setting; `--arcface_model FILE` (ONNX or TFLite) adds `arcface_deg`; see
-docs/EVALUATION.md. The work is `gfrnet_tf.evaluation.runner.evaluate_models`.
+docs/EVALUATION.md. `--precision` is what checkpoints and `.keras` models compute in
+(`gfrnet_tf.precision`); exports run as exported. The work is
+`gfrnet_tf.evaluation.runner.evaluate_models`.
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ def model_names(paths) -> list[str]:
 
 def main(argv):
     del argv
+    policy = inference_policy(PRECISION.value)
     models = dict(zip(model_names(MODEL.value), MODEL.value))
     dataset = PreparedDataset.open(
         DATA.value, glob_split=SPLIT.value, synthetic_pose=SYNTHETIC_POSE.value
@@ -108,7 +112,7 @@ def main(argv):
         face_measures=measures,
         face_note=face_note,
         test_protocol=TEST_PROTOCOL.value,
-        policy=inference_policy(PRECISION.value),
+        policy=policy,
     )
     failures = Failures()
     for error in result.failures:

@@ -2,13 +2,15 @@
 
     gfrnet-restore --model runs/full/model.keras --input photos/ \
         --guide alice_frontal.jpg [--guide alice_side.jpg ...] --output restored/ \
-        [--aligned] [--flow] [--image_size 256]
+        [--aligned] [--flow] [--image_size 256] [--precision mixed_bfloat16]
 
 `--model` is a training checkpoint / `.keras` file, a SavedModel folder or a `.tflite`
 file. Faces are found with MTCNN, cropped as in training, restored and pasted back with
 a feathered edge; with several guides each face gets the one closest in pose (dlib's 68
 landmarks, or MTCNN's 5 points without dlib) and the choice is printed. `--aligned`
-takes every input (and guide) as an already cropped square face.
+takes every input (and guide) as an already cropped square face. `--precision
+mixed_bfloat16` runs a checkpoint or `.keras` model in bf16 where the device has it
+natively (`gfrnet_tf.precision`; else float32, said); an export runs as it was exported.
 
 Videos (by suffix or content; a folder may mix them with photos) become
 `NAME_restored.mp4`: same frames, rate and size, audio copied, faces tracked between
@@ -150,13 +152,14 @@ def restore_video(photos: PhotoRestorer, path: Path, destination: Path) -> str:
 
 def main(argv):
     del argv
+    policy = inference_policy(PRECISION.value)  # a refused precision leaves no output folder
     input_path = Path(INPUT.value)
     inputs = input_photos(input_path)
     # Checked (and created) before the model is loaded.
     output = OutputFolder(
         OUTPUT.value, input_path, protected=[*inputs, *GUIDE.value], longest_suffix=LONGEST_SUFFIX
     )
-    restorer = load_restorer(MODEL.value, inference_policy(PRECISION.value))
+    restorer = load_restorer(MODEL.value, policy)
     # Exported models know their size; a Keras model takes any size, so aligned crops
     # are then used at their own size.
     image_size = (
