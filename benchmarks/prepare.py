@@ -1,6 +1,6 @@
 """Per-photo cost of `gfrnet-prepare` on one core, and the projected VGGFace2 wall time.
 
-    python benchmarks/prepare.py [--photos 32] [--size 512] [--workers 1 8 32 128]
+    python -m benchmarks.prepare [--photos 32] [--size 512] [--workers 1 8 32 128]
 
 (after `pip install -e .`; in a bare checkout prefix `PYTHONPATH=.`)
 

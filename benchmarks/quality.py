@@ -1,6 +1,6 @@
 r"""Quality evidence on the bundled face: the ablation study (`gfrnet-ablate`) on its sample data.
 
-    python benchmarks/quality.py --workdir runs/quality [--steps 5000] \
+    python -m benchmarks.quality --workdir runs/quality [--steps 5000] \
         [--variants Full,R,-F,-W,-W2,-WG,-WG2] [--config smoke] \
         [--config.model.flow_mode=absolute ...]
 
@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
 from gfrnet_tf import ablation
+from gfrnet_tf.apps.common import make_run
 from gfrnet_tf.configs.flags import define_config_flag
 from gfrnet_tf.evaluation.identity import face_measures
 from gfrnet_tf.sample import write_sample_dataset
@@ -49,4 +50,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    make_run(main)()  # loads the default preset, then parses the command line

@@ -8,9 +8,6 @@ both in one call. Padding needs no special handling: for even sizes Keras "same"
 4x4 stride-2 transposed conv equals `ConvTranspose2d(k=4, s=2, padding=1)`; the parity
 test checks both. Both frameworks compute cross-correlations and their transposes, so
 kernels are only transposed, never flipped.
-
-Importable from benchmarks run as scripts (`python benchmarks/x.py` puts this folder on
-`sys.path`) and from tests by file path.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ one line, so the absl entry points can print `path: problem` instead of a traceb
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import re
@@ -105,6 +106,66 @@ class BadConfigError(GFRNetError):
     """A configuration value or flag combination that cannot work."""
 
     reason = "bad_config"
+
+
+# The optional packages the library imports (by import name) and the `setup.cfg` extra that
+# installs each; tests/test_optional_dependencies.py checks this against setup.cfg.
+OPTIONAL_EXTRAS = {
+    "ai_edge_litert": "litert",
+    "apache_beam": "beam",
+    "av": "video",
+    "dask": "dask",
+    "dlib": "landmarks",
+    "face_recognition_models": "landmarks",
+    "onnx": "onnx",
+    "onnxruntime": "identity",
+    "starlette": "web",
+    "tensorflow_serving": "serving",
+    "tf2onnx": "onnx",
+    "torch": "convert",
+    "uvicorn": "web",
+}
+
+
+def install_hint(extra: str) -> str:
+    """How to add the optional extra `extra`, to the installed package and to a checkout."""
+    return f'pip install "gfrnet_tf[{extra}]" (in a checkout: pip install -e ".[{extra}]")'
+
+
+class MissingDependencyError(GFRNetError):
+    """An optional package is not installed; the message names the extra that installs it
+    (`install_hint`)."""
+
+    reason = "missing_dependency"
+
+    def __init__(self, package: str, source=None):
+        self.package, self.extra = package, OPTIONAL_EXTRAS[package]
+        install = install_hint(self.extra)
+        if source is None:
+            super().__init__(package, f"not installed: {install}")
+        else:
+            super().__init__(source, f"needs {package}, which is not installed: {install}")
+
+
+@contextlib.contextmanager
+def optional_dependency(source=None):
+    """Turns an `ImportError` of an optional package (`OPTIONAL_EXTRAS`) inside the block into
+    a `MissingDependencyError` about `source` (default: the package); any other `ImportError`
+    goes on as it is.
+
+    The failed import may be the block's own or one deep inside it (a Beam runner importing
+    Dask, a module importing PyAV); a package may also re-raise it under its own message.
+    """
+    try:
+        yield
+    except ImportError as error:
+        cause = error
+        while isinstance(cause, ImportError):
+            package = (cause.name or "").partition(".")[0]
+            if package in OPTIONAL_EXTRAS:
+                raise MissingDependencyError(package, source) from error
+            cause = cause.__cause__ or cause.__context__
+        raise
 
 
 def is_real_number(value) -> bool:

@@ -26,8 +26,6 @@ import contextlib
 import dataclasses
 import os
 
-import keras
-import tensorflow as tf
 from absl import logging
 
 from gfrnet_tf.errors import BadConfigError
@@ -102,6 +100,8 @@ def cpu_bf16_support(cpuinfo_text=None, environ=None) -> tuple[bool, str]:
 
 def gpu_bf16_support() -> tuple[bool, str]:
     """(every visible GPU has bf16 tensor cores, the compute capabilities seen)."""
+    import tensorflow as tf  # here: the commands' --help and flag checks stay TensorFlow-free
+
     capabilities = [
         tf.config.experimental.get_device_details(gpu).get("compute_capability")
         for gpu in tf.config.list_physical_devices("GPU")
@@ -115,6 +115,8 @@ def gpu_bf16_support() -> tuple[bool, str]:
 
 def device_kind() -> str:
     """ "TPU", "GPU" or "CPU": the kind of device the networks run on here."""
+    import tensorflow as tf
+
     for kind in ("TPU", "GPU"):
         if tf.config.list_logical_devices(kind):
             return kind
@@ -177,6 +179,8 @@ def log_choice(precision: Precision) -> None:
 @contextlib.contextmanager
 def policy_scope(policy: str):
     """Layers built inside compute under `policy`; the previous global policy comes back after."""
+    import keras
+
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:

@@ -20,7 +20,7 @@ import urllib.request
 
 import numpy as np
 
-from gfrnet_tf.errors import GFRNetError
+from gfrnet_tf.errors import GFRNetError, optional_dependency
 
 DEFAULT_SIGNATURE = "serving_default"
 ENCODED_SIGNATURE = "serve_encoded"
@@ -158,7 +158,9 @@ def grpc_request_encoded(degraded, guide, model_name: str, version: int | None =
 
 def _grpc_request(model_name, signature, version, tensors):
     import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2  # extra `serving`
+
+    with optional_dependency():
+        from tensorflow_serving.apis import predict_pb2
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
@@ -180,7 +182,9 @@ def parse_grpc_response(response) -> dict:
 def predict_grpc(target: str, request, timeout: float = 60.0) -> dict:
     """Sends `request` to `target` (e.g. "localhost:8500"); a refusal raises `ServingError`."""
     import grpc
-    from tensorflow_serving.apis import prediction_service_pb2_grpc  # extra `serving`
+
+    with optional_dependency():
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
 
     with grpc.insecure_channel(target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)

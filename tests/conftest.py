@@ -6,9 +6,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import subprocess
+import sys
 
 import numpy as np
 import pytest
+
+import support
 
 
 @pytest.fixture(autouse=True)
@@ -21,15 +24,32 @@ def _seed():
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    """`(model, path)`: an untrained GFRNet at 32x32 saved as a `.keras` file (what training
-    checkpoints are)."""
-    from gfrnet_tf.models.gfrnet import build_gfrnet
-
-    model = build_gfrnet({"widths": (8, 8, 8), "discriminator_widths": (8, 8), "local_size": 16})
-    model({"degraded": np.zeros((1, 32, 32, 3)), "guide": np.zeros((1, 32, 32, 3))})
+    """`(model, path)`: an untrained `support.SHALLOW` GFRNet at `support.SIZE` saved as a
+    `.keras` file (what training checkpoints are)."""
+    model = support.built_gfrnet()
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     model.save(path)
     return model, path
+
+
+@pytest.fixture
+def hide_module(monkeypatch):
+    """`hide_module(name)`: for this test, importing `name` or any of its submodules raises
+    `ImportError`, as if the package were not installed (even if it is imported already)."""
+
+    def hide(name):
+        for loaded in [m for m in sys.modules if m.startswith(f"{name}.")]:
+            monkeypatch.setitem(sys.modules, loaded, None)
+        monkeypatch.setitem(sys.modules, name, None)
+
+    return hide
+
+
+@pytest.fixture
+def mixed_float16():
+    """Keras' global policy `mixed_float16` for the test (float16 compute, float32 weights)."""
+    with support.dtype_policy("mixed_float16"):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -45,15 +65,12 @@ def installed_wheel(tmp_path_factory):
     """
     import shutil
     import site
-    import subprocess
-    import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
     work = tmp_path_factory.mktemp("wheel")
     source = work / "source"
     shutil.copytree(
-        root,
+        support.ROOT,
         source,
         ignore=shutil.ignore_patterns(
             ".git", "build", "dist", "*.egg-info", "__pycache__", "runs", ".pytest_cache"

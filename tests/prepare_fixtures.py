@@ -13,9 +13,10 @@ import stat
 
 import cv2
 import numpy as np
-from image_fixtures import write_corpus
 from PIL import Image
 from skimage import data
+
+from image_fixtures import write_corpus
 
 SIZE = 256  # small photos keep MTCNN fast; the face box is ~45 px
 

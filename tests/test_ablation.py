@@ -24,6 +24,7 @@ from gfrnet_tf.io import load_image
 from gfrnet_tf.models.gfrnet import build_gfrnet
 from gfrnet_tf.runs import write_config_file
 from gfrnet_tf.sample import Split, write_sample_dataset
+from support import checkout_env, config_flags
 
 
 def test_all_seven_rows_of_table1_exist_with_the_papers_numbers():
@@ -130,14 +131,7 @@ def test_a_finished_run_is_recognised_and_another_config_refused(tmp_path):
         study.finished(ablation.row_config(load_config("smoke"), "-WG", steps=20), workdir)
 
 
-TINY = [
-    "--config=smoke",
-    "--config.input.image_size=32",
-    "--config.input.batch_size=4",
-    "--config.model.widths=(4,8,8,8,8)",
-    "--config.model.discriminator_widths=(4,8,8)",
-    "--config.model.local_size=16",
-]
+TINY = ["--config=smoke", *config_flags(), "--config.input.batch_size=4"]
 
 
 def _ablate(data, workdir, *extra, **popen):
@@ -157,7 +151,7 @@ def _ablate(data, workdir, *extra, **popen):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        env=checkout_env(),
         **popen,
     )
 

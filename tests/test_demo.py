@@ -17,26 +17,18 @@ from gfrnet_tf.data import parse_pair
 from gfrnet_tf.io import load_image
 from gfrnet_tf.restoration.restorer import load_restorer
 from gfrnet_tf.sample import Split, degraded_pair, write_sample_dataset
-
-SIZE = 32
-TINY = [
-    f"--config.input.image_size={SIZE}",
-    "--config.model.widths=(8, 8, 8, 8, 8)",  # depth 5: 32 -> 1x1
-    "--config.model.discriminator_widths=(8, 8)",
-    "--config.model.local_size=16",
-]
+from support import NATIVE_NOISE, SIZE, config_flags, installed_env
 
 
 def run_demo(bin_dir, workdir, *args):
     """README command 1 as a user runs it: the installed wheel's `gfrnet-demo`, from an
     empty folder (its stages start the venv's Python, so they run the wheel too)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run(
         [str(bin_dir / "gfrnet-demo"), f"--workdir={workdir}", *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=installed_env(),
         cwd=workdir,
         timeout=900,
         check=False,
@@ -46,14 +38,14 @@ def run_demo(bin_dir, workdir, *args):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, installed_wheel):
     workdir = tmp_path_factory.mktemp("demo") / "run"
-    result = run_demo(installed_wheel[0], workdir, "--steps=2", *TINY)
+    result = run_demo(installed_wheel[0], workdir, "--steps=2", *config_flags())
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return workdir, result.stdout
+    return workdir, result.stdout, result.stderr
 
 
 @pytest.mark.slow
 def test_demo_reports_every_stage_and_a_table_with_numbers(demo):
-    workdir, stdout = demo
+    workdir, stdout, _ = demo
     for stage in range(1, 6):
         assert f"== [{stage}/5]" in stdout
     with open(workdir / "eval" / "results.csv", newline="") as handle:
@@ -72,7 +64,7 @@ def test_demo_reports_every_stage_and_a_table_with_numbers(demo):
 
 @pytest.mark.slow
 def test_demo_exports_load_and_restore_the_right_shape(demo):
-    workdir, _ = demo
+    workdir, _, _ = demo
     degraded, guide = degraded_pair(SIZE)
     batch = degraded[np.newaxis], guide[np.newaxis]
     savedmodel = load_restorer(workdir / "export")
@@ -88,13 +80,30 @@ def test_demo_exports_load_and_restore_the_right_shape(demo):
 
 
 @pytest.mark.slow
-def test_demo_restored_images_decode(demo):
-    workdir, stdout = demo
-    restored = load_image(workdir / "restored" / "degraded_4x_face0.png")
+def test_demo_restored_images_decode_one_file_per_thing(demo):
+    workdir, stdout, _ = demo
+    # An aligned crop is its one face: the restored photo, no byte-identical face file.
+    assert sorted(os.listdir(workdir / "restored")) == [
+        "degraded_4x_face0_compare.png",
+        "degraded_4x_restored.png",
+    ]
+    restored = load_image(workdir / "restored" / "degraded_4x_restored.png")
     assert restored.shape == (SIZE, SIZE, 3) and restored.dtype == np.uint8
     compare = load_image(workdir / "restored" / "degraded_4x_face0_compare.png")
-    assert compare.shape[1] >= 4 * SIZE  # degraded | guide | warped guide | restored
-    assert str(workdir / "restored" / "degraded_4x_face0.png") in stdout
+    # Four labelled panels, the 32 px faces shown 8x (nearest neighbour).
+    assert compare.shape[1] == 4 * 8 * SIZE + 3 * 4 and compare.shape[0] > 8 * SIZE
+    assert str(workdir / "restored" / "degraded_4x_restored.png") in stdout
+
+
+@pytest.mark.slow
+def test_demo_output_is_free_of_native_noise_and_counts_steps(demo):
+    _, stdout, stderr = demo
+    for noise in NATIVE_NOISE:
+        assert noise not in stdout + stderr, noise
+    assert "Epoch " not in stdout  # Keras' per-interval bars, which counted no steps
+    # --steps=2: one 2-step data epoch; pre-training is PRETRAIN_EPOCHS of them.
+    assert "training: 4 WarpNet pre-training steps, then 2 reconstruction training steps" in stdout
+    assert "reconstruction training: 100%" in stderr and "2/2" in stderr
 
 
 def test_bad_steps_is_one_line_error(tmp_path, installed_wheel):
@@ -123,10 +132,21 @@ def test_short_run_overrides_round_up_to_whole_epochs():
         assert flags[: len(SHORT_RUN_OVERRIDES)] == list(SHORT_RUN_OVERRIDES)
         return [flag.rsplit(".", 1)[1] for flag in flags[len(SHORT_RUN_OVERRIDES) :]]
 
-    assert schedule(1500) == ["steps_per_epoch=250", "checkpoint_every=125", "epochs=6"]
-    assert schedule(600) == ["steps_per_epoch=250", "checkpoint_every=125", "epochs=3"]
+    # The demo trains without the adversarial terms: every joint epoch is a warm-up one.
+    assert schedule(1500) == [
+        "steps_per_epoch=250",
+        "checkpoint_every=125",
+        "epochs=6",
+        "reconstruction_warmup_epochs=6",
+    ]
+    assert schedule(600)[2:] == ["epochs=3", "reconstruction_warmup_epochs=3"]
     # Fewer steps than an epoch: one epoch of exactly that many steps.
-    assert schedule(3) == ["steps_per_epoch=3", "checkpoint_every=3", "epochs=1"]
+    assert schedule(3) == [
+        "steps_per_epoch=3",
+        "checkpoint_every=3",
+        "epochs=1",
+        "reconstruction_warmup_epochs=1",
+    ]
 
 
 def test_config_overrides_keep_only_config_fields():

@@ -6,17 +6,13 @@ MODE` prints one JSON line that the test checks.
 """
 
 import json
-import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-HERE = os.path.abspath(__file__)
-ROOT = os.path.dirname(os.path.dirname(HERE))
-
+from support import ROOT, TINY, checkout_env, free_port
 
 # ----------------------------------------------------------------------------- worker side
 
@@ -80,13 +76,7 @@ def _fit_gfrnet(strategy, steps=2):
     keras.utils.set_random_seed(0)
     # Instance norm and no dropout: per-sample computations, so splitting the batch over
     # replicas changes nothing but the order of sums.
-    config = {
-        "widths": (8, 16, 16, 16, 16),
-        "discriminator_widths": (8, 16),
-        "norm": "instance",
-        "dropout": 0.0,
-        "local_size": 16,
-    }
+    config = {**TINY, "norm": "instance", "dropout": 0.0}
     with strategy.scope():
         model = build_gfrnet(config)
         model.compile(keras.optimizers.SGD(0.01), keras.optimizers.SGD(0.01))
@@ -159,18 +149,10 @@ def test_single_process_strategy_is_chief(monkeypatch):
     assert distribute.is_chief(strategy) and distribute.task_name(strategy) == "local"
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start(mode, tf_config=None):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    if tf_config:
-        env["TF_CONFIG"] = json.dumps(tf_config)
+    env = checkout_env(**({"TF_CONFIG": json.dumps(tf_config)} if tf_config else {}))
     return subprocess.Popen(
-        [sys.executable, HERE, mode],
+        [sys.executable, __file__, mode],
         env=env,
         cwd=ROOT,
         text=True,
@@ -203,7 +185,7 @@ def test_mirrored_two_devices_match_one_device_for_same_global_batch():
 
 @pytest.mark.slow
 def test_two_localhost_workers_finish_fit_with_identical_weights():
-    workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     processes = [
         _start(
             "multiworker", {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}

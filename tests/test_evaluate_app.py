@@ -2,9 +2,6 @@
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -18,8 +15,9 @@ from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.io import load_image
 from gfrnet_tf.loading import TrainedModel
-from gfrnet_tf.models.gfrnet import build_gfrnet
 from gfrnet_tf.restoration.restorer import Restorer
+from gfrnet_tf.visualize import DISPLAY_SIZE, enlargement
+from support import built_gfrnet, run_module
 
 
 def test_report_files_round_trip(tmp_path):
@@ -94,7 +92,6 @@ def test_protocol_rows_hand_values_and_a_failing_model_is_dropped():
     assert len(evaluation.examples["input"]) == 1 and len(evaluation.examples["input"][0]) == 5
 
 
-REPO = Path(__file__).resolve().parents[1]
 # A batch size that does not divide the test set: the last, partial batch must count too.
 SIZE, PAIRS, BATCH = 32, 5, 2
 
@@ -119,13 +116,10 @@ def evaluated(tmp_path_factory):
         records.append(encode_pair(target, guide, points, guide_points))
     write_shard(root / "test-0.tfrecord", records)
     write_shard(root / "test-1.tfrecord", [b"not a tf.Example"])
-    model = build_gfrnet({"widths": (8, 8, 8), "discriminator_widths": (8, 8), "local_size": 16})
-    model({"degraded": np.zeros((1, SIZE, SIZE, 3)), "guide": np.zeros((1, SIZE, SIZE, 3))})
+    model = built_gfrnet(size=SIZE)
     model.save(root / "tiny.keras")
     export_savedmodel(model, root / "served", SIZE)
-    command = [
-        sys.executable,
-        "-m",
+    done = run_module(
         "gfrnet_tf.apps.evaluate",
         f"--model={root / 'tiny.keras'}",
         f"--model={root / 'missing.keras'}",
@@ -137,14 +131,7 @@ def evaluated(tmp_path_factory):
         f"--batch_size={BATCH}",
         "--synthetic_pose",
         "--examples=3",
-    ]
-    done = subprocess.run(
-        command,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
         timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     return root, done
 
@@ -214,4 +201,7 @@ def test_evaluate_writes_table_csv_json_png_equal_to_a_direct_computation(evalua
     assert report_json["rows"][1]["psnr_blind"] == pytest.approx(float(rows["tiny"]["psnr_blind"]))
     assert f"| tiny | {float(rows['tiny']['psnr_4x']):.2f} |" in done.stdout
     grid = load_image(out / "examples_tiny.png")
-    assert grid.shape == (3 * SIZE + 2 * 2, 5 * SIZE + 4 * 2, 3)  # 3 rows of I_d|I_g|I_w|Î|I
+    # 3 rows of I_d|I_g|I_w|Î|I enlarged to judge, under a label line, over a scale note.
+    factor = enlargement(SIZE, DISPLAY_SIZE)
+    assert grid.shape[1] == 5 * SIZE * factor + 4 * 4 and factor > 1
+    assert grid.shape[0] > 3 * SIZE * factor + 2 * 4

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gfrnet_tf.export.onnx_export import export_onnx
-from gfrnet_tf.models.gfrnet import build_gfrnet
+from support import SHALLOW, built_gfrnet
 
 pytest.importorskip("tf2onnx", reason="ONNX export is optional: pip install tf2onnx onnx")
 reference = pytest.importorskip("onnx.reference")
@@ -16,8 +16,7 @@ SIZE = 32
 
 def test_onnx_matches_keras(tmp_path):
     keras.utils.set_random_seed(6)
-    model = build_gfrnet({"widths": (8, 16, 16), "discriminator_widths": (8, 16), "local_size": 16})
-    model.build({"degraded": (None, SIZE, SIZE, 3), "guide": (None, SIZE, SIZE, 3)})
+    model = built_gfrnet(SHALLOW, SIZE)
     path = export_onnx(model, tmp_path / "gfrnet.onnx", SIZE)
     assert [p.name for p in tmp_path.iterdir()] == ["gfrnet.onnx"]  # no temporary file left
     rng = np.random.default_rng(7)

@@ -5,14 +5,12 @@ import os
 import struct
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from image_fixtures import blocks
 from PIL import Image
 
 from gfrnet_tf.data.images import to_model_range, to_uint8
@@ -21,11 +19,10 @@ from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.export.graph_decode import decode_upright_rgb
 from gfrnet_tf.export.savedmodel import ENCODED_SIGNATURE, next_version, recorded_image_size
 from gfrnet_tf.io.images import decode_image
-from gfrnet_tf.models.gfrnet import build_gfrnet
+from image_fixtures import blocks
+from support import SHALLOW, built_gfrnet, run_module
 
 SIZE = 32
-REPO = Path(__file__).parents[1]
-MODEL_CONFIG = {"widths": (8, 16, 16), "discriminator_widths": (8, 16), "local_size": 16}
 
 
 def _keras_uint8(model, degraded, guide):
@@ -52,20 +49,12 @@ def _png(image):
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(2)
-    gfrnet = build_gfrnet(MODEL_CONFIG)
-    gfrnet.build({"degraded": (None, SIZE, SIZE, 3), "guide": (None, SIZE, SIZE, 3)})
-    return gfrnet
+    return built_gfrnet(SHALLOW, SIZE)
 
 
 def _export_app(*args):
     """`gfrnet-export` in a subprocess (absl flags are process-global; apps share names)."""
-    return subprocess.run(
-        [sys.executable, "-m", "gfrnet_tf.apps.export", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_module("gfrnet_tf.apps.export", *args, timeout=300)
 
 
 @pytest.fixture(scope="module")

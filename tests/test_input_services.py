@@ -19,10 +19,10 @@ from gfrnet_tf.data import cache as cache_lib
 from gfrnet_tf.data import pipeline, records
 from gfrnet_tf.data import service as service_lib
 from gfrnet_tf.errors import BadConfigError
+from support import ROOT, checkout_env, free_port, run_checkout, run_module
 
 SIZE = 32
 RECORDS = 6  # two shards of 3; batch 2: three full batches per epoch
-ROOT = str(Path(__file__).resolve().parents[1])
 
 
 def _config(**changes):
@@ -157,7 +157,7 @@ def test_a_killed_writer_leaves_no_cache_taken_as_complete(tmp_path):
         cache_lib.cache_name(prefix, pipeline.list_shards(shards), pipeline.PAIR_KEYS, config)
     ).name
     script = textwrap.dedent(KILLED_WRITER.format(prefix=prefix, pattern=shards))
-    killed = subprocess.run([sys.executable, "-c", script], env=_env(), cwd=ROOT, timeout=300)
+    killed = run_checkout(sys.executable, "-c", script, timeout=300, capture_output=False)
     assert killed.returncode == -signal.SIGKILL
     leftovers = _cache_files(tmp_path / "cache")
     assert f"{name}_0.lockfile" in leftovers and f"{name}.index" not in leftovers, leftovers
@@ -283,23 +283,13 @@ def test_the_data_service_runs_every_epoch_anew_on_localhost_workers(shards):
         dispatcher.stop()
 
 
-def _free_port():
-    with socket.socket() as probe:  # nothing listens on it once closed
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_no_dispatcher_is_one_line_naming_the_address(shards):
-    port = _free_port()
+    port = free_port()
     with pytest.raises(BadConfigError, match="no tf.data dispatcher answers") as error:
         pipeline.make_dataset(
             shards, _config(data_service=f"grpc://127.0.0.1:{port}"), training=True
         )
     assert error.value.source == f"grpc://127.0.0.1:{port}"
-
-
-def _env():
-    return dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
 
 
 def _serve(*flags):
@@ -309,7 +299,7 @@ def _serve(*flags):
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=_env(),
+        env=checkout_env(),
         cwd=ROOT,
     )
     line = process.stdout.readline()
@@ -331,14 +321,7 @@ def test_the_command_serves_a_remote_worker_and_stops_cleanly(shards):
         batches = _batches(pipeline.make_dataset(shards, config, training=True))
         assert len(_by_target(batches)) == RECORDS
         assert batches[0][1]["flow"].shape == (2, SIZE, SIZE, 2)
-        busy = subprocess.run(
-            [sys.executable, "-m", "gfrnet_tf.apps.data_service", f"--port={port}"],
-            capture_output=True,
-            text=True,
-            env=_env(),
-            cwd=ROOT,
-            timeout=300,
-        )
+        busy = run_module("gfrnet_tf.apps.data_service", f"--port={port}", timeout=300)
         assert busy.returncode == 1
         assert busy.stderr.strip().splitlines()[-1] == (
             f"error: --port: port {port} is in use: another server answers there"
@@ -366,19 +349,9 @@ def test_the_command_serves_a_remote_worker_and_stops_cleanly(shards):
     ],
 )
 def test_the_command_refuses_what_cannot_serve_in_one_line(flags, line):
-    port = _free_port()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gfrnet_tf.apps.data_service",
-            *(f.format(port=port) for f in flags),
-        ],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        cwd=ROOT,
-        timeout=300,
+    port = free_port()
+    result = run_module(
+        "gfrnet_tf.apps.data_service", *(f.format(port=port) for f in flags), timeout=300
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == line.format(port=port)

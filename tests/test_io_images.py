@@ -1,8 +1,6 @@
 """The shared image loader: every awkward file converted to uint8 RGB or rejected by name."""
 
-import sys
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +8,6 @@ from PIL import Image
 
 from gfrnet_tf.errors import BadImageError
 from gfrnet_tf.io.images import DEFAULT_MIN_SIZE, decode_image, load_image, save_image
-
-sys.path.insert(0, str(Path(__file__).parent))
 from image_fixtures import blocks, png_header, write_corpus
 
 

@@ -2,10 +2,7 @@
 
 import json
 import os
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,22 +11,14 @@ from gfrnet_tf.data.images import to_model_range, to_uint8
 from gfrnet_tf.errors import BadModelFileError
 from gfrnet_tf.export import export_savedmodel
 from gfrnet_tf.loading import load_gfrnet, load_trained
-from gfrnet_tf.models.gfrnet import build_gfrnet
+from support import SHALLOW, built_gfrnet, run_module
 
 SIZE = 32
-REPO = Path(__file__).parents[1]
-MODEL_CONFIG = {"widths": (8, 16, 16), "discriminator_widths": (8, 16), "local_size": 16}
 
 
 def _restored(model, degraded, guide):
     outputs = model({"degraded": to_model_range(degraded), "guide": to_model_range(guide)})
     return to_uint8(outputs["restored"]).numpy()
-
-
-def _built(config):
-    model = build_gfrnet(config)
-    model.build({"degraded": (None, SIZE, SIZE, 3), "guide": (None, SIZE, SIZE, 3)})
-    return model
 
 
 def _workdir(root, model, model_config, size=SIZE, step=5):
@@ -52,11 +41,11 @@ def images():
 
 
 def test_keras_file_workdir_and_checkpoint_load_the_same_model_with_their_sizes(tmp_path, images):
-    model = _built(MODEL_CONFIG)
+    model = built_gfrnet(SHALLOW, SIZE)
     model.save(tmp_path / "model.keras")
-    workdir = _workdir(tmp_path / "run", model, MODEL_CONFIG)
+    workdir = _workdir(tmp_path / "run", model, SHALLOW)
     # An older checkpoint must not be picked: the highest step is the latest.
-    _built(MODEL_CONFIG).save_weights(workdir / "checkpoints" / "step-00000002.weights.h5")
+    built_gfrnet(SHALLOW, SIZE).save_weights(workdir / "checkpoints" / "step-00000002.weights.h5")
     expected = _restored(model, *images)
     checkpoint = workdir / "checkpoints" / "step-00000005.weights.h5"
     for path, size in (
@@ -73,7 +62,7 @@ def test_keras_file_workdir_and_checkpoint_load_the_same_model_with_their_sizes(
 
 
 def test_savedmodel_and_serving_folder_load_with_the_recorded_size(tmp_path):
-    model = _built(MODEL_CONFIG)
+    model = built_gfrnet(SHALLOW, SIZE)
     export_savedmodel(model, tmp_path / "served", SIZE, 1)
     export_savedmodel(model, tmp_path / "served", SIZE, 3)
     for path, version in ((tmp_path / "served", "3"), (tmp_path / "served" / "1", "1")):
@@ -97,11 +86,11 @@ def test_checkpoint_loads_without_the_training_only_vgg_face_file(tmp_path, imag
     }
     np.savez(tmp_path / "vgg.npz", **{k: v.astype(np.float32) for k, v in weights.items()})
     config = {
-        **MODEL_CONFIG,
+        **SHALLOW,
         "vgg_face_weights": str(tmp_path / "vgg.npz"),
         "perceptual_layer": "conv1_2",
     }
-    model = _built(config)
+    model = built_gfrnet(config, SIZE)
     assert model.perceptual_network is not None  # its weights are in the checkpoint
     workdir = _workdir(tmp_path / "run", model, config)
     os.remove(tmp_path / "vgg.npz")
@@ -143,7 +132,7 @@ def test_unusable_artefacts_fail_by_name(tmp_path, name, make, problem):
     ],
 )
 def test_a_run_config_with_a_bad_image_size_is_named(tmp_path, size, problem):
-    workdir = _workdir(tmp_path / "run", _built(MODEL_CONFIG), MODEL_CONFIG, size=size)
+    workdir = _workdir(tmp_path / "run", built_gfrnet(SHALLOW, SIZE), SHALLOW, size=size)
     with pytest.raises(BadModelFileError, match=problem) as error:
         load_trained(workdir)
     assert error.value.source == str(workdir / "config.json")
@@ -152,21 +141,13 @@ def test_a_run_config_with_a_bad_image_size_is_named(tmp_path, size, problem):
 @pytest.mark.slow
 def test_export_command_takes_the_size_the_run_trained_at(tmp_path):
     """Trained at 32 px, exported with no --image_size: the export records 32, not 256."""
-    workdir = _workdir(tmp_path / "run", _built(MODEL_CONFIG), MODEL_CONFIG)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gfrnet_tf.apps.export",
-            f"--model={workdir}",
-            f"--output={tmp_path / 'out'}",
-            "--formats=savedmodel",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    workdir = _workdir(tmp_path / "run", built_gfrnet(SHALLOW, SIZE), SHALLOW)
+    done = run_module(
+        "gfrnet_tf.apps.export",
+        f"--model={workdir}",
+        f"--output={tmp_path / 'out'}",
+        "--formats=savedmodel",
         timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"at {SIZE}x{SIZE}" in done.stdout

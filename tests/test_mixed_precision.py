@@ -27,10 +27,11 @@ from gfrnet_tf.models.vgg_face import RANDOM_WEIGHTS
 from gfrnet_tf.ops import warp_image
 from gfrnet_tf.sample import Split, write_sample_dataset
 from gfrnet_tf.training import fit
+from support import TINY, dtype_policy, keras_file_round_trip
 
 SIZE = 32
 MODEL = {
-    "widths": (8, 16, 16, 16, 16),
+    **TINY,
     "discriminator_widths": (8, 16, 16, 16),
     "local_size": 32,
     "dropout": 0.0,
@@ -48,13 +49,6 @@ LOSS_TERMS = (
     "d_local",
 )
 BF16 = precision.BFLOAT16
-
-
-@pytest.fixture
-def mixed_policy():
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    yield
-    keras.mixed_precision.set_global_policy("float32")
 
 
 def _batch(seed=0, batch=2):
@@ -90,7 +84,7 @@ def _sgd():
     return keras.optimizers.SGD(0.1)
 
 
-def test_mixed_model_computes_in_float16_and_returns_float32(mixed_policy):
+def test_mixed_model_computes_in_float16_and_returns_float32(mixed_float16):
     model = _model(_sgd, loss_scaled=True)
     assert model.recnet.compute_dtype == "float16"
     assert model.warpnet.compute_dtype == "float16"
@@ -125,8 +119,7 @@ def test_mixed_precision_step_is_close_to_a_float32_step():
     reference = _model(_sgd, loss_scaled=False)
     initial = reference.get_weights()
     fp32_logs, fp32_updates = _one_step(reference, batch)
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
+    with dtype_policy("mixed_float16"):
         # Gradients reach ~100 at loss scale 1 (the landmark term, weight 10), so Keras'
         # default first scale 2**15 -- even 2**8 -- overflows float16 and the optimizer skips
         # the step and halves the scale (dynamic loss scaling, as intended: a run loses its
@@ -135,8 +128,6 @@ def test_mixed_precision_step_is_close_to_a_float32_step():
         mixed.set_weights(initial)
         mixed_logs, mixed_updates = _one_step(mixed, batch)
         assert float(mixed.g_optimizer.dynamic_scale.numpy()) == 16.0  # the step was applied
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
     # float16 keeps 11 significant bits (relative rounding 2**-11 = 4.9e-4 per operation);
     # accumulated over the ~20 layers of a step the losses stay within 1% (measured: 1e-3),
     # far from the loss scale's 2**15 had the optimizer not divided it out again.
@@ -182,11 +173,9 @@ def _next_step_logs(model):
 
 
 @pytest.mark.slow
-def test_loss_scale_optimizers_survive_a_keras_file_round_trip(mixed_policy, tmp_path):
+def test_loss_scale_optimizers_survive_a_keras_file_round_trip(mixed_float16, tmp_path):
     model = _trained_mixed_model()
-    path = str(tmp_path / "mixed.keras")
-    model.save(path)
-    loaded = keras.models.load_model(path)
+    loaded = keras_file_round_trip(model, tmp_path, "mixed.keras")
     for optimizer in (loaded.g_optimizer, loaded.d_optimizer):
         assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         assert isinstance(optimizer.inner_optimizer, keras.optimizers.Adam)
@@ -196,7 +185,7 @@ def test_loss_scale_optimizers_survive_a_keras_file_round_trip(mixed_policy, tmp
 
 
 @pytest.mark.slow
-def test_loss_scale_state_survives_the_weights_checkpoint_used_to_resume(mixed_policy, tmp_path):
+def test_loss_scale_state_survives_the_weights_checkpoint_used_to_resume(mixed_float16, tmp_path):
     # StepCheckpoint and BackupAndRestore both go through save_weights / load_weights.
     model = _trained_mixed_model()
     path = str(tmp_path / "step-00000001.weights.h5")

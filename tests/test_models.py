@@ -1,6 +1,5 @@
 """WarpNet, RecNet and PatchDiscriminator: shapes, ranges, skips, dropout, config and files."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -15,6 +14,7 @@ from gfrnet_tf.models.layers import (
     inference_dropout,
 )
 from gfrnet_tf.ops import identity_grid
+from support import config_round_trip, keras_file_round_trip
 
 TINY = (4, 8, 8, 8, 8)  # depth 5: 32x32 -> 1x1 bottleneck
 TINY_D = (4, 8, 8, 8)
@@ -185,13 +185,6 @@ def test_offset_mode_with_zero_last_layer_is_exactly_the_identity_grid():
 
 
 # --- mixed precision ---
-
-
-@pytest.fixture
-def mixed_float16():
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    yield
-    keras.mixed_precision.set_global_policy("float32")
 
 
 def test_mixed_precision_computes_in_float16_and_outputs_float32(mixed_float16):
@@ -394,9 +387,7 @@ def test_get_config_from_config_round_trip():
     for model, channels in _tiny_models():
         x = _inputs(32, channels)
         expected = model(x, training=False).numpy()
-        config = model.get_config()
-        clone = type(model).from_config(config)
-        assert clone.get_config() == config
+        clone = config_round_trip(model)
         clone.build(x.shape)
         clone.set_weights(model.get_weights())
         np.testing.assert_array_equal(clone(x, training=False).numpy(), expected)
@@ -407,9 +398,7 @@ def test_keras_file_round_trip_gives_identical_outputs(tmp_path):
         x = _inputs(32, channels)
         model(x, training=True)  # move BatchNorm statistics away from their initial values
         expected = model(x, training=False).numpy()
-        path = tmp_path / f"model_{i}.keras"
-        model.save(path)
-        loaded = keras.models.load_model(path)
+        loaded = keras_file_round_trip(model, tmp_path, f"model_{i}.keras")
         assert type(loaded) is type(model)
         assert loaded.get_config() == model.get_config()
         np.testing.assert_array_equal(loaded(x, training=False).numpy(), expected)

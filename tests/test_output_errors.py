@@ -3,7 +3,6 @@ the file, the last good checkpoint or backup left whole, no partial file, never 
 
 import json
 import os
-import subprocess
 import sys
 
 import keras
@@ -12,8 +11,8 @@ import pytest
 
 from gfrnet_tf.errors import BadOutputError
 from gfrnet_tf.io.paths import make_output_dir
+from support import run_checkout
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNITS = 2000  # Dense(3 -> 2000) + Adam state: a ~45 KB weights file
 LIMIT = 20_000  # RLIMIT_FSIZE for the second save: smaller than one weights file
 
@@ -48,11 +47,6 @@ app.run(main_wrapper(main))
 """
 
 
-def _run(*command):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-
-
 def _one_error_line(result):
     assert result.returncode == 1, result.stderr[-3000:]  # not -11 (SIGSEGV) nor -25 (SIGXFSZ)
     assert "Traceback" not in result.stderr and "{{function_node" not in result.stderr
@@ -71,7 +65,9 @@ def _loads(path):
 @pytest.mark.slow
 def test_a_full_disk_during_a_step_checkpoint_is_one_line_and_keeps_the_last_one(tmp_path):
     directory = tmp_path / "checkpoints"
-    result = _run(sys.executable, "-c", _CHILD, "step", str(directory), str(UNITS), str(LIMIT))
+    result = run_checkout(
+        sys.executable, "-c", _CHILD, "step", str(directory), str(UNITS), str(LIMIT)
+    )
     path = directory / "step-00000010.weights.h5"
     assert _one_error_line(result) == f"error: {path}: cannot write: File too large"
     assert sorted(os.listdir(directory)) == ["step-00000005.weights.h5"]  # no partial file
@@ -82,7 +78,9 @@ def test_a_full_disk_during_a_step_checkpoint_is_one_line_and_keeps_the_last_one
 @pytest.mark.slow
 def test_a_full_disk_during_a_backup_is_one_line_and_keeps_the_previous_state(tmp_path):
     directory = tmp_path / "backup"
-    result = _run(sys.executable, "-c", _CHILD, "backup", str(directory), str(UNITS), str(LIMIT))
+    result = run_checkout(
+        sys.executable, "-c", _CHILD, "backup", str(directory), str(UNITS), str(LIMIT)
+    )
     assert _one_error_line(result) == (
         f"error: {directory / 'latest.weights.h5'}: cannot write the backup: File too large"
     )
@@ -144,7 +142,7 @@ def test_train_with_a_workdir_that_is_a_file_is_one_line(tmp_path):
     write_shard(tmp_path / "train-0.tfrecord", [encode_pair(image, image, points, points)] * 2)
     workdir = tmp_path / "run"
     workdir.write_text("not a folder")
-    result = _run(
+    result = run_checkout(
         sys.executable,
         "-m",
         "gfrnet_tf.apps.train",

@@ -8,9 +8,6 @@ batch size, and a third on Dask workers (slow), must write the same bytes.
 import hashlib
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,9 +24,8 @@ from gfrnet_tf.pipelines import identity as identity_lib
 from gfrnet_tf.pipelines import listing
 from gfrnet_tf.pipelines.identity import SPLITS
 from gfrnet_tf.pipelines.photo import PreparedFace
-
-sys.path.insert(0, str(Path(__file__).parent))
 from prepare_fixtures import MAX_PHOTO_BYTES, add_hostile, make_collection, tree_state
+from support import run_module
 
 # The fixture photos are 256 px with ~45 px faces: lower the size and sharpness filters.
 SMALL = [
@@ -45,7 +41,6 @@ SMALL = [
     "--export-guides",
 ]
 IN_PROCESS = ["--direct_running_mode=in_memory"]
-REPO = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -81,25 +76,16 @@ def rerun(prepared, collection, tmp_path_factory):
     )
     (output / unused).write_bytes(b"an earlier run's shard")
     (output / "notes.txt").write_text("not ours")
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gfrnet_tf.apps.prepare",
-            "--input",
-            str(collection[0]),
-            "--output",
-            str(output),
-            *SMALL,
-            "--photos-per-batch",
-            "1",
-            *IN_PROCESS,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    completed = run_module(
+        "gfrnet_tf.apps.prepare",
+        "--input",
+        collection[0],
+        "--output",
+        output,
+        *SMALL,
+        "--photos-per-batch",
+        "1",
+        *IN_PROCESS,
     )
     return output, completed, unused
 
@@ -392,12 +378,15 @@ def test_safe_names_keep_distinct_names_apart():
     assert len({safe_name(n) for n in ["a/b", "a_b", "a b", "a\\b"]}) == 4
 
 
-def test_missing_beam_is_one_line(monkeypatch, capsys, tmp_path):
-    monkeypatch.setitem(sys.modules, "apache_beam", None)
+def test_missing_beam_is_one_line(hide_module, capsys, tmp_path):
+    hide_module("apache_beam")
     status = prepare_app.main(["--input", str(tmp_path), "--output", str(tmp_path / "out")])
     assert status == 1
     error = capsys.readouterr().err.strip()
-    assert error == "error: apache_beam: not installed: pip install gfrnet_tf[beam]"
+    assert error == (
+        'error: apache_beam: not installed: pip install "gfrnet_tf[beam]"'
+        ' (in a checkout: pip install -e ".[beam]")'
+    )
 
 
 def test_bad_flags_are_one_line(capsys, tmp_path):
@@ -409,7 +398,7 @@ def test_bad_flags_are_one_line(capsys, tmp_path):
         )
         == 1
     )
-    assert "--max-per-identity: must be at least 2" in capsys.readouterr().err
+    assert "--max_per_identity: must be at least 2" in capsys.readouterr().err
 
 
 def test_photo_filters_and_all_faces():
@@ -501,24 +490,15 @@ def test_full_disk_is_one_line_and_leaves_no_temp_files(collection, tmp_path):
         (root / "astronaut" / photo.name).write_bytes(photo.read_bytes())
     before = tree_state(root)
     output = tmp_path / "out"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gfrnet_tf.apps.prepare",
-            "--input",
-            str(root),
-            "--output",
-            str(output),
-            *SMALL,
-            *IN_PROCESS,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
+    completed = run_module(
+        "gfrnet_tf.apps.prepare",
+        "--input",
+        root,
+        "--output",
+        output,
+        *SMALL,
+        *IN_PROCESS,
         preexec_fn=_file_size_limit(64 * 1024),  # a shard of 4 pairs is ~600 KB
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert completed.returncode == 1
     errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]

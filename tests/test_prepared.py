@@ -11,6 +11,7 @@ from gfrnet_tf.data.prepared import write_manifest
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.sample import Split, write_sample_dataset
 from gfrnet_tf.training import fit
+from support import TINY
 
 SIZE = 32
 SPLITS = (Split("train", 6, 2, 1), Split("val", 2, 1, 2), Split("test", 3, 1, 3))
@@ -123,9 +124,7 @@ def test_write_manifest_is_atomic_and_round_trips(tmp_path):
 def _tiny_config(**train):
     config = load_config("smoke")
     config.input.image_size = SIZE
-    config.model.widths = (8, 8, 8, 8, 8)
-    config.model.discriminator_widths = (8, 8)
-    config.model.local_size = 16
+    config.model.update(TINY)
     config.train.update(
         dict(warp_pretrain_epochs=0, epochs=1, checkpoint_every=2, summary_every=2, **train)
     )

@@ -1,8 +1,5 @@
 """Whole-photo restoration: model backends, flow pictures, and gfrnet-restore on a folder."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -20,6 +17,7 @@ from gfrnet_tf.restoration.photos import PhotoRestorer
 from gfrnet_tf.restoration.restorer import load_restorer
 from gfrnet_tf.sample import load_sample
 from gfrnet_tf.visualize import flow_to_rgb, image_grid
+from support import SIZE, run_module
 
 
 def test_flow_colouring_identity_is_white_and_translation_is_flat():
@@ -41,10 +39,6 @@ def test_image_grid_layout():
     np.testing.assert_array_equal(grid[4], 255)
     with pytest.raises(ValueError, match="equally sized"):
         image_grid([[a, b[:3]]])
-
-
-REPO = Path(__file__).resolve().parents[1]
-SIZE = 32  # conftest's `tiny_model` size
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +114,12 @@ def test_aligned_crops_need_no_detection(tiny_model):
 
 
 def test_restore_folder_good_nonface_corrupt(tiny_savedmodel, tmp_path):
-    """One output set for the face photo, one line per bad photo or guide, exit status 1.
+    """One output set for the face photo, one line per unreadable photo or bad guide, a
+    `faces.csv` row for the photo without a face, exit status 1.
 
     From a SavedModel without `--image_size`: the recorded size must be used (at the
-    default 256 the export would refuse every face), and its flow drawn (`--flow`).
+    default 256 the export would refuse every face), and its flow drawn (`--flow`). The
+    two guides of the astronaut are joined into one person, named after the first.
     """
     model_path = tiny_savedmodel
     photos = tmp_path / "photos"
@@ -140,42 +136,37 @@ def test_restore_folder_good_nonface_corrupt(tiny_savedmodel, tmp_path):
     save_image(guides / "flipped.png", np.ascontiguousarray(sample[:, ::-1]))
     save_image(guides / "landscape.png", smooth)  # a guide without a face
     out = tmp_path / "out"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gfrnet_tf.apps.restore",
-            f"--model={model_path}",
-            f"--input={photos}",
-            f"--guide={guides / 'flipped.png'}",
-            f"--guide={guides / 'frontal.png'}",
-            f"--guide={guides / 'landscape.png'}",
-            f"--output={out}",
-            "--flow",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    done = run_module(
+        "gfrnet_tf.apps.restore",
+        f"--model={model_path}",
+        f"--input={photos}",
+        f"--guide={guides / 'flipped.png'}",
+        f"--guide={guides / 'frontal.png'}",
+        f"--guide={guides / 'landscape.png'}",
+        f"--output={out}",
+        "--flow",
+        "--restore_all",  # the untrained model's face: restored even if less sharp
         timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 1, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 3, done.stderr
-    for expected in (
-        "photos/broken.jpg: ",
-        "guides/landscape.png: no face",
-        "photos/noface.png: no face",
-    ):
+    assert len(errors) == 2, done.stderr
+    for expected in ("photos/broken.jpg: ", "guides/landscape.png: no face"):
         assert sum(expected in line for line in errors) == 1, (expected, errors)
     assert "Traceback" not in done.stderr
-    assert "failed: bad_image 1, no_face 2" in done.stderr
-    assert "face 0: guide frontal.png" in done.stdout  # not the mirrored pose
+    assert "failed: bad_file 1, guide 1" in done.stderr
+    assert "noface.png: skipped: no face" in done.stdout
+    # the person named after the first guide; the guide closest in pose, not the mirrored one
+    assert "astronaut.png: face 0 at " in done.stdout
+    assert "restored (flipped, guide guide:frontal.png face 0)" in done.stdout
     assert sorted(p.name for p in out.iterdir()) == [
         "astronaut_face0.png",
         "astronaut_face0_compare.png",
         "astronaut_face0_flow.png",
         "astronaut_restored.png",
+        "faces.csv",
+        "people",
+        "people.json",
     ]
     restored = load_image(out / "astronaut_restored.png")
     assert restored.shape == photo.shape
@@ -185,7 +176,12 @@ def test_restore_folder_good_nonface_corrupt(tiny_savedmodel, tmp_path):
     assert not changed[0].any() and not changed[-1].any()
     assert abs(np.ptp(rows) - np.ptp(columns)) <= 2  # a square window
     assert load_image(out / "astronaut_face0.png").shape == (SIZE, SIZE, 3)
-    assert load_image(out / "astronaut_face0_compare.png").shape == (SIZE, 4 * SIZE + 6, 3)
+    # Four labelled panels, the 32 px faces shown 8x (nearest neighbour), 4 px apart.
+    compare = load_image(out / "astronaut_face0_compare.png")
+    assert compare.shape[1] == 4 * 8 * SIZE + 3 * 4 and compare.shape[0] > 8 * SIZE
+    rows = (out / "faces.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[0].startswith("photo,face,box,")  # header + 3 files
+    assert [r.split(",")[0] for r in rows[1:]] == ["astronaut.png", "broken.jpg", "noface.png"]
 
 
 def test_aligned_restore_of_the_awkward_corpus_restores_or_rejects_each_file(
@@ -201,22 +197,14 @@ def test_aligned_restore_of_the_awkward_corpus_restores_or_rejects_each_file(
     guide = tmp_path / "guide.png"
     save_image(guide, load_sample()[0])
     out = tmp_path / "out"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gfrnet_tf.apps.restore",
-            f"--model={tiny_savedmodel}",
-            f"--input={photos}",
-            f"--guide={guide}",
-            f"--output={out}",
-            "--aligned",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    done = run_module(
+        "gfrnet_tf.apps.restore",
+        f"--model={tiny_savedmodel}",
+        f"--input={photos}",
+        f"--guide={guide}",
+        f"--output={out}",
+        "--aligned",
         timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr

@@ -10,8 +10,6 @@ through a local HTTP server for `predict_rest`; every answer must equal the Kera
 import base64
 import http.server
 import json
-import os
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 import tensorflow as tf
 
 from gfrnet_tf import serving_client as client
+from support import SHALLOW, run_checkout
 
 SIZE = 32
 
@@ -90,7 +89,7 @@ def exported(tmp_path_factory):
     from gfrnet_tf.models.gfrnet import build_gfrnet
 
     keras.utils.set_random_seed(4)
-    model = build_gfrnet({"widths": (8, 16, 16), "discriminator_widths": (8, 16), "local_size": 16})
+    model = build_gfrnet(SHALLOW)
     rng = np.random.default_rng(5)
     degraded = rng.integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
     guide = rng.integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
@@ -131,17 +130,7 @@ def test_requests_executed_in_a_fresh_process(exported, tmp_path):
     for name, request in requests.items():
         data = json.dumps(request) if name.endswith(".json") else request.SerializeToString()
         (tmp_path / name).write_bytes(data.encode() if isinstance(data, str) else data)
-    # The repository on the path too, for runs without `pip install -e .`.
-    python_path = os.pathsep.join(
-        filter(None, [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")])
-    )
-    subprocess.run(
-        [sys.executable, __file__, str(path), str(tmp_path)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": python_path},
-    )
+    run_checkout(sys.executable, __file__, path, tmp_path, check=True, timeout=300)
 
     for name in ("rows", "columns", "encoded"):
         answer = client.parse_rest_response((tmp_path / f"{name}.json.answer").read_text())

@@ -1,21 +1,14 @@
 """The PyTorch twin in benchmarks/ computes what the Keras models compute (eval mode, 1e-4)."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
 torch = pytest.importorskip("torch")
 
+from benchmarks import torch_reference  # noqa: E402
 from gfrnet_tf.models import PatchDiscriminator, RecNet, WarpNet  # noqa: E402
 from gfrnet_tf.ops import warp_image  # noqa: E402
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "torch_reference.py"
-_SPEC = importlib.util.spec_from_file_location("torch_reference", _PATH)
-torch_reference = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(torch_reference)
 
 WIDTHS = (8, 16, 16, 16, 16, 16)  # depth 6 at 64x64
 SIZE = 64

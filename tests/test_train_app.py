@@ -8,9 +8,9 @@ to be killed) at 32x32 with widths of 8-16.
 import glob
 import json
 import os
+import re
 import signal
 import subprocess
-import sys
 import time
 import types
 
@@ -28,8 +28,9 @@ from gfrnet_tf.training.callbacks import (
     TensorBoardLogger,
 )
 from gfrnet_tf.training.schedule import StepDownOnPlateau
+from gfrnet_tf.visualize import PAIR_PANELS, labelled_grid
+from support import ROOT, checkout_env, run_checkout, train_command
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATES = (2e-4, 2e-5, 2e-6)
 
 
@@ -150,7 +151,7 @@ def _events(log_dir):
     return events
 
 
-def test_tensorboard_grid_shows_five_images_side_by_side_every_n_steps(tmp_path):
+def test_tensorboard_grid_shows_the_five_labelled_images_every_n_steps(tmp_path):
     rng = np.random.default_rng(0)
     images = {
         name: rng.uniform(-1, 1, (3, 8, 6, 3)).astype("float32")
@@ -163,7 +164,6 @@ def test_tensorboard_grid_shows_five_images_side_by_side_every_n_steps(tmp_path)
     logger = TensorBoardLogger(str(tmp_path), every_steps=3, batch=batch, max_images=2)
     logger.set_model(_FakeGFRNet())
     grid = logger.image_grid()
-    assert grid.shape == (2, 8, 30, 3)
     parts = [
         images["degraded"],
         images["guide"],
@@ -171,8 +171,9 @@ def test_tensorboard_grid_shows_five_images_side_by_side_every_n_steps(tmp_path)
         -images["degraded"],
         images["target"],
     ]
-    for i, part in enumerate(parts):
-        np.testing.assert_allclose(grid[:, :, 6 * i : 6 * (i + 1)], (part[:2] + 1) / 2, atol=1e-6)
+    # Each sample one row, each image in [-1, 1] as uint8 (rounded), under the five labels.
+    rows = [[np.round((part[i] + 1) * 127.5).astype(np.uint8) for part in parts] for i in (0, 1)]
+    np.testing.assert_array_equal(grid, labelled_grid(PAIR_PANELS, rows))
 
     _step_callback(logger, steps_per_epoch=4, epoch=1)
     for batch_index in range(4):  # global steps 5..8: only step 6 is a multiple of 3
@@ -181,21 +182,16 @@ def test_tensorboard_grid_shows_five_images_side_by_side_every_n_steps(tmp_path)
     events = _events(str(tmp_path))
     assert [step for step, _ in events["train/l2"]] == [6]
     assert tf.make_ndarray(events["train/l2"][0][1].tensor) == pytest.approx(0.25)
-    assert [step for step, _ in events["I_d | I_g | I_w | restored | I"]] == [6]
+    assert [step for step, _ in events["faces"]] == [6]
     assert [step for step, _ in events["val/l2"]] == [8]
     assert "l2" not in events and "train/learning_rate" not in events
 
 
 # ------------------------------------------------------------------- the command, end to end
 
-TINY = [
-    "--config.input.image_size=32",
-    "--config.input.batch_size=2",
+TRAIN_FLAGS = [
     "--config.input.degradation.blur=(0.0,1.0)",
     "--config.input.degradation.scale=(1.0,2.0)",
-    "--config.model.widths=(8,16,16,16,16)",
-    "--config.model.discriminator_widths=(8,16)",
-    "--config.model.local_size=16",
     "--config.train.steps_per_epoch=2",
     "--config.train.checkpoint_every=1",
     "--config.train.summary_every=16",
@@ -221,27 +217,11 @@ def shards(tmp_path_factory):
 
 
 def _command(workdir, shards, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "gfrnet_tf.apps.train",
-        "--config=smoke",
-        f"--workdir={workdir}",
-        f"--data={shards}/train-*.tfrecord",
-        "--synthetic_pose",
-        *TINY,
-        *extra,
-    ]
-
-
-def _env():
-    return dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    return train_command(workdir, f"--data={shards}/train-*.tfrecord", *TRAIN_FLAGS, *extra)
 
 
 def _run(command, timeout=240):
-    return subprocess.run(
-        command, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=timeout
-    )
+    return run_checkout(*command, timeout=timeout)
 
 
 def _saved_epoch(workdir):
@@ -253,12 +233,12 @@ def _saved_epoch(workdir):
         return 0
 
 
-def _epochs_started(stdout):
-    return [
-        int(line.split()[1].split("/")[0])
-        for line in stdout.splitlines()
-        if line.startswith("Epoch ")
-    ]
+def _bars_started(stderr):
+    """`{phase: step its progress bar started at}` (tqdm draws each bar at its start first)."""
+    bars = {}
+    for title, done in re.findall(r"([a-zA-Z -]+): +\d+%\|[^|]*\| *(\d+)/\d+", stderr):
+        bars.setdefault(title.strip(), int(done))
+    return bars
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +247,7 @@ def resumed(tmp_path_factory, shards):
     workdir = tmp_path_factory.mktemp("run")
     command = _command(workdir, shards)
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env(), cwd=ROOT
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=checkout_env(), cwd=ROOT
     )
     deadline = time.monotonic() + 240
     while _saved_epoch(workdir) < 3 and process.poll() is None and time.monotonic() < deadline:
@@ -286,9 +266,14 @@ def test_killed_run_resumes_at_the_saved_step_not_from_zero(resumed):
     assert resumed.killed.returncode == -signal.SIGKILL
     assert 3 <= resumed.killed_at < 18  # killed in the joint phase (rounds 3..18), mid-run
     assert resumed.second.returncode == 0, resumed.second.stderr[-3000:]
-    # Keras' own progress lines: the re-run trains rounds killed_at+1 .. 18 only; the
-    # finished WarpNet pre-training (rounds 1-2) is not repeated.
-    assert _epochs_started(resumed.second.stdout) == list(range(resumed.killed_at + 1, 19))
+    # The plan in steps, then the progress bars: the re-run trains steps killed_at+1 .. 18
+    # only; the finished WarpNet pre-training (steps 1-2) is not repeated.
+    assert (
+        "training: 2 WarpNet pre-training steps, then 16 joint training steps "
+        "(validation every 2 steps)"
+    ) in resumed.second.stdout
+    assert _bars_started(resumed.second.stderr) == {"joint training": resumed.killed_at - 2}
+    assert "16/16" in resumed.second.stderr
     checkpoints = sorted(os.listdir(resumed.workdir / "checkpoints"))
     assert checkpoints == [f"step-{step:08d}.weights.h5" for step in (16, 17, 18)]
     with open(resumed.workdir / "config.json") as handle:
@@ -387,3 +372,35 @@ def test_command_refuses_float16_on_a_cpu_in_one_line(tmp_path, shards):
     )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_phases_in_steps_with_a_reconstruction_warmup_and_its_bounds():
+    import ml_collections
+
+    from gfrnet_tf.errors import BadConfigError
+    from gfrnet_tf.training.fit import check_train_config, describe_phases, phase_steps
+
+    train = ml_collections.ConfigDict(
+        {
+            "warp_pretrain_epochs": 2,
+            "epochs": 20,
+            "steps_per_epoch": 250,
+            "checkpoint_every": 125,
+            "summary_every": 10,
+            "reconstruction_warmup_epochs": 16,
+        }
+    )
+    plan = phase_steps(train)
+    assert plan == {"warp": 500, "reconstruction": 4000, "joint": 1000}
+    assert describe_phases(plan, 250) == (
+        "training: 500 WarpNet pre-training steps, then 4000 reconstruction training steps, "
+        "then 1000 joint training steps (validation every 250 steps)"
+    )
+    train.reconstruction_warmup_epochs = 20  # the demo's: no adversarial phase at all
+    assert phase_steps(train) == {"warp": 500, "reconstruction": 5000}
+    del train["reconstruction_warmup_epochs"]  # a config.json saved before the key existed
+    assert phase_steps(train) == {"warp": 500, "joint": 5000}
+    for bad in (21, -1):
+        train.reconstruction_warmup_epochs = bad
+        with pytest.raises(BadConfigError, match="reconstruction_warmup_epochs"):
+            check_train_config(train)

@@ -12,6 +12,7 @@ from gfrnet_tf.apps import convert_vgg_face
 from gfrnet_tf.errors import BadConfigError, BadModelFileError
 from gfrnet_tf.models import vgg_face_convert
 from gfrnet_tf.models.vgg_face import LAYER_NAMES, VGGFace, load_vgg_face_weights
+from support import config_round_trip
 
 _FILTERS = {"conv1": 64, "conv2": 128, "conv3": 256, "conv4": 512, "conv5": 512}
 
@@ -126,7 +127,7 @@ def test_unknown_output_layer_is_a_config_error():
 
 def test_config_round_trip_keeps_the_layer():
     model = VGGFace("conv2_1")
-    clone = VGGFace.from_config(model.get_config())
+    clone = config_round_trip(model)
     assert clone.output_layer == "conv2_1" and clone(tf.zeros([1, 8, 8, 3])).shape == (1, 4, 4, 128)
     serialized = keras.saving.serialize_keras_object(model)
     assert keras.saving.deserialize_keras_object(serialized).output_layer == "conv2_1"

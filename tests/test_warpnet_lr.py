@@ -14,7 +14,6 @@ import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_gfrnet import SIZE, TINY, _batch, _changed, _values
 
 from gfrnet_tf.configs import load_config
 from gfrnet_tf.errors import BadConfigError
@@ -23,6 +22,7 @@ from gfrnet_tf.models.group_adam import GroupAdam
 from gfrnet_tf.sample import Split, write_sample_dataset
 from gfrnet_tf.training import fit
 from gfrnet_tf.training.schedule import StepDownOnPlateau
+from support import SIZE, TINY, changed, keras_file_round_trip, smooth_batch, snapshot
 
 MODEL = {**TINY, "dropout": 0.0}
 RATES = (2e-4, 2e-5)
@@ -45,7 +45,7 @@ def _adam(rate=RATES[0]):
 
 
 def _state(model):
-    return _values(model.variables + model.g_optimizer.variables + model.d_optimizer.variables)
+    return snapshot(model.variables + model.g_optimizer.variables + model.d_optimizer.variables)
 
 
 def _pretrained(*g_optimizers):
@@ -57,7 +57,7 @@ def _pretrained(*g_optimizers):
     for model in models:
         model.phase = "warp"
         for _ in range(2):
-            model.train_step(_batch())
+            model.train_step(smooth_batch())
         model.phase = "joint"
     return models
 
@@ -65,9 +65,9 @@ def _pretrained(*g_optimizers):
 def _joint_update(model):
     """One joint step; returns the WarpNet and RecNet trainable variables before and after."""
     networks = (model.warpnet.trainable_variables, model.recnet.trainable_variables)
-    before = [_values(variables) for variables in networks]
-    model.train_step(_batch())
-    return before, [_values(variables) for variables in networks]
+    before = [snapshot(variables) for variables in networks]
+    model.train_step(smooth_batch())
+    return before, [snapshot(variables) for variables in networks]
 
 
 def _assert_same_update(before, after, reference_before, reference_after):
@@ -83,8 +83,8 @@ def test_multiplier_one_trains_bit_for_bit_as_plain_adam():
     )
     assert isinstance(grouped.g_optimizer, GroupAdam)
     for _ in range(2):
-        plain.train_step(_batch())
-        grouped.train_step(_batch())
+        plain.train_step(smooth_batch())
+        grouped.train_step(smooth_batch())
     for a, b in zip(_state(plain), _state(grouped)):
         np.testing.assert_array_equal(a, b)
 
@@ -111,48 +111,47 @@ def test_warpnet_steps_as_adam_at_the_multiplied_rate_recnet_at_the_plain_one(ra
     for b, a, rb, ra in zip(rec_before, rec_after, plain_before, plain_after):
         np.testing.assert_array_equal(b, rb)
         np.testing.assert_array_equal(a, ra)  # RecNet: the plain rate, bit for bit
-    assert all(_changed(warp_before, grouped.warpnet.trainable_variables))
+    assert all(changed(warp_before, grouped.warpnet.trainable_variables))
 
 
 def test_multiplier_zero_freezes_warpnet_after_pre_training_only():
     # Through `fit`: the group is named while the step function is traced, once per phase.
     model = _model(_group_adam(multiplier=0.0))
-    data = tf.data.Dataset.from_tensors(_batch()).repeat()
-    initial = _values(model.warpnet.trainable_variables)
+    data = tf.data.Dataset.from_tensors(smooth_batch()).repeat()
+    initial = snapshot(model.warpnet.trainable_variables)
     model.phase = "warp"
     model.fit(data, steps_per_epoch=2, epochs=1, shuffle=False, verbose=0)
-    assert all(_changed(initial, model.warpnet.trainable_variables))  # pre-training: the plain rate
-    pretrained = _values(model.warpnet.trainable_variables)
-    recnet = _values(model.recnet.trainable_variables)
+    assert all(changed(initial, model.warpnet.trainable_variables))  # pre-training: the plain rate
+    pretrained = snapshot(model.warpnet.trainable_variables)
+    recnet = snapshot(model.recnet.trainable_variables)
     model.phase = "joint"
     model.fit(data, steps_per_epoch=3, epochs=1, shuffle=False, verbose=0)
-    assert not any(_changed(pretrained, model.warpnet.trainable_variables))
-    assert all(_changed(recnet, model.recnet.trainable_variables))
+    assert not any(changed(pretrained, model.warpnet.trainable_variables))
+    assert all(changed(recnet, model.recnet.trainable_variables))
     assert int(model.g_optimizer.iterations.numpy()) == 5
 
 
 def test_keras_file_keeps_the_multiplier_and_the_optimizer_state(tmp_path):
     (model,) = _pretrained(_group_adam())
-    model.train_step(_batch())
-    model.save(tmp_path / "model.keras")
-    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    model.train_step(smooth_batch())
+    loaded = keras_file_round_trip(model, tmp_path)
     assert (
         isinstance(loaded.g_optimizer, GroupAdam)
         and loaded.g_optimizer.group_multiplier == MULTIPLIER
     )
     for a, b in zip(_state(model), _state(loaded)):
         np.testing.assert_array_equal(a, b)
-    before = _values(model.warpnet.trainable_variables)
-    model.train_step(_batch())
-    loaded.train_step(_batch())
+    before = snapshot(model.warpnet.trainable_variables)
+    model.train_step(smooth_batch())
+    loaded.train_step(smooth_batch())
     for a, b in zip(_state(model), _state(loaded)):
         np.testing.assert_array_equal(a, b)
-    assert all(_changed(before, loaded.warpnet.trainable_variables))
+    assert all(changed(before, loaded.warpnet.trainable_variables))
 
 
 def test_files_saved_with_plain_adam_load_and_resume_at_the_multiplier(tmp_path):
     (old,) = _pretrained(_adam())  # what every run before the switch saved
-    old.train_step(_batch())
+    old.train_step(smooth_batch())
     old.save(tmp_path / "old.keras")
     old.save_weights(tmp_path / "step-00000003.weights.h5")
     loaded = keras.saving.load_model(tmp_path / "old.keras")
@@ -170,15 +169,10 @@ def test_files_saved_with_plain_adam_load_and_resume_at_the_multiplier(tmp_path)
     _assert_same_update(before, after, reference_before, reference_after)
 
 
-@pytest.fixture
-def mixed_policy():
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    yield
-    keras.mixed_precision.set_global_policy("float32")
-
-
 @pytest.mark.parametrize("multiplier", [0.0, MULTIPLIER])
-def test_mixed_precision_step_takes_the_multiplier_through_the_loss_scale(mixed_policy, multiplier):
+def test_mixed_precision_step_takes_the_multiplier_through_the_loss_scale(
+    mixed_float16, multiplier
+):
     def loss_scaled(optimizer):
         return keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=16.0)
 
@@ -188,7 +182,7 @@ def test_mixed_precision_step_takes_the_multiplier_through_the_loss_scale(mixed_
     (reference_before, _), (reference_after, _) = _joint_update(reference)
     assert int(grouped.g_optimizer.inner_optimizer.iterations.numpy()) == 3  # no step skipped
     _assert_same_update(before, after, reference_before, reference_after)
-    assert any(_changed(before, grouped.warpnet.trainable_variables)) == (multiplier > 0)
+    assert any(changed(before, grouped.warpnet.trainable_variables)) == (multiplier > 0)
 
 
 @pytest.mark.parametrize("value", [-0.5, float("nan"), float("inf"), "0.1", True, None])
@@ -245,9 +239,9 @@ def test_a_resumed_workdir_keeps_the_multiplier_and_the_optimizer_state(tmp_path
         np.testing.assert_array_equal(a, b)
     for model in (first, resumed):
         model.phase = "joint"
-    before = _values(first.warpnet.trainable_variables)
-    first.train_step(_batch())
-    resumed.train_step(_batch())
+    before = snapshot(first.warpnet.trainable_variables)
+    first.train_step(smooth_batch())
+    resumed.train_step(smooth_batch())
     for a, b in zip(_state(first), _state(resumed)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
-    assert all(_changed(before, resumed.warpnet.trainable_variables))
+    assert all(changed(before, resumed.warpnet.trainable_variables))

@@ -12,10 +12,11 @@ import cv2
 import numpy as np
 
 from gfrnet_tf.evaluation import protocol, runner
-from gfrnet_tf.visualize import image_grid
+from gfrnet_tf.visualize import FONT, INK, labelled_grid
 
-FONT = cv2.FONT_HERSHEY_SIMPLEX
-INK, GRID_GREY = (30, 30, 30), (200, 200, 200)
+GRID_GREY = (200, 200, 200)
+# Nine columns of faces: shown at twice 64 px, not at the single-picture display size.
+FACE_DISPLAY = 128
 BAR_COLOURS = ((66, 133, 244), (234, 67, 53), (251, 188, 5), (52, 168, 83))
 
 
@@ -65,19 +66,6 @@ def bar_chart(
         )
         cv2.putText(image, name, (x + 14, height - 6), FONT, 0.38, INK, 1, cv2.LINE_AA)
     return image
-
-
-def labelled_face_grid(
-    column_labels: Sequence[str], rows: Sequence[Sequence[np.ndarray]], scale: int = 2
-) -> np.ndarray:
-    """Faces enlarged `scale` times (nearest neighbour: pixels stay pixels), a label per column."""
-    enlarged = [[np.repeat(np.repeat(face, scale, 0), scale, 1) for face in row] for row in rows]
-    grid = image_grid(enlarged)
-    cell = enlarged[0][0].shape[1] + 2
-    header = np.full((22, grid.shape[1], 3), 255, np.uint8)
-    for c, label in enumerate(column_labels):
-        cv2.putText(header, label, (c * cell + 2, 15), FONT, 0.4, INK, 1, cv2.LINE_AA)
-    return np.concatenate([header, grid])
 
 
 def stack(parts: Sequence[np.ndarray], gap: int = 8, axis: int = 0) -> np.ndarray:
@@ -136,5 +124,5 @@ def study_figure(
     if all(faces.get(name) for name in columns):
         count = min(len(faces[name]) for name in columns)
         grid_rows = [[faces[name][i] for name in columns] for i in range(count)]
-        parts.append(labelled_face_grid(["input 4x", *labels[1:], "truth"], grid_rows))
+        parts.append(labelled_grid(["input 4x", *labels[1:], "truth"], grid_rows, FACE_DISPLAY))
     return stack(parts)

@@ -20,13 +20,9 @@ from pathlib import Path
 
 from absl import flags
 
-from gfrnet_tf import ablation
 from gfrnet_tf.apps import common
 from gfrnet_tf.configs.flags import define_config_flag
 from gfrnet_tf.configs.variants import TABLE1_ROWS
-from gfrnet_tf.data import PreparedDataset
-from gfrnet_tf.evaluation import protocol
-from gfrnet_tf.evaluation.identity import face_measures
 
 CONFIG = define_config_flag(default="smoke")
 DATA = flags.DEFINE_string(
@@ -46,16 +42,15 @@ ARCFACE_MODEL = flags.DEFINE_string(
 FACE_MEASURES = flags.DEFINE_bool(
     "face_measures", True, "Identity and landmark distances of the restored faces (needs dlib)."
 )
-TEST_PROTOCOL = flags.DEFINE_enum(
-    "test_protocol",
-    protocol.DEFAULT_TEST_PROTOCOL,
-    list(protocol.TEST_PROTOCOLS),
-    "What the 4x/8x settings draw besides the scale (see gfrnet_tf.evaluation.protocol).",
-)
+TEST_PROTOCOL = common.define_test_protocol_flag()
 flags.mark_flags_as_required(["data", "workdir"])
 
 
 def main(argv):
+    from gfrnet_tf import ablation
+    from gfrnet_tf.data import PreparedDataset
+    from gfrnet_tf.evaluation.identity import face_measures
+
     del argv
     dataset = PreparedDataset(DATA.value)
     measures, note = None, "face measures off (--noface_measures)"

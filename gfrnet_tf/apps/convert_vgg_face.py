@@ -4,27 +4,26 @@
 
 Then train with `--config.model.vgg_face_weights=vgg_face.npz`. The state dict is read with
 `torch.load(weights_only=True)`: tensors only, no pickled code. PyTorch is needed only
-here (`pip install torch`).
+here (the `convert` extra).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from absl import app
 
 from gfrnet_tf.apps.common import make_run
-from gfrnet_tf.errors import BadModelFileError
+from gfrnet_tf.errors import BadModelFileError, optional_dependency
 from gfrnet_tf.io.atomic import atomic_writer
-from gfrnet_tf.models.vgg_face import LAYER_NAMES
-from gfrnet_tf.models.vgg_face_convert import from_torch_state_dict
 
 
 def main(argv):
-    if len(argv) != 3:
-        raise app.UsageError("usage: gfrnet-convert-vgg-face IN.pth OUT.npz")
-    import torch  # only this converter needs PyTorch
+    with optional_dependency():  # only this converter needs PyTorch
+        import torch
 
-    source, target = argv[1], argv[2]
+    from gfrnet_tf.models.vgg_face import LAYER_NAMES
+    from gfrnet_tf.models.vgg_face_convert import from_torch_state_dict
+
+    source, target = argv[1:]
     try:
         state_dict = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 (torch raises many types for a foreign file)
@@ -44,7 +43,7 @@ def main(argv):
     print(f"{target}: {', '.join(n for n in LAYER_NAMES if f'{n}/kernel' in arrays)}")
 
 
-run = make_run(main)
+run = make_run(main, arguments=("IN.pth", "OUT.npz"))
 
 if __name__ == "__main__":
     run()

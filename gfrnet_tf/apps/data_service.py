@@ -21,7 +21,6 @@ import threading
 from absl import flags
 
 from gfrnet_tf.apps.common import make_run
-from gfrnet_tf.data import service
 from gfrnet_tf.errors import BadConfigError
 
 PORT = flags.DEFINE_integer("port", None, "Run a dispatcher on this port (0: any free port).")
@@ -35,8 +34,9 @@ WORKER_HOST = flags.DEFINE_string(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise BadConfigError("command line", f"unexpected arguments: {' '.join(argv[1:])}")
+    del argv
+    from gfrnet_tf.data import service
+
     if (PORT.value is None) == (DISPATCHER.value is None):
         raise BadConfigError(
             "command line",

@@ -6,13 +6,18 @@ The sample data they train on is `gfrnet_tf.sample.write_sample_dataset`.
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 import sys
 import time
 
-from gfrnet_tf.configs.budget import EPOCH_STEPS, LEARNING_RATE, PRETRAIN_EPOCHS, short_run_schedule
+from gfrnet_tf.configs.budget import (
+    DEMO_WARMUP_SHARE,
+    EPOCH_STEPS,
+    LEARNING_RATE,
+    PRETRAIN_EPOCHS,
+    short_run_schedule,
+)
 
 
 class Stages:
@@ -24,8 +29,9 @@ class Stages:
     user would type, at the price of one TensorFlow start-up (a few seconds) each.
     """
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, common_args=()):
         self.total = total
+        self.common_args = list(common_args)  # appended to every command, e.g. --verbosity
         self.done = 0
         self.start = time.monotonic()
         self.timings: dict[str, float] = {}
@@ -43,12 +49,10 @@ class Stages:
     def command(self, title: str, app: str, args: list[str]) -> None:
         """Runs `gfrnet-<app>` with `args`; exits with its status if it fails."""
         started = self.begin(title)
+        args = [*args, *self.common_args]
         argv = [sys.executable, "-m", f"gfrnet_tf.apps.{app}", *args]
         print("$ " + shlex.join([f"gfrnet-{app}", *args]), flush=True)
-        # TensorFlow's C++ INFO/WARNING start-up lines (oneDNN, CUDA probing) would bury the
-        # stage output; errors still show, and a TF_CPP_MIN_LOG_LEVEL the user set wins.
-        env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ}
-        status = subprocess.run(argv, check=False, env=env).returncode
+        status = subprocess.run(argv, check=False).returncode
         if status:
             print(
                 f"error: gfrnet-{app}: failed with exit status {status} (stage: {title})",
@@ -66,12 +70,11 @@ SHORT_RUN_OVERRIDES = (
 
 
 def short_run_overrides(steps: int, epoch_steps: int = EPOCH_STEPS) -> list[str]:
-    """`--config.train.*` flags of `configs.budget.short_run_schedule(steps, epoch_steps)`."""
-    schedule = short_run_schedule(steps, epoch_steps)
+    """`--config.train.*` flags of `configs.budget.short_run_schedule(steps, epoch_steps,
+    DEMO_WARMUP_SHARE)`."""
+    schedule = short_run_schedule(steps, epoch_steps, DEMO_WARMUP_SHARE)
+    keys = ("steps_per_epoch", "checkpoint_every", "epochs", "reconstruction_warmup_epochs")
     return [
         *SHORT_RUN_OVERRIDES,
-        *(
-            f"--config.train.{key}={schedule[key]}"
-            for key in ("steps_per_epoch", "checkpoint_every", "epochs")
-        ),
+        *(f"--config.train.{key}={schedule[key]}" for key in keys if key in schedule),
     ]

@@ -1,4 +1,4 @@
-"""gfrnet-evaluate: the Table 1 protocol for one or more models, one table row each.
+r"""gfrnet-evaluate: the Table 1 protocol for one or more models, one table row each.
 
     gfrnet-evaluate --model runs/full --model runs/wg --names full,-WG \
         --data DATASET_DIR [--split test] [--output eval/] [--image_size N] \
@@ -27,13 +27,14 @@ from pathlib import Path
 from absl import flags
 
 from gfrnet_tf.apps.batch import Failures
-from gfrnet_tf.apps.common import define_precision_flag, inference_policy, make_run
+from gfrnet_tf.apps.common import (
+    define_precision_flag,
+    define_test_protocol_flag,
+    inference_policy,
+    make_run,
+)
 from gfrnet_tf.configs import load_config
-from gfrnet_tf.data import PreparedDataset
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf.evaluation import protocol, report
-from gfrnet_tf.evaluation.identity import face_measures
-from gfrnet_tf.evaluation.runner import evaluate_models
 
 MODEL = flags.DEFINE_multi_string(
     "model", None, "Workdir, checkpoint, .keras, SavedModel or .tflite; repeatable."
@@ -66,13 +67,7 @@ ARCFACE_MODEL = flags.DEFINE_string(
     "An ArcFace .onnx or .tflite (112x112 RGB, 5-point template, "
     "(x - 127.5) / 127.5) for the arcface_deg column.",
 )
-TEST_PROTOCOL = flags.DEFINE_enum(
-    "test_protocol",
-    protocol.DEFAULT_TEST_PROTOCOL,
-    list(protocol.TEST_PROTOCOLS),
-    "What the 4x/8x settings draw: "
-    + "; ".join(f"{k}: {v}" for k, v in protocol.TEST_PROTOCOLS.items()),
-)
+TEST_PROTOCOL = define_test_protocol_flag()
 PRECISION = define_precision_flag(
     "float32",
     "What checkpoints and .keras models compute in: mixed_bfloat16 where the device has "
@@ -89,6 +84,11 @@ def model_names(paths) -> list[str]:
 
 
 def main(argv):
+    from gfrnet_tf.data import PreparedDataset
+    from gfrnet_tf.evaluation import report
+    from gfrnet_tf.evaluation.identity import face_measures
+    from gfrnet_tf.evaluation.runner import evaluate_models
+
     del argv
     policy = inference_policy(PRECISION.value)
     models = dict(zip(model_names(MODEL.value), MODEL.value))

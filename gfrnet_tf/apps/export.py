@@ -1,6 +1,6 @@
-"""gfrnet-export: a trained GFRNet as a TF Serving SavedModel and TFLite (LiteRT) files.
+r"""gfrnet-export: a trained GFRNet as a TF Serving SavedModel and TFLite (LiteRT) files.
 
-    gfrnet-export --model runs/full --output savedmodel/gfrnet \
+    gfrnet-export --model runs/full --output runs/export/gfrnet \
         --formats savedmodel,tflite_fp32,tflite_fp16,tflite_int8 \
         --calibration_data DATASET_DIR [--image_size N] [--version N] \
         [--precision float32|mixed_bfloat16|mixed_float16]
@@ -31,21 +31,14 @@ from pathlib import Path
 from absl import flags
 
 from gfrnet_tf.apps.common import define_precision_flag, make_run
-from gfrnet_tf.data import PreparedDataset, default_input_config, make_dataset
 from gfrnet_tf.errors import BadConfigError
-from gfrnet_tf.export import export_savedmodel
-from gfrnet_tf.export.onnx_export import export_onnx
-from gfrnet_tf.export.savedmodel import next_version
-from gfrnet_tf.export.tflite import CALIBRATION_STEPS, convert_to_tflite
+from gfrnet_tf.export.formats import CALIBRATION_STEPS, FORMATS
 from gfrnet_tf.io.atomic import atomic_writer
 from gfrnet_tf.io.paths import make_output_dir
-from gfrnet_tf.loading import load_gfrnet
-
-FORMATS = ("savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx")
 
 MODEL = flags.DEFINE_string("model", None, ".keras file, step-N.weights.h5 checkpoint or workdir.")
 OUTPUT = flags.DEFINE_string(
-    "output", None, "Model folder, e.g. savedmodel/gfrnet (TF Serving layout)."
+    "output", None, "Model folder, e.g. runs/export/gfrnet (TF Serving layout)."
 )
 EXPORT_FORMATS = flags.DEFINE_list("formats", ["savedmodel"], f"Comma-separated, of {FORMATS}.")
 IMAGE_SIZE = flags.DEFINE_integer(
@@ -94,6 +87,8 @@ def check_formats(formats, calibration_data, precision="float32"):
 
 def calibration_inputs(data, image_size, steps):
     """`steps` `{"degraded", "guide"}` batches of 1 from the evaluation input pipeline."""
+    from gfrnet_tf.data import PreparedDataset, default_input_config, make_dataset
+
     dataset = PreparedDataset.open(data, glob_split="val")
     split = "val" if dataset.has("val") else dataset.splits[0]
     config = default_input_config()
@@ -116,6 +111,12 @@ def export_size(trained) -> int:
 
 
 def main(argv):
+    from gfrnet_tf.export import export_savedmodel
+    from gfrnet_tf.export.onnx_export import export_onnx
+    from gfrnet_tf.export.savedmodel import next_version
+    from gfrnet_tf.export.tflite import convert_to_tflite
+    from gfrnet_tf.loading import load_gfrnet
+
     del argv
     formats = EXPORT_FORMATS.value
     check_formats(formats, CALIBRATION_DATA.value, PRECISION.value)

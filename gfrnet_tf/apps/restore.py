@@ -1,31 +1,39 @@
-"""gfrnet-restore: restore the faces in your photos with a guide photo of the same person.
+"""gfrnet-restore: restore the faces of your photos, each with a good photo of the same person.
 
-    gfrnet-restore --model runs/full/model.keras --input photos/ \
-        --guide alice_frontal.jpg [--guide alice_side.jpg ...] --output restored/ \
-        [--aligned] [--flow] [--image_size 256] [--precision mixed_bfloat16]
+    gfrnet-restore --model M --input ROOT --output OUT          # a whole library
+    gfrnet-restore --model M --input ROOT --output OUT --guides people/   # people/<name>/*.jpg
+    gfrnet-restore --model M --input photos/ --output OUT --guide alice.jpg [--guide ...]
 
 `--model` is a training checkpoint / `.keras` file, a SavedModel folder or a `.tflite`
-file. Faces are found with MTCNN, cropped as in training, restored and pasted back with
-a feathered edge; with several guides each face gets the one closest in pose (dlib's 68
-landmarks, or MTCNN's 5 points without dlib) and the choice is printed. `--aligned`
-takes every input (and guide) as an already cropped square face. `--precision
-mixed_bfloat16` runs a checkpoint or `.keras` model in bf16 where the device has it
-natively (`gfrnet_tf.precision`; else float32, said); an export runs as it was exported.
+file. ROOT (a photo, or a folder walked recursively; photos and clips) is analysed once:
+every face is found (MTCNN), located (dlib's 68 points), embedded (dlib's identity
+ResNet) and scored (size, sharpness, frontal, eyes open). Each face is matched to a
+person by identity first: the people named by `--guide FILE` (one face per guide photo)
+or `--guides DIR` (a folder per person), and, per top-level folder of ROOT, the groups of
+everyone else (their best faces become their guides). A face is restored only with its
+own person's guide closest in pose, and only if it is clearly worse than that guide; a
+face of nobody known is left as it is, never restored with a stranger's face. A face the
+model would make less sharp is kept. `--any_person` gives every face the guide closest
+in pose among all guides (no identity check); `--restore_all` also restores good faces.
 
-Videos (by suffix or content; a folder may mix them with photos) become
-`NAME_restored.mp4`: same frames, rate and size, audio copied, faces tracked between
-detections every `--detect_every` frames; see docs/VIDEO.md.
+OUT mirrors ROOT: per photo with a restored face, `OUT/<path>/NAME_restored.png` (whole
+photo, same size) and per restored face `k` (counted from the left) `NAME_face{k}.png`
+and `NAME_face{k}_compare.png` (labelled panels degraded | guide | warped guide |
+restored; small faces enlarged, nearest neighbour),
+with `--flow` `NAME_face{k}_flow.png`. Every run writes `OUT/faces.csv` (one row per face
+and per file without one), `OUT/people.json` and a contact sheet per person in
+`OUT/people/` (docs/PEOPLE.md). Clips become `NAME_restored.mp4` (docs/VIDEO.md), each
+face track restored with its own person's guide.
 
-Per photo `NAME.ext` the output folder receives `NAME_restored.png` (whole photo, same
-size; `NAME_ext_...` where two inputs share a name) and per face `k`: `NAME_face{k}.png`
-(restored crop), `NAME_face{k}_compare.png` (degraded | guide | warped guide | restored)
-and with `--flow` `NAME_face{k}_flow.png`. A name too long for the file system is cut and
-tagged with a digest of the photo's name (see `restoration.outputs`).
-The output folder must lie outside the input folder, and no input or guide file is ever
-replaced. A file that cannot be read or has no face gets one line; the batch goes on, a
-summary by reason ends the run and the exit status is 1 if anything failed. An output
-folder that cannot be written (read-only, full) stops the run with one line; the photo
-being written then has no output.
+`--aligned` takes every input and guide as an already cropped square face and restores
+it with the guide closest in pose (no identity check, no report); its restored face is
+`NAME_restored.png`, with `NAME_face0_compare.png` beside it. The output folder must
+lie outside ROOT, and no input or guide file is ever replaced. A file that cannot be read
+gets one `error:` line, the run goes on, and the exit status is 1; a photo without a face
+is a `faces.csv` row. An output folder that cannot be written stops the run in one line.
+
+`--precision mixed_bfloat16` runs a checkpoint or `.keras` model in bf16 where the device
+has it natively (`gfrnet_tf.precision`; else float32, said); an export runs as exported.
 """
 
 from __future__ import annotations
@@ -38,20 +46,39 @@ from gfrnet_tf.apps.batch import Failures
 from gfrnet_tf.apps.common import define_precision_flag, inference_policy, make_run
 from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError, NoFaceError
 from gfrnet_tf.io import load_image
+from gfrnet_tf.io.media import is_video_file
 from gfrnet_tf.io.paths import printable
-from gfrnet_tf.restoration.outputs import OutputFolder, OutputFolderError
-from gfrnet_tf.restoration.photos import PhotoRestorer
-from gfrnet_tf.restoration.restorer import load_restorer
-from gfrnet_tf.video.files import is_video_file
-from gfrnet_tf.visualize import flow_to_rgb, image_grid
+from gfrnet_tf.video import clip_stages
+from gfrnet_tf.visualize import PAIR_PANELS, flow_to_rgb, labelled_grid
 
 MODEL = flags.DEFINE_string(
     "model", None, "Checkpoint/.keras file, SavedModel folder or .tflite file."
 )
-INPUT = flags.DEFINE_string("input", None, "A photo or video, or a folder of them (not recursive).")
-GUIDE = flags.DEFINE_multi_string(
-    "guide", None, "High-quality photo of the same person; repeatable."
+INPUT = flags.DEFINE_string(
+    "input", None, "A photo or clip, or a folder of them (walked recursively)."
 )
+GUIDE = flags.DEFINE_multi_string(
+    "guide",
+    [],
+    "A good photo of one person (one face); repeatable. Photos of one person "
+    "are joined by identity and named after the first one's file.",
+)
+GUIDES = flags.DEFINE_string(
+    "guides", None, "A folder with a folder of good photos per person: DIR/<name>/*.jpg."
+)
+ANY_PERSON = flags.DEFINE_bool(
+    "any_person",
+    False,
+    "No identity check: every face takes the guide closest in pose "
+    "among all guides (for a user who knows every face is the guides' person).",
+)
+RESTORE_ALL = flags.DEFINE_bool(
+    "restore_all",
+    False,
+    "Also restore faces as good as their guides, and keep the model's "
+    "result even where it is less sharp than the face was.",
+)
+BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Faces per model call.")
 OUTPUT = flags.DEFINE_string("output", None, "Folder for the results.")
 ALIGNED = flags.DEFINE_bool("aligned", False, "Inputs and guides are square face crops already.")
 FLOW = flags.DEFINE_bool("flow", False, "Also save a colour picture of the predicted flow.")
@@ -79,15 +106,11 @@ PRECISION = define_precision_flag(
     "What a checkpoint or .keras model computes in: mixed_bfloat16 where the device has "
     "bf16 natively (else float32, said); an export runs as exported.",
 )
-flags.mark_flags_as_required(["model", "input", "guide", "output"])
-
-DEFAULT_IMAGE_SIZE = 256
-# The longest text an output name adds to a photo's stem (up to 1000 faces per photo).
-LONGEST_SUFFIX = "_face999_compare.png"
+flags.mark_flags_as_required(["model", "input", "output"])
 
 
 def input_photos(path: Path) -> list[Path]:
-    """The photo, or every visible regular file of the folder (non-images fail by name later)."""
+    """`--aligned`: the photo, or every visible regular file of the folder (not recursive)."""
     if path.is_dir():
         try:
             return sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -98,108 +121,124 @@ def input_photos(path: Path) -> list[Path]:
     raise BadConfigError(path, "--input is neither a file nor a folder")
 
 
-def output_images(restored_photo, faces) -> list[tuple[str, object]]:
-    """`(name suffix, image)` of every output of one photo, the whole photo last: a photo
-    whose restored version exists has all its outputs."""
-    images = []
-    for k, face in enumerate(faces):
-        result = face.result
-        images.append((f"_face{k}.png", result.restored))
-        images.append(
-            (
-                f"_face{k}_compare.png",
-                image_grid(
-                    [[face.degraded, face.guide.crop, result.warped_guide, result.restored]]
-                ),
-            )
-        )
-        if FLOW.value and result.flow is not None:
-            images.append((f"_face{k}_flow.png", flow_to_rgb(result.flow)))
+def aligned_images(restored_photo, face) -> list[tuple[str, object]]:
+    """`(name suffix, image)` of an aligned crop's outputs, the whole photo last. The crop is
+    its one face, so the restored face is the restored photo: no `_face0.png` beside it."""
+    result = face.result
+    labels = [
+        PAIR_PANELS[0],
+        f"guide: {printable(Path(face.guide.source).name)}",
+        *PAIR_PANELS[2:4],
+    ]
+    panels = [face.degraded, face.guide.crop, result.warped_guide, result.restored]
+    images = [("_face0_compare.png", labelled_grid(labels, [panels]))]
+    if FLOW.value and result.flow is not None:
+        images.append(("_face0_flow.png", flow_to_rgb(result.flow)))
     images.append(("_restored.png", restored_photo))
     return images
 
 
-def describe(photo_path: Path, faces) -> str:
-    guides = ", ".join(
-        f"face {k}: guide {printable(Path(face.guide.source).name)}"
-        + (f" (pose distance {min(face.distances):.3f})" if face.distances else "")
-        for k, face in enumerate(faces)
-    )
-    return f"{printable(photo_path)}: restored {len(faces)} face(s); {guides}"
+def restore_aligned(failures: Failures, policy: str) -> None:
+    """`--aligned`: each input is one face crop, restored with the guide closest in pose."""
+    from gfrnet_tf.restoration.listing import LONGEST_SUFFIX
+    from gfrnet_tf.restoration.outputs import OutputFolder, OutputFolderError
+    from gfrnet_tf.restoration.photos import PhotoRestorer
+    from gfrnet_tf.restoration.restorer import load_restorer
 
-
-def restore_video(photos: PhotoRestorer, path: Path, destination: Path) -> str:
-    """Restores one video file; its summary line."""
-    if photos.aligned:
-        raise BadConfigError(path, "--aligned is for face-crop photos; a video's faces are tracked")
-    try:
-        from gfrnet_tf.video.clip import restore_clip
-        from gfrnet_tf.video.identity import optional_embedder
-        from gfrnet_tf.video.streaming import VideoRestorer
-    except ImportError as error:
-        raise BadConfigError(path, f"videos need PyAV: pip install 'gfrnet_tf[video]' ({error})")
-    videos = VideoRestorer(photos, detect_every=DETECT_EVERY.value)
-    identity = optional_embedder() if IDENTITY_EVERY.value else None
-    return restore_clip(
-        videos,
-        path,
-        destination,
-        crf=VIDEO_CRF.value,
-        identity=identity,
-        identity_every=IDENTITY_EVERY.value,
-    ).describe()
-
-
-def main(argv):
-    del argv
-    policy = inference_policy(PRECISION.value)  # a refused precision leaves no output folder
     input_path = Path(INPUT.value)
     inputs = input_photos(input_path)
-    # Checked (and created) before the model is loaded.
     output = OutputFolder(
         OUTPUT.value, input_path, protected=[*inputs, *GUIDE.value], longest_suffix=LONGEST_SUFFIX
     )
-    restorer = load_restorer(MODEL.value, policy)
-    # Exported models know their size; a Keras model takes any size, so aligned crops
-    # are then used at their own size.
-    image_size = (
-        IMAGE_SIZE.value or restorer.image_size or (None if ALIGNED.value else DEFAULT_IMAGE_SIZE)
-    )
-    photos = PhotoRestorer(restorer, image_size, aligned=ALIGNED.value)
-    failures = Failures()
+    restorer = load_restorer(MODEL.value, policy)  # once the output folder is known to work
+    photos = PhotoRestorer(restorer, IMAGE_SIZE.value or restorer.image_size, aligned=True)
     for guide_path in GUIDE.value:
         try:
             photos.add_guide(load_image(guide_path), guide_path, pose=len(GUIDE.value) > 1)
         except GFRNetError as error:
             failures.add_error(error)
     if not photos.guides:
-        raise NoFaceError("--guide", "no guide photo has a usable face")
-    if len(photos.guides) > 1:
-        print(f"choosing guides by pose with {photos.pose.name}")
-
-    restored = 0
-    stems = output.stems(inputs)
+        raise NoFaceError("--guide", "--aligned needs a guide photo with a usable face")
+    stems, restored = output.stems(inputs), 0
     for photo_path in inputs:
         try:
             if is_video_file(photo_path):
-                print(
-                    restore_video(
-                        photos, photo_path, output.target(f"{stems[photo_path]}_restored.mp4")
-                    )
-                )
-                restored += 1
-                continue
-            restored_photo, faces = photos.restore(load_image(photo_path), photo_path)
-            output.write(stems[photo_path], output_images(restored_photo, faces))
+                raise BadConfigError(photo_path, "--aligned is for face crops, not clips")
+            restored_photo, (face,) = photos.restore(load_image(photo_path), photo_path)
+            output.write(stems[photo_path], aligned_images(restored_photo, face))
         except (BadModelFileError, OutputFolderError):
             raise  # the model or the folder, not this photo: every other photo would fail too
         except GFRNetError as error:
             failures.add_error(error)
             continue
         restored += 1
-        print(describe(photo_path, faces))
-
+        guide = printable(Path(face.guide.source).name)
+        print(f"{printable(photo_path)}: restored 1 face(s); face 0: guide {guide}")
     print(f"restored {restored} file(s) into {printable(output.path)}")
+
+
+def restore_by_person(failures: Failures, policy: str) -> None:
+    """Every face of the library with its own person's guide (docs/PEOPLE.md)."""
+    from gfrnet_tf.restoration.library import (
+        DEFAULT_IMAGE_SIZE,
+        FaceAnalyser,
+        RestoreSettings,
+        default_options,
+        named_people,
+        restore_library,
+    )
+    from gfrnet_tf.restoration.listing import LONGEST_SUFFIX
+    from gfrnet_tf.restoration.outputs import OutputFolder
+    from gfrnet_tf.restoration.restorer import load_restorer
+
+    root = Path(INPUT.value)
+    guide_files = [Path(p) for p in GUIDE.value]
+    output = OutputFolder(
+        OUTPUT.value, root, protected=[*guide_files], longest_suffix=LONGEST_SUFFIX
+    )
+    restorer = load_restorer(MODEL.value, policy)  # once the output folder is known to work
+    analyser = FaceAnalyser()
+    named = named_people(analyser, guide_files, GUIDES.value)
+    for source, problem in named.problems:
+        failures.add("guide", source, problem)
+    if (guide_files or GUIDES.value) and not named.people:
+        raise NoFaceError("--guide", "no guide photo has one usable face")
+    settings = RestoreSettings(
+        IMAGE_SIZE.value or restorer.image_size or DEFAULT_IMAGE_SIZE,
+        batch_size=BATCH_SIZE.value,
+        keep_sharper=not RESTORE_ALL.value,
+        flow=FLOW.value,
+    )
+    summary = restore_library(
+        root,
+        output,
+        restorer,
+        analyser,
+        settings,
+        default_options(ANY_PERSON.value, RESTORE_ALL.value),
+        named,
+        clips=clip_stages(
+            detect_every=DETECT_EVERY.value,
+            crf=VIDEO_CRF.value,
+            identity_every=IDENTITY_EVERY.value,
+        ),
+        warn=lambda path, problem: failures.add("bad_file", path, problem),
+    )
+    print(f"{summary.describe()}; report in {printable(output.path)}")
+
+
+def main(argv):
+    del argv
+    if ALIGNED.value and not GUIDE.value:
+        raise BadConfigError("--aligned", "needs --guide")
+    if ALIGNED.value and (GUIDES.value or ANY_PERSON.value or RESTORE_ALL.value):
+        raise BadConfigError("--aligned", "takes --guide only (no identity matching)")
+    policy = inference_policy(PRECISION.value)  # a refused precision leaves no output folder
+    failures = Failures()
+    if ALIGNED.value:
+        restore_aligned(failures, policy)
+    else:
+        restore_by_person(failures, policy)
     failures.exit_if_any()
 
 

@@ -16,12 +16,10 @@ elsewhere.
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from gfrnet_tf.apps import common
 from gfrnet_tf.configs.flags import define_config_flag
-from gfrnet_tf.data import PreparedDataset
-from gfrnet_tf.training import fit
 
 CONFIG = define_config_flag()
 WORKDIR = flags.DEFINE_string(
@@ -52,8 +50,10 @@ flags.mark_flags_as_required(["config", "workdir", "data"])
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    del argv
+    from gfrnet_tf.data import PreparedDataset
+    from gfrnet_tf.training import fit
+
     dataset = PreparedDataset.open(
         DATA.value, synthetic_pose=SYNTHETIC_POSE.value, other_patterns={"val": VAL_DATA.value}
     )

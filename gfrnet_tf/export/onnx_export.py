@@ -6,7 +6,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.errors import optional_dependency
 from gfrnet_tf.export.savedmodel import INPUTS
 from gfrnet_tf.io.atomic import atomic_path
 
@@ -15,16 +15,12 @@ def export_onnx(model, path, image_size: int) -> Path:
     """Writes `model` as ONNX to `path` atomically: float `[-1, 1]` NHWC in, the model's
     outputs out.
 
-    The batch axis is dynamic. Needs the optional packages `tf2onnx` and `onnx`; without
-    them this is a `BadConfigError` saying so, since ONNX is an optional format.
+    The batch axis is dynamic. Needs the optional packages `tf2onnx` and `onnx` (extra
+    `onnx`); without them this is a `MissingDependencyError` saying so.
     """
-    try:
+    with optional_dependency("--formats"):
         import onnx  # noqa: F401
         import tf2onnx  # noqa: F401
-    except ImportError:
-        raise BadConfigError(
-            "--formats", "onnx needs the packages tf2onnx and onnx (pip install tf2onnx onnx)"
-        ) from None
     path = Path(path)
     spec = {
         name: tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name=name)

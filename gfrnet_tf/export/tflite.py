@@ -18,12 +18,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gfrnet_tf.errors import BadConfigError
+from gfrnet_tf.errors import BadConfigError, optional_dependency
+from gfrnet_tf.export.formats import CALIBRATION_STEPS, QUANTIZATIONS
 from gfrnet_tf.export.savedmodel import DEFAULT_SIGNATURE, INPUTS, OUTPUTS, write_archive
 
-QUANTIZATIONS = ("fp32", "fp16", "int8")
-# Enough calibration batches for stable activation ranges, few enough to convert quickly.
-CALIBRATION_STEPS = 32
 # int8 keeps these op types in float: they are the warp (bilinear resampling of the guide)
 # and the flow arithmetic, plus the tanh outputs. 8-bit sampling coordinates are off by up
 # to a pixel at 256 px and, measured on a 32 px model, the fully quantised warp was
@@ -132,7 +130,8 @@ def _calibration_samples(representative_data, batch_size):
 
 def litert_interpreter(model_content: bytes, num_threads: int = 2):
     """A LiteRT interpreter (XNNPACK delegate by default) with tensors allocated."""
-    from ai_edge_litert.interpreter import Interpreter  # extra `litert`
+    with optional_dependency():
+        from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
     interpreter.allocate_tensors()

@@ -27,7 +27,13 @@ import cv2
 import numpy as np
 
 from gfrnet_tf import ibug68
-from gfrnet_tf.errors import BadModelFileError, GFRNetError, first_line
+from gfrnet_tf.errors import (
+    BadModelFileError,
+    GFRNetError,
+    MissingDependencyError,
+    first_line,
+    optional_dependency,
+)
 from gfrnet_tf.faces.landmarks import packaged_dlib_model
 
 DLIB_CHIP_SIZE, DLIB_CHIP_PADDING = 150, 0.25
@@ -48,14 +54,15 @@ ARCFACE_TEMPLATE = np.array(
 
 
 class IdentityModelError(GFRNetError):
-    """An identity model that is missing or cannot be used (dlib not installed, bad file)."""
+    """An identity model file that is missing or of a kind no embedder reads."""
 
     reason = "identity_model"
 
 
 def dlib_shape(landmarks):
     """68 pixel (x, y) points as a `dlib.full_object_detection` (dlib rounds to integers)."""
-    import dlib  # optional extra `landmarks`
+    with optional_dependency():
+        import dlib
 
     points = np.asarray(landmarks, np.float64)
     (left, top), (right, bottom) = np.floor(points.min(0)), np.ceil(points.max(0))
@@ -67,7 +74,8 @@ def dlib_shape(landmarks):
 
 def dlib_face_chip(image, landmarks) -> np.ndarray:
     """dlib's aligned 150x150 uint8 face chip of the face with these 68 landmarks."""
-    import dlib
+    with optional_dependency():
+        import dlib
 
     return dlib.get_face_chip(
         np.ascontiguousarray(image, np.uint8),
@@ -79,12 +87,8 @@ def dlib_face_chip(image, landmarks) -> np.ndarray:
 
 @functools.cache
 def _dlib_recognizer(path: str):
-    try:
+    with optional_dependency():
         import dlib
-    except ImportError:
-        raise IdentityModelError(
-            "dlib", "not installed: pip install gfrnet_tf[landmarks]"
-        ) from None
     if not os.path.isfile(path):
         raise IdentityModelError(path, "dlib face recognition model not found")
     return dlib.face_recognition_model_v1(path)
@@ -169,12 +173,12 @@ class ArcFaceIdentity:
             raise IdentityModelError(
                 self.path, f"ArcFace model must be .onnx or .tflite, got {suffix!r}"
             )
+        runner = _onnx_runner if suffix == ".onnx" else _tflite_runner
         try:
-            self._run, shape = (_onnx_runner if suffix == ".onnx" else _tflite_runner)(self.path)
-        except ImportError as error:
-            raise IdentityModelError(
-                self.path, f"runtime not installed ({error.name}): pip install gfrnet_tf[identity]"
-            ) from None
+            with optional_dependency(self.path):
+                self._run, shape = runner(self.path)
+        except MissingDependencyError:
+            raise
         except Exception as error:  # noqa: BLE001 (a runtime's parse errors: not a model file)
             raise BadModelFileError(
                 self.path, f"cannot load the model: {first_line(error)}"
@@ -198,7 +202,7 @@ class ArcFaceIdentity:
 
 
 def _onnx_runner(path):
-    import onnxruntime  # extra `identity`
+    import onnxruntime
 
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     name, shape = session.get_inputs()[0].name, session.get_inputs()[0].shape
@@ -206,7 +210,7 @@ def _onnx_runner(path):
 
 
 def _tflite_runner(path):
-    from ai_edge_litert.interpreter import Interpreter  # extra `litert`
+    from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=path)
     interpreter.allocate_tensors()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gfrnet_tf.errors import GFRNetError
+from gfrnet_tf.errors import GFRNetError, MissingDependencyError, optional_dependency
 from gfrnet_tf.ibug68 import NUM_LANDMARKS
 
 
@@ -42,9 +42,7 @@ def packaged_dlib_model(file_name: str) -> Path:
     """
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise LandmarksError(
-            "face_recognition_models", "not installed: pip install gfrnet_tf[landmarks]"
-        )
+        raise MissingDependencyError("face_recognition_models")
     return Path(spec.submodule_search_locations[0]) / "models" / file_name
 
 
@@ -55,7 +53,8 @@ def default_predictor_path() -> Path:
 
 @functools.cache
 def _predictor(path: str):
-    import dlib  # optional extra: imported only when dlib landmarks are asked for
+    with optional_dependency():  # imported only when dlib landmarks are asked for
+        import dlib
 
     if not os.path.isfile(path):
         raise LandmarksError(path, "dlib shape predictor file not found")
@@ -71,10 +70,14 @@ class DlibLandmarks(LandmarkSource):
     """
 
     def __init__(self, predictor_path=None):
+        # Missing dlib fails here, once, not as a rejection of every photo of a batch.
+        with optional_dependency():
+            import dlib  # noqa: F401
         self.predictor_path = str(predictor_path or default_predictor_path())
 
     def locate(self, image, box, key=""):
-        import dlib
+        with optional_dependency():
+            import dlib
 
         x, y, width, height = (int(round(v)) for v in box)
         shape = _predictor(self.predictor_path)(

@@ -74,7 +74,23 @@ def save_image(path, rgb) -> None:
         )
 
 
-def _decode(stream, source, max_pixels: int, min_size: int) -> np.ndarray:
+def image_header(
+    path, source=None, max_pixels: int = DEFAULT_MAX_PIXELS, min_size: int = DEFAULT_MIN_SIZE
+) -> tuple[str, int, int]:
+    """`(Pillow format, width, height)` of an image file, read from its header alone.
+
+    An upload is checked with this before anything decodes it; the same `BadImageError`s
+    as `load_image` (not an image, too many pixels, too small), naming `source` (default:
+    the path).
+    """
+    source = path if source is None else source
+    with open(path, "rb") as stream:
+        image = _open_header(stream, source, max_pixels, min_size)
+        return image.format, *image.size
+
+
+def _open_header(stream, source, max_pixels: int, min_size: int) -> Image.Image:
+    """The lazily opened image (header parsed, no pixels), its size checked."""
     try:
         with warnings.catch_warnings():
             # Our own `max_pixels` check below is the one that speaks to the user.
@@ -96,6 +112,11 @@ def _decode(stream, source, max_pixels: int, min_size: int) -> np.ndarray:
         raise BadImageError(
             source, f"{width}x{height} is too small: both sides must be at least {min_size} px"
         )
+    return image
+
+
+def _decode(stream, source, max_pixels: int, min_size: int) -> np.ndarray:
+    image = _open_header(stream, source, max_pixels, min_size)
     try:
         image.load()  # a truncated or corrupt body fails here, before any conversion
         image = ImageOps.exif_transpose(image)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
-from absl import logging
 
 from gfrnet_tf import ibug68, losses
 from gfrnet_tf.errors import BadConfigError, check_non_negative, is_real_number
@@ -39,7 +38,7 @@ from gfrnet_tf.ops import crop_to_landmarks, identity_grid, symmetry_axis, warp_
 
 # §4.3 ablations: Ours(Full), (-F), (-W), (-WG), (R).
 VARIANTS = ("full", "no_flow_loss", "no_warp", "no_guide", "random_guide")
-PHASES = ("warp", "joint")
+PHASES = ("warp", "reconstruction", "joint")
 # §4.1 trade-off parameters, plus two not in the paper: the optional part discriminators
 # (weighted like the local discriminator) and the flow symmetry term (off at 0; computed
 # and reported only when its weight is not 0).
@@ -101,9 +100,12 @@ class GFRNet(keras.Model):
     a per-replica batch of at least 2; `call` always uses the guide it is given.
 
     `phase="warp"` is §4.1's WarpNet pre-training: `train_step` then updates WarpNet alone
-    on the flow loss (`landmark` and `tv` weights). Set `model.phase = "joint"` between
-    `fit` calls to continue with the full objective; the setter drops the traced train and
-    test functions, because the phase is a Python branch baked into the trace.
+    on the flow loss (`landmark` and `tv` weights). `phase="reconstruction"` (not in the
+    paper) trains the generator on the full objective without its adversarial terms, and
+    no discriminator: a warm-up before the GAN, as ESRGAN-style training starts from a
+    PSNR-oriented model. Set `model.phase = "joint"` between `fit` calls to continue with
+    the full objective; the setter drops the traced train and test functions, because the
+    phase is a Python branch baked into the trace.
 
     Losses are per-sample and reduced with `tf.nn.compute_average_loss` (sum over the
     global batch), so gradients are right under `tf.distribute`. Each discriminator
@@ -312,20 +314,13 @@ class GFRNet(keras.Model):
         if self.phase == "warp":
             names = {*flow, "g_total"}
         else:
-            names = {
-                "l2",
-                "adv_global",
-                "adv_local",
-                "reconstruction",
-                "g_total",
-                "d_global",
-                "d_local",
-                *flow,
-            }
+            names = {"l2", "reconstruction", "g_total", *flow}
             if self.perceptual_network is not None:
                 names.add("perceptual")
-            if self.part_discriminators:
-                names.update(("adv_parts", "d_parts"))
+            if self.phase == "joint":
+                names.update(("adv_global", "adv_local", "d_global", "d_local"))
+                if self.part_discriminators:
+                    names.update(("adv_parts", "d_parts"))
         return [name for name in TRACKED if name in names]
 
     # -------------------------------------------------------------- training
@@ -335,7 +330,8 @@ class GFRNet(keras.Model):
             self._warp_step(inputs, targets)
         else:
             outputs = self._generator_step(inputs, targets)
-            self._discriminator_step(inputs, targets, outputs["restored"])
+            if self.phase == "joint":
+                self._discriminator_step(inputs, targets, outputs["restored"])
         return self._results()
 
     def test_step(self, data):
@@ -347,9 +343,10 @@ class GFRNet(keras.Model):
             outputs = self(inputs, training=False)
             terms = self._generator_terms(inputs, targets, outputs, training=False)
             self._track(self._weighted_total(terms))
-            self._track(
-                self._discriminator_terms(inputs, targets, outputs["restored"], training=False)
-            )
+            if self.phase == "joint":
+                self._track(
+                    self._discriminator_terms(inputs, targets, outputs["restored"], training=False)
+                )
         return self._results()
 
     def _warp_step(self, inputs, targets):
@@ -395,10 +392,19 @@ class GFRNet(keras.Model):
     def _generator_terms(self, inputs, targets, outputs, training):
         """Per-sample G loss terms (unweighted) for the restored image and the flow."""
         target, restored = targets["target"], outputs["restored"]
-        condition = self._condition(inputs)
-        fake = tf.concat([condition, restored], -1)
+        terms = {"l2": losses.l2_loss(target, restored, self.loss_reduction)}
+        if self.phase == "joint":
+            terms.update(self._adversarial_terms(inputs, targets, restored, training))
+        if self.perceptual_network is not None:
+            terms["perceptual"] = losses.perceptual_loss(self.perceptual_network, target, restored)
+        if self.warpnet is not None:
+            terms.update(self._flow_terms(outputs["flow"], targets))
+        return terms
+
+    def _adversarial_terms(self, inputs, targets, restored, training):
+        """The generator's adversarial terms: the discriminators' verdicts on `restored`."""
+        fake = tf.concat([self._condition(inputs), restored], -1)
         terms = {
-            "l2": losses.l2_loss(target, restored, self.loss_reduction),
             "adv_global": losses.generator_adversarial_loss(
                 self.global_discriminator(fake, training=training), self.real_label
             ),
@@ -417,10 +423,6 @@ class GFRNet(keras.Model):
                     for part, d in self.part_discriminators.items()
                 ]
             ) / len(FACE_PARTS)
-        if self.perceptual_network is not None:
-            terms["perceptual"] = losses.perceptual_loss(self.perceptual_network, target, restored)
-        if self.warpnet is not None:
-            terms.update(self._flow_terms(outputs["flow"], targets))
         return terms
 
     def _flow_term_names(self):
@@ -624,7 +626,7 @@ def build_gfrnet(model_config) -> GFRNet:
 
     Every key is optional, see `MODEL_CONFIG_DEFAULTS`; unknown keys raise
     `BadConfigError`, so a typo cannot silently fall back to a default. Without a VGG-Face
-    weights file the perceptual term is off, and this says so once in the log.
+    weights file the perceptual term is off (training says so; inference never needs it).
     """
     config = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
     _check_known_keys("config.model", config, MODEL_CONFIG_DEFAULTS)
@@ -645,10 +647,6 @@ def build_gfrnet(model_config) -> GFRNet:
     if c["vgg_face_weights"]:
         vgg = VGGFace(c["perceptual_layer"], name="vgg_face")
         perceptual_network = load_vgg_face_weights(vgg, c["vgg_face_weights"])
-    else:
-        logging.warning(
-            "No VGG-Face weights (config.model.vgg_face_weights): perceptual loss is off."
-        )
 
     def discriminator(name):
         return PatchDiscriminator(

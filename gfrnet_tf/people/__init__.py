@@ -13,10 +13,12 @@ from gfrnet_tf.people.faces_csv import (
     FACES_CSV_COLUMNS,
     faces_csv_bytes,
     faces_csv_row,
+    problem_row,
     write_faces_csv,
 )
 from gfrnet_tf.people.matching import AcceptanceRule, Match, match_person
 from gfrnet_tf.people.pose import choose_guide, pose_distance
+from gfrnet_tf.people.quality import face_quality
 from gfrnet_tf.people.records import FaceQuality, FaceRecord, in_position_order
 
 __all__ = [
@@ -33,8 +35,10 @@ __all__ = [
     "decide_faces",
     "faces_csv_bytes",
     "faces_csv_row",
+    "face_quality",
     "in_position_order",
     "match_person",
     "pose_distance",
+    "problem_row",
     "write_faces_csv",
 ]

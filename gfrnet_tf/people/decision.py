@@ -21,7 +21,7 @@ import dataclasses
 from typing import Callable, Sequence
 
 from gfrnet_tf.people.matching import NO_PERSON, AcceptanceRule, euclidean, match_person
-from gfrnet_tf.people.pose import choose_guide
+from gfrnet_tf.people.pose import choose_guide, pose_distance
 from gfrnet_tf.people.records import FaceRecord
 
 RESTORE, KEEP, SKIP = "restore", "keep", "skip"
@@ -124,8 +124,17 @@ def _with_guide(face: FaceRecord, person: Person, distance, options: DecisionOpt
         return Decision(
             face, KEEP, f"as good as the guides of {person.name}", person.name, distance=distance
         )
-    index, pose_distances = choose_guide(face.landmarks, [g.landmarks for g in guides])
-    guide = guides[index]
+    index, _ = choose_guide(face.landmarks, [g.landmarks for g in guides])
+    return with_chosen_guide(face, person, guides[index], options)
+
+
+def with_chosen_guide(
+    face: FaceRecord, person: Person, guide: FaceRecord, options: DecisionOptions
+) -> Decision:
+    """A person's own choice for one face (the page's "use this guide"): restore `face`
+    as `person` with `guide`, the identity and pose distances measured as for a decision
+    of `decide_faces`. Who the face is, is then the user's word, as with `any_person`.
+    `decide_faces` ends here too, with the guide it chose by pose."""
     return Decision(
         face,
         RESTORE,
@@ -133,5 +142,5 @@ def _with_guide(face: FaceRecord, person: Person, distance, options: DecisionOpt
         person.name,
         guide,
         options.distance(face.embedding, guide.embedding),
-        pose_distances[index],
+        pose_distance(face.landmarks, guide.landmarks),
     )

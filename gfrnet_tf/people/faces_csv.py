@@ -79,6 +79,14 @@ def faces_csv_row(
     }
 
 
+def problem_row(photo: str, problem: str) -> dict[str, str]:
+    """The row of a file that gave no face (unreadable, no face found, a symlink loop):
+    face -1, so `faces.csv` accounts for every file of the library."""
+    row = dict.fromkeys(FACES_CSV_COLUMNS, "")
+    row.update(photo=photo, face="-1", action=f"skipped: {problem}")
+    return row
+
+
 def faces_csv_bytes(rows: Iterable[dict[str, str]]) -> bytes:
     """The file's bytes: header, then rows sorted by photo and face index."""
     ordered = sorted(rows, key=lambda row: (row["photo"], int(row["face"])))

@@ -40,7 +40,7 @@ import math
 import re
 import time
 
-from gfrnet_tf.errors import BadConfigError, GFRNetError, first_line
+from gfrnet_tf.errors import BadConfigError, GFRNetError, first_line, optional_dependency
 from gfrnet_tf.io.paths import safe_name
 from gfrnet_tf.pipelines import listing
 from gfrnet_tf.pipelines.identity import (
@@ -360,10 +360,8 @@ def shard_name(split: str, index: int, total: int) -> str:
 
 
 def beam_module():
-    try:
+    with optional_dependency():
         import apache_beam
-    except ImportError:
-        raise BadConfigError("apache_beam", "not installed: pip install gfrnet_tf[beam]")
     return apache_beam
 
 
@@ -437,7 +435,8 @@ def run_pipeline(settings: PrepareSettings, beam_args: list[str]) -> dict:
         # Default: the DirectRunner with one worker process per local core.
         direct = options.view_as(DirectOptions)
         direct.direct_running_mode, direct.direct_num_workers = "multi_processing", 0
-    pipeline = beam.Pipeline(options=options)
+    with optional_dependency("--runner"):  # a runner's own package, e.g. Dask
+        pipeline = beam.Pipeline(options=options)
     build(pipeline, settings, identities)
     try:
         pipeline.run().wait_until_finish()

@@ -1,4 +1,5 @@
-"""Whole-photo restoration: run a trained model on detected faces and paste them back."""
+"""Whole-photo restoration: run a trained model on detected faces and paste them back;
+whole libraries by person (`library`, docs/PEOPLE.md)."""
 
 from gfrnet_tf.restoration.paste import feather_mask, paste_face
 from gfrnet_tf.restoration.photos import PhotoRestorer

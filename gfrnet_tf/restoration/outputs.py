@@ -55,25 +55,12 @@ class OutputFolder:
             )
         make_output_dir(self.path)
         self._protected = {_identity(p) for p in protected if os.path.lexists(p)}
-        name_max = min(NAME_MAX, _name_max(self.path))
-        self._stem_bytes = name_max - _TEMPORARY_EXTRA - len(os.fsencode(longest_suffix))
+        self._stem_bytes = stem_budget(longest_suffix, min(NAME_MAX, _name_max(self.path)))
 
     def stems(self, photos: list[Path]) -> dict[Path, str]:
-        """The output stem of each photo: its own stem, `stem_ext` where two photos share a
-        stem, cut and tagged with a digest of the photo's name where too long or where two
-        would still be equal."""
-        counts = collections.Counter(p.stem for p in photos)
-        wanted = {
-            p: p.stem if counts[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}" for p in photos
-        }
-        stems = {p: _fitted(stem, p.name, self._stem_bytes) for p, stem in wanted.items()}
-        taken = collections.Counter(stems.values())
-        return {
-            p: _fitted(wanted[p], p.name, self._stem_bytes, tagged=True)
-            if taken[stem] > 1
-            else stem
-            for p, stem in stems.items()
-        }
+        """The output stem of each photo of one folder (`output_stems`), fitted to this
+        folder's name limit."""
+        return output_stems(photos, self._stem_bytes)
 
     def target(self, name: str) -> Path:
         """`name` in the folder; `BadConfigError` naming it if it is an input or guide file."""
@@ -84,6 +71,7 @@ class OutputFolder:
 
     def write(self, stem: str, images: list[tuple[str, object]]) -> None:
         """Saves each `(suffix, uint8 RGB image)` as `stem + suffix`, in order; all or none.
+        `stem` may name a subfolder (`a/b`: a library's photo `a/b.jpg`), made as needed.
 
         A target that is an input or guide file is refused (`BadConfigError` naming it)
         before anything is written. If a write fails, the files already written for this
@@ -92,6 +80,7 @@ class OutputFolder:
         targets = [(self.target(stem + suffix), image) for suffix, image in images]
         written = []
         try:
+            targets[0][0].parent.mkdir(parents=True, exist_ok=True)  # a library's subfolder
             for target, image in targets:
                 save_image(target, image)
                 written.append(target)
@@ -102,6 +91,27 @@ class OutputFolder:
             raise OutputFolderError(
                 printable(target), f"cannot be written ({error.strerror or error})"
             )
+
+
+def stem_budget(longest_suffix: str, name_max: int = NAME_MAX) -> int:
+    """Bytes left for a photo's stem in an output name of at most `name_max` bytes."""
+    return name_max - _TEMPORARY_EXTRA - len(os.fsencode(longest_suffix))
+
+
+def output_stems(photos: list[Path], budget: int) -> dict[Path, str]:
+    """The output stem of each photo of one folder: its own stem, `stem_ext` where two
+    photos share a stem, cut and tagged with a digest of the photo's name where longer
+    than `budget` bytes or where two would still be equal."""
+    counts = collections.Counter(p.stem for p in photos)
+    wanted = {
+        p: p.stem if counts[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}" for p in photos
+    }
+    stems = {p: _fitted(stem, p.name, budget) for p, stem in wanted.items()}
+    taken = collections.Counter(stems.values())
+    return {
+        p: _fitted(wanted[p], p.name, budget, tagged=True) if taken[stem] > 1 else stem
+        for p, stem in stems.items()
+    }
 
 
 def _within(path: Path, folder: Path) -> bool:

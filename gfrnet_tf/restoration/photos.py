@@ -13,8 +13,8 @@ import importlib.util
 import cv2
 import numpy as np
 
-from gfrnet_tf.errors import BadImageError, NoFaceError
-from gfrnet_tf.faces import DlibLandmarks, LandmarksError, crop_face, detect_faces
+from gfrnet_tf.errors import BadImageError, MissingDependencyError, NoFaceError
+from gfrnet_tf.faces import DlibLandmarks, crop_face, detect_faces
 from gfrnet_tf.faces.crop import DEFAULT_MARGIN
 from gfrnet_tf.people.pose import choose_guide
 from gfrnet_tf.restoration.paste import paste_face
@@ -31,7 +31,7 @@ class PoseLandmarks:
     def __init__(self):
         try:
             self._dlib = DlibLandmarks() if importlib.util.find_spec("dlib") else None
-        except LandmarksError:
+        except MissingDependencyError:  # dlib without its models package
             self._dlib = None
         self.name = "dlib 68 points" if self._dlib else "MTCNN 5 points (dlib not installed)"
 

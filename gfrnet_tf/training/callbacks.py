@@ -1,4 +1,5 @@
-"""Callbacks for `GFRNet.fit`: stop on NaN, checkpoints named by step, TensorBoard summaries.
+"""Callbacks for `GFRNet.fit`: stop on NaN, checkpoints named by step, TensorBoard summaries,
+progress in steps.
 
 All of them count the global step as `epoch * steps_per_epoch + batch + 1`; because the train
 command resumes at epoch boundaries (`BackupAndRestore`), this stays right across restarts,
@@ -22,11 +23,14 @@ import os
 import keras
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from gfrnet_tf import runs
+from gfrnet_tf.data.images import to_uint8
 from gfrnet_tf.errors import BadModelFileError, BadOutputError, TrainingDivergedError, first_line
 from gfrnet_tf.io.atomic import atomic_writer
 from gfrnet_tf.io.paths import make_output_dir
+from gfrnet_tf.visualize import PAIR_PANELS, labelled_grid
 
 
 class _GlobalStepCallback(keras.callbacks.Callback):
@@ -139,6 +143,51 @@ class StopOnNonFinite(_GlobalStepCallback):
             )
 
 
+class PhaseProgress(_GlobalStepCallback):
+    """One progress bar over a training phase, in steps (Keras' own bar would count each
+    checkpoint interval, one `fit` epoch, as an "epoch"). `first_step` is the global step
+    the phase starts after; the bar shows the latest losses and validation values."""
+
+    SHOWN = ("g_total", "l2", "landmark", "d_global", "d_local")
+
+    def __init__(self, title: str, first_step: int, steps: int):
+        super().__init__()
+        self.title, self.first_step, self.steps = title, first_step, steps
+        self.bar = None
+        self.shown = {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        if self.bar is None:
+            done = epoch * self.params["steps"] - self.first_step
+            self.bar = tqdm(
+                total=self.steps, initial=done, desc=self.title, unit="step", dynamic_ncols=True
+            )
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._show(logs, "")
+        self.bar.update(self.global_step(batch) - self.first_step - self.bar.n)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._show(logs, "val_")
+
+    def on_train_end(self, logs=None):
+        self.close()
+
+    def close(self) -> None:
+        """Ends the bar; also called when a callback raises, so that the bar's last line
+        comes before the error line rather than after it, at interpreter exit."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def _show(self, logs, prefix: str) -> None:
+        for name in self.SHOWN:
+            if f"{prefix}{name}" in (logs or {}):
+                self.shown[f"{prefix}{name}"] = f"{float(np.mean(logs[prefix + name])):.4g}"
+        self.bar.set_postfix(self.shown, refresh=False)
+
+
 class StepCheckpoint(_GlobalStepCallback):
     """Saves the weights at every epoch end as `step-N.weights.h5`, atomically, keeping `keep`.
 
@@ -163,7 +212,8 @@ class StepCheckpoint(_GlobalStepCallback):
 
 
 class TensorBoardLogger(_GlobalStepCallback):
-    """Writes the running losses and an image grid I_d | I_g | I_w | restored | I every N steps.
+    """Writes the running losses and a labelled image grid (I_d | I_g | I_w | restored | I, see
+    `visualize.labelled_grid`) every N steps.
 
     `batch` is a fixed `(inputs, targets)` pair of numpy arrays, so successive grids show the
     same faces. Validation metrics are written at each epoch end at the same global step.
@@ -183,9 +233,7 @@ class TensorBoardLogger(_GlobalStepCallback):
         with self.writer.as_default(step=step):
             for name, value in (logs or {}).items():
                 tf.summary.scalar(f"train/{name}", float(np.mean(value)))
-            tf.summary.image(
-                "I_d | I_g | I_w | restored | I", self.image_grid(), max_outputs=len(self.target)
-            )
+            tf.summary.image("faces", self.image_grid()[np.newaxis])
         self.writer.flush()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -197,19 +245,19 @@ class TensorBoardLogger(_GlobalStepCallback):
         self.writer.flush()
 
     def image_grid(self) -> np.ndarray:
-        """`[B, H, 5W, 3]` in [0, 1]: the five images of each sample side by side."""
+        """uint8 `[H, W, 3]`: one labelled row of the five images per sample."""
         outputs = self.model(self.inputs, training=False)
         # Variants without WarpNet (-W, -WG) have no warped guide: show the guide itself.
         warped = outputs.get("warped_guide", self.inputs["guide"])
-        row = [
+        columns = [
             self.inputs["degraded"],
             self.inputs["guide"],
             warped,
             outputs["restored"],
             self.target,
         ]
-        grid = np.concatenate([keras.ops.convert_to_numpy(image) for image in row], axis=2)
-        return np.clip((grid + 1.0) / 2.0, 0.0, 1.0)
+        columns = [to_uint8(keras.ops.convert_to_numpy(images)).numpy() for images in columns]
+        return labelled_grid(PAIR_PANELS, list(zip(*columns)))
 
     def on_train_end(self, logs=None):
         self.writer.flush()

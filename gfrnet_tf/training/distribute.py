@@ -26,8 +26,7 @@ import tensorflow as tf
 from absl import logging
 
 from gfrnet_tf.errors import BadConfigError
-
-STRATEGIES = ("auto", "mirrored", "multiworker", "none")
+from gfrnet_tf.training.strategies import STRATEGIES
 
 
 def _tf_config_worker_count() -> int:

@@ -70,6 +70,10 @@ def train(config, workdir, dataset, *, strategy=None, mixed_precision=False, ver
         logging.warning(
             "no validation split: the learning rate stays at %g", config.train.learning_rates[0]
         )
+    if not config.model.vgg_face_weights:
+        logging.warning(
+            "No VGG-Face weights (config.model.vgg_face_weights): perceptual loss is off."
+        )
     with precision_lib.policy_scope(precision.policy):
         model = build_model(config, strategy, precision.needs_loss_scaling)
     train_data = distributed_dataset(strategy, train_files, config.input, training=True)
@@ -135,6 +139,7 @@ def check_train_config(train):
             f"{train.checkpoint_every} does not divide steps_per_epoch {train.steps_per_epoch}",
         )
     warpnet_lr_multiplier(train)
+    reconstruction_warmup_epochs(train)
     precision_lib.check_precision(train_precision(train))
 
 
@@ -161,6 +166,17 @@ def warpnet_lr_multiplier(train) -> float:
     return check_multiplier(
         train.get("warpnet_lr_multiplier", 1.0), "config.train.warpnet_lr_multiplier"
     )
+
+
+def reconstruction_warmup_epochs(train) -> int:
+    """`train.reconstruction_warmup_epochs`, checked; 0 for configs saved before the key."""
+    warmup = train.get("reconstruction_warmup_epochs", 0)
+    if not isinstance(warmup, int) or not 0 <= warmup <= train.epochs:
+        raise BadConfigError(
+            "config.train.reconstruction_warmup_epochs",
+            f"must be a whole number from 0 to epochs ({train.epochs}), got {warmup!r}",
+        )
+    return warmup
 
 
 def distributed_dataset(strategy, files, input_config, training):
@@ -252,34 +268,68 @@ def make_callbacks(config, workdir, strategy, grid_files):
 
 
 def run_phases(model, config, train_data, val_data, val_steps, callbacks, verbose=1):
-    """§4.1: WarpNet on the flow loss for `warp_pretrain_epochs`, then the full objective.
+    """§4.1: WarpNet on the flow loss for `warp_pretrain_epochs`, then the full objective
+    for `epochs`, of which the first `reconstruction_warmup_epochs` (not in the paper) leave
+    the adversarial terms out.
 
-    Both phases share one epoch count and one backup, so a resumed run skips a finished
-    pre-training (its `fit` starts at the restored epoch, past its end).
+    All phases share one epoch count and one backup, so a resumed run skips a finished
+    phase (its `fit` starts at the restored epoch, past its end). With `verbose`, the plan
+    is printed in steps and each phase shows one progress bar of them.
     """
-    train_config = config.train
-    rounds_per_epoch = train_config.steps_per_epoch // train_config.checkpoint_every
-    fit = dict(
-        x=train_data,
-        steps_per_epoch=train_config.checkpoint_every,
-        shuffle=False,
-        validation_data=val_data,
-        validation_steps=val_steps,
-        validation_freq=rounds_per_epoch,
-        verbose=verbose,
-    )
-    pretrain_rounds = 0
-    if train_config.warp_pretrain_epochs:  # variants without a flow loss refuse the "warp" phase
-        pretrain_rounds = train_config.warp_pretrain_epochs * rounds_per_epoch
-        model.phase = "warp"
-        model.fit(epochs=pretrain_rounds, callbacks=callbacks, **fit)
-    model.phase = "joint"
-    schedule = plateau_schedule(train_config)
+    train = config.train
+    interval = train.checkpoint_every
+    plan = phase_steps(train)
+    if verbose:
+        print(describe_phases(plan, train.steps_per_epoch), flush=True)
     # The schedule goes first: it acts only at epoch ends, where the backup should hold the
     # new rate and TensorBoard should see it; at batch ends the NaN stop still comes first.
-    model.fit(
-        initial_epoch=pretrain_rounds,
-        epochs=pretrain_rounds + train_config.epochs * rounds_per_epoch,
-        callbacks=[schedule, *callbacks],
-        **fit,
-    )
+    # One schedule for both generator phases: the warm-up's validation losses count.
+    schedule = plateau_schedule(train)
+    first_step = 0
+    for phase, steps in plan.items():
+        model.phase = phase
+        progress = callbacks_lib.PhaseProgress(PHASE_TITLES[phase], first_step, steps)
+        try:
+            model.fit(
+                train_data,
+                steps_per_epoch=interval,
+                initial_epoch=first_step // interval,
+                epochs=(first_step + steps) // interval,
+                shuffle=False,
+                validation_data=val_data,
+                validation_steps=val_steps,
+                validation_freq=train.steps_per_epoch // interval,
+                callbacks=[
+                    *([schedule] if phase != "warp" else []),
+                    *callbacks,
+                    *([progress] if verbose else []),
+                ],
+                verbose=0,
+            )
+        finally:
+            progress.close()
+        first_step += steps
+
+
+PHASE_TITLES = {
+    "warp": "WarpNet pre-training",
+    "reconstruction": "reconstruction training",
+    "joint": "joint training",
+}
+
+
+def phase_steps(train) -> dict[str, int]:
+    """`{phase: steps}` in training order, phases with no steps left out."""
+    warmup = reconstruction_warmup_epochs(train)
+    epochs = {
+        "warp": train.warp_pretrain_epochs,
+        "reconstruction": warmup,
+        "joint": train.epochs - warmup,
+    }
+    return {phase: n * train.steps_per_epoch for phase, n in epochs.items() if n}
+
+
+def describe_phases(plan: dict[str, int], steps_per_epoch: int) -> str:
+    """The run's plan in steps, as its progress bars count them."""
+    phases = ", then ".join(f"{steps} {PHASE_TITLES[phase]} steps" for phase, steps in plan.items())
+    return f"training: {phases} (validation every {steps_per_epoch} steps)"

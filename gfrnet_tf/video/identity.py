@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gfrnet_tf.faces import DlibLandmarks, LandmarksError
+from gfrnet_tf.errors import MissingDependencyError
+from gfrnet_tf.faces import DlibLandmarks
 from gfrnet_tf.faces.identity import DlibIdentity, IdentityModelError
 
 
@@ -34,7 +35,7 @@ def optional_embedder() -> IdentityEmbedder | None:
     """An `IdentityEmbedder`, or None when dlib or its models are not installed."""
     try:
         return IdentityEmbedder()
-    except (LandmarksError, IdentityModelError):
+    except (MissingDependencyError, IdentityModelError):
         return None
 
 

@@ -41,6 +41,7 @@ class ClipReport:
     flicker_input: float = float("nan")
     identity: RunningStats | None = None
     seconds: float = 0.0
+    people: dict = dataclasses.field(default_factory=dict)  # track -> person ('' = nobody)
 
     def describe(self) -> str:
         timing = f"{float(self.rate):.3g} fps" + (
@@ -59,6 +60,14 @@ class ClipReport:
             parts.append(
                 f"identity distance to guide {self.identity.mean:.3f} "
                 f"+- {self.identity.std:.3f} ({self.identity.count} frames)"
+            )
+        if self.people:
+            parts.append(
+                "tracks: "
+                + ", ".join(
+                    f"{track} {person or 'nobody known (left as is)'}"
+                    for track, person in sorted(self.people.items())
+                )
             )
         parts.append(f"{self.frames / max(self.seconds, 1e-9):.1f} frames/s")
         return "; ".join(parts)

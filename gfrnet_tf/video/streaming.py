@@ -52,7 +52,9 @@ class VideoRestorer:
     """Restores clips with a `PhotoRestorer`'s model, guides, crop margin and size.
 
     `detect_every=1, smoothing_radius=0` is per-frame restoration (a detection per frame,
-    nothing carried over), the baseline the tracking is measured against.
+    nothing carried over), the baseline the tracking is measured against. `choose(image,
+    face)` gives a new track's guide index, or None to leave the track as it is (the
+    library's person per track, `video.people`); by default the guide closest in pose.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class VideoRestorer:
         smoothing_radius: int = DEFAULT_RADIUS,
         batch_size: int = DEFAULT_BATCH_SIZE,
         detect=detect_faces,
+        choose=None,
     ):
         if photos.image_size is None or photos.aligned:
             raise ValueError(
@@ -74,6 +77,7 @@ class VideoRestorer:
         self.smoothing_radius = smoothing_radius
         self.batch_size = max(int(batch_size), 1)
         self.detect = detect
+        self.choose = choose or self._choose_guide
         self.detections = 0  # detector calls of the last clip
 
     def restore_frames(self, frames: Iterable[Frame]) -> Iterator[RestoredFrame]:
@@ -87,7 +91,7 @@ class VideoRestorer:
             self.detections = tracker.detections
             for face in faces:
                 if face.detection is not None:
-                    guides[face.track] = self._choose_guide(frame.image, face)
+                    guides[face.track] = self.choose(frame.image, face)
             for ready in smoother.push(frame, faces):
                 pending.append(ready)
                 if len(pending) >= self.batch_size or _faces(pending) >= self.batch_size:
@@ -108,6 +112,8 @@ class VideoRestorer:
         jobs = []  # (frame position in `pending`, its face before restoration)
         for position, (frame, faces) in enumerate(pending):
             for face in faces:
+                if guides.get(face.track) is None:
+                    continue  # a track of nobody known: left as it is
                 window = subpixel.window_around(face.box, photos.margin, photos.image_size)
                 jobs.append(
                     (

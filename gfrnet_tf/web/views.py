@@ -1,0 +1,237 @@
+"""What the page shows of a visitor's files and run, as JSON and small pictures.
+
+Drawn in the worker thread when a run finishes (decoding photos for the face crops is no
+work for the event loop); `/api/state` only serialises the result. Each face is shown as
+the library left it: its `faces.csv` row (person, action and reason, guide, identity
+distances) and, when restored, the same part of the photo before and after.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from gfrnet_tf.io import load_image
+from gfrnet_tf.io.paths import safe_name
+from gfrnet_tf.web.results import EXCLUDED, Run
+from gfrnet_tf.web.uploads import CLIP, PHOTO
+
+THUMBNAIL_PX = 240
+FACE_PX = 280
+# A face is shown with this much of the photo around its box on each side (box widths).
+FACE_CONTEXT = 0.3
+# The library's output names (docs/PEOPLE.md section 5).
+RESTORED_SUFFIX = {PHOTO: "_restored.png", CLIP: "_restored.mp4"}
+MEDIA_TYPE = {".png": "image/png", ".mp4": "video/mp4"}
+REPORT_FILES = ("faces.csv", "people.json", "people")
+
+
+@dataclasses.dataclass(frozen=True)
+class Upload:
+    """A file the visitor added: what it is, the name shown, where it lies, its person (a
+    guide) and its thumbnail's file id."""
+
+    kind: str
+    name: str
+    path: Path
+    person: str | None = None
+    thumb: str | None = None
+
+
+def page_state(visitor) -> dict:
+    """The visitor's uploads, people and results, as the page's JSON."""
+    people: dict[str, list] = {}
+    uploads = []
+    for upload_id, upload in visitor.uploads.items():
+        entry = {"id": upload_id, "name": upload.name, "kind": upload.kind, "thumb": upload.thumb}
+        if upload.person:
+            people.setdefault(upload.person, []).append(entry)
+        else:
+            uploads.append(entry)
+    return {
+        "uploads": uploads,
+        "people": [{"name": name, "guides": guides} for name, guides in people.items()],
+        "results": visitor.results,
+    }
+
+
+def draw_run(visitor, run: Run, summary: str) -> dict:
+    """The results part of the page's JSON for a finished run, face crops made (those of
+    the run before are removed: a visitor restoring again and again uses no more disk)."""
+    visitor.clear_run_folder()
+    guides = {}
+    items = []
+    for item_id, state in run.items.items():
+        choices = run.guide_choices(state)
+        for gid, (person, guide) in choices.items():
+            if gid not in guides:
+                guides[gid] = {
+                    "id": gid,
+                    "label": f"{person.name}: {_guide_name(visitor, guide)}",
+                    "thumb": _guide_thumb(visitor, run, guide),
+                }
+        items.append(_item_view(visitor, run, item_id, state, choices))
+    for face in (face for item in items for face in item["faces"]):
+        if face["guide"]:
+            face["guide"] = guides[face["guide"]]
+    unused = [
+        {"name": _shown_path(visitor, path), "problem": problem}
+        for path, problem in run.guide_problems
+    ]
+    return {
+        "summary": summary,
+        "guide_problems": unused,
+        "any_restored": any(item["restored"] for item in items),
+        "guides": list(guides.values()),
+        "photos": items,
+    }
+
+
+def _item_view(visitor, run: Run, item_id: str, state, choices) -> dict:
+    item = state.item
+    upload = _upload_at(visitor, item.path)
+    name = upload.name if upload else item.photo
+    restored = visitor.folder / "out" / f"{item.output}{RESTORED_SUFFIX.get(item.kind, '')}"
+    view = {
+        "id": item_id,
+        "name": name,
+        "kind": item.kind,
+        "problem": state.problem,
+        "restored": None,
+        "restored_name": None,
+        "faces": [],
+    }
+    if item.kind in RESTORED_SUFFIX and restored.is_file():
+        view["restored_name"] = f"{Path(name).stem}{RESTORED_SUFFIX[item.kind]}"
+        view["restored"] = visitor.serve(
+            restored, MEDIA_TYPE[restored.suffix], view["restored_name"]
+        )
+    if not state.decisions:
+        return view
+    rows = {int(row["face"]): row for row in state.result.rows} if state.result else {}
+    photo = item.kind == PHOTO  # a clip's faces are tracks: shown by their rows alone
+    before = load_image(item.path) if photo else None
+    after = load_image(restored) if photo and view["restored"] else None
+    face_ids = {key: face_id for face_id, key in run.faces.items()}
+    for decision in state.decisions:
+        index = decision.face.index
+        row = rows.get(index)
+        action = row["action"] if row else "skipped: not restored"
+        is_restored = action == "restored" and view["restored"] is not None
+        box = decision.face.box
+        used = run.guides[decision.guide.key] if is_restored else None  # filled in by draw_run
+        view["faces"].append(
+            {
+                "id": face_ids[(item_id, index)],
+                "index": index,
+                "person": row["person"] if row else decision.person,
+                "status": action.split(":")[0],
+                "status_text": _status_text(action),
+                "frames": row["frames"] if row else "",
+                "before": _face_crop(visitor, before, box) if photo else None,
+                "after": _face_crop(visitor, after, box) if photo and is_restored else None,
+                "guide": used,
+                "distance_before": _number(row, "distance_before"),
+                "distance_after": _number(row, "distance_after"),
+                "excluded": decision.reason == EXCLUDED,
+                "choices": [gid for gid in choices if gid != used],
+            }
+        )
+    return view
+
+
+def _status_text(action: str) -> str:
+    status, _, reason = action.partition(": ")
+    if status == "restored":
+        return "Restored"
+    return f"{'Left as it was' if status == 'kept' else 'Not restored'}: {reason}"
+
+
+def _number(row, column):
+    return float(row[column]) if row and row[column] else None
+
+
+def _upload_at(visitor, path) -> Upload | None:
+    return next((u for u in visitor.uploads.values() if str(u.path) == str(path)), None)
+
+
+def _shown_path(visitor, path) -> str:
+    """A file or folder of the visitor's as they know it: the uploaded name, the person."""
+    upload = _upload_at(visitor, path)
+    if upload is not None:
+        return upload.name
+    folders = {folder: name for name, folder in visitor.people.items()}
+    return folders.get(Path(path).name, "a guide photo")
+
+
+def _guide_name(visitor, guide) -> str:
+    """A guide as the visitor knows it: the uploaded file's name (and which face, for a
+    face of a library photo)."""
+    if guide.photo.startswith("guides:"):
+        path = visitor.folder / "guides" / guide.photo.removeprefix("guides:")
+        face = ""
+    else:
+        path = visitor.folder / "library" / guide.photo
+        face = f", face {guide.index + 1}"
+    upload = _upload_at(visitor, path)
+    return f"{upload.name if upload else guide.photo}{face}"
+
+
+def _guide_thumb(visitor, run: Run, guide) -> str | None:
+    crop = run.plan.guides.get(guide.key)
+    if crop is None:
+        return None
+    path = visitor.run_folder / f"guide-{visitor.next_number()}.png"
+    Image.fromarray(crop).save(path)
+    return visitor.serve(path, "image/png")
+
+
+def _face_crop(visitor, image: np.ndarray, box) -> str:
+    """The face with some of the photo around it, `FACE_PX` on its longer side."""
+    x, y, w, h = box
+    side = max(w, h) * (1 + 2 * FACE_CONTEXT)
+    cx, cy = x + w / 2, y + h / 2
+    x0, y0 = max(0, int(cx - side / 2)), max(0, int(cy - side / 2))
+    x1, y1 = min(image.shape[1], int(cx + side / 2)), min(image.shape[0], int(cy + side / 2))
+    crop = Image.fromarray(image[y0:y1, x0:x1])
+    scale = FACE_PX / max(crop.size)
+    size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
+    path = visitor.run_folder / f"face-{visitor.next_number()}.png"
+    crop.resize(size, Image.LANCZOS).save(path)
+    return visitor.serve(path, "image/png")
+
+
+def thumbnail(path: Path, folder: Path) -> Path:
+    """A small JPEG of an accepted photo (its size already checked from its header)."""
+    target = folder / f"{path.stem}-thumb.jpg"
+    with Image.open(path) as image:
+        image.draft("RGB", (THUMBNAIL_PX, THUMBNAIL_PX))
+        small = ImageOps.exif_transpose(image).convert("RGB")
+        small.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        small.save(target, quality=85)
+    return target
+
+
+def zip_results(visitor) -> Path:
+    """A zip of every restored photo and clip, named after the uploaded file, and the
+    library's report (faces.csv, people.json, the contact sheets) under `report/`."""
+    out = visitor.folder / "out"
+    target = visitor.folder / "restored.zip"
+    names: set[str] = set()
+    with zipfile.ZipFile(target, "w") as archive:
+        for item in visitor.results["photos"]:
+            if item["restored"]:
+                name = safe_name(item["restored_name"])
+                while name in names:
+                    name = f"_{name}"
+                names.add(name)
+                archive.write(visitor.files[item["restored"]][0], name)
+        for path in sorted(out.rglob("*")):
+            relative = path.relative_to(out).as_posix()
+            if path.is_file() and relative.split("/")[0] in REPORT_FILES:
+                archive.write(path, f"report/{relative}")
+    return target
