@@ -1,20 +1,24 @@
 r"""GFRNet training speed on whatever devices TensorFlow sees, as one paste-ready table.
 
     python -m benchmarks.gpu [--device auto|cpu|gpu] [--batch_sizes 1,8] [--steps 10]
-        [--precisions fp32,mixed,xla,mixed+xla] [--peak_tflops 312] [--no_torch]
+        [--precisions fp32,mixed,bf16,xla,mixed+xla,bf16+xla] [--peak_tflops 312] [--no_torch]
     python -m benchmarks.gpu --smoke        # the same code at 32 px on CPU, in seconds
 
 The model is the paper configuration at pix2pix widths (`load_config("paper512")`: 256x256,
 global and local PatchGANs) with the VGG-Face perceptual term on random weights of the real
 shape (`vgg_face_weights="random"`), built by the training code (`fit.build_model`) and
 stepped by Keras' own train function, as `fit` does, on one fixed batch (no input cost).
-Rows: batch 1 and a larger batch; float32, `mixed_float16`, XLA (`jit_compile`); one device
+Rows: batch 1 and a larger batch; float32, `mixed_float16`, `mixed_bfloat16`, XLA
+(`jit_compile`), each policy as `gfrnet-train --precision` sets it up; one device
 and, with several, `MirroredStrategy` over all of them; with `TF_CONFIG` set, every row runs
 under `MultiWorkerMirroredStrategy` (start the same command on every worker; worker 0
 prints). Columns: steps/s, images/s, achieved TFLOP/s from the FLOPs counted in the traced
 step (`tf.compat.v1.profiler`), utilisation against `--peak_tflops` (on CPU: the step's
-FLOPs per CPU-second against numpy's float32 GEMM per CPU-second, both measured in this
-run, so other load on the machine cancels out), peak device memory.
+FLOPs per CPU-second against numpy's float32 GEMM per CPU-second -- TensorFlow's bf16
+matmul per CPU-second for the bf16 rows -- all measured in this run, so other load on the
+machine cancels out), peak device memory. On CPU the bf16 rows run whether or not the CPU
+has bf16 instructions (`gfrnet-train` would fall back to float32 without them); the
+header says which.
 
 Below the table: the FLOPs per step (counted, and the analytic forward count of each
 network), the input pipeline's images/s on this host (real degradations and synthetic
@@ -34,21 +38,24 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from benchmarks import input_pipeline
+from gfrnet_tf import precision as precision_lib
 from gfrnet_tf.configs import load_config
 from gfrnet_tf.data import make_dataset
 from gfrnet_tf.models import vgg_face
 from gfrnet_tf.training import distribute, fit
 
+# Row name: (Keras policy, XLA).
 PRECISIONS = {
-    "fp32": (False, False),
-    "mixed": (True, False),
-    "xla": (False, True),
-    "mixed+xla": (True, True),
+    "fp32": (precision_lib.FLOAT32, False),
+    "mixed": (precision_lib.FLOAT16, False),
+    "bf16": (precision_lib.BFLOAT16, False),
+    "xla": (precision_lib.FLOAT32, True),
+    "mixed+xla": (precision_lib.FLOAT16, True),
+    "bf16+xla": (precision_lib.BFLOAT16, True),
 }
 COLUMNS = (
     "strategy",
@@ -202,14 +209,11 @@ def uptime():
 # ------------------------------------------------------------------------------ timing
 def build(config, strategy, precision):
     """The training code's model (`fit.build_model`) under `precision`'s policy and XLA setting."""
-    mixed, xla = PRECISIONS[precision]
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    try:
-        config = config.copy_and_resolve_references()
-        config.train.jit_compile = xla
-        return fit.build_model(config, strategy, mixed)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    policy, xla = PRECISIONS[precision]
+    config = config.copy_and_resolve_references()
+    config.train.jit_compile = xla
+    with precision_lib.policy_scope(policy):
+        return fit.build_model(config, strategy, precision_lib.needs_loss_scaling(policy))
 
 
 def time_train_step(model, strategy, size, batch_size, steps):
@@ -254,6 +258,22 @@ def sgemm_rates(size=2048, repeats=5):
     for _ in range(repeats):
         start, start_cpu = time.perf_counter(), time.process_time()
         a @ a
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    flops = 2 * size**3 / 1e9
+    return flops / min(wall), flops / min(cpu)
+
+
+def tf_matmul_rates(dtype, size=2048, repeats=5):
+    """TensorFlow's `size`^2 matmul in `dtype` on this host, best of `repeats`: (GFLOP/s on
+    all cores, GFLOP per CPU-second), as `sgemm_rates`. The bf16 rows' practical peak."""
+    matmul = tf.function(lambda a: tf.matmul(a, a))
+    a = tf.cast(tf.random.stateless_normal((size, size), seed=(0, 0)), dtype)
+    matmul(a).numpy()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        matmul(a).numpy()
         wall.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     flops = 2 * size**3 / 1e9
@@ -314,6 +334,7 @@ def markdown_table(rows):
 
 
 def _utilisation(achieved_tflops, peak_tflops, gflops_per_cpu_second, core_peak):
+    """Against `--peak_tflops`, or on CPU against `core_peak` (GFLOP per CPU-second)."""
     if core_peak:
         return f"{gflops_per_cpu_second / core_peak:.1%}"
     return f"{achieved_tflops / peak_tflops:.1%}" if peak_tflops else "n/a"
@@ -337,23 +358,30 @@ def run(args):
         else (
             list(PRECISIONS)
             if device_kind == "GPU"
-            else ["fp32", "mixed", "xla"]
+            else ["fp32", "mixed", "bf16", "xla"]
             if args.smoke
-            else ["fp32", "xla"]
+            else ["fp32", "bf16", "xla"]
         )
     )
     for name in precisions:
         if name not in PRECISIONS:
             raise DeviceError(f"--precisions: {name!r} is not one of {', '.join(PRECISIONS)}")
     print(f"start: {uptime()}", flush=True)
-    peak_tflops, core_peak = args.peak_tflops, None
+    peak_tflops, core_peaks = args.peak_tflops, {}
     peak_label = f"--peak_tflops {peak_tflops}" if peak_tflops else None
     if device_kind == "CPU" and not peak_tflops:
-        # On CPU: achieved FLOPs per CPU-second of the step against sgemm's per CPU-second.
-        wall_gflops, core_peak = sgemm_rates(1024 if args.smoke else 2048)
+        # On CPU: achieved FLOPs per CPU-second of the step against the GEMM's per CPU-second.
+        matmul_size = 1024 if args.smoke else 2048
+        wall_gflops, core_peaks[precision_lib.FLOAT32] = sgemm_rates(matmul_size)
+        bf16_wall, core_peaks[precision_lib.BFLOAT16] = tf_matmul_rates(tf.bfloat16, matmul_size)
+        core_peaks[precision_lib.FLOAT16] = core_peaks[precision_lib.FLOAT32]
+        native, how = precision_lib.cpu_bf16_support()
         peak_label = (
-            f"numpy sgemm: {core_peak:.1f} GFLOP per CPU-second ({wall_gflops:.1f} GFLOP/s "
-            f"wall on all cores, measured now), against the step's FLOPs per CPU-second"
+            f"numpy sgemm: {core_peaks[precision_lib.FLOAT32]:.1f} GFLOP per CPU-second "
+            f"({wall_gflops:.1f} GFLOP/s wall on all cores); bf16 rows: TF bf16 matmul "
+            f"{core_peaks[precision_lib.BFLOAT16]:.1f} GFLOP per CPU-second ({bf16_wall:.1f} "
+            f"GFLOP/s wall); measured now, against the step's FLOPs per CPU-second. "
+            f"CPU bf16: {'native' if native else 'emulated'} ({how})"
         )
 
     rows = []
@@ -386,7 +414,7 @@ def run(args):
                             achieved,
                             peak_tflops,
                             flops_per_image * global_batch / cpu_seconds / 1e9,
-                            core_peak,
+                            core_peaks.get(PRECISIONS[precision][0]),
                         ),
                         "peak memory": _format_memory(peak),
                     }
@@ -480,7 +508,7 @@ def parse_args(argv=None):
         "--precisions",
         default=None,
         help=f"comma separated, of {', '.join(PRECISIONS)} (default: all on GPU, "
-        "fp32,xla on CPU where float16 is emulated)",
+        "fp32,bf16,xla on CPU, where float16 is emulated)",
     )
     parser.add_argument(
         "--peak_tflops",

@@ -21,6 +21,16 @@ face (on the [0, 1] scale; inf = identical), since no trained weights ship with 
 `--workdir` keeps the SavedModel and the .tflite files and reuses them on the next run
 (the conversions of the ~94M-parameter model take most of a first run).
 
+    python -m benchmarks.inference --bf16 [--size 256] [--batch 8] [--rounds 5]
+        [--batch_rounds 2] [--bf16_model RUN]
+
+`--bf16` instead times float32 against `mixed_bfloat16` (`gfrnet_tf.precision`; run whether
+or not this CPU has bf16 instructions, the header says which) for `tf.function` and the
+exported SavedModel (uint8 in/out), at batch 1 and `--batch`, all four round-robin, and
+prints each bf16 path's speed-up and how far its uint8 `restored` is from float32's on the
+bundled face, in grey levels. `--bf16_model` takes a trained model (at its own size)
+instead of random pix2pix-width weights, whose grey-level figure then means something.
+
 With `--quality_model RUN --quality_data 'test-*.tfrecord'` it instead measures what
 quantisation costs a trained model: PSNR against the ground truth of the held-out pairs
 (evaluation pipeline, seeded degradations) for Keras and TFLite fp32/fp16/int8 (int8
@@ -43,11 +53,14 @@ import numpy as np
 import tensorflow as tf
 import torch
 
+from benchmarks.input_pipeline import uptime
 from benchmarks.torch_reference import TorchGFRNet, twin_of
 from benchmarks.warp import time_round_robin
+from gfrnet_tf import precision
 from gfrnet_tf.data import default_input_config, make_dataset
 from gfrnet_tf.data.images import to_model_range
 from gfrnet_tf.export import export_savedmodel
+from gfrnet_tf.export.savedmodel import infer_uint8
 from gfrnet_tf.export.tflite import convert_to_tflite, litert_interpreter, run_tflite
 from gfrnet_tf.io import load_image
 from gfrnet_tf.loading import load_gfrnet
@@ -188,6 +201,84 @@ def quantisation_quality(model_path, data_pattern, calibration_pattern, size, ca
         print(f"{name:<14} {score:8.3f} {score - scores['keras']:+9.4f}")
 
 
+def grey_levels(a, b):
+    """(max, mean) absolute difference of two uint8 arrays, in grey levels."""
+    difference = np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16))
+    return int(difference.max()), float(difference.mean())
+
+
+def precision_models(model_path, size, width_scale):
+    """({"fp32": model, "bf16": model}, size): the same float32 weights computing in each
+    dtype, at the trained model's size if there is one."""
+    if model_path:
+        loaded = {
+            name: load_gfrnet(model_path, policy)
+            for name, policy in (("fp32", precision.FLOAT32), ("bf16", precision.BFLOAT16))
+        }
+        return {name: t.model for name, t in loaded.items()}, loaded["fp32"].image_size or size
+    widths = tuple(max(1, int(w * width_scale)) for w in PIX2PIX_WIDTHS)
+    models = {}
+    for name, policy in (("fp32", precision.FLOAT32), ("bf16", precision.BFLOAT16)):
+        keras.utils.set_random_seed(0)
+        with precision.policy_scope(policy):
+            models[name] = build_gfrnet(
+                {"widths": widths, "discriminator_widths": (8, 16), "local_size": 16}
+            )
+        models[name].build({"degraded": (None, size, size, 3), "guide": (None, size, size, 3)})
+    models["bf16"].set_weights(models["fp32"].get_weights())
+    return models, size
+
+
+def precision_comparison(args):
+    """`--bf16`: float32 vs bf16 for tf.function and SavedModel, speed and grey levels."""
+    models, size = precision_models(args.bf16_model, args.size, args.width_scale)
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="gfrnet-bench-"))
+    native, how = precision.cpu_bf16_support()
+    print(
+        f"GFRNet inference fp32 vs bf16, {size}x{size}, "
+        f"{args.bf16_model or f'random weights, width scale {args.width_scale}'}, {THREADS} "
+        f"threads; CPU bf16: {'native' if native else 'emulated'} ({how}); {uptime()}",
+        flush=True,
+    )
+    serving = {}
+    for name, model in models.items():
+        path = export_savedmodel(model, workdir / f"savedmodel-{name}", size, version=1)
+        serving[name] = tf.saved_model.load(str(path))
+    degraded, guide = sample_pair(size)
+    results = {}
+    for batch, rounds in ((1, args.rounds), (args.batch, args.batch_rounds)):
+        uint8 = {"degraded": np.repeat(degraded, batch, 0), "guide": np.repeat(guide, batch, 0)}
+        graphs = {
+            name: tf.function(lambda x, m=model: infer_uint8(m, x["degraded"], x["guide"]))
+            for name, model in models.items()
+        }
+        signatures = {name: m.signatures["serving_default"] for name, m in serving.items()}
+        variants = {f"tf.function {n}": lambda g=g: g(uint8) for n, g in graphs.items()}
+        variants.update({f"savedmodel {n}": lambda f=f: f(**uint8) for n, f in signatures.items()})
+        outputs = {name: fn()["restored"].numpy() for name, fn in variants.items()}
+        results[batch] = (time_round_robin(variants, rounds), outputs)
+        print(f"  timed batch {batch} ({uptime()})", flush=True)
+    (best1, outputs), (best_n, _) = results[1], results[args.batch]
+    print(
+        f"\n{'variant':<18} {'b1 ms':>8} {f'b{args.batch} img/s':>10} {'bf16 speed-up':>14} "
+        f"{'vs fp32: max / mean grey levels':>32}"
+    )
+    for name in best1:
+        path, dtype = name.rsplit(" ", 1)
+        fp32 = f"{path} fp32"
+        speed_up = (
+            f"{best1[fp32] / best1[name]:.2f}x / {best_n[fp32] / best_n[name]:.2f}x"
+            if dtype == "bf16"
+            else "-"
+        )
+        most, mean = grey_levels(outputs[name], outputs[fp32])
+        print(
+            f"{name:<18} {best1[name] * 1e3:>8.1f} {args.batch / best_n[name]:>10.2f} "
+            f"{speed_up:>14} {f'{most} / {mean:.3f}':>32}"
+        )
+    print(f"end {uptime()}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=256)
@@ -203,6 +294,8 @@ def main():
         "--calibration_data", default=None, help="int8 calibration TFRecord pattern"
     )
     parser.add_argument("--calibration_steps", type=int, default=16)
+    parser.add_argument("--bf16", action="store_true", help="time float32 against bf16 only")
+    parser.add_argument("--bf16_model", default=None, help="with --bf16: a trained model")
     args = parser.parse_args()
     if args.quality_model:
         quantisation_quality(
@@ -217,6 +310,9 @@ def main():
     tf.config.threading.set_intra_op_parallelism_threads(THREADS)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     torch.set_num_threads(THREADS)
+    if args.bf16:
+        precision_comparison(args)
+        return
     # Seeded: files reused from --workdir must hold the weights this run builds.
     keras.utils.set_random_seed(0)
     widths = tuple(max(1, int(w * args.width_scale)) for w in PIX2PIX_WIDTHS)

@@ -1,23 +1,35 @@
-r"""Seconds per GFRNet train step (one G and one D update, no VGG): TensorFlow vs PyTorch.
+r"""Seconds per GFRNet train step (one G and one D update, no VGG): float32 vs bfloat16 vs PyTorch.
 
-    python -m benchmarks.train_step [--cases 64x8,256x1] [--steps 3]
+    python -m benchmarks.train_step [--cases 64x8,256x1,smoke] [--steps 3] [--threads 2]
+        [--xla] [--profile DIR]
 
-Both sides run the same networks (pix2pix widths; at 64x64 the first 6, since depth 8
-needs 256 px) with the same losses: l2, global and local adversarial (local = landmark
-box cropped and resized), landmark (flow sampled at the target's landmarks) and TV, two
-Adam optimizers. TensorFlow times `GFRNet.train_step` in a `tf.function`, with and without
-`jit_compile` (XLA); PyTorch times its eager twin (`torch_reference.py`), whose weights are
-copied from the Keras model. Both use `--threads` threads (default 2; on a loaded machine
-use 1: PyTorch's OpenMP workers spin-wait and collapse when descheduled, TF's pool does
-not, which would flatter TF). Each figure is the median of `--steps` calls, the frameworks
-taking turns so that load changes hit all alike; ratios are against PyTorch in this run.
+Both frameworks run the same networks (pix2pix widths; at 64x64 the first 6, since depth 8
+needs 256 px; `smoke`: the smoke preset's model at its size and batch) with the same losses:
+l2, global and local adversarial (local = landmark box cropped and resized), landmark (flow
+sampled at the target's landmarks) and TV, two Adam optimizers. TensorFlow times
+`GFRNet.train_step` in a `tf.function` under float32 and under `mixed_bfloat16` (built as
+`gfrnet-train --precision mixed_bfloat16` builds it, run whether or not this CPU has bf16
+instructions: the header says which), with `--xla` also compiled; PyTorch times its eager
+twin (`torch_reference.py`), whose weights are copied from the Keras model. Both use
+`--threads` threads (default 2; on a loaded machine use 1: PyTorch's OpenMP workers
+spin-wait and collapse when descheduled, TF's pool does not, which would flatter TF).
+
+Each figure is the median of `--steps` calls, the variants taking turns, so that load
+changes hit all alike; TensorFlow's 2048^2 matmul in float32 and in bf16 takes its turn
+too. The bf16 row shows its speed-up over the float32 row (`N.NNx`). Below each case: the
+step's FLOPs (counted by `tf.compat.v1.profiler` in the traced float32 step) and the FLOP
+floor at each matmul rate, i.e. how far each step is from what its dtype's GEMM could do.
+`--profile DIR` traces one step of each TensorFlow variant (`tf.profiler`) into DIR and
+prints its top ops by time.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -25,11 +37,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 import torch
+from tensorflow.tsl.profiler.protobuf import xplane_pb2
 from torch.nn import functional as F
 
+from benchmarks.gpu import counted_step_flops
+from benchmarks.input_pipeline import uptime
 from benchmarks.torch_reference import twin_of
+from gfrnet_tf import precision
+from gfrnet_tf.configs import load_config
 from gfrnet_tf.models.gfrnet import DEFAULT_LOSS_WEIGHTS, build_gfrnet
 from gfrnet_tf.models.layers import PIX2PIX_WIDTHS
+
+MATMUL_SIZE = 2048
+# Row name: the Keras policy its TF model computes under.
+DTYPES = {"fp32": precision.FLOAT32, "bf16": precision.BFLOAT16}
 
 
 def make_batch(size, batch, seed=0):
@@ -44,11 +65,29 @@ def make_batch(size, batch, seed=0):
     }
 
 
-def build(size):
+def case_model(case):
+    """(label, `config.model`, size, batch) of a `--cases` item: `SIZExBATCH` (pix2pix
+    widths, the project's model defaults) or `smoke` (the preset's model, size and batch)."""
+    if case == "smoke":
+        config = load_config("smoke")
+        model = {**config.model.to_dict(), "vgg_face_weights": ""}
+        size, batch = config.input.image_size, config.input.batch_size
+        return f"{size}x{size} batch {batch} (smoke)", model, size, batch
+    size, batch = (int(v) for v in case.split("x"))
     depth = min(len(PIX2PIX_WIDTHS), int(np.log2(size)))
-    model = build_gfrnet({"widths": PIX2PIX_WIDTHS[:depth], "local_size": size // 2})
-    model.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))
-    model.build_all((size, size))
+    model = {"widths": PIX2PIX_WIDTHS[:depth], "local_size": size // 2}
+    return f"{size}x{size} batch {batch}", model, size, batch
+
+
+def build(model_config, size, policy=precision.FLOAT32):
+    """The GFRNet of `model_config` with two Adams, its networks computing under `policy`
+    (no loss scaling: float16 is not timed here)."""
+    with precision.policy_scope(policy):
+        model = build_gfrnet(model_config)
+        model.compile(
+            keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5)
+        )
+        model.build_all((size, size))
     return model
 
 
@@ -68,7 +107,7 @@ class TorchTrainStep:
             twin_of(model.global_discriminator),
             twin_of(model.local_discriminator),
         )
-        self.local_size, self.weights = size // 2, DEFAULT_LOSS_WEIGHTS
+        self.local_size, self.weights = model.local_size, DEFAULT_LOSS_WEIGHTS
         generator = [*self.warpnet.parameters(), *self.recnet.parameters()]
         self.discriminators = [*self.global_d.parameters(), *self.local_d.parameters()]
         self.g_optimizer = torch.optim.Adam(generator, lr=2e-4, betas=(0.5, 0.999))
@@ -180,32 +219,104 @@ def median_seconds(steps, repeats):
     return {name: float(np.median(values)) for name, values in times.items()}
 
 
+def matmul_step(dtype):
+    """TensorFlow's `MATMUL_SIZE`^2 matmul in `dtype`, to time beside the steps."""
+    matmul = tf.function(lambda a: tf.matmul(a, a))
+    a = tf.cast(tf.random.stateless_normal((MATMUL_SIZE, MATMUL_SIZE), seed=(0, 0)), dtype)
+    return lambda: matmul(a).numpy()
+
+
+def top_ops(folder, count=12):
+    """[(op type, seconds, share)] of the ops on TensorFlow's executor threads in the newest
+    `tf.profiler` trace under `folder`, most time first (nested intra-op work included)."""
+    path = max(Path(folder).rglob("*.xplane.pb"), key=lambda p: p.stat().st_mtime)
+    space = xplane_pb2.XSpace()
+    space.ParseFromString(path.read_bytes())
+    totals = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                op_type = plane.event_metadata[event.metadata_id].display_name
+                if op_type:  # op events are "name:Type"; executor bookkeeping has none
+                    totals[op_type] += event.duration_ps / 1e12
+    total = sum(totals.values())
+    return [(name, seconds, seconds / total) for name, seconds in totals.most_common(count)]
+
+
+def profile(steps, folder):
+    """Traces one call of each step into `folder/<name>` and prints its top ops."""
+    for name, step in steps.items():
+        target = Path(folder) / name.replace(" ", "_").replace("+", "_")
+        tf.profiler.experimental.start(str(target))
+        step()
+        tf.profiler.experimental.stop()
+        print(f"  profile {name} ({target}): top ops by time on the executor threads")
+        for op_type, seconds, share in top_ops(target):
+            print(f"    {op_type:32} {seconds * 1e3:8.1f} ms {share:6.1%}")
+
+
+def report_case(label, seconds, flops):
+    """The case's rows, the bf16 speed-up on the bf16 rows, and the FLOP floors."""
+    for name, value in seconds.items():
+        if name.startswith("matmul"):
+            continue
+        line = f"{label}: {name:12} {value:7.3f} s/step  {value / seconds['PyTorch']:5.2f}x PyTorch"
+        if "bf16" in name:
+            line += f"  bf16 speed-up {seconds[name.replace('bf16', 'fp32')] / value:.2f}x"
+        print(line, flush=True)
+    for dtype in ("fp32", "bf16"):
+        rate = 2 * MATMUL_SIZE**3 / seconds[f"matmul {dtype}"]
+        floor = flops / rate
+        print(
+            f"{label}: {flops / 1e9:.1f} GFLOP per step; TF {dtype} matmul {rate / 1e9:.0f} "
+            f"GFLOP/s -> floor {floor:.3f} s; TF {dtype} step = "
+            f"{seconds[f'TF {dtype}'] / floor:.2f}x its floor",
+            flush=True,
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default="64x8,256x1", help="SIZExBATCH, comma separated")
     parser.add_argument(
-        "--steps", type=int, default=3, help="timed steps of each framework per case"
+        "--cases", default="64x8,256x1", help="SIZExBATCH or smoke, comma separated"
     )
+    parser.add_argument("--steps", type=int, default=3, help="timed steps of each variant per case")
     parser.add_argument("--threads", type=int, default=2, help="threads for each framework")
+    parser.add_argument("--xla", action="store_true", help="also time TF steps under XLA")
+    parser.add_argument("--profile", default=None, help="trace one step of each TF variant here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    native, how = precision.cpu_bf16_support()
+    print(
+        f"{args.threads} threads; CPU bf16: {'native' if native else 'emulated'} ({how}); "
+        f"start {uptime()}",
+        flush=True,
+    )
     for case in args.cases.split(","):
-        size, batch = (int(v) for v in case.split("x"))
-        model, data = build(size), make_batch(size, batch)
+        label, model_config, size, batch = case_model(case)
+        data = make_batch(size, batch)
+        models = {dtype: build(model_config, size, policy) for dtype, policy in DTYPES.items()}
+        tf_steps = {f"TF {dtype}": tf_step(models[dtype], data, False) for dtype in DTYPES}
+        if args.xla:
+            tf_steps.update(
+                {f"TF+XLA {dtype}": tf_step(models[dtype], data, True) for dtype in DTYPES}
+            )
         steps = {
-            "PyTorch": torch_step(model, data, size),
-            "TF": tf_step(model, data, False),
-            "TF+XLA": tf_step(model, data, True),
+            "PyTorch": torch_step(models["fp32"], data, size),
+            **tf_steps,
+            "matmul fp32": matmul_step(tf.float32),
+            "matmul bf16": matmul_step(tf.bfloat16),
         }
         seconds = median_seconds(steps, args.steps)
-        for name, value in seconds.items():
-            print(
-                f"{size}x{size} batch {batch}: {name:8} {value:7.3f} s/step  "
-                f"{value / seconds['PyTorch']:5.2f}x PyTorch",
-                flush=True,
-            )
+        flops = counted_step_flops(models["fp32"], data)
+        report_case(label, seconds, flops)
+        if args.profile:
+            profile(tf_steps, Path(args.profile) / case)
+    print(f"end {uptime()}", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@
 Checkpoints are the training run's; `.keras` files and exports are what `gfrnet-export`
 makes from them (docs/ARCHITECTURE.md, "Artefacts"). Inference never needs the perceptual
 network, so a checkpoint whose config names a VGG-Face file loads without that file.
+A Keras model loads under any `policy` (`gfrnet_tf.precision`; its weights are float32
+whatever it trained in); an export computes in the precision it was exported with.
 Every failure is one `BadModelFileError` naming the file.
 """
 
@@ -27,7 +29,7 @@ import keras
 import ml_collections
 from absl import logging
 
-from gfrnet_tf import runs
+from gfrnet_tf import precision, runs
 from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError, first_line
 from gfrnet_tf.export.contract import saved_model_size, tflite_size
 from gfrnet_tf.export.tflite import litert_interpreter
@@ -53,30 +55,41 @@ class TrainedModel:
     config: ml_collections.ConfigDict | None = None
 
 
-def load_trained(path) -> TrainedModel:
-    """Whatever `path` is (see the module table), loaded; `BadModelFileError` if unusable."""
+def load_trained(path, policy=precision.FLOAT32) -> TrainedModel:
+    """Whatever `path` is (see the module table), loaded; `BadModelFileError` if unusable.
+
+    `policy`: the Keras dtype policy a Keras model computes in; an export refuses any
+    other than float32 (it computes in the precision it was exported with)."""
     path = Path(path)
     if not path.exists():
         raise BadModelFileError(path, "no such file or directory")
+    export = path if path.suffix == ".tflite" else _saved_model_dir(path)
+    if export is not None and policy != precision.FLOAT32:
+        raise BadModelFileError(
+            export,
+            f"an export computes in the precision it was exported with, not {policy}: "
+            "compute precision applies to checkpoints and .keras files",
+        )
     if path.suffix == ".tflite":
         return _guarded(path, _load_tflite)
-    saved_model = _saved_model_dir(path)
-    if saved_model is not None:
-        return _guarded(saved_model, _load_saved_model)
-    return load_gfrnet(path)
+    if export is not None:
+        return _guarded(export, _load_saved_model)
+    return load_gfrnet(path, policy)
 
 
-def load_gfrnet(path) -> TrainedModel:
-    """A trained Keras `GFRNet` from a workdir, a checkpoint or a `.keras` file."""
+def load_gfrnet(path, policy=precision.FLOAT32) -> TrainedModel:
+    """A trained Keras `GFRNet` from a workdir, a checkpoint or a `.keras` file, its networks
+    computing under `policy`."""
     path = Path(path)
     if path.is_dir():
         path = latest_checkpoint_in(path)
     if not path.is_file():
         raise BadModelFileError(path, "no such file")
+    precision.check_precision(policy, "policy")
     if path.name.endswith(CHECKPOINT_SUFFIX):
-        loaded = _load_checkpoint(path)
+        loaded = _load_checkpoint(path, policy)
     elif path.suffix == ".keras":
-        loaded = TrainedModel(path, "keras", None, _load_keras_file(path))
+        loaded = TrainedModel(path, "keras", None, _load_keras_file(path, policy))
     else:
         raise BadModelFileError(
             path,
@@ -119,7 +132,7 @@ def run_config(checkpoint: Path) -> tuple[Path, ml_collections.ConfigDict]:
     return path, config
 
 
-def _load_checkpoint(path: Path) -> TrainedModel:
+def _load_checkpoint(path: Path, policy: str) -> TrainedModel:
     config_path, config = run_config(path)
     if not h5py.is_hdf5(path):
         raise BadModelFileError(path, "not an HDF5 weights file")
@@ -128,7 +141,8 @@ def _load_checkpoint(path: Path) -> TrainedModel:
     model_config = config.model.to_dict()
     model_config["vgg_face_weights"] = ""  # training-only: inference never runs it
     try:
-        model = build_gfrnet(model_config)
+        with precision.policy_scope(policy):
+            model = build_gfrnet(model_config)
     except Exception as error:  # noqa: BLE001  (any config value the builder refuses)
         raise BadModelFileError(
             config_path, f"cannot build its model: {first_line(error)}"
@@ -209,7 +223,7 @@ def _group_names(stored) -> list[str]:
     return names
 
 
-def _load_keras_file(path: Path):
+def _load_keras_file(path: Path, policy: str):
     if not zipfile.is_zipfile(path):
         raise BadModelFileError(path, "not a .keras archive (it is not a zip file)")
     with zipfile.ZipFile(path) as archive:
@@ -221,11 +235,37 @@ def _load_keras_file(path: Path):
                     f"{MAX_KERAS_JSON_BYTES}: not a GFRNet model file",
                 )
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
     # Keras raises ValueError, TypeError, KeyError, OSError... for the many ways a file
     # can be wrong; all of them mean the same thing to the user.
     except Exception as error:
         raise BadModelFileError(path, f"cannot load the model: {first_line(error)}") from error
+    if isinstance(model, GFRNet) and model.recnet.dtype_policy.name != policy:
+        model = _rebuilt_under(model, policy)
+    return model
+
+
+def _rebuilt_under(model: GFRNet, policy: str) -> GFRNet:
+    """`model` with its networks computing under `policy`, same (float32) weights.
+
+    A `.keras` file records every network's policy in its config, where it wins over the
+    global policy, so the recorded policies are replaced before the model is rebuilt (the
+    float32 output layers are made by the networks' constructors, not recorded)."""
+    config = _with_policy(keras.saving.serialize_keras_object(model), policy)
+    rebuilt = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def _with_policy(config, policy):
+    """`config` (a serialised Keras object) with every recorded dtype policy set to `policy`."""
+    if isinstance(config, list):
+        return [_with_policy(item, policy) for item in config]
+    if not isinstance(config, dict):
+        return config
+    if config.get("class_name") == "DTypePolicy":
+        return {**config, "config": {**config["config"], "name": policy}}
+    return {key: _with_policy(value, policy) for key, value in config.items()}
 
 
 def _load_saved_model(path: Path) -> TrainedModel:

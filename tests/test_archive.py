@@ -232,7 +232,7 @@ def test_what_the_pipeline_cannot_do_is_one_line_before_anything_runs(monkeypatc
             archive.check_flags(aligned=True)
         monkeypatch.setitem(sys.modules, "apache_beam", None)
         with pytest.raises(MissingDependencyError, match=r'pip install "gfrnet_tf\[beam\]"'):
-            archive.restore_on_beam(*[None] * 7, [], lambda path, problem: None)
+            archive.restore_on_beam(*[None] * 7, [], lambda path, problem: None, "float32")
     finally:
         flags.FLAGS.unparse_flags()
 

@@ -62,12 +62,14 @@ def _number(text):
 @pytest.mark.slow
 def test_smoke_run_prints_the_table_with_finite_positive_figures():
     # Without the XLA rows: compiling the whole train step takes minutes on a CPU.
-    result = run_module("benchmarks.gpu", "--smoke", "--precisions", "fp32,mixed", timeout=1200)
+    result = run_module(
+        "benchmarks.gpu", "--smoke", "--precisions", "fp32,mixed,bf16", timeout=1200
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     header, rows = _table(result.stdout)
     assert tuple(header) == gpu.COLUMNS
     assert {(row["precision"], row["batch"]) for row in rows} == {
-        (p, b) for p in ("fp32", "mixed") for b in ("1", "2")
+        (p, b) for p in ("fp32", "mixed", "bf16") for b in ("1", "2")
     }
     for row in rows:
         for column in ("steps/s", "images/s", "host CPU-s/step", "TFLOP/s", "utilisation"):
@@ -75,6 +77,7 @@ def test_smoke_run_prints_the_table_with_finite_positive_figures():
             assert math.isfinite(value) and value > 0, (column, row)
         assert row["peak memory"] == "n/a (CPU)"
     lines = result.stdout.splitlines()
+    assert any("bf16 rows: TF bf16 matmul" in line and "CPU bf16: " in line for line in lines)
     assert any(line.startswith("FLOPs per image pair: train step ") for line in lines)
     assert any(line.startswith("input pipeline (Eq. 4 + synthetic pose") for line in lines)
     assert any(line.startswith("host cores one such device needs") for line in lines)

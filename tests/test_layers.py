@@ -19,7 +19,7 @@ PACKAGE = ROOT / "gfrnet_tf"
 # or above. Keep in step with the table in docs/ARCHITECTURE.md.
 LAYERS = (
     ("errors", "ibug68"),
-    ("io", "ops", "serving_client"),
+    ("io", "ops", "serving_client", "precision"),
     ("runs", "losses", "faces", "data", "visualize"),
     ("models", "sample", "people"),
     ("export", "configs"),

@@ -367,6 +367,17 @@ def test_command_refuses_an_unreadable_shard_in_one_line(tmp_path, shards):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_command_refuses_float16_on_a_cpu_in_one_line(tmp_path, shards):
+    result = _run(_command(tmp_path / "run", shards, "--precision=mixed_float16"))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(
+        "error: config.train.precision: mixed_float16 needs a GPU: this CPU has no float16 "
+    )
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_phases_in_steps_with_a_reconstruction_warmup_and_its_bounds():
     import ml_collections
 

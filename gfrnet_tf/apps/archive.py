@@ -55,7 +55,7 @@ def check_flags(aligned: bool) -> None:
         )
 
 
-def restore_on_beam(root, output, model, named, settings, options, clips, beam_args, warn):
+def restore_on_beam(root, output, model, named, settings, options, clips, beam_args, warn, policy):
     """`restore_library` on the `--runner` (see `gfrnet_tf.pipelines.archive`); returns the
     same `LibrarySummary`, read from the report the pipeline wrote, and calls `warn(path,
     problem)` for each file that could not be read, as `restore_library` does."""
@@ -80,7 +80,9 @@ def restore_on_beam(root, output, model, named, settings, options, clips, beam_a
     model = os.path.abspath(model)
     sources = {photo: os.path.abspath(path) for photo, path in named.sources.items()}
     named = dataclasses.replace(named, sources=sources)
-    archive = ArchiveSettings(on_workers, model, settings, options, PHOTOS_PER_CHUNK.value, clips)
+    archive = ArchiveSettings(
+        on_workers, model, settings, options, PHOTOS_PER_CHUNK.value, clips, policy
+    )
     restore_archive(items, archive, named, beam_args)
     with open(on_workers.path / FACES_CSV, newline="", encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))

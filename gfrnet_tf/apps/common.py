@@ -19,6 +19,7 @@ import sys
 
 from absl import app, flags
 
+from gfrnet_tf import precision
 from gfrnet_tf.apps import quiet
 from gfrnet_tf.configs.flags import load_default_presets
 from gfrnet_tf.errors import BadConfigError, GFRNetError
@@ -233,3 +234,17 @@ def strategy_from_flags():
     from gfrnet_tf.training.distribute import make_strategy
 
     return make_strategy(flags.FLAGS.strategy)
+
+
+def define_precision_flag(default, help_text):
+    """`--precision`, one of `gfrnet_tf.precision.PRECISIONS` (what each becomes on which
+    device: that module's table)."""
+    return flags.DEFINE_enum("precision", default, list(precision.PRECISIONS), help_text)
+
+
+def inference_policy(requested) -> str:
+    """The Keras policy `--precision` becomes on this machine, said when it is not float32."""
+    choice = precision.choose(requested, source="--precision")
+    if choice.policy != precision.FLOAT32 or choice.note:
+        print(choice.describe(), flush=True)
+    return choice.policy

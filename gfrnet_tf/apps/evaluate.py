@@ -1,7 +1,8 @@
 r"""gfrnet-evaluate: the Table 1 protocol for one or more models, one table row each.
 
     gfrnet-evaluate --model runs/full --model runs/wg --names full,-WG \
-        --data DATASET_DIR [--split test] [--output eval/] [--image_size N]
+        --data DATASET_DIR [--split test] [--output eval/] [--image_size N] \
+        [--precision mixed_bfloat16]
 
 `--model` is anything gfrnet-restore takes (a workdir, checkpoint, `.keras`, SavedModel or
 `.tflite`); `--data` a dataset folder (its manifest says whether guides are synthesised)
@@ -14,7 +15,9 @@ reported in one line each; the others are still evaluated, and the exit status i
 With dlib installed (extra `landmarks`) the table has the restored faces' identity distance
 to the ground truth (`identity_distance`, `identity_match`) and landmark distance (`lmd`)
 per setting; `--arcface_model FILE` (ONNX or TFLite) adds `arcface_deg`; see
-docs/EVALUATION.md. The work is `gfrnet_tf.evaluation.runner.evaluate_models`.
+docs/EVALUATION.md. `--precision` is what checkpoints and `.keras` models compute in
+(`gfrnet_tf.precision`); exports run as exported. The work is
+`gfrnet_tf.evaluation.runner.evaluate_models`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,12 @@ from pathlib import Path
 from absl import flags
 
 from gfrnet_tf.apps.batch import Failures
-from gfrnet_tf.apps.common import define_test_protocol_flag, make_run
+from gfrnet_tf.apps.common import (
+    define_precision_flag,
+    define_test_protocol_flag,
+    inference_policy,
+    make_run,
+)
 from gfrnet_tf.configs import load_config
 from gfrnet_tf.errors import BadConfigError
 
@@ -60,6 +68,11 @@ ARCFACE_MODEL = flags.DEFINE_string(
     "(x - 127.5) / 127.5) for the arcface_deg column.",
 )
 TEST_PROTOCOL = define_test_protocol_flag()
+PRECISION = define_precision_flag(
+    "float32",
+    "What checkpoints and .keras models compute in: mixed_bfloat16 where the device has "
+    "bf16 natively (else float32, said); exports run as exported.",
+)
 flags.mark_flags_as_required(["model", "data"])
 
 
@@ -77,6 +90,7 @@ def main(argv):
     from gfrnet_tf.evaluation.runner import evaluate_models
 
     del argv
+    policy = inference_policy(PRECISION.value)
     models = dict(zip(model_names(MODEL.value), MODEL.value))
     dataset = PreparedDataset.open(
         DATA.value, glob_split=SPLIT.value, synthetic_pose=SYNTHETIC_POSE.value
@@ -99,6 +113,7 @@ def main(argv):
         face_note=face_note,
         test_protocol=TEST_PROTOCOL.value,
         keep_going=True,
+        policy=policy,
     )
     failures = Failures()
     for error in result.failures:

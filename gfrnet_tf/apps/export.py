@@ -2,7 +2,8 @@ r"""gfrnet-export: a trained GFRNet as a TF Serving SavedModel and TFLite (LiteR
 
     gfrnet-export --model runs/full --output runs/export/gfrnet \
         --formats savedmodel,tflite_fp32,tflite_fp16,tflite_int8 \
-        --calibration_data DATASET_DIR [--image_size N] [--version N]
+        --calibration_data DATASET_DIR [--image_size N] [--version N] \
+        [--precision float32|mixed_bfloat16|mixed_float16]
 
 `--model` is a training workdir (its latest checkpoint), a `step-N.weights.h5` checkpoint
 or a `.keras` file. The export's image size is the one the run trained at
@@ -15,6 +16,9 @@ or a `.keras` file. The export's image size is the one the run trained at
   `--calibration_steps` pairs of `--calibration_data` (a dataset folder's validation
   split, or a glob), read by the evaluation input pipeline;
 - `onnx`: `gfrnet-v<version>.onnx` through Keras' ONNX export (needs `tf2onnx` and `onnx`).
+`--precision` (savedmodel only; float32 by default) is what the SavedModel computes in
+wherever it is served: mixed_bfloat16 for CPUs with bf16 instructions, recent GPUs and
+TPUs; its inputs and outputs stay uint8 (the flow float32) and its weights float32.
 `--version` defaults to one more than the highest existing version folder. Every file is
 written under a temporary name and renamed, so a killed export leaves nothing complete-looking.
 """
@@ -26,7 +30,7 @@ from pathlib import Path
 
 from absl import flags
 
-from gfrnet_tf.apps.common import make_run
+from gfrnet_tf.apps.common import define_precision_flag, make_run
 from gfrnet_tf.errors import BadConfigError
 from gfrnet_tf.export.formats import CALIBRATION_STEPS, FORMATS
 from gfrnet_tf.io.atomic import atomic_writer
@@ -54,14 +58,27 @@ REWRITE = flags.DEFINE_bool(
     True,
     "TFLite: run the decoders' transposed convolutions as exact phase convolutions (faster).",
 )
+PRECISION = define_precision_flag(
+    "float32",
+    "What the SavedModel computes in where it is served (bf16: CPUs with bf16 "
+    "instructions, recent GPUs, TPUs); savedmodel only.",
+)
 flags.mark_flags_as_required(["model", "output"])
 
 
-def check_formats(formats, calibration_data):
-    """Raises `BadConfigError` for unknown formats or int8 without calibration data."""
+def check_formats(formats, calibration_data, precision="float32"):
+    """Raises `BadConfigError` for unknown formats, int8 without calibration data, or a
+    compute precision other than float32 for anything but the SavedModel."""
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise BadConfigError("--formats", f"unknown {unknown}; choose from {FORMATS}")
+    others = [name for name in formats if name != "savedmodel"]
+    if precision != "float32" and others:
+        raise BadConfigError(
+            "--precision",
+            f"{precision} applies to the savedmodel format only, not {', '.join(others)} "
+            "(TFLite has its own fp16 and int8 variants)",
+        )
     if "tflite_int8" in formats and not calibration_data:
         raise BadConfigError(
             "--formats", "tflite_int8 needs --calibration_data (TFRecord shards of face pairs)"
@@ -102,12 +119,12 @@ def main(argv):
 
     del argv
     formats = EXPORT_FORMATS.value
-    check_formats(formats, CALIBRATION_DATA.value)
+    check_formats(formats, CALIBRATION_DATA.value, PRECISION.value)
     output = Path(OUTPUT.value)
     version = VERSION.value if VERSION.value is not None else next_version(output)
-    trained = load_gfrnet(MODEL.value)
+    trained = load_gfrnet(MODEL.value, PRECISION.value)
     model, size = trained.model, export_size(trained)
-    print(f"exporting {trained.source} at {size}x{size}", flush=True)
+    print(f"exporting {trained.source} at {size}x{size} in {PRECISION.value}", flush=True)
     make_output_dir(output)
     for index, export_format in enumerate(formats, 1):
         print(f"[{index}/{len(formats)}] {export_format} ...", flush=True)

@@ -31,6 +31,9 @@ it with the guide closest in pose (no identity check, no report); its restored f
 lie outside ROOT, and no input or guide file is ever replaced. A file that cannot be read
 gets one `error:` line, the run goes on, and the exit status is 1; a photo without a face
 is a `faces.csv` row. An output folder that cannot be written stops the run in one line.
+
+`--precision mixed_bfloat16` runs a checkpoint or `.keras` model in bf16 where the device
+has it natively (`gfrnet_tf.precision`; else float32, said); an export runs as exported.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from absl import flags
 
 from gfrnet_tf.apps import archive
 from gfrnet_tf.apps.batch import Failures
-from gfrnet_tf.apps.common import make_run
+from gfrnet_tf.apps.common import define_precision_flag, inference_policy, make_run
 from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError, NoFaceError
 from gfrnet_tf.io import load_image
 from gfrnet_tf.io.media import is_video_file
@@ -99,6 +102,11 @@ IDENTITY_EVERY = flags.DEFINE_integer(
     10,
     "Videos: measure the identity distance to the guide every N frames (dlib; 0 = never).",
 )
+PRECISION = define_precision_flag(
+    "float32",
+    "What a checkpoint or .keras model computes in: mixed_bfloat16 where the device has "
+    "bf16 natively (else float32, said); an export runs as exported.",
+)
 flags.mark_flags_as_required(["model", "input", "output"])
 flags.adopt_module_key_flags(archive)  # --runner and its options are listed by --help
 
@@ -132,7 +140,7 @@ def aligned_images(restored_photo, face) -> list[tuple[str, object]]:
     return images
 
 
-def restore_aligned(failures: Failures) -> None:
+def restore_aligned(failures: Failures, policy: str) -> None:
     """`--aligned`: each input is one face crop, restored with the guide closest in pose."""
     from gfrnet_tf.restoration.listing import LONGEST_SUFFIX
     from gfrnet_tf.restoration.outputs import OutputFolder, OutputFolderError
@@ -144,7 +152,7 @@ def restore_aligned(failures: Failures) -> None:
     output = OutputFolder(
         OUTPUT.value, input_path, protected=[*inputs, *GUIDE.value], longest_suffix=LONGEST_SUFFIX
     )
-    restorer = load_restorer(MODEL.value)  # once the output folder is known to work
+    restorer = load_restorer(MODEL.value, policy)  # once the output folder is known to work
     photos = PhotoRestorer(restorer, IMAGE_SIZE.value or restorer.image_size, aligned=True)
     for guide_path in GUIDE.value:
         try:
@@ -171,7 +179,7 @@ def restore_aligned(failures: Failures) -> None:
     print(f"restored {restored} file(s) into {printable(output.path)}")
 
 
-def restore_by_person(failures: Failures, beam_args: list[str]) -> None:
+def restore_by_person(failures: Failures, policy: str, beam_args: list[str]) -> None:
     """Every face of the library with its own person's guide (docs/PEOPLE.md); with
     `--runner`, on Apache Beam with `beam_args` (`apps.archive`)."""
     from gfrnet_tf.restoration.library import (
@@ -191,7 +199,7 @@ def restore_by_person(failures: Failures, beam_args: list[str]) -> None:
     output = OutputFolder(
         OUTPUT.value, root, protected=[*guide_files], longest_suffix=LONGEST_SUFFIX
     )
-    restorer = load_restorer(MODEL.value)  # once the output folder is known to work
+    restorer = load_restorer(MODEL.value, policy)  # once the output folder is known to work
     analyser = FaceAnalyser()
     named = named_people(analyser, guide_files, GUIDES.value)
     for source, problem in named.problems:
@@ -214,7 +222,7 @@ def restore_by_person(failures: Failures, beam_args: list[str]) -> None:
 
     if archive.RUNNER.value:  # the same restoration on Apache Beam
         summary = archive.restore_on_beam(
-            root, output, MODEL.value, named, settings, options, clips, beam_args, warn
+            root, output, MODEL.value, named, settings, options, clips, beam_args, warn, policy
         )
     else:
         summary = restore_library(
@@ -229,11 +237,12 @@ def main(argv):
         raise BadConfigError("--aligned", "needs --guide")
     if ALIGNED.value and (GUIDES.value or ANY_PERSON.value or RESTORE_ALL.value):
         raise BadConfigError("--aligned", "takes --guide only (no identity matching)")
+    policy = inference_policy(PRECISION.value)  # a refused precision leaves no output folder
     failures = Failures()
     if ALIGNED.value:
-        restore_aligned(failures)
+        restore_aligned(failures, policy)
     else:
-        restore_by_person(failures, beam_args=argv[1:])
+        restore_by_person(failures, policy, beam_args=argv[1:])
     failures.exit_if_any()
 
 

@@ -102,5 +102,8 @@ def get_config():
     config.train.keep_checkpoints = 3
     config.train.summary_every = 500  # steps between TensorBoard scalars + image grids
     config.train.jit_compile = False
+    # "float32" | "mixed_bfloat16" | "mixed_float16" (gfrnet_tf.precision: bf16 where the
+    # device has it natively, float16 on GPUs only); the paper trained in float32.
+    config.train.precision = "float32"
     config.train.seed = 0
     return config

@@ -29,4 +29,7 @@ def get_config():
     config.train.plateau_patience = 1
     config.train.checkpoint_every = 10
     config.train.summary_every = 10
+    # float32: bf16 did not win where measured (0.59x on a CPU without bf16 instructions);
+    # `python -m benchmarks.train_step --cases smoke` on a bf16 CPU decides (README).
+    config.train.precision = "float32"
     return config

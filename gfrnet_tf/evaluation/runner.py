@@ -30,6 +30,7 @@ from gfrnet_tf.data.degrade import PARAMETERS
 from gfrnet_tf.errors import BadConfigError, BadModelFileError, GFRNetError
 from gfrnet_tf.evaluation import protocol, report
 from gfrnet_tf.io.paths import make_output_dir
+from gfrnet_tf.precision import FLOAT32
 from gfrnet_tf.restoration.restorer import load_restorer
 
 BASELINE = "degraded input"
@@ -61,8 +62,11 @@ def evaluate_models(
     face_note: str = "",
     test_protocol: str = protocol.DEFAULT_TEST_PROTOCOL,
     keep_going: bool = False,
+    policy: str = FLOAT32,
 ) -> EvaluationResult:
     """Evaluates `models` (table name -> anything `load_restorer` takes) on `split`.
+
+    Keras models compute under the dtype `policy` (`gfrnet_tf.precision`).
 
     `input_config` (a `config.input`) and `image_size` override what the models recorded;
     `face_note` says in results.json why face measures are missing, if they are. A model
@@ -73,7 +77,7 @@ def evaluate_models(
     failures, restorers = [], {}
     for name, path in models.items():
         try:
-            restorers[name] = load_restorer(path)
+            restorers[name] = load_restorer(path, policy)
         except GFRNetError as error:
             if not keep_going:
                 raise

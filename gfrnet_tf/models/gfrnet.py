@@ -28,6 +28,7 @@ from gfrnet_tf.errors import BadConfigError, check_non_negative, is_real_number
 from gfrnet_tf.models.discriminator import PATCHGAN_WIDTHS, PatchDiscriminator
 from gfrnet_tf.models.group_adam import group_learning_rate
 from gfrnet_tf.models.layers import (
+    OUTPUT_DTYPE,
     PIX2PIX_INIT_STDDEV,
     PIX2PIX_WIDTHS,
     check_choice,
@@ -161,7 +162,12 @@ class GFRNet(keras.Model):
         generator_loss="non_saturating",
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        # The container itself stays float32 under a mixed policy: Keras would otherwise cast
+        # the degraded and guide images to the compute dtype on the way in, and the guide
+        # would reach the (float32) warp already rounded (bfloat16: to 1/4 grey level).
+        # The sub-networks compute in the policy they were built under.
+        kwargs.pop("dtype", None)
+        super().__init__(dtype=OUTPUT_DTYPE, **kwargs)
         if variant not in VARIANTS:
             raise BadConfigError("model.variant", f"{variant!r} is not one of {VARIANTS}")
         if (warpnet is None) != (variant in ("no_warp", "no_guide")):

@@ -42,6 +42,7 @@ from gfrnet_tf.pipelines.runner import (
     select,
     under_one_key,
 )
+from gfrnet_tf.precision import FLOAT32
 from gfrnet_tf.restoration.batches import (
     PhotoResult,
     RestoreSettings,
@@ -79,6 +80,7 @@ class ArchiveSettings:
     options: DecisionOptions
     photos_per_chunk: int = 16
     clips: object = None  # `video.people.ClipStages`, or None: clips are rows
+    policy: str = FLOAT32  # what a checkpoint or .keras model computes in
 
 
 @functools.cache
@@ -209,7 +211,7 @@ class RestoreClip:
     def __call__(self, job):
         item, decisions, guides = job
         settings = self.settings
-        restorer = process_restorer(settings.model)
+        restorer = process_restorer(settings.model, settings.policy)
         analyser = process_analyser()
         return settings.clips.restore(
             item, decisions, guides, restorer, analyser, settings.output, settings.restore
@@ -351,7 +353,7 @@ def build(pipeline, settings: ArchiveSettings, items, named: NamedPeople) -> Non
         | "Crop" >> beam.FlatMap(Crop(settings))
     )
     handler = KeyedModelHandler(
-        RestorerHandler(settings.model, settings.restore.batch_size)
+        RestorerHandler(settings.model, settings.restore.batch_size, settings.policy)
     ).with_no_batching()
     restored = (
         cropped

@@ -31,31 +31,37 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from gfrnet_tf.precision import FLOAT32
+
 DEFAULT_BATCH_SIZE = 8
 
 
 @functools.cache
-def process_restorer(model_path: str):
-    """The restorer of `model_path`, loaded once per worker process."""
+def process_restorer(model_path: str, policy: str = FLOAT32):
+    """The restorer of `model_path` computing under `policy`, loaded once per worker process."""
     from gfrnet_tf.restoration.restorer import load_restorer
 
-    return load_restorer(model_path)
+    return load_restorer(model_path, policy)
 
 
 class RestorerHandler(ModelHandler):
     """`(degraded, guide)` uint8 crop pairs -> `PredictionResult`s holding a `Restoration`.
 
     `model_path`: anything `load_restorer` takes (a string: the handler is pickled to the
-    workers and loads the model there).
+    workers and loads the model there); `policy`: the dtype policy a checkpoint or `.keras`
+    model computes in (`gfrnet_tf.precision`).
     """
 
-    def __init__(self, model_path: str, batch_size: int = DEFAULT_BATCH_SIZE):
+    def __init__(
+        self, model_path: str, batch_size: int = DEFAULT_BATCH_SIZE, policy: str = FLOAT32
+    ):
         super().__init__(min_batch_size=1, max_batch_size=batch_size)
         self.model_path = str(model_path)
         self.batch_size = batch_size
+        self.policy = policy
 
     def load_model(self):
-        return process_restorer(self.model_path)
+        return process_restorer(self.model_path, self.policy)
 
     def run_inference(
         self,

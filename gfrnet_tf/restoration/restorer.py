@@ -3,7 +3,8 @@
 `load_restorer(path)` accepts whatever `gfrnet_tf.loading.load_trained` does (a workdir,
 checkpoint or `.keras` file, a SavedModel directory or TF Serving model folder, a
 `.tflite` file) and returns a callable mapping uint8 degraded and guide batches to uint8
-restored and warped-guide batches. uint8 at this edge keeps the backends exchangeable:
+restored and warped-guide batches; a Keras model computes under the given dtype `policy`
+(`gfrnet_tf.precision`). uint8 at this edge keeps the backends exchangeable:
 a user's photos are uint8, and so is the SavedModel's serving signature.
 The flow `Phi` is returned when the backend exposes it (Keras always; exported models
 if they have a "flow" output, as `gfrnet-export`'s do), for the evaluation's alignment measures.
@@ -21,6 +22,7 @@ from gfrnet_tf.errors import BadModelFileError, first_line
 from gfrnet_tf.export.contract import OUTPUTS
 from gfrnet_tf.export.tflite import run_tflite
 from gfrnet_tf.loading import TrainedModel, load_trained
+from gfrnet_tf.precision import FLOAT32
 
 
 @dataclasses.dataclass
@@ -121,9 +123,9 @@ class TFLiteRestorer(Restorer):
 BACKENDS = {"keras": KerasRestorer, "savedmodel": SavedModelRestorer, "tflite": TFLiteRestorer}
 
 
-def load_restorer(path) -> Restorer:
+def load_restorer(path, policy=FLOAT32) -> Restorer:
     """The backend for what `path` is; `BadModelFileError` if none can use it."""
-    trained = load_trained(path)
+    trained = load_trained(path, policy)
     return BACKENDS[trained.format](trained)
 
 

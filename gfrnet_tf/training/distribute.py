@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 
-import keras
 import tensorflow as tf
 from absl import logging
 
@@ -114,14 +113,3 @@ def _with_vector_metrics(step):
         return {name: tf.reshape(value, [1]) for name, value in step(data).items()}
 
     return step_with_vector_metrics
-
-
-def configure_mixed_precision(enabled: bool) -> bool:
-    """Use `mixed_float16` on GPUs; on CPU it only slows training, so warn and keep float32."""
-    if not enabled:
-        return False
-    if not tf.config.list_logical_devices("GPU"):
-        logging.warning("--mixed_precision ignored: no GPU, training stays float32")
-        return False
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    return True

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from gfrnet_tf import precision as precision_lib
 from gfrnet_tf.data import make_dataset
 from gfrnet_tf.data.validation import record_errors
 from gfrnet_tf.errors import BadConfigError
@@ -50,21 +51,24 @@ def train(config, workdir, dataset, *, strategy=None, mixed_precision=False, ver
     """Trains on `dataset`'s "train" split (validating on "val" if it has one); returns the model.
 
     `config` is a full config (`gfrnet_tf.configs.load_config`); it is not modified.
-    `strategy` defaults to `distribute.make_strategy("auto")`; `mixed_precision` asks for
-    mixed_float16 (ignored on CPU).
+    `strategy` defaults to `distribute.make_strategy("auto")`. The networks compute in
+    `config.train.precision` as this machine can (`choose_precision`); `mixed_precision=True`
+    is the old switch: mixed_float16 on GPUs, ignored elsewhere.
     """
     strategy = strategy or distribute.make_strategy("auto")
     inputs = check_inputs(config, dataset, strategy.num_replicas_in_sync)
     config = inputs.config
     if distribute.is_chief(strategy):  # a workdir that is a file or read-only: fail now
         make_output_dir(workdir, create=False)
-    mixed_precision = distribute.configure_mixed_precision(mixed_precision)
+    precision = choose_precision(config.train, mixed_precision)
+    precision_lib.log_choice(precision)
     keras.utils.set_random_seed(config.train.seed)
     if not config.model.vgg_face_weights:
         logging.warning(
             "No VGG-Face weights (config.model.vgg_face_weights): perceptual loss is off."
         )
-    model = build_model(config, strategy, mixed_precision)
+    with precision_lib.policy_scope(precision.policy):
+        model = build_model(config, strategy, precision.needs_loss_scaling)
     other_people = other_identity_guides(config.model)
     train_data = distributed_dataset(
         strategy,
@@ -176,6 +180,25 @@ def check_train_config(train):
         )
     warpnet_lr_multiplier(train)
     reconstruction_warmup_epochs(train)
+    precision_lib.check_precision(train_precision(train))
+
+
+def train_precision(train) -> str:
+    """`train.precision`; float32 for configs saved before the key existed."""
+    return train.get("precision", precision_lib.FLOAT32)
+
+
+def choose_precision(train, mixed_precision=False) -> precision_lib.Precision:
+    """What `train.precision` becomes on this machine (`gfrnet_tf.precision.choose`), or what
+    the old `mixed_precision=True` meant when the config asks for nothing else."""
+    requested = train_precision(train)
+    if not mixed_precision:
+        return precision_lib.choose(requested)
+    if requested != precision_lib.FLOAT32:
+        raise BadConfigError(
+            "--mixed_precision", f"conflicts with precision {requested}: use --precision alone"
+        )
+    return precision_lib.legacy_mixed_precision()
 
 
 def warpnet_lr_multiplier(train) -> float:
@@ -223,19 +246,22 @@ def distributed_dataset(strategy, files, input_config, training, other_identity_
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
-def make_optimizer(train, learning_rate, mixed_precision, group_multiplier=None):
-    """§4.2's Adam; with `group_multiplier` a `GroupAdam` (the generator's: WarpNet's rate)."""
+def make_optimizer(train, learning_rate, loss_scaled, group_multiplier=None):
+    """§4.2's Adam; with `group_multiplier` a `GroupAdam` (the generator's: WarpNet's rate);
+    `loss_scaled` wraps it for float16 (`precision.needs_loss_scaling`)."""
     if group_multiplier is None:
         optimizer = keras.optimizers.Adam(learning_rate, beta_1=train.adam_beta_1)
     else:
         optimizer = GroupAdam(
             learning_rate, beta_1=train.adam_beta_1, group_multiplier=group_multiplier
         )
-    return keras.optimizers.LossScaleOptimizer(optimizer) if mixed_precision else optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer) if loss_scaled else optimizer
 
 
-def build_model(config, strategy, mixed_precision):
-    """GFRNet with every variable (both optimizers' too) created under the strategy scope."""
+def build_model(config, strategy, loss_scaled):
+    """GFRNet with every variable (both optimizers' too) created under the strategy scope.
+
+    The networks compute in the global Keras policy (`precision.policy_scope`)."""
     size = config.input.image_size
     with strategy.scope():
         model = build_gfrnet(config.model)
@@ -243,16 +269,12 @@ def build_model(config, strategy, mixed_precision):
             g_optimizer=make_optimizer(
                 config.train,
                 config.train.learning_rates[0],
-                mixed_precision,
+                loss_scaled,
                 group_multiplier=warpnet_lr_multiplier(config.train),
             ),
-            d_optimizer=make_optimizer(
-                config.train, config.train.learning_rates[0], mixed_precision
-            ),
+            d_optimizer=make_optimizer(config.train, config.train.learning_rates[0], loss_scaled),
             # WarpNet's pre-training: its own Adam state (see `GFRNet.compile`).
-            w_optimizer=make_optimizer(
-                config.train, config.train.learning_rates[0], mixed_precision
-            ),
+            w_optimizer=make_optimizer(config.train, config.train.learning_rates[0], loss_scaled),
             jit_compile=config.train.jit_compile,
         )
         try:
