@@ -46,6 +46,7 @@ from gfrnet_tf import precision as precision_lib
 from gfrnet_tf.configs import load_config
 from gfrnet_tf.data import make_dataset
 from gfrnet_tf.models import vgg_face
+from gfrnet_tf.models.gfrnet import BLOCK_KEYS, MODEL_CONFIG_DEFAULTS
 from gfrnet_tf.training import distribute, fit
 
 # Row name: (Keras policy, XLA).
@@ -302,6 +303,10 @@ def torch_ratio(config, batch, steps):
 
     config = config.copy_and_resolve_references()
     config.model.vgg_face_weights = ""
+    # The twin mirrors the default blocks and image range; an activation costs alike.
+    with config.unlocked():
+        for key in (*BLOCK_KEYS, "image_range"):
+            config.model[key] = MODEL_CONFIG_DEFAULTS[key]
     size = config.input.image_size
     strategy = tf.distribute.get_strategy()
     model = build(config, strategy, "fp32")

@@ -42,18 +42,28 @@ from absl import app, flags
 from gfrnet_tf.data import degrade, pipeline, records
 from gfrnet_tf.data import service as service_lib
 
-flags.DEFINE_integer("images", 32, "pairs in the benchmark shard (the dataset repeats)")
-flags.DEFINE_integer("batches", 16, "timed batches per variant and round, after 2 warm-up batches")
-flags.DEFINE_integer("rounds", 3, "round-robin rounds; the best round of each variant counts")
-flags.DEFINE_integer("batch_size", 8, "batch size")
-flags.DEFINE_list("threads", None, "tf.data thread-pool sizes to time (default: 1 and all cores)")
-flags.DEFINE_enum(
-    "mode",
-    "degradations",
-    ["degradations", "services"],
-    "degradations: the 256 px table; services: cache and tf.data service",
-)
-flags.DEFINE_list("sizes", ["64", "128"], "--mode=services: image sizes")
+
+def define_flags():
+    """The command's flags, defined only when it runs: other benchmarks import this module's
+    helpers, and absl flags defined at import would clash with the commands' own."""
+    flags.DEFINE_integer("images", 32, "pairs in the benchmark shard (the dataset repeats)")
+    flags.DEFINE_integer(
+        "batches", 16, "timed batches per variant and round, after 2 warm-up batches"
+    )
+    flags.DEFINE_integer("rounds", 3, "round-robin rounds; the best round of each variant counts")
+    flags.DEFINE_integer("batch_size", 8, "batch size")
+    flags.DEFINE_list(
+        "threads", None, "tf.data thread-pool sizes to time (default: 1 and all cores)"
+    )
+    flags.DEFINE_enum(
+        "mode",
+        "degradations",
+        ["degradations", "services"],
+        "degradations: the 256 px table; services: cache and tf.data service",
+    )
+    flags.DEFINE_list("sizes", ["64", "128"], "--mode=services: image sizes")
+
+
 FLAGS = flags.FLAGS
 SIZE = 256
 
@@ -294,4 +304,5 @@ def uptime():
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
