@@ -217,7 +217,7 @@ def test_a_face_kept_and_given_another_guide(studio):
 
 
 def test_only_loopback_addresses_count_as_local():
-    from gfrnet_tf.apps.web import is_loopback
+    from gfrnet_tf.web.serve import is_loopback
 
     assert all(map(is_loopback, ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"]))
     assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.20", "example.org"]))

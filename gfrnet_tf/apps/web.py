@@ -12,7 +12,6 @@ visitor's files are kept apart and deleted after. See README, "A page for your p
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 
 from absl import flags
@@ -60,21 +59,12 @@ MAX_CLIP_FRAMES = flags.DEFINE_integer(
 flags.mark_flags_as_required(["model"])
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def main(argv):
     del argv
     with optional_dependency():  # Starlette and uvicorn: the `web` extra
         from gfrnet_tf.web import UploadLimits, load_studio, make_app
         from gfrnet_tf.web.app import LOOPBACK_HOSTS
-        from gfrnet_tf.web.serve import listen, server
+        from gfrnet_tf.web.serve import is_loopback, listen, server
 
     limits = UploadLimits(
         max_files=MAX_FILES.value,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
 import threading
 import time
@@ -12,6 +13,17 @@ import uvicorn
 from gfrnet_tf.errors import BadConfigError
 
 _START_SECONDS = 30
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine only: the page then admits only loopback Host headers
+    and needs no warning."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def listen(host: str, port: int) -> socket.socket:
