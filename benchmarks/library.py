@@ -18,7 +18,8 @@ model, pasting, the check after) and write (the photo's files and the report).
 photos/s per core = photos / CPU seconds. Decision accuracy against the true people:
 pairwise precision and recall of the grouping (faces of one album), the share of
 restored faces whose guide shows the same person, and the share of undegraded faces
-left untouched. Peak RSS is the process's `ru_maxrss`.
+left untouched. Peak RSS is the process's `ru_maxrss`, also noted every 250 photos of each
+stage.
 """
 
 from __future__ import annotations
@@ -162,7 +163,24 @@ def models(workdir: Path, backends) -> dict[str, Path]:
     return paths
 
 
-def analyse(root: Path, timer: Timer):
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+class MemoryTrace:
+    """The peak RSS so far after every `every` photos of a stage: a flat line is the
+    evidence that memory does not grow with the library."""
+
+    def __init__(self, every: int = 250):
+        self.every = every
+        self.mb: dict[str, dict[int, float]] = {}
+
+    def note(self, stage: str, photos: int) -> None:
+        if photos % self.every == 0:
+            self.mb.setdefault(stage, {})[photos] = peak_rss_mb()
+
+
+def analyse(root: Path, timer: Timer, trace: MemoryTrace):
     """The analysis stage with its parts timed (the library's own calls, wrapped)."""
     analyser = FaceAnalyser()
     analyser.landmarks.locate = timer.wrap("landmarks", analyser.landmarks.locate)
@@ -172,7 +190,10 @@ def analyse(root: Path, timer: Timer):
     with timer("list"):
         items = list_library(root)
     with timer("decode"):
-        analyses = [analyser.analyse(item) for item in items]
+        analyses = []
+        for item in items:
+            analyses.append(analyser.analyse(item))
+            trace.note("analysed", len(analyses))
     # the restoring stage's own calls count as restoring
     del analyser.landmarks.locate, analyser.identity.embed
     analysis_module.detect_faces, analysis_module.face_quality = (
@@ -253,7 +274,8 @@ def main():
     truth = json.loads((args.workdir / f"truth-{args.photos}.json").read_text())
     load = os.getloadavg()
     timer = Timer()
-    analyser, analyses = analyse(root, timer)
+    trace = MemoryTrace()
+    analyser, analyses = analyse(root, timer, trace)
     options = default_options()
     with timer("group"):
         people_of = library_people(analyses, (), options)
@@ -276,11 +298,15 @@ def main():
             guides = guide_crops((g for p in people.values() for g in p.guides), sources, SIZE)
             settings = RestoreSettings(SIZE)
             rows, sheets = [], ContactSheets(guides)
-            for result in restore_photos(
-                [(a.item, d) for a, d in decided], guides, restorer, analyser, output, settings
+            for done, result in enumerate(
+                restore_photos(
+                    [(a.item, d) for a, d in decided], guides, restorer, analyser, output, settings
+                ),
+                start=1,
             ):
                 rows.extend(result.rows)
                 sheets.add(result)
+                trace.note(f"restored ({backend})", done)
         stage.seconds["restore"] -= stage.seconds.get("write", 0.0)  # photos' files
         with stage("write"):
             write_report(output.path, rows, list(people.values()), sheets)
@@ -291,7 +317,8 @@ def main():
             "photos_per_cpu_second": round(args.photos / total, 3),
             "restored_rows": sum(r["action"] == "restored" for r in rows),
         }
-    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    results["peak_rss_mb"] = peak_rss_mb()
+    results["peak_rss_mb_by_photos"] = trace.mb
     results["load_after"] = [round(v, 2) for v in os.getloadavg()]
     emit(results, args.json)
 
