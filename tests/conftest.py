@@ -132,3 +132,12 @@ def read_only_folder(tmp_path):
         yield folder
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def pytest_collection_modifyitems(items):
+    """Modules holding `slow` tests run first (each module kept whole, so its module-scoped
+    fixtures are built once): pytest-xdist hands out the first tests in large chunks and the
+    rest as workers free up, so the suite then ends on short tests and no worker waits
+    alone at the end behind a minute-long one."""
+    slow_modules = {item.module for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module not in slow_modules)
