@@ -281,3 +281,22 @@ def test_native_stderr_is_captured_and_given_back_on_failure(capfd):
 
 if __name__ == "__main__":
     print(json.dumps(_worker(*json.loads(sys.argv[1]))))
+
+
+def test_the_commands_tests_import_in_process_can_share_one_process():
+    """Each command defines its absl flags at import, so two test modules importing
+    commands that share a flag name (`--model` in gfrnet-restore and gfrnet-web) fail
+    with DuplicateFlagError whenever xdist puts them on one worker."""
+    imported = set()
+    for path in (ROOT / "tests").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "gfrnet_tf.apps":
+                imported |= {f"gfrnet_tf.apps.{alias.name}" for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "gfrnet_tf.apps."
+            ):
+                imported.add(node.module)
+    assert "gfrnet_tf.apps.restore" in imported  # the walk finds what tests/test_archive.py does
+    statement = "; ".join(f"import {module}" for module in sorted(imported))
+    done = run_checkout(sys.executable, "-c", statement)
+    assert done.returncode == 0, done.stderr[-2000:]
