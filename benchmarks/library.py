@@ -19,14 +19,16 @@ photos/s per core = photos / CPU seconds. Decision accuracy against the true peo
 pairwise precision and recall of the grouping (faces of one album), the share of
 restored faces whose guide shows the same person, and the share of undegraded faces
 left untouched. Peak RSS is the process's `ru_maxrss`, also noted every 250 photos of each
-stage.
+stage; the library and the models are made once per `--workdir`, in a child process.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import json
+import multiprocessing
 import os
 import resource
 import time
@@ -163,6 +165,19 @@ def models(workdir: Path, backends) -> dict[str, Path]:
     return paths
 
 
+def make_inputs(workdir: Path, backends, photos: int, album: int) -> tuple[dict[str, Path], Path]:
+    """The models and the library, made once per workdir (in a child process, so that the
+    converter's and the generator's memory do not count in the measured peak RSS)."""
+    paths = models(workdir, backends)
+    root = workdir / f"library-{photos}"
+    truth_file = workdir / f"truth-{photos}.json"  # written last: a complete library
+    if not truth_file.exists():
+        partial = truth_file.with_name(truth_file.name + ".partial")
+        partial.write_text(json.dumps(generate(root, photos, album)))
+        os.replace(partial, truth_file)
+    return paths, root
+
+
 def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
@@ -264,13 +279,11 @@ def main():
     args = parser.parse_args()
     backends = args.backends.split(",")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    paths = models(args.workdir, backends)
-    root = args.workdir / f"library-{args.photos}"
-    truth_file = root / "truth.json"
-    if not truth_file.exists():
-        truth = generate(root, args.photos, args.album)
-        truth_file.write_text(json.dumps(truth))
-        os.rename(truth_file, args.workdir / f"truth-{args.photos}.json")
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as child:
+        paths, root = child.submit(
+            make_inputs, args.workdir, backends, args.photos, args.album
+        ).result()
     truth = json.loads((args.workdir / f"truth-{args.photos}.json").read_text())
     load = os.getloadavg()
     timer = Timer()
