@@ -28,12 +28,13 @@ from gfrnet_tf.restoration.listing import LONGEST_SUFFIX
 from gfrnet_tf.restoration.outputs import OutputFolder
 from gfrnet_tf.video import clip_stages
 from gfrnet_tf.web.results import EXCLUDED, ItemState, Run
-from gfrnet_tf.web.uploads import PHOTO, UploadRefused, shown_name, store_upload
+from gfrnet_tf.web.uploads import CLIP, PHOTO, UploadRefused, shown_name, store_upload
 from gfrnet_tf.web.views import Upload, draw_run, thumbnail
 from gfrnet_tf.web.visitors import Visitor
 
 MAX_PEOPLE = 30
 NO_CLIP_GUIDES = "a guide is a photo, not a clip"
+STARTED = "a restoration has started; to change the files, start over (Forget my photos)"
 NO_CLIP_STAGES = "clips cannot be restored here (they need PyAV and the library's clip stages)"
 
 
@@ -86,6 +87,23 @@ class Studio:
                 added.append({"id": upload_id, "name": upload.name, "kind": upload.kind})
             return added, refused
 
+    @staticmethod
+    def remove_upload(visitor: Visitor, upload_id: str) -> None:
+        """Deletes one of the visitor's files and gives its bytes back to their limits;
+        refused (`UploadRefused`) once a restoration has started, since its results are of
+        these files (start over instead); `KeyError` for an id that is not theirs."""
+        with visitor.lock:
+            upload = visitor.uploads[upload_id]
+            if visitor.busy or visitor.run is not None:
+                raise UploadRefused(upload.name, STARTED)
+            del visitor.uploads[upload_id]
+            visitor.budget.give_back(upload.path.stat().st_size)
+            upload.path.unlink()
+            if upload.thumb is not None:
+                visitor.files.pop(upload.thumb)[0].unlink()
+            if upload.person and not any(upload.path.parent.iterdir()):
+                upload.path.parent.rmdir()  # a person with no guide left is no person
+
     def _person_folder(self, visitor: Visitor, person: str) -> Path:
         """The guides folder of the person the visitor named `person` (numbered, never
         named after what the browser sent)."""
@@ -128,14 +146,23 @@ class Studio:
             items, self.analyser, settings, options, named, self.clips, on_item=report.step
         )
         run = Run(plan, {}, {}, named.problems)
+        clips = sum(a.item.kind == CLIP and bool(a.faces) for a in plan.analyses)
+        if clips:
+            report.stage("Choosing a frame to show of each face in the clips", clips)
         for analysis in plan.analyses:
             item_id = visitor.new_id("i")
             decisions = plan.decisions.get(analysis.item.photo, [])
             run.items[item_id] = ItemState(
-                analysis.item, analysis.problem, list(decisions), list(decisions)
+                analysis.item,
+                analysis.problem,
+                list(decisions),
+                list(decisions),
+                shown=self._shown(analysis),
             )
             for face in analysis.faces:
                 run.faces[visitor.new_id("face")] = (item_id, face.index)
+            if analysis.item.kind == CLIP and analysis.faces:
+                report.step()
         todo = [state for state in run.items.values() if state.decisions]
         report.stage("Restoring faces", len(todo))
         jobs = [(state.item, state.decisions) for state in todo]
@@ -147,6 +174,17 @@ class Studio:
             state.result = result
             report.step()
         self._finish(visitor, run, report)
+
+    def _shown(self, analysis: library.Analysis) -> dict[int, tuple]:
+        """Where the page shows each face: a photo's at its box; a clip's track at its
+        middle frame (`web.clip_faces`: the clip followed again, once per run)."""
+        if analysis.item.kind == PHOTO:
+            return {face.index: (0, face.box) for face in analysis.faces}
+        if not analysis.faces:
+            return {}
+        from gfrnet_tf.web.clip_faces import locate_tracks  # PyAV: clips have it
+
+        return locate_tracks(analysis.item.path, analysis.faces, self.clips.detect_every)
 
     def change_face(self, visitor: Visitor, face_id: str, exclude, guide_id, report) -> None:
         """Restores one face's photo again with that face kept as it was (`exclude`),
