@@ -15,15 +15,13 @@ EXCLUDED = "you chose to keep it"
 @dataclasses.dataclass
 class ItemState:
     """One library item of a visitor's run: the library's decisions for it, the ones it
-    was last restored with (a person's overrides in), its result, and where the page shows
-    each face (`{face index: (frame, box)}`: frame 0 of a photo; `web.clip_faces`)."""
+    was last restored with (a person's overrides in), and its result."""
 
     item: library.LibraryItem
     problem: str
     planned: list[Decision]
     decisions: list[Decision]
     result: library.PhotoResult | None = None
-    shown: dict[int, tuple] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

@@ -4,7 +4,8 @@ Drawn in the worker thread when a run finishes (decoding photos for the face cro
 work for the event loop); `/api/state` only serialises the result. Each face is shown as
 the library left it: its `faces.csv` row (person, action and reason, guide, identity
 distances) and the part of the photo around it, before and (when restored) after; a
-clip's face, a track, the same at the frame it is shown at (`web.clip_faces`).
+clip's face, a track, the same at its sharpest frame (`FaceRecord.frame`), from the
+uploaded clip and the restored one.
 """
 
 from __future__ import annotations
@@ -119,11 +120,12 @@ def _item_view(visitor, run: Run, item_id: str, state, choices) -> dict:
         d.face.index: rows[d.face.index]["action"] if d.face.index in rows else NOT_RESTORED
         for d in state.decisions
     }
-    before = _crops(visitor, item.kind, item.path, state.shown)
+    shown = {d.face.index: (d.face.frame or 0, d.face.box) for d in state.decisions}
+    before = _crops(visitor, item.kind, item.path, shown)
     after = {}
     if view["restored"]:
-        shown = {i: state.shown[i] for i, a in actions.items() if a == "restored" and i in before}
-        after = _crops(visitor, item.kind, restored, shown)
+        restored_shown = {i: shown[i] for i, a in actions.items() if a == "restored"}
+        after = _crops(visitor, item.kind, restored, restored_shown)
     face_ids = {key: face_id for face_id, key in run.faces.items()}
     clip = item.kind == CLIP
     for decision in state.decisions:
@@ -139,7 +141,7 @@ def _item_view(visitor, run: Run, item_id: str, state, choices) -> dict:
                 "status": actions[index].split(":")[0],
                 "status_text": _status_text(actions[index]),
                 "frames": row["frames"] if row else "",
-                "shown_frame": state.shown[index][0] if clip and index in before else None,
+                "shown_frame": decision.face.frame if clip else None,
                 "before": before.get(index),
                 "after": after.get(index),
                 "guide": used,
@@ -171,7 +173,7 @@ def _frames(kind: str, path: Path, frames):
     if kind == PHOTO:
         yield 0, load_image(path)
     else:
-        from gfrnet_tf.web.clip_faces import frames_at  # PyAV: clips have it
+        from gfrnet_tf.video.reader import frames_at  # PyAV: clips have it
 
         yield from frames_at(path, frames)
 

@@ -28,7 +28,7 @@ from gfrnet_tf.restoration.listing import LONGEST_SUFFIX
 from gfrnet_tf.restoration.outputs import OutputFolder
 from gfrnet_tf.video import clip_stages
 from gfrnet_tf.web.results import EXCLUDED, ItemState, Run
-from gfrnet_tf.web.uploads import CLIP, PHOTO, UploadRefused, shown_name, store_upload
+from gfrnet_tf.web.uploads import PHOTO, UploadRefused, shown_name, store_upload
 from gfrnet_tf.web.views import Upload, draw_run, thumbnail
 from gfrnet_tf.web.visitors import Visitor
 
@@ -146,23 +146,14 @@ class Studio:
             items, self.analyser, settings, options, named, self.clips, on_item=report.step
         )
         run = Run(plan, {}, {}, named.problems)
-        clips = sum(a.item.kind == CLIP and bool(a.faces) for a in plan.analyses)
-        if clips:
-            report.stage("Choosing a frame to show of each face in the clips", clips)
         for analysis in plan.analyses:
             item_id = visitor.new_id("i")
             decisions = plan.decisions.get(analysis.item.photo, [])
             run.items[item_id] = ItemState(
-                analysis.item,
-                analysis.problem,
-                list(decisions),
-                list(decisions),
-                shown=self._shown(analysis),
+                analysis.item, analysis.problem, list(decisions), list(decisions)
             )
             for face in analysis.faces:
                 run.faces[visitor.new_id("face")] = (item_id, face.index)
-            if analysis.item.kind == CLIP and analysis.faces:
-                report.step()
         todo = [state for state in run.items.values() if state.decisions]
         report.stage("Restoring faces", len(todo))
         jobs = [(state.item, state.decisions) for state in todo]
@@ -174,17 +165,6 @@ class Studio:
             state.result = result
             report.step()
         self._finish(visitor, run, report)
-
-    def _shown(self, analysis: library.Analysis) -> dict[int, tuple]:
-        """Where the page shows each face: a photo's at its box; a clip's track at its
-        middle frame (`web.clip_faces`: the clip followed again, once per run)."""
-        if analysis.item.kind == PHOTO:
-            return {face.index: (0, face.box) for face in analysis.faces}
-        if not analysis.faces:
-            return {}
-        from gfrnet_tf.web.clip_faces import locate_tracks  # PyAV: clips have it
-
-        return locate_tracks(analysis.item.path, analysis.faces, self.clips.detect_every)
 
     def change_face(self, visitor: Visitor, face_id: str, exclude, guide_id, report) -> None:
         """Restores one face's photo again with that face kept as it was (`exclude`),
