@@ -14,12 +14,15 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
+from gfrnet_tf.faces import detect_faces
 from gfrnet_tf.restoration.library import RestoreSettings
 from gfrnet_tf.web import Studio, UploadLimits, load_studio, make_app
+from gfrnet_tf.web.views import FACE_PX
 from support import installed_env
 
 PEOPLE = Path(__file__).parent / "data" / "people"
@@ -135,6 +138,49 @@ def test_hostile_requests_get_a_message_and_the_server_goes_on(studio):
         assert forgotten.status_code == 200 and not visitor.folder.exists()
 
 
+def test_an_upload_removed_is_deleted_and_its_room_given_back(studio):
+    limits = UploadLimits(max_files=2)
+    app = make_app(studio, limits=limits)
+    with TestClient(app, base_url=LOCAL) as alice, TestClient(app, base_url=LOCAL) as bob:
+        _upload(alice, "obama.jpg")
+        _upload(alice, "obama2.jpg", person="Barack")
+        full = _upload(alice, "biden.jpg").json()["refused"]
+        assert full and "more than 2 files" in full[0]["problem"]
+        visitor = next(iter(app.state.visitors._visitors.values()))
+        state = alice.get("/api/state").json()
+        (photo,) = state["uploads"]
+        (guide,) = state["people"][0]["guides"]
+        photo_file = visitor.uploads[photo["id"]].path
+        _upload(bob, "notes.jpg", b"not a photo")  # ids are per visitor: Bob's are others
+        _upload(bob, "biden.jpg")
+        (bobs,) = bob.get("/api/state").json()["uploads"]
+        assert bobs["id"] != photo["id"]
+        # Another visitor's id, an unknown one: nothing happens to anyone's files.
+        assert bob.delete(f"/api/uploads/{photo['id']}").status_code == 404
+        assert alice.delete("/api/uploads/u999").status_code == 404
+        assert alice.delete("/api/uploads/..%2Flibrary").status_code == 404
+        assert photo_file.is_file() and visitor.budget.files == 2
+
+        assert alice.delete(f"/api/uploads/{photo['id']}").json() == {"removed": photo["id"]}
+        assert not photo_file.exists()
+        assert alice.get(f"/api/files/{photo['thumb']}").status_code == 404
+        guide_bytes = (PEOPLE / "obama2.jpg").stat().st_size
+        assert (visitor.budget.files, visitor.budget.bytes) == (1, guide_bytes)
+        assert alice.delete(f"/api/uploads/{photo['id']}").status_code == 404  # gone
+        assert _upload(alice, "biden.jpg").json()["added"]  # its room is free again
+
+        assert alice.delete(f"/api/uploads/{guide['id']}").status_code == 200
+        state = alice.get("/api/state").json()
+        assert state["people"] == [] and [u["name"] for u in state["uploads"]] == ["biden.jpg"]
+        assert not (visitor.folder / "guides" / "person-01").exists()  # no empty person left
+        biden_bytes = (PEOPLE / "biden.jpg").stat().st_size
+        assert (visitor.budget.files, visitor.budget.bytes) == (1, biden_bytes)
+        assert sorted(p.name for p in (visitor.folder / "view").iterdir()) == [
+            f"{visitor.uploads[state['uploads'][0]['id']].path.stem}-thumb.jpg"
+        ]
+        assert bob.get("/api/state").json()["uploads"] == [bobs]  # Bob's file is his still
+
+
 class _Gate:
     """A restorer that waits until the test opens the gate: long work, on demand."""
 
@@ -163,6 +209,9 @@ def test_long_work_never_blocks_other_requests_and_waits_its_turn(studio):
         progress = alice.get("/api/state").json()["progress"]
         assert progress["state"] == "running" and progress["stage"] == "Restoring faces"
         assert alice.post("/api/restore", json={}).status_code == 409  # one run per visitor
+        (upload,) = alice.get("/api/state").json()["uploads"]
+        refused = alice.delete(f"/api/uploads/{upload['id']}")
+        assert refused.status_code == 409 and "start over" in refused.json()["error"]
         assert bob.get("/").status_code == 200
         assert _upload(bob, "biden.jpg").status_code == 200  # Bob adds files meanwhile
         assert bob.post("/api/restore", json={}).status_code == 202
@@ -193,6 +242,9 @@ def test_a_face_kept_and_given_another_guide(studio):
         (photo,) = results["photos"]
         (face,) = photo["faces"]
         assert face["status"] == "restored" and photo["restored"]
+        (upload,) = client.get("/api/state").json()["uploads"]
+        refused = client.delete(f"/api/uploads/{upload['id']}")  # its results are on the page
+        assert refused.status_code == 409 and "start over" in refused.json()["error"]
         folder = next(iter(app.state.visitors._visitors.values())).folder
         pictures = sorted(p.name for p in (folder / "run").iterdir())
         assert len(pictures) == 4  # the face before and after, the two guides
@@ -286,8 +338,10 @@ def test_a_clip_comes_back_as_a_clip(studio, tmp_path):
         client.post("/api/restore", json={"restore_all": True})
         (item,) = _finished(client)["results"]["photos"]
         assert item["kind"] == "clip" and item["restored_name"] == "holiday_restored.mp4", item
-        assert item["faces"] and item["faces"][0]["person"] == "Eileen"
-        assert item["faces"][0]["frames"] and item["faces"][0]["before"] is None
+        (track,) = item["faces"]
+        assert track["person"] == "Eileen" and track["status"] == "restored"
+        first, last = map(int, track["frames"].split("-"))
+        assert first <= track["shown_frame"] <= last  # the track's sharpest frame
         answer = client.get(f"/api/files/{item['restored']}?download=1")
         assert answer.headers["content-type"] == "video/mp4"
         assert 'filename="holiday_restored.mp4"' in answer.headers["content-disposition"]
@@ -295,4 +349,27 @@ def test_a_clip_comes_back_as_a_clip(studio, tmp_path):
         restored.write_bytes(answer.content)
         with VideoReader(restored) as reader:
             assert (reader.info.width, reader.info.height) == (160, 128)
-            assert sum(1 for _ in reader.frames()) == 12
+            shown = [f.image for f in reader.frames()]
+            assert len(shown) == 12
+        with VideoReader(clip) as reader:
+            source = next(f.image for f in reader.frames() if f.index == track["shown_frame"])
+        # The track before and after, as a photo's face: the same crop of both clips' frame.
+        before, after = (
+            np.asarray(Image.open(io.BytesIO(client.get(f"/api/files/{track[side]}").content)))
+            for side in ("before", "after")
+        )
+        assert before.shape == after.shape and max(before.shape[:2]) == FACE_PX
+        (face,) = detect_faces(before)  # the track's face, in the middle of its crop
+        x, y, w, h = face.box
+        assert abs(x + w / 2 - before.shape[1] / 2) < 0.15 * FACE_PX
+        assert abs(y + h / 2 - before.shape[0] / 2) < 0.15 * FACE_PX
+        changed = np.abs(after.astype(int) - before).mean()
+        whole = np.abs(shown[track["shown_frame"]].astype(int) - source).mean()
+        assert whole > 10 and changed > 10, (changed, whole)  # the restored face is shown
+        # Kept as it was: restored again, the pictures replaced (the old ids are stale).
+        client.post(f"/api/faces/{track['id']}", json={"exclude": True})
+        (kept,) = _finished(client)["results"]["photos"][0]["faces"]
+        assert kept["excluded"] and kept["after"] is None
+        assert client.get(f"/api/files/{kept['before']}").status_code == 200
+        for stale in (track["before"], track["after"]):
+            assert client.get(f"/api/files/{stale}").status_code == 404

@@ -140,6 +140,13 @@ def test_a_bad_upload_is_a_message_and_the_page_goes_on(browser_page, tmp_path):
     assert page.locator("#restore").is_disabled()
     page.screenshot(path=artifact("web-6-bad-upload.png"), full_page=True)
 
-    page.set_input_files("#photo-files", str(PEOPLE / "biden.jpg"))  # the server goes on
-    page.wait_for_selector("#uploads li:has-text('biden.jpg')")
+    page.set_input_files("#photo-files", [str(PEOPLE / "biden.jpg"), str(PEOPLE / "obama.jpg")])
+    page.wait_for_selector("#uploads li:has-text('obama.jpg')")  # the server goes on
     assert page.locator("#restore").is_enabled()
+    page.screenshot(path=artifact("web-7-two-added.png"), full_page=True)
+    page.click("#uploads li:has-text('biden.jpg') button[aria-label='Remove biden.jpg']")
+    page.wait_for_function("() => document.querySelectorAll('#uploads li').length === 1")
+    assert page.locator("#uploads li span").inner_text() == "obama.jpg"
+    page.click("#uploads li button.remove")
+    page.wait_for_function("() => !document.querySelector('#uploads li')")
+    assert page.locator("#restore").is_disabled()  # nothing left to restore

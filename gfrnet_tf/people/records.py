@@ -38,7 +38,8 @@ class FaceRecord:
     among the photo's faces in `in_position_order`; `box`: `(x, y, width, height)` integer
     pixels of the upright photo; `landmarks`: `[68, 2]` pixel `(x, y)` in the photo
     (iBUG-300W order); `embedding`: the identity embedding (`gfrnet_tf.faces.identity`);
-    `frames`: a clip track's first and last frame, None for photos.
+    `frames`: a clip track's first and last frame, None for photos; `frame`: the track's
+    sharpest frame, where its `box`, `landmarks` and `quality` were seen (None for photos).
     """
 
     photo: str
@@ -48,6 +49,7 @@ class FaceRecord:
     embedding: np.ndarray
     quality: FaceQuality
     frames: tuple[int, int] | None = None
+    frame: int | None = None
 
     @property
     def key(self) -> tuple[str, int]:

@@ -154,6 +154,9 @@ def _track_record(photo: str, index: int, sightings: list[_Sighting], end: int) 
     best = sorted(sightings, key=lambda s: (-s.face.quality.score, s.frame))
     top = best[:SHARPEST_FRAMES]
     embedding = np.mean([s.face.embedding for s in top], axis=0)
-    face = top[0].face
+    sharpest = top[0]
+    face = sharpest.face
     frames = (sightings[0].frame, end)
-    return FaceRecord(photo, index, face.box, face.landmarks, embedding, face.quality, frames)
+    return FaceRecord(
+        photo, index, face.box, face.landmarks, embedding, face.quality, frames, sharpest.frame
+    )

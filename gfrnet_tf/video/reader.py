@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from fractions import Fraction
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import av
 import numpy as np
@@ -252,6 +252,21 @@ class VideoReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def frames_at(path, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """`(index, RGB image)` of the clip's frames at `indices`, in order, one at a time;
+    decoding stops after the last one."""
+    wanted = set(indices)
+    if not wanted:
+        return
+    with VideoReader(path) as reader:
+        for frame in reader.frames():
+            if frame.index in wanted:
+                yield frame.index, frame.image
+                wanted.discard(frame.index)
+                if not wanted:
+                    return
 
 
 def descriptive_tags(stream) -> dict:

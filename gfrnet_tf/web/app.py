@@ -27,6 +27,7 @@ from gfrnet_tf.web.jobs import WorkQueue
 from gfrnet_tf.web.uploads import UploadLimits, UploadRefused, shown_name
 from gfrnet_tf.web.views import page_state, zip_results
 from gfrnet_tf.web.visitors import COOKIE, TooManyVisitors, Visitor, Visitors
+from gfrnet_tf.web.work import STARTED
 
 STATIC = Path(__file__).parent / "static"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
@@ -153,6 +154,21 @@ def make_app(
             visitor,
         )
 
+    async def remove_upload(request: Request) -> Response:
+        visitor = visitor_of(request)
+        upload_id = request.path_params["upload_id"]
+        if visitor is None or upload_id not in visitor.uploads:
+            return _error("no such file", 404)
+        if visitor.busy or visitor.run is not None:  # no need to wait for the visitor's lock
+            return _error(STARTED, 409)
+        try:
+            await run_in_threadpool(studio.remove_upload, visitor, upload_id)
+        except KeyError:  # removed meanwhile by another request of theirs
+            return _error("no such file", 404)
+        except UploadRefused as refused:
+            return _error(refused.problem, 409)
+        return _json({"removed": upload_id})
+
     async def restore(request: Request) -> Response:
         visitor = visitor_of(request)
         if visitor is None or not studio.has_photos(visitor):
@@ -234,6 +250,7 @@ def make_app(
         Route("/", page),
         Route("/api/state", state),
         Route("/api/upload", upload, methods=["POST"]),
+        Route("/api/uploads/{upload_id}", remove_upload, methods=["DELETE"]),
         Route("/api/restore", restore, methods=["POST"]),
         Route("/api/faces/{face_id}", change_face, methods=["POST"]),
         Route("/api/files/{file_id}", file),

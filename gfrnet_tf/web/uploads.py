@@ -110,7 +110,7 @@ class UploadBudget:
         self.bytes += size
 
     def give_back(self, size: int) -> None:
-        """Uncounts a file that was counted and then refused."""
+        """Uncounts a file that was counted and then refused, or that the visitor removed."""
         self.files -= 1
         self.bytes -= size
 

@@ -3,7 +3,9 @@
 Drawn in the worker thread when a run finishes (decoding photos for the face crops is no
 work for the event loop); `/api/state` only serialises the result. Each face is shown as
 the library left it: its `faces.csv` row (person, action and reason, guide, identity
-distances) and, when restored, the same part of the photo before and after.
+distances) and the part of the photo around it, before and (when restored) after; a
+clip's face, a track, the same at its sharpest frame (`FaceRecord.frame`), from the
+uploaded clip and the restored one.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ FACE_CONTEXT = 0.3
 RESTORED_SUFFIX = {PHOTO: "_restored.png", CLIP: "_restored.mp4"}
 MEDIA_TYPE = {".png": "image/png", ".mp4": "video/mp4"}
 REPORT_FILES = ("faces.csv", "people.json", "people")
+NOT_RESTORED = "skipped: not restored"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,27 +116,34 @@ def _item_view(visitor, run: Run, item_id: str, state, choices) -> dict:
     if not state.decisions:
         return view
     rows = {int(row["face"]): row for row in state.result.rows} if state.result else {}
-    photo = item.kind == PHOTO  # a clip's faces are tracks: shown by their rows alone
-    before = load_image(item.path) if photo else None
-    after = load_image(restored) if photo and view["restored"] else None
+    actions = {
+        d.face.index: rows[d.face.index]["action"] if d.face.index in rows else NOT_RESTORED
+        for d in state.decisions
+    }
+    shown = {d.face.index: (d.face.frame or 0, d.face.box) for d in state.decisions}
+    before = _crops(visitor, item.kind, item.path, shown)
+    after = {}
+    if view["restored"]:
+        restored_shown = {i: shown[i] for i, a in actions.items() if a == "restored"}
+        after = _crops(visitor, item.kind, restored, restored_shown)
     face_ids = {key: face_id for face_id, key in run.faces.items()}
+    clip = item.kind == CLIP
     for decision in state.decisions:
         index = decision.face.index
         row = rows.get(index)
-        action = row["action"] if row else "skipped: not restored"
-        is_restored = action == "restored" and view["restored"] is not None
-        box = decision.face.box
+        is_restored = actions[index] == "restored" and view["restored"] is not None
         used = run.guides[decision.guide.key] if is_restored else None  # filled in by draw_run
         view["faces"].append(
             {
                 "id": face_ids[(item_id, index)],
                 "index": index,
                 "person": row["person"] if row else decision.person,
-                "status": action.split(":")[0],
-                "status_text": _status_text(action),
+                "status": actions[index].split(":")[0],
+                "status_text": _status_text(actions[index]),
                 "frames": row["frames"] if row else "",
-                "before": _face_crop(visitor, before, box) if photo else None,
-                "after": _face_crop(visitor, after, box) if photo and is_restored else None,
+                "shown_frame": decision.face.frame if clip else None,
+                "before": before.get(index),
+                "after": after.get(index),
                 "guide": used,
                 "distance_before": _number(row, "distance_before"),
                 "distance_after": _number(row, "distance_after"),
@@ -142,6 +152,30 @@ def _item_view(visitor, run: Run, item_id: str, state, choices) -> dict:
             }
         )
     return view
+
+
+def _crops(visitor, kind: str, path: Path, shown: dict) -> dict[int, str]:
+    """`{face index: picture id}`: each face cut from the photo, or from the clip's frame
+    it is shown at (`shown`: `{face index: (frame, box)}`), one frame decoded at a time."""
+    at_frame: dict[int, list] = {}
+    for index, (frame, box) in shown.items():
+        at_frame.setdefault(frame, []).append((index, box))
+    crops = {}
+    for frame, image in _frames(kind, path, sorted(at_frame)):
+        for index, box in at_frame[frame]:
+            crops[index] = _face_crop(visitor, image, box)
+    return crops
+
+
+def _frames(kind: str, path: Path, frames):
+    if not frames:
+        return
+    if kind == PHOTO:
+        yield 0, load_image(path)
+    else:
+        from gfrnet_tf.video.reader import frames_at  # PyAV: clips have it
+
+        yield from frames_at(path, frames)
 
 
 def _status_text(action: str) -> str:

@@ -34,6 +34,7 @@ from gfrnet_tf.web.visitors import Visitor
 
 MAX_PEOPLE = 30
 NO_CLIP_GUIDES = "a guide is a photo, not a clip"
+STARTED = "a restoration has started; to change the files, start over (Forget my photos)"
 NO_CLIP_STAGES = "clips cannot be restored here (they need PyAV and the library's clip stages)"
 
 
@@ -85,6 +86,23 @@ class Studio:
                 )
                 added.append({"id": upload_id, "name": upload.name, "kind": upload.kind})
             return added, refused
+
+    @staticmethod
+    def remove_upload(visitor: Visitor, upload_id: str) -> None:
+        """Deletes one of the visitor's files and gives its bytes back to their limits;
+        refused (`UploadRefused`) once a restoration has started, since its results are of
+        these files (start over instead); `KeyError` for an id that is not theirs."""
+        with visitor.lock:
+            upload = visitor.uploads[upload_id]
+            if visitor.busy or visitor.run is not None:
+                raise UploadRefused(upload.name, STARTED)
+            del visitor.uploads[upload_id]
+            visitor.budget.give_back(upload.path.stat().st_size)
+            upload.path.unlink()
+            if upload.thumb is not None:
+                visitor.files.pop(upload.thumb)[0].unlink()
+            if upload.person and not any(upload.path.parent.iterdir()):
+                upload.path.parent.rmdir()  # a person with no guide left is no person
 
     def _person_folder(self, visitor: Visitor, person: str) -> Path:
         """The guides folder of the person the visitor named `person` (numbered, never

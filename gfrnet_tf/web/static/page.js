@@ -172,21 +172,38 @@ function drawProgress(progress) {
 
 // ---- drawing ----------------------------------------------------------------------------
 
+async function removeUpload(upload) {
+  $("messages").replaceChildren();
+  try {
+    await api(`/api/uploads/${encodeURIComponent(upload.id)}`, { method: "DELETE" });
+  } catch (error) {
+    say(`${upload.name} was not removed: ${error.message}`);
+  }
+  await refresh();
+}
+
+function removeButton(upload) {
+  const button = element("button", { type: "button", className: "remove", text: "×",
+    title: `Remove ${upload.name}`, "aria-label": `Remove ${upload.name}` });
+  button.addEventListener("click", () => removeUpload(upload));
+  return button;
+}
+
 function drawUploads(uploads, people) {
   $("uploads").replaceChildren(...uploads.map((upload) => element("li", {},
     upload.thumb ? element("img", { src: fileUrl(upload.thumb), alt: upload.name })
       : element("div", { className: "clip", text: "video clip" }),
-    element("span", { text: upload.name }))));
+    element("span", { text: upload.name }), removeButton(upload))));
   $("people").replaceChildren(...people.map((person) => element("li", {},
     element("strong", { text: `${person.name}: ` }),
     element("span", { className: "hint", text: `${person.guides.length} guide photo(s)` }),
     element("ul", { className: "thumbs" }, ...person.guides.map((guide) => element("li", {},
       element("img", { src: fileUrl(guide.thumb), alt: `guide of ${person.name}: ${guide.name}` }),
-      element("span", { text: guide.name })))))));
+      element("span", { text: guide.name }), removeButton(guide)))))));
 }
 
 function compareView(face) {
-  if (!face.before) return null;  // a clip's face: its frames are in the clip above
+  if (!face.before) return null;
   if (!face.after) {
     return element("img", { className: "single", src: fileUrl(face.before), alt: `face ${face.index}` });
   }
@@ -204,7 +221,10 @@ function compareView(face) {
 function faceCard(face, guides) {
   const facts = element("ul", { className: "facts" });
   facts.append(element("li", { text: `Person: ${face.person || "not recognised"}` }));
-  if (face.frames) facts.append(element("li", { text: `In frames ${face.frames}` }));
+  if (face.frames) {
+    const shown = face.shown_frame !== null ? ` (shown: frame ${face.shown_frame})` : "";
+    facts.append(element("li", { text: `In frames ${face.frames}${shown}` }));
+  }
   if (face.guide) {
     facts.append(element("li", { className: "guide-line" },
       element("img", { src: fileUrl(face.guide.thumb), alt: "guide used" }),
