@@ -246,7 +246,10 @@ def test_a_killed_clip_leaves_nothing_and_the_next_run_clears_a_kill_9s_leftover
     _, model_path = tiny_model
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
-    clips.write_clip(inputs / "long.mp4", (clips.degraded_frame(t % 60) for t in range(600)))
+    # 200 frames: the clip is analysed whole before its first frame is written; once its
+    # partial file holds bytes (after x264's look-ahead), the run went on writing for 6.5 s
+    # at a load of 5 (measured), so a poll every 0.2 s stops it mid-write.
+    clips.write_clip(inputs / "long.mp4", (clips.degraded_frame(t % 60) for t in range(200)))
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     stopped = _restore(inputs, out, model_path, guide_file, **quiet)
