@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from support import ROOT, TINY, checkout_env, free_port
+from support import ROOT, SHALLOW, checkout_env, free_port
 
 # ----------------------------------------------------------------------------- worker side
 
@@ -75,8 +75,9 @@ def _fit_gfrnet(strategy, steps=2):
 
     keras.utils.set_random_seed(0)
     # Instance norm and no dropout: per-sample computations, so splitting the batch over
-    # replicas changes nothing but the order of sums.
-    config = {**TINY, "norm": "instance", "dropout": 0.0}
+    # replicas changes nothing but the order of sums. Depth 3 (SHALLOW): every part of the
+    # model, at the least tracing (each fit traces its step under its strategy).
+    config = {**SHALLOW, "norm": "instance", "dropout": 0.0}
     with strategy.scope():
         model = build_gfrnet(config)
         model.compile(keras.optimizers.SGD(0.01), keras.optimizers.SGD(0.01))

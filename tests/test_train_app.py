@@ -194,9 +194,9 @@ TRAIN_FLAGS = [
     "--config.input.degradation.scale=(1.0,2.0)",
     "--config.train.steps_per_epoch=2",
     "--config.train.checkpoint_every=1",
-    "--config.train.summary_every=16",
+    "--config.train.summary_every=8",  # once, at the last step
     "--config.train.warp_pretrain_epochs=1",
-    "--config.train.epochs=8",  # 2 + 16 rounds of 1 step
+    "--config.train.epochs=3",  # 2 + 6 rounds of 1 step: a kill after round 3 leaves 5
 ]
 
 
@@ -264,20 +264,20 @@ def resumed(tmp_path_factory, shards):
 @pytest.mark.slow
 def test_killed_run_resumes_at_the_saved_step_not_from_zero(resumed):
     assert resumed.killed.returncode == -signal.SIGKILL
-    assert 3 <= resumed.killed_at < 18  # killed in the joint phase (rounds 3..18), mid-run
+    assert 3 <= resumed.killed_at < 8  # killed in the joint phase (rounds 3..8), mid-run
     assert resumed.second.returncode == 0, resumed.second.stderr[-3000:]
-    # The plan in steps, then the progress bars: the re-run trains steps killed_at+1 .. 18
+    # The plan in steps, then the progress bars: the re-run trains steps killed_at+1 .. 8
     # only; the finished WarpNet pre-training (steps 1-2) is not repeated.
     assert (
-        "training: 2 WarpNet pre-training steps, then 16 joint training steps "
+        "training: 2 WarpNet pre-training steps, then 6 joint training steps "
         "(validation every 2 steps)"
     ) in resumed.second.stdout
     assert _bars_started(resumed.second.stderr) == {"joint training": resumed.killed_at - 2}
-    assert "16/16" in resumed.second.stderr
+    assert "6/6" in resumed.second.stderr
     checkpoints = sorted(os.listdir(resumed.workdir / "checkpoints"))
-    assert checkpoints == [f"step-{step:08d}.weights.h5" for step in (16, 17, 18)]
+    assert checkpoints == [f"step-{step:08d}.weights.h5" for step in (6, 7, 8)]
     with open(resumed.workdir / "config.json") as handle:
-        assert json.load(handle)["train"]["epochs"] == 8
+        assert json.load(handle)["train"]["epochs"] == 3
     assert glob.glob(str(resumed.workdir / "tensorboard" / "events.out.tfevents.*"))
 
 
@@ -294,14 +294,14 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(resumed
     # One more epoch with an infinite l2 weight: the first new step diverges.
     result = _run(
         _command(
-            workdir, resumed.shards, "--config.train.epochs=9", "--config.model.loss_weights.l2=inf"
+            workdir, resumed.shards, "--config.train.epochs=4", "--config.model.loss_weights.l2=inf"
         )
     )
     assert result.returncode == 1
-    last = str(workdir / "checkpoints" / "step-00000018.weights.h5")
+    last = str(workdir / "checkpoints" / "step-00000008.weights.h5")
     assert result.stderr.strip().splitlines()[-1] == (
         # The l2 weight makes both weighted sums infinite: the total and Eq. 6's reconstruction.
-        f"error: step 19: loss g_total, reconstruction became NaN/inf; training stopped, "
+        f"error: step 9: loss g_total, reconstruction became NaN/inf; training stopped, "
         f"last good checkpoint: {last}"
     )
     assert "Traceback" not in result.stderr
