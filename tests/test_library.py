@@ -29,7 +29,7 @@ from gfrnet_tf.restoration.library import (
 )
 from gfrnet_tf.restoration.outputs import OutputFolder
 from gfrnet_tf.restoration.restorer import Restoration, load_restorer
-from people_fixtures import degraded, portrait, side_by_side, write
+from people_fixtures import PEOPLE, degraded, portrait, side_by_side, write
 
 SIZE = 32  # conftest's `tiny_model`
 
@@ -199,6 +199,38 @@ def test_a_face_the_model_would_blur_is_kept_unless_forced(analyser, family, tmp
     sharp = cv2.resize(portrait("obama")[20:180, 20:180], (64, 64), interpolation=cv2.INTER_AREA)
     better = _restore(item, decisions, named, analysis, _Stand_in(sharp), tmp_path / "c", settings)
     assert {r["action"] for r in better.rows} == {"restored"}
+
+
+def test_a_group_of_blurred_faces_guides_nobody(analyser):
+    """Three blurred photos of a generated library (tests/data/people): grouped without
+    names, the blurred Biden face and two blurred Obama faces form one group, and its best
+    face (Obama, quality 0.64) took Biden's face as its person's: the identity rule holds
+    for clean guides only. A group whose best face is below `MIN_GUIDE_QUALITY` guides
+    nobody, so no face here takes a guide."""
+    from gfrnet_tf.people import decide_faces
+    from gfrnet_tf.restoration.grouping import MIN_GUIDE_QUALITY, find_people
+
+    truth = {("photo01164_old.png", 0): "obama", ("photo01172_old.png", 0): "obama"}
+    truth |= {("photo01199_old.png", 0): "biden", ("photo01199_old.png", 1): "obama"}
+    analyses = [analyser.analyse(item) for item in list_library(PEOPLE / "blurred_album")]
+    faces = [face for analysis in analyses for face in analysis.faces]
+    assert {(Path(f.photo).name, f.index) for f in faces} == set(truth)
+    options = default_options()
+
+    def restored(min_guide_quality):
+        people = find_people(faces, (), options, min_guide_quality=min_guide_quality)
+        return [
+            (
+                truth[Path(d.face.photo).name, d.face.index],
+                truth[Path(d.guide.photo).name, d.guide.index],
+            )
+            for analysis in analyses
+            for d in decide_faces(analysis.faces, people, options)
+            if d.action == "restore"
+        ]
+
+    assert restored(0.0) == [("biden", "obama")]  # the hazard is real without the floor
+    assert restored(MIN_GUIDE_QUALITY) == []
 
 
 def test_quality_score_ranks_degradation_not_size():

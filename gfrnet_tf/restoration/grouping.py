@@ -9,7 +9,10 @@ first face; its guides are its best face by `FaceQuality.score` and up to
 `GUIDES_PER_PERSON - 1` more within `quality_margin` of it (more poses to choose from)
 and within `max_distance` of it (a chain of links through blurred faces can join two
 people in one group; their guides still show one person), so every face clearly worse
-than the best is left to be restored.
+than the best is left to be restored. A group whose best face scores below
+`MIN_GUIDE_QUALITY` guides nobody: the identity rule was measured against clean guides,
+and two blurred faces of different people can be nearer than that (docs/PEOPLE.md,
+section 8); its faces are then matched to the other people's guides or skipped.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from gfrnet_tf.people import DecisionOptions, FaceRecord, Person, match_person
 from gfrnet_tf.people.matching import euclidean
 
 GUIDES_PER_PERSON = 3
+# Below every face of an undegraded photo measured (0.821 of 1516), above the degraded
+# face that guided another person's face in a 2000-photo library (0.642).
+MIN_GUIDE_QUALITY = 0.8
 
 
 def find_people(
@@ -30,6 +36,7 @@ def find_people(
     named: Sequence[Person],
     options: DecisionOptions,
     guides_per_person: int = GUIDES_PER_PERSON,
+    min_guide_quality: float = MIN_GUIDE_QUALITY,
 ) -> tuple[Person, ...]:
     """The unnamed people among one album's `faces` (named people are not repeated)."""
     guides = [[g.embedding for g in person.guides] for person in named]
@@ -61,6 +68,8 @@ def find_people(
         name = f"{album}/person-{number:02d}" if album else f"person-{number:02d}"
         best = sorted(members, key=lambda face: (-face.quality.score, face.key))
         top = best[0]
+        if top.quality.score < min_guide_quality:
+            continue
         guides = [
             face
             for face in best
