@@ -52,15 +52,15 @@ from gfrnet_tf.models.layers import PIX2PIX_WIDTHS
 from gfrnet_tf.people import decide_faces, face_quality
 from gfrnet_tf.restoration import analysis as analysis_module
 from gfrnet_tf.restoration.library import (
-    ContactSheets,
     FaceAnalyser,
+    LibraryPlan,
+    LibraryReport,
     RestoreSettings,
     default_options,
     guide_crops,
     library_people,
     list_library,
     restore_photos,
-    write_report,
 )
 from gfrnet_tf.restoration.outputs import OutputFolder
 from gfrnet_tf.restoration.restorer import load_restorer
@@ -310,19 +310,20 @@ def main():
         with stage("restore"):
             guides = guide_crops((g for p in people.values() for g in p.guides), sources, SIZE)
             settings = RestoreSettings(SIZE)
-            rows, sheets = [], ContactSheets(guides)
+            plan = LibraryPlan(
+                options, tuple(analyses), people_of, {a.item.photo: d for a, d in decided}, guides
+            )
+            report = LibraryReport(plan, output.path)
+            report.write_sheet = stage.wrap("write", report.write_sheet)
             for done, result in enumerate(
-                restore_photos(
-                    [(a.item, d) for a, d in decided], guides, restorer, analyser, output, settings
-                ),
-                start=1,
+                restore_photos(plan.jobs(), guides, restorer, analyser, output, settings), start=1
             ):
-                rows.extend(result.rows)
-                sheets.add(result)
+                report.add(result)
                 trace.note(f"restored ({backend})", done)
-        stage.seconds["restore"] -= stage.seconds.get("write", 0.0)  # photos' files
+        stage.seconds["restore"] -= stage.seconds.get("write", 0.0)  # photos' files, sheets
         with stage("write"):
-            write_report(output.path, rows, list(people.values()), sheets)
+            report.write()
+        rows = report.rows
         seconds = {**shared, **stage.seconds}
         total = sum(seconds.values())
         results[backend] = {

@@ -407,3 +407,45 @@ def test_list_library_walks_recursively_in_one_order_and_reports_hazards(tmp_pat
     assert listed["a/deep/y.jpg"].output == "a/deep/y" and listed["a/deep/y.jpg"].album == "a"
     assert os.path.exists(listed["caf\\xe9.jpg"].path)  # the real name opens
     assert list_library(root) == items
+
+
+def test_an_albums_sheets_are_written_once_its_last_photo_is_in(analyser, tiny_model, tmp_path):
+    """The report holds an album's contact-sheet pictures only until the album is done, so
+    a library of many albums does not hold them all until the end."""
+    from gfrnet_tf.io.paths import safe_name
+    from gfrnet_tf.restoration.library import LibraryReport, plan_library, restore_planned
+
+    root = tmp_path / "library"
+    write(
+        root,
+        {
+            "family/obama.jpg": portrait("obama"),
+            "family/obama3_old.png": degraded(side_by_side(portrait("obama3"), height=400), 3),
+            "space/astronaut.png": portrait("astronaut"),
+            "space/astronaut_old.png": degraded(portrait("astronaut"), 3),
+        },
+    )
+    settings = RestoreSettings(SIZE, keep_sharper=False)
+    plan = plan_library(list_library(root), analyser, settings, default_options())
+    report = LibraryReport(plan, tmp_path / "out")
+    sheets = tmp_path / "out" / "people"
+    jobs = plan.jobs()
+    results = restore_planned(
+        jobs,
+        plan,
+        load_restorer(tiny_model[1]),
+        analyser,
+        OutputFolder(tmp_path / "out", root),
+        settings,
+    )
+    for (item, _), result in zip(jobs, results):
+        report.add(result)
+        if item.photo == "family/obama3_old.png":  # the family's last photo
+            (family,) = plan.people_of["family"]
+            assert family.name not in report.sheets.pictures
+            assert [p.name for p in sheets.iterdir()] == [f"{safe_name(family.name)}.png"]
+            assert not (tmp_path / "out" / "faces.csv").exists()
+    assert report.sheets.pictures == {}  # the space album was done with its last photo
+    summary = report.write()
+    assert summary.restored == 2 and len(list(sheets.iterdir())) == 2
+    assert (tmp_path / "out" / "faces.csv").exists()

@@ -10,7 +10,7 @@ and the web page call the same stages, so their bytes agree:
     decide_faces(photo's faces, people, options) -> [Decision]           (gfrnet_tf.people)
     guide_crops(guides, sources, image_size) -> {key: crop}   (batches.py)
     restore_photos([(item, decisions)], guides, ...) -> PhotoResult per item
-    write_report(OUT, rows, people, ContactSheets)            (report.py)
+    LibraryReport(plan, OUT): add(PhotoResult), write() (faces.csv, people.json, sheets)
 
 Every stage's inputs and outputs are plain picklable values (records, crops, rows);
 the models live in the `FaceAnalyser` and the restorer, built once per process.
@@ -18,6 +18,7 @@ the models live in the `FaceAnalyser` and the restorer, built once per process.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -49,7 +50,7 @@ from gfrnet_tf.restoration.batches import (
 )
 from gfrnet_tf.restoration.grouping import find_people
 from gfrnet_tf.restoration.listing import CLIP, PHOTO, LibraryItem, list_library
-from gfrnet_tf.restoration.report import ContactSheets, write_report
+from gfrnet_tf.restoration.report import ContactSheets, write_records, write_sheet
 
 # The model size when neither the user nor the model says (the paper's).
 DEFAULT_IMAGE_SIZE = 256
@@ -87,7 +88,6 @@ __all__ = [
     "restore_planned",
     "restore_photo",
     "restore_photos",
-    "write_report",
 ]
 
 
@@ -244,23 +244,48 @@ def restore_planned(
 
 
 class LibraryReport:
-    """Collects a run's rows and contact-sheet pictures as results come (bounded per
-    person), then writes faces.csv, people.json and the sheets (`write`)."""
+    """Collects a run's rows and contact-sheet pictures as results come and writes the
+    report into the folder `output_path`: faces.csv, people.json and the sheets (`write`).
 
-    def __init__(self, plan: LibraryPlan):
+    An album's own people (found by grouping, not named) have all their faces in that
+    album, so their sheets are written as soon as its last item is added and their
+    pictures let go: what the report holds grows with the named people and the rows, not
+    with the number of albums.
+    """
+
+    def __init__(self, plan: LibraryPlan, output_path):
         self.plan = plan
+        self.output_path = output_path
         self.rows = [problem_row(a.item.photo, a.problem) for a in plan.analyses if a.problem]
         self.sheets = ContactSheets(plan.guides)
+        self._album_of = {item.photo: item.album for item, _ in plan.jobs()}
+        self._left = collections.Counter(self._album_of.values())
+        self._written: set[str] = set()
 
     def add(self, result: PhotoResult) -> None:
         self.rows.extend(result.rows)
         self.sheets.add(result)
+        album = self._album_of[result.photo]
+        self._left[album] -= 1
+        if self._left[album] == 0:
+            for person in self.plan.people_of.get(album, ()):
+                if not person.named:
+                    self.write_sheet(person)
 
-    def write(self, output_path) -> LibrarySummary:
-        """Writes the report into the folder `output_path`; the run's counts."""
+    def write(self) -> LibrarySummary:
+        """Writes the rest of the report; the run's counts."""
         people = self.plan.people
-        write_report(output_path, self.rows, people, self.sheets)
+        for person in people:
+            if person.name not in self._written:
+                self.write_sheet(person)
+        write_records(self.output_path, self.rows, people)
         return LibrarySummary(files=len(self.plan.analyses), people=len(people)).count(self.rows)
+
+    def write_sheet(self, person: Person) -> None:
+        """Writes one person's sheet and lets go of their pictures."""
+        write_sheet(self.output_path, person, self.sheets)
+        self.sheets.forget(person.name)
+        self._written.add(person.name)
 
 
 def restore_library(
@@ -290,7 +315,7 @@ def restore_library(
     items = list_library(root)
     with tqdm(total=len(items), desc="finding faces", unit="file", disable=not progress) as bar:
         plan = plan_library(items, analyser, settings, options, named, clips, bar.update)
-    report = LibraryReport(plan)
+    report = LibraryReport(plan, output.path)
     for analysis in plan.analyses:
         if analysis.problem == NO_FACE:
             say(f"{analysis.item.photo}: skipped: {analysis.problem}")
@@ -302,7 +327,7 @@ def restore_library(
             report.add(result)
             say(describe(result) + (f"\n{result.note}" if result.note else ""))
             bar.update()
-    return report.write(output.path)
+    return report.write()
 
 
 def describe(result: PhotoResult) -> str:

@@ -54,6 +54,11 @@ class ContactSheets:
         for person, pictures in other.pictures.items():
             self._keep(person, pictures)
 
+    def forget(self, person: str) -> None:
+        """Lets go of a person's pictures once their sheet is written."""
+        self.pictures.pop(person, None)
+        self.counts.pop(person, None)
+
     def _keep(self, person: str, pictures) -> None:
         """A person's `limit` first pictures by face key, in whatever order they come."""
         shown = self.pictures.setdefault(person, [])
@@ -106,13 +111,6 @@ def people_json(rows: Iterable[dict], people: Sequence[Person]) -> bytes:
         for person in sorted(people, key=lambda p: p.name)
     ]
     return (json.dumps({"people": listed}, indent=1, sort_keys=True) + "\n").encode("utf-8")
-
-
-def write_report(output, rows: Sequence[dict], people: Sequence[Person], sheets: ContactSheets):
-    """Writes `faces.csv`, `people.json` and `people/<person>.png` into the folder `output`."""
-    write_records(output, rows, people)
-    for person in people:
-        write_sheet(output, person, sheets)
 
 
 def write_sheet(output, person: Person, sheets: ContactSheets) -> None:

@@ -207,11 +207,11 @@ class Studio:
     def _finish(self, visitor: Visitor, run: Run, report) -> None:
         """Writes the library's report of the run as it now stands; the page's summary."""
         report.stage("Writing the report")
-        library_report = library.LibraryReport(run.plan)
+        library_report = library.LibraryReport(run.plan, visitor.folder / "out")
         for state in run.items.values():
             if state.result is not None:
                 library_report.add(state.result)
-        summary = library_report.write(visitor.folder / "out")
+        summary = library_report.write()
         visitor.progress.message = summary.describe()
         visitor.run = run
         visitor.results = draw_run(visitor, run, summary.describe())
